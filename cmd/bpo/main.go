@@ -1,0 +1,40 @@
+// Command bpo fine-tunes local GGUF language models with preference optimization (BPO and the DPO
+// family), evaluates math accuracy, compares checkpoints and runs IPNN experiments.
+//
+// Every subcommand is a thin layer over the packages llama, align, eval and ipnn.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := newApp().RunContext(ctx, os.Args); err != nil {
+		if errors.Is(err, context.Canceled) {
+			fmt.Fprintln(os.Stderr, "bpo: interrupted")
+			os.Exit(130)
+		}
+		fmt.Fprintln(os.Stderr, "bpo:", err)
+		os.Exit(1)
+	}
+}
+
+// newApp builds the command tree. Each subcommand lives in its own file of this package.
+func newApp() *cli.App {
+	return &cli.App{
+		Name:     "bpo",
+		Usage:    "preference optimization (BPO, DPO, ...) and math evaluation for local GGUF models",
+		Commands: []*cli.Command{
+			// COMMANDS: one line per subcommand constructor, kept in this order.
+		},
+	}
+}
