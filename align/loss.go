@@ -1,0 +1,321 @@
+package align
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// PairLogps holds the per-sequence log-probabilities of one preference pair: the sums of the
+// completion tokens' log-probs (prompt tokens excluded) under the policy and under the reference
+// model, and the number of completion tokens of each side (used by the length-normalized losses
+// SimPO, ORPO and the NLL term of RPO).
+type PairLogps struct {
+	PolicyChosen   float64 // log pi(y_w|x), summed over the chosen completion tokens
+	PolicyRejected float64 // log pi(y_l|x)
+	RefChosen      float64 // log ref(y_w|x); ignored by reference-free losses
+	RefRejected    float64 // log ref(y_l|x)
+	ChosenTokens   int     // number of chosen completion tokens
+	RejectedTokens int     // number of rejected completion tokens
+}
+
+// PairGrad is the gradient of the batch loss (the mean over the pairs of a batch) with respect to
+// one pair's policy log-probs. The training graph back-propagates
+// Chosen·logp_chosen + Rejected·logp_rejected to the trainable tensors.
+type PairGrad struct {
+	Chosen   float64 // dL/d PolicyChosen
+	Rejected float64 // dL/d PolicyRejected
+}
+
+// Loss is a preference loss. Compute returns the batch loss, the mean of the per-pair losses
+// (Cal-DPO's squared terms are batch means as well), and its exact gradient with respect to each
+// pair's policy log-probs. It fails on an empty batch and on non-finite or inconsistent inputs.
+type Loss interface {
+	// Name is the registry name ("dpo", "bpo", ...).
+	Name() string
+	// Params returns the hyper-parameters in use.
+	Params() LossParams
+	// NeedsReference reports whether the loss reads RefChosen/RefRejected (false for SimPO and ORPO).
+	NeedsReference() bool
+	// Compute returns the mean loss over the batch and dL/dlogp per pair.
+	Compute(batch []PairLogps) (loss float64, grads []PairGrad, err error)
+	// Rewards returns the implicit rewards of one pair as TRL reports them: beta·(policy - ref)
+	// for reference-based losses, beta·(policy logp / tokens) for SimPO and ORPO.
+	Rewards(p PairLogps) (chosen, rejected float64)
+}
+
+// LossParams are the hyper-parameters of every loss, named as users know them. Start from
+// DefaultLossParams(name) and override; NewLoss rejects a parameter set to a non-zero value for a
+// loss that does not use it.
+type LossParams struct {
+	Beta           float64 // temperature beta (all losses; ORPO's lambda is called beta as in TRL)
+	LabelSmoothing float64 // DPO/RPO conservative label smoothing eps in [0, 0.5)
+	Alpha          float64 // BPO gap adaptor in (0, 1]; RPO weight of the chosen NLL (>= 0)
+	F              string  // BPO loss family: logistic, hinge, square, exponential, truncated-quadratic, savage
+	Lambda         float64 // DPOP penalty weight (>= 0)
+	Gamma          float64 // SimPO target reward margin gamma
+}
+
+// lossSpec describes one registered loss.
+type lossSpec struct {
+	defaults LossParams
+	uses     map[string]bool // which optional parameters apply (beta always does)
+	needsRef bool
+	needsLen bool // token counts must be > 0
+	pair     pairFunc
+	rewards  func(p PairLogps, q LossParams) (float64, float64)
+}
+
+// pairFunc returns one pair's loss contribution and its derivatives with respect to the pair's
+// policy log-probs. Batch-level terms that are batch means decompose into per-pair terms.
+type pairFunc func(p PairLogps, q LossParams) (l, dChosen, dRejected float64, err error)
+
+// lossAliases maps accepted alternative names to registry names.
+var lossAliases = map[string]string{
+	"sigmoid": "dpo",
+	"slic":    "hinge",
+	"caldpo":  "cal-dpo",
+	"cal_dpo": "cal-dpo",
+}
+
+// lossSpecs returns the registry. It is a function, not a package variable, so that no global
+// mutable state exists.
+func lossSpecs() map[string]lossSpec {
+	return map[string]lossSpec{
+		"dpo": {
+			defaults: LossParams{Beta: 0.1},
+			uses:     map[string]bool{"label_smoothing": true},
+			needsRef: true, pair: dpoPair, rewards: refRewards,
+		},
+		"ipo": {
+			defaults: LossParams{Beta: 0.1},
+			needsRef: true, pair: ipoPair, rewards: refRewards,
+		},
+		"hinge": {
+			defaults: LossParams{Beta: 0.1},
+			needsRef: true, pair: hingePair, rewards: refRewards,
+		},
+		"cal-dpo": {
+			defaults: LossParams{Beta: 0.1},
+			needsRef: true, pair: calDPOPair, rewards: refRewards,
+		},
+		"dpop": {
+			defaults: LossParams{Beta: 0.1, Lambda: 50},
+			uses:     map[string]bool{"lambda": true},
+			needsRef: true, pair: dpopPair, rewards: refRewards,
+		},
+		"bpo": {
+			defaults: LossParams{Beta: 0.1, Alpha: 0.3, F: "logistic"},
+			uses:     map[string]bool{"alpha": true, "f": true},
+			needsRef: true, pair: bpoPair, rewards: refRewards,
+		},
+		"simpo": {
+			defaults: LossParams{Beta: 2.0, Gamma: 1.0},
+			uses:     map[string]bool{"gamma": true},
+			needsLen: true, pair: simpoPair, rewards: lengthNormRewards,
+		},
+		"orpo": {
+			defaults: LossParams{Beta: 0.1},
+			needsLen: true, pair: orpoPair, rewards: lengthNormRewards,
+		},
+		"rpo": {
+			defaults: LossParams{Beta: 0.1, Alpha: 1.0},
+			uses:     map[string]bool{"alpha": true, "label_smoothing": true},
+			needsRef: true, needsLen: true, pair: rpoPair, rewards: refRewards,
+		},
+	}
+}
+
+// LossNames returns the registered loss names, sorted.
+func LossNames() []string {
+	specs := lossSpecs()
+	names := make([]string, 0, len(specs))
+	for n := range specs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// canonicalLossName resolves aliases and case.
+func canonicalLossName(name string) string {
+	n := strings.ToLower(strings.TrimSpace(name))
+	if a, ok := lossAliases[n]; ok {
+		return a
+	}
+	return n
+}
+
+// DefaultLossParams returns the default hyper-parameters of the named loss.
+func DefaultLossParams(name string) (LossParams, error) {
+	spec, ok := lossSpecs()[canonicalLossName(name)]
+	if !ok {
+		return LossParams{}, unknownLossError(name)
+	}
+	return spec.defaults, nil
+}
+
+func unknownLossError(name string) error {
+	return fmt.Errorf("unknown loss %q: expected one of %s", name, strings.Join(LossNames(), ", "))
+}
+
+// NewLoss returns the named loss with the given hyper-parameters after validating them.
+func NewLoss(name string, params LossParams) (Loss, error) {
+	canon := canonicalLossName(name)
+	spec, ok := lossSpecs()[canon]
+	if !ok {
+		return nil, unknownLossError(name)
+	}
+	if err := validateLossParams(canon, spec, params); err != nil {
+		return nil, fmt.Errorf("loss %s: %w", canon, err)
+	}
+	if spec.uses["f"] {
+		params.F = strings.ToLower(params.F)
+	}
+	return &pairLoss{name: canon, spec: spec, params: params}, nil
+}
+
+func validateLossParams(name string, spec lossSpec, q LossParams) error {
+	if !isFinite(q.Beta) || q.Beta <= 0 {
+		return fmt.Errorf("beta must be a finite number > 0, got %v", q.Beta)
+	}
+	set := map[string]bool{
+		"label_smoothing": q.LabelSmoothing != 0,
+		"alpha":           q.Alpha != 0,
+		"f":               q.F != "",
+		"lambda":          q.Lambda != 0,
+		"gamma":           q.Gamma != 0,
+	}
+	for _, p := range []string{"label_smoothing", "alpha", "f", "lambda", "gamma"} {
+		if set[p] && !spec.uses[p] {
+			return fmt.Errorf("parameter %s does not apply to loss %s", p, name)
+		}
+	}
+	if spec.uses["label_smoothing"] {
+		if !isFinite(q.LabelSmoothing) || q.LabelSmoothing < 0 || q.LabelSmoothing >= 0.5 {
+			return fmt.Errorf("label_smoothing must be in [0, 0.5), got %v", q.LabelSmoothing)
+		}
+	}
+	switch name {
+	case "bpo":
+		if !isFinite(q.Alpha) || q.Alpha <= 0 || q.Alpha > 1 {
+			return fmt.Errorf("alpha (gap adaptor) must be in (0, 1], got %v", q.Alpha)
+		}
+		if _, ok := bpoFamilies()[strings.ToLower(q.F)]; !ok {
+			return fmt.Errorf("unknown f %q: expected one of %s", q.F, strings.Join(BPOFamilies(), ", "))
+		}
+	case "rpo":
+		if !isFinite(q.Alpha) || q.Alpha < 0 {
+			return fmt.Errorf("alpha (NLL weight) must be a finite number >= 0, got %v", q.Alpha)
+		}
+	case "dpop":
+		if !isFinite(q.Lambda) || q.Lambda < 0 {
+			return fmt.Errorf("lambda must be a finite number >= 0, got %v", q.Lambda)
+		}
+	case "simpo":
+		if !isFinite(q.Gamma) {
+			return fmt.Errorf("gamma must be finite, got %v", q.Gamma)
+		}
+	}
+	return nil
+}
+
+// pairLoss implements Loss for every registered loss: the batch loss is the mean of per-pair terms.
+type pairLoss struct {
+	name   string
+	spec   lossSpec
+	params LossParams
+}
+
+func (l *pairLoss) Name() string         { return l.name }
+func (l *pairLoss) Params() LossParams   { return l.params }
+func (l *pairLoss) NeedsReference() bool { return l.spec.needsRef }
+
+// GapAdaptor returns BPO's alpha, or 1 for the other losses (the plain balanced margin min(a, -b)).
+func (l *pairLoss) GapAdaptor() float64 {
+	if l.name == "bpo" {
+		return l.params.Alpha
+	}
+	return 1
+}
+
+func (l *pairLoss) Rewards(p PairLogps) (chosen, rejected float64) {
+	return l.spec.rewards(p, l.params)
+}
+
+func (l *pairLoss) Compute(batch []PairLogps) (float64, []PairGrad, error) {
+	if len(batch) == 0 {
+		return 0, nil, errors.New(l.name + ": empty batch")
+	}
+	for i, p := range batch {
+		if err := l.checkPair(p); err != nil {
+			return 0, nil, fmt.Errorf("%s: pair %d: %w", l.name, i, err)
+		}
+	}
+	n := float64(len(batch))
+	grads := make([]PairGrad, len(batch))
+	var total float64
+	for i, p := range batch {
+		v, dc, dr, err := l.spec.pair(p, l.params)
+		if err != nil {
+			return 0, nil, fmt.Errorf("%s: pair %d: %w", l.name, i, err)
+		}
+		total += v
+		grads[i] = PairGrad{Chosen: dc / n, Rejected: dr / n}
+	}
+	loss := total / n
+	if !isFinite(loss) {
+		return 0, nil, fmt.Errorf("%s: loss is not finite (%v)", l.name, loss)
+	}
+	return loss, grads, nil
+}
+
+func (l *pairLoss) checkPair(p PairLogps) error {
+	fields := []struct {
+		name string
+		v    float64
+		use  bool
+	}{
+		{"policy chosen logp", p.PolicyChosen, true},
+		{"policy rejected logp", p.PolicyRejected, true},
+		{"reference chosen logp", p.RefChosen, l.spec.needsRef},
+		{"reference rejected logp", p.RefRejected, l.spec.needsRef},
+	}
+	for _, f := range fields {
+		if f.use && !isFinite(f.v) {
+			return fmt.Errorf("%s is not finite (%v)", f.name, f.v)
+		}
+	}
+	if l.spec.needsLen {
+		if p.ChosenTokens <= 0 {
+			return fmt.Errorf("chosen token count must be > 0 for %s, got %d", l.name, p.ChosenTokens)
+		}
+		if p.RejectedTokens <= 0 && l.name != "rpo" {
+			return fmt.Errorf("rejected token count must be > 0 for %s, got %d", l.name, p.RejectedTokens)
+		}
+	}
+	return nil
+}
+
+// refRewards returns beta·(policy - reference) for both sides.
+func refRewards(p PairLogps, q LossParams) (float64, float64) {
+	return q.Beta * (p.PolicyChosen - p.RefChosen), q.Beta * (p.PolicyRejected - p.RefRejected)
+}
+
+// lengthNormRewards returns beta·(policy logp / tokens) for both sides (0 when a count is 0).
+func lengthNormRewards(p PairLogps, q LossParams) (float64, float64) {
+	var c, r float64
+	if p.ChosenTokens > 0 {
+		c = q.Beta * p.PolicyChosen / float64(p.ChosenTokens)
+	}
+	if p.RejectedTokens > 0 {
+		r = q.Beta * p.PolicyRejected / float64(p.RejectedTokens)
+	}
+	return c, r
+}
+
+// logRatios returns a = policy - ref on the chosen side and b on the rejected side.
+func logRatios(p PairLogps) (a, b float64) {
+	return p.PolicyChosen - p.RefChosen, p.PolicyRejected - p.RefRejected
+}
