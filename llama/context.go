@@ -1,0 +1,195 @@
+package llama
+
+/*
+#include <stdlib.h>
+#include "llama.h"
+
+static void bpo_batch_add(struct llama_batch * b, llama_token tok, llama_pos pos, llama_seq_id seq, bool logits) {
+	int i = b->n_tokens;
+	b->token[i] = tok;
+	b->pos[i] = pos;
+	b->n_seq_id[i] = 1;
+	b->seq_id[i][0] = seq;
+	b->logits[i] = logits;
+	b->n_tokens = i + 1;
+}
+*/
+import "C"
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+)
+
+// ContextOptions configure NewContext. Zero values pick defaults.
+type ContextOptions struct {
+	// NCtx is the number of KV-cache cells shared by all sequences (default min(4096, training context)).
+	NCtx int
+	// NBatch is the most tokens sent to one llama_decode call (default 512).
+	NBatch int
+	// NSeq is the most sequences decoded in parallel (default 8).
+	NSeq int
+	// Threads is the number of CPU threads (default: all cores).
+	Threads int
+	// KVF16 stores the KV cache in F16 (half the memory) instead of F32 (exact log-probs).
+	KVF16 bool
+}
+
+// Context is a llama.cpp inference context: a KV cache and the state to decode batches. A Context is
+// not safe for concurrent use; make one per goroutine.
+type Context struct {
+	c      *C.struct_llama_context
+	model  *Model
+	nCtx   int
+	nBatch int
+	nSeq   int
+	batch  C.struct_llama_batch
+	nVocab int
+	loras  []AdapterScale
+}
+
+// NewContext creates an inference context for model.
+func NewContext(model *Model, opts ContextOptions) (*Context, error) {
+	m, err := model.ptr()
+	if err != nil {
+		return nil, fmt.Errorf("new context: %w", err)
+	}
+	if model.info.Layers == 0 {
+		return nil, fmt.Errorf("new context: %w: model %s was loaded vocab-only", ErrInvalidArgument, model.path)
+	}
+	if opts.NCtx < 0 || opts.NBatch < 0 || opts.NSeq < 0 || opts.Threads < 0 {
+		return nil, fmt.Errorf("new context: %w: negative size in %+v", ErrInvalidArgument, opts)
+	}
+	if opts.NCtx == 0 {
+		opts.NCtx = 4096
+		if t := model.info.ContextLength; t > 0 && t < opts.NCtx {
+			opts.NCtx = t
+		}
+	}
+	if opts.NBatch == 0 {
+		opts.NBatch = 512
+	}
+	if opts.NSeq == 0 {
+		opts.NSeq = 8
+	}
+	if opts.NSeq > maxSequences {
+		return nil, fmt.Errorf("new context: %w: %d parallel sequences, llama.cpp allows at most %d", ErrInvalidArgument, opts.NSeq, maxSequences)
+	}
+	if opts.Threads == 0 {
+		opts.Threads = runtime.NumCPU()
+	}
+	p := C.llama_context_default_params()
+	p.n_ctx = C.uint32_t(opts.NCtx)
+	p.n_batch = C.uint32_t(opts.NBatch)
+	p.n_ubatch = C.uint32_t(opts.NBatch)
+	p.n_seq_max = C.uint32_t(opts.NSeq)
+	p.n_threads = C.int32_t(opts.Threads)
+	p.n_threads_batch = C.int32_t(opts.Threads)
+	p.kv_unified = true
+	p.no_perf = true
+	p.flash_attn_type = C.LLAMA_FLASH_ATTN_TYPE_DISABLED
+	if !opts.KVF16 {
+		p.type_k = C.GGML_TYPE_F32
+		p.type_v = C.GGML_TYPE_F32
+	}
+	c := C.llama_init_from_model(m, p)
+	if c == nil {
+		return nil, fmt.Errorf("new context for %s: llama.cpp could not create it (n_ctx %d; out of memory?)", model.path, opts.NCtx)
+	}
+	ctx := &Context{
+		c: c, model: model,
+		nCtx: int(C.llama_n_ctx(c)), nBatch: int(C.llama_n_batch(c)), nSeq: opts.NSeq,
+		batch:  C.llama_batch_init(C.int32_t(opts.NBatch), 0, 1),
+		nVocab: model.info.VocabSize,
+	}
+	runtime.SetFinalizer(ctx, (*Context).Close)
+	return ctx, nil
+}
+
+// Close frees the context. It is safe to call more than once.
+func (c *Context) Close() error {
+	if c.c != nil {
+		C.llama_batch_free(c.batch)
+		C.llama_free(c.c)
+		c.c = nil
+		runtime.SetFinalizer(c, nil)
+	}
+	return nil
+}
+
+// Model returns the context's model.
+func (c *Context) Model() *Model { return c.model }
+
+// NCtx is the number of KV-cache cells.
+func (c *Context) NCtx() int { return c.nCtx }
+
+// NSeq is the most sequences decoded in parallel.
+func (c *Context) NSeq() int { return c.nSeq }
+
+// NBatch is the most tokens per decode call.
+func (c *Context) NBatch() int { return c.nBatch }
+
+// batchToken is one token of a decode batch.
+type batchToken struct {
+	tok    Token
+	pos    int
+	seq    int
+	logits bool
+}
+
+// decode runs one llama_decode over toks (at most nBatch) and calls onLogits for each token that asked
+// for logits, with its index in toks and the logits row (valid only during the call).
+func (c *Context) decode(toks []batchToken, onLogits func(i int, row []float32)) error {
+	if c.c == nil {
+		return ErrClosed
+	}
+	if len(toks) > c.nBatch {
+		return fmt.Errorf("decode: %w: %d tokens in one batch, max %d", ErrInvalidArgument, len(toks), c.nBatch)
+	}
+	c.batch.n_tokens = 0
+	for _, t := range toks {
+		C.bpo_batch_add(&c.batch, C.llama_token(t.tok), C.llama_pos(t.pos), C.llama_seq_id(t.seq), C.bool(t.logits))
+	}
+	rc := C.llama_decode(c.c, c.batch)
+	switch {
+	case rc == 1:
+		return fmt.Errorf("decode: %w: no free KV-cache slot for %d tokens (n_ctx %d)", ErrContextOverflow, len(toks), c.nCtx)
+	case rc == 2:
+		return errors.New("decode: aborted")
+	case rc != 0:
+		return fmt.Errorf("decode: llama_decode failed with code %d (set BPO_LLAMA_LOG=1 for its log)", int(rc))
+	}
+	if onLogits == nil {
+		return nil
+	}
+	for i, t := range toks {
+		if !t.logits {
+			continue
+		}
+		p := C.llama_get_logits_ith(c.c, C.int32_t(i))
+		if p == nil {
+			return fmt.Errorf("decode: no logits for batch row %d", i)
+		}
+		onLogits(i, unsafeFloats(p, c.nVocab))
+	}
+	return nil
+}
+
+// clearMemory empties the KV cache.
+func (c *Context) clearMemory() {
+	C.llama_memory_clear(C.llama_get_memory(c.c), true)
+}
+
+// removeSeq drops a sequence from the KV cache.
+func (c *Context) removeSeq(seq int) {
+	C.llama_memory_seq_rm(C.llama_get_memory(c.c), C.llama_seq_id(seq), -1, -1)
+}
+
+// copySeq makes the cells of seq src (positions [0, upTo)) also belong to seq dst.
+func (c *Context) copySeq(src, dst, upTo int) {
+	C.llama_memory_seq_cp(C.llama_get_memory(c.c), C.llama_seq_id(src), C.llama_seq_id(dst), 0, C.llama_pos(upTo))
+}
+
+// maxSequences is llama.cpp's LLAMA_MAX_SEQ (src/llama-cparams.h, not in the public header).
+const maxSequences = 256

@@ -1,0 +1,72 @@
+package llama
+
+/*
+#include <stdlib.h>
+#include "ggml.h"
+
+static int bpo_to_float(enum ggml_type t, const void * src, float * dst, int64_t n) {
+	const struct ggml_type_traits * tr = ggml_get_type_traits(t);
+	if (tr == NULL || tr->to_float == NULL) return -1;
+	tr->to_float(src, dst, n);
+	return 0;
+}
+*/
+import "C"
+
+import (
+	"fmt"
+	"unsafe"
+)
+
+// convertFloat32 encodes values (rows of rowLen elements) as typ: F32, F16 or a ggml quantized type.
+func convertFloat32(values []float32, typ GGMLType, rowLen int64) ([]byte, error) {
+	n := int64(len(values))
+	if rowLen <= 0 || n%rowLen != 0 {
+		return nil, fmt.Errorf("%w: %d values do not form rows of %d", ErrInvalidArgument, n, rowLen)
+	}
+	if rowLen%typ.BlockSize() != 0 {
+		return nil, fmt.Errorf("%w: row length %d is not a multiple of %s's block size %d", ErrInvalidArgument, rowLen, typ, typ.BlockSize())
+	}
+	rows := n / rowLen
+	out := make([]byte, typ.RowSize(rowLen)*rows)
+	if n == 0 {
+		return out, nil
+	}
+	src := (*C.float)(unsafe.Pointer(unsafe.SliceData(values)))
+	dst := unsafe.Pointer(unsafe.SliceData(out))
+	switch typ {
+	case TypeF32:
+		copy(out, unsafe.Slice((*byte)(unsafe.Pointer(src)), 4*n))
+	case TypeF16:
+		C.ggml_fp32_to_fp16_row(src, (*C.ggml_fp16_t)(dst), C.int64_t(n))
+	default:
+		if !bool(C.ggml_is_quantized(C.enum_ggml_type(typ))) {
+			return nil, fmt.Errorf("%w: cannot encode to %s", ErrInvalidArgument, typ)
+		}
+		if C.ggml_quantize_requires_imatrix(C.enum_ggml_type(typ)) {
+			return nil, fmt.Errorf("%w: %s needs an importance matrix", ErrInvalidArgument, typ)
+		}
+		C.ggml_quantize_init(C.enum_ggml_type(typ))
+		C.ggml_quantize_chunk(C.enum_ggml_type(typ), src, dst, 0, C.int64_t(rows), C.int64_t(rowLen), nil)
+	}
+	return out, nil
+}
+
+// ToFloat32 decodes n elements of raw tensor data of type typ (F32, F16, BF16 or quantized) to float32.
+func ToFloat32(typ GGMLType, data []byte, n int64) ([]float32, error) {
+	if n%typ.BlockSize() != 0 || typ.RowSize(n) > int64(len(data)) {
+		return nil, fmt.Errorf("%w: %d bytes cannot hold %d %s elements", ErrInvalidArgument, len(data), n, typ)
+	}
+	out := make([]float32, n)
+	if n == 0 {
+		return out, nil
+	}
+	if typ == TypeF32 {
+		copy(out, unsafe.Slice((*float32)(unsafe.Pointer(unsafe.SliceData(data))), n))
+		return out, nil
+	}
+	if C.bpo_to_float(C.enum_ggml_type(typ), unsafe.Pointer(unsafe.SliceData(data)), (*C.float)(unsafe.Pointer(unsafe.SliceData(out))), C.int64_t(n)) != 0 {
+		return nil, fmt.Errorf("%w: no decoder for %s", ErrInvalidArgument, typ)
+	}
+	return out, nil
+}

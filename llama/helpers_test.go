@@ -1,0 +1,103 @@
+package llama
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+)
+
+const (
+	sharedModels = "../../shared/models"
+	stories260K  = sharedModels + "/stories260K.gguf"
+	tinyRandom   = sharedModels + "/llama-2-tiny-random.gguf"
+	vocabBPE     = sharedModels + "/ggml-vocab-llama-bpe.gguf"
+	vocabQwen2   = sharedModels + "/ggml-vocab-qwen2.gguf"
+	vocabSPM     = sharedModels + "/ggml-vocab-llama-spm.gguf"
+)
+
+// fixtures caches generated random models for the whole test binary.
+var fixtures struct {
+	once sync.Once
+	dir  string
+	mu   sync.Mutex
+	made map[string]string
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if fixtures.dir != "" {
+		os.RemoveAll(fixtures.dir)
+	}
+	os.Exit(code)
+}
+
+// smallSpec is a small llama3- or qwen2-shaped model with the real tokenizer.
+func smallSpec(arch string, typ GGMLType) RandomModelSpec {
+	s := RandomModelSpec{Arch: arch, Layers: 2, Embedding: 64, FeedForward: 128, Heads: 4, HeadsKV: 2, Type: typ, Seed: 7}
+	switch arch {
+	case "llama3":
+		s.VocabFrom = vocabBPE
+	case "qwen2":
+		s.VocabFrom = vocabQwen2
+		s.TiedOutput = true
+	default:
+		s.VocabFrom = vocabSPM
+	}
+	return s
+}
+
+// randomModel returns the path of a generated model for spec, made once per test binary.
+func randomModel(t testing.TB, spec RandomModelSpec) string {
+	t.Helper()
+	fixtures.once.Do(func() {
+		dir, err := os.MkdirTemp("", "bpo-llama-test-")
+		if err != nil {
+			panic(err)
+		}
+		fixtures.dir = dir
+		fixtures.made = map[string]string{}
+	})
+	key := fmt.Sprintf("%s-%s-%d-%d-%d-%v-%d", spec.Arch, spec.Type, spec.Layers, spec.Embedding, spec.FeedForward, spec.TiedOutput, spec.Seed)
+	fixtures.mu.Lock()
+	defer fixtures.mu.Unlock()
+	if p, ok := fixtures.made[key]; ok {
+		return p
+	}
+	p := filepath.Join(fixtures.dir, key+".gguf")
+	if err := WriteRandomModel(p, spec); err != nil {
+		t.Fatalf("write random model: %v", err)
+	}
+	fixtures.made[key] = p
+	return p
+}
+
+func mustLoad(t testing.TB, path string) *Model {
+	t.Helper()
+	m, err := LoadModel(path, ModelOptions{})
+	if err != nil {
+		t.Fatalf("load %s: %v", path, err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+func mustContext(t testing.TB, m *Model, opts ContextOptions) *Context {
+	t.Helper()
+	c, err := NewContext(m, opts)
+	if err != nil {
+		t.Fatalf("new context: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func mustTokenize(t testing.TB, m *Model, text string, addSpecial bool) []Token {
+	t.Helper()
+	toks, err := m.Tokenize(text, addSpecial, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return toks
+}

@@ -1,0 +1,252 @@
+package llama
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+)
+
+// RandomModelSpec describes a small model with random weights and a real tokenizer, for tests and
+// benchmarks of architectures we have no small real weights for.
+type RandomModelSpec struct {
+	// Arch is "llama" (Llama-2 style), "llama3" (llama architecture with Llama-3.1 rope frequency
+	// factors) or "qwen2" (QKV bias).
+	Arch string
+	// VocabFrom is a GGUF file whose tokenizer.* metadata is copied (e.g. ggml-vocab-qwen2.gguf).
+	VocabFrom string
+	Layers    int
+	Embedding int
+	// FeedForward is the FFN hidden size.
+	FeedForward int
+	Heads       int
+	HeadsKV     int
+	// ContextLength is the training context written to the metadata (default 2048).
+	ContextLength int
+	// Type is the type of the 2-D weights (F32, F16, Q8_0, Q4_0, Q4_K, Q6_K...). Rows whose length is not
+	// a multiple of the type's block size fall back to Q8_0 (as llama.cpp's quantizer falls back).
+	Type GGMLType
+	// TiedOutput omits output.weight: the output projection reuses token_embd.weight.
+	TiedOutput bool
+	Seed       uint64
+	// Name is general.name (default "bpo-random-<arch>").
+	Name string
+}
+
+// Validate checks the spec before anything is written.
+func (s RandomModelSpec) Validate() error {
+	switch s.Arch {
+	case "llama", "llama3", "qwen2":
+	default:
+		return fmt.Errorf("%w: random model arch %q, want llama, llama3 or qwen2", ErrUnsupportedArch, s.Arch)
+	}
+	if s.Layers <= 0 || s.Embedding <= 0 || s.FeedForward <= 0 || s.Heads <= 0 || s.HeadsKV <= 0 {
+		return fmt.Errorf("%w: layers, embedding, feed_forward, heads and heads_kv must be > 0 (got %d, %d, %d, %d, %d)", ErrInvalidArgument, s.Layers, s.Embedding, s.FeedForward, s.Heads, s.HeadsKV)
+	}
+	if s.Embedding%s.Heads != 0 {
+		return fmt.Errorf("%w: embedding %d is not a multiple of heads %d", ErrInvalidArgument, s.Embedding, s.Heads)
+	}
+	if s.Heads%s.HeadsKV != 0 {
+		return fmt.Errorf("%w: heads %d is not a multiple of heads_kv %d", ErrInvalidArgument, s.Heads, s.HeadsKV)
+	}
+	if (s.Embedding/s.Heads)%2 != 0 {
+		return fmt.Errorf("%w: head size %d must be even for rope", ErrInvalidArgument, s.Embedding/s.Heads)
+	}
+	if s.VocabFrom == "" {
+		return fmt.Errorf("%w: VocabFrom (a GGUF file with a tokenizer) is required", ErrInvalidArgument)
+	}
+	return nil
+}
+
+// WriteRandomModel writes a random-weight GGUF model described by spec to path (atomically).
+func WriteRandomModel(path string, spec RandomModelSpec) error {
+	if err := spec.Validate(); err != nil {
+		return fmt.Errorf("random model: %w", err)
+	}
+	vocab, err := ReadGGUF(spec.VocabFrom)
+	if err != nil {
+		return fmt.Errorf("random model: vocabulary: %w", err)
+	}
+	tokens, ok := vocab.KV["tokenizer.ggml.tokens"].([]string)
+	if !ok || len(tokens) == 0 {
+		return fmt.Errorf("random model: %s has no tokenizer.ggml.tokens", spec.VocabFrom)
+	}
+	nVocab := int64(len(tokens))
+	if spec.ContextLength == 0 {
+		spec.ContextLength = 2048
+	}
+	arch := spec.Arch
+	if arch == "llama3" {
+		arch = "llama"
+	}
+	if spec.Name == "" {
+		spec.Name = "bpo-random-" + spec.Arch
+	}
+	w := NewGGUFWriter()
+	defer w.Close()
+	w.SetString("general.architecture", arch)
+	w.SetString("general.name", spec.Name)
+	w.SetUint32("general.file_type", fileTypeFor(spec.Type))
+	w.SetUint32(arch+".context_length", uint32(spec.ContextLength))
+	w.SetUint32(arch+".embedding_length", uint32(spec.Embedding))
+	w.SetUint32(arch+".block_count", uint32(spec.Layers))
+	w.SetUint32(arch+".feed_forward_length", uint32(spec.FeedForward))
+	w.SetUint32(arch+".attention.head_count", uint32(spec.Heads))
+	w.SetUint32(arch+".attention.head_count_kv", uint32(spec.HeadsKV))
+	headDim := spec.Embedding / spec.Heads
+	w.SetUint32(arch+".rope.dimension_count", uint32(headDim))
+	switch spec.Arch {
+	case "llama":
+		w.SetFloat32(arch+".attention.layer_norm_rms_epsilon", 1e-5)
+		w.SetFloat32(arch+".rope.freq_base", 10000)
+	case "llama3":
+		w.SetFloat32(arch+".attention.layer_norm_rms_epsilon", 1e-5)
+		w.SetFloat32(arch+".rope.freq_base", 500000)
+		w.SetUint32(arch+".vocab_size", uint32(nVocab))
+	case "qwen2":
+		w.SetFloat32(arch+".attention.layer_norm_rms_epsilon", 1e-6)
+		w.SetFloat32(arch+".rope.freq_base", 1000000)
+	}
+	if err := w.CopyKV(spec.VocabFrom, "tokenizer."); err != nil {
+		return fmt.Errorf("random model: %w", err)
+	}
+
+	rng := rand.New(rand.NewPCG(spec.Seed, 0x5eed))
+	add := func(name string, ne []int64, typ GGMLType, fill func([]float32)) error {
+		n := int64(1)
+		for _, d := range ne {
+			n *= d
+		}
+		v := make([]float32, n)
+		fill(v)
+		if len(ne) == 1 {
+			typ = TypeF32
+		} else if ne[0]%typ.BlockSize() != 0 {
+			typ = TypeQ8_0
+			if ne[0]%typ.BlockSize() != 0 {
+				typ = TypeF32
+			}
+		}
+		return w.AddFloat32Tensor(name, typ, ne, v)
+	}
+	uniform := func(std float64) func([]float32) {
+		a := float32(std * math.Sqrt(3))
+		return func(v []float32) {
+			for i := range v {
+				v[i] = (2*rng.Float32() - 1) * a
+			}
+		}
+	}
+	around := func(center, spread float32) func([]float32) {
+		return func(v []float32) {
+			for i := range v {
+				v[i] = center + (2*rng.Float32()-1)*spread
+			}
+		}
+	}
+	e, ff := int64(spec.Embedding), int64(spec.FeedForward)
+	qDim, kvDim := e, int64(spec.HeadsKV*headDim)
+	if err := add("token_embd.weight", []int64{e, nVocab}, spec.Type, uniform(1)); err != nil {
+		return fmt.Errorf("random model: %w", err)
+	}
+	if err := add("output_norm.weight", []int64{e}, TypeF32, around(1, 0.1)); err != nil {
+		return fmt.Errorf("random model: %w", err)
+	}
+	if !spec.TiedOutput {
+		if err := add("output.weight", []int64{e, nVocab}, spec.Type, uniform(1/math.Sqrt(float64(e)))); err != nil {
+			return fmt.Errorf("random model: %w", err)
+		}
+	}
+	if spec.Arch == "llama3" {
+		// Llama-3.1 rope scaling: factor 8, low/high frequency factors 1 and 4, original context 8192.
+		if err := add("rope_freqs.weight", []int64{int64(headDim / 2)}, TypeF32, func(v []float32) { llama31FreqFactors(v, 500000, headDim) }); err != nil {
+			return fmt.Errorf("random model: %w", err)
+		}
+	}
+	for l := 0; l < spec.Layers; l++ {
+		p := fmt.Sprintf("blk.%d.", l)
+		tensors := []struct {
+			name string
+			ne   []int64
+			fill func([]float32)
+		}{
+			{"attn_norm.weight", []int64{e}, around(1, 0.1)},
+			{"attn_q.weight", []int64{e, qDim}, uniform(1 / math.Sqrt(float64(e)))},
+			{"attn_k.weight", []int64{e, kvDim}, uniform(1 / math.Sqrt(float64(e)))},
+			{"attn_v.weight", []int64{e, kvDim}, uniform(1 / math.Sqrt(float64(e)))},
+			{"attn_output.weight", []int64{qDim, e}, uniform(1 / math.Sqrt(float64(qDim)))},
+			{"ffn_norm.weight", []int64{e}, around(1, 0.1)},
+			{"ffn_gate.weight", []int64{e, ff}, uniform(1 / math.Sqrt(float64(e)))},
+			{"ffn_up.weight", []int64{e, ff}, uniform(1 / math.Sqrt(float64(e)))},
+			{"ffn_down.weight", []int64{ff, e}, uniform(1 / math.Sqrt(float64(ff)))},
+		}
+		if spec.Arch == "qwen2" {
+			tensors = append(tensors,
+				struct {
+					name string
+					ne   []int64
+					fill func([]float32)
+				}{"attn_q.bias", []int64{qDim}, uniform(0.1)},
+				struct {
+					name string
+					ne   []int64
+					fill func([]float32)
+				}{"attn_k.bias", []int64{kvDim}, uniform(0.1)},
+				struct {
+					name string
+					ne   []int64
+					fill func([]float32)
+				}{"attn_v.bias", []int64{kvDim}, uniform(0.1)})
+		}
+		for _, t := range tensors {
+			if err := add(p+t.name, t.ne, spec.Type, t.fill); err != nil {
+				return fmt.Errorf("random model: %w", err)
+			}
+		}
+	}
+	if err := w.WriteFile(path); err != nil {
+		return fmt.Errorf("random model: %w", err)
+	}
+	return nil
+}
+
+// llama31FreqFactors fills the rope frequency factors of Llama-3.1's "llama3" rope scaling
+// (factor 8, low_freq_factor 1, high_freq_factor 4, original context 8192).
+func llama31FreqFactors(v []float32, base float64, headDim int) {
+	const factor, lowFreq, highFreq, origCtx = 8.0, 1.0, 4.0, 8192.0
+	lowWavelen := origCtx / lowFreq
+	highWavelen := origCtx / highFreq
+	for i := range v {
+		freq := 1 / math.Pow(base, float64(2*i)/float64(headDim))
+		wavelen := 2 * math.Pi / freq
+		switch {
+		case wavelen < highWavelen:
+			v[i] = 1
+		case wavelen > lowWavelen:
+			v[i] = factor
+		default:
+			smooth := (origCtx/wavelen - lowFreq) / (highFreq - lowFreq)
+			v[i] = float32(1 / ((1-smooth)/factor + smooth))
+		}
+	}
+}
+
+// fileTypeFor maps a tensor type to llama.cpp's general.file_type (LLAMA_FTYPE_*).
+func fileTypeFor(t GGMLType) uint32 {
+	switch t {
+	case TypeF32:
+		return 0
+	case TypeF16:
+		return 1
+	case TypeQ4_0:
+		return 2
+	case TypeQ8_0:
+		return 7
+	case TypeQ4_K:
+		return 15
+	case TypeQ6_K:
+		return 18
+	case TypeBF16:
+		return 32
+	}
+	return 0
+}
