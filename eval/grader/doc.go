@@ -1,0 +1,19 @@
+// Package grader extracts final answers from model responses and decides whether they are
+// equivalent to a reference answer.
+//
+// The math grader follows the Qwen2.5-Math evaluation code (parser.py / grader.py):
+//
+//   - ExtractAnswer: Minerva "final answer is $...$. I hope", then the last \boxed{...} (brace
+//     matching), then "he answer is", then "final answer is", then the last number; the result is
+//     normalized by StripString (twice, as Qwen's run_execute does).
+//   - StripString: the LaTeX normalization (\frac/\dfrac/\tfrac, \sqrt, \left/\right, \text units,
+//     unit words, \$, %, degrees, word numbers, trailing ".0", "x=" prefixes, a/b -> \frac{a}{b}, ...).
+//   - MathEqual: case-insensitive string equality, numeric equality with relative tolerance 1e-4
+//     (also against reference/100 and reference*100), bracket-insensitive string equality,
+//     tuples/intervals element-wise, matrices element-wise, equations side-wise, and symbolic
+//     equality decided by evaluating both sides (a small LaTeX parser, see ParseLatex) at random
+//     points instead of sympy.
+//
+// GSM8K answers can also be graded the way lm-evaluation-harness does (strict "#### N",
+// flexible last number, "The answer is N." for the CoT variant) with its exact-match normalization.
+package grader
