@@ -252,6 +252,10 @@ func ReadGGUF(path string) (*GGUFFile, error) {
 		key := C.GoString(C.gguf_get_key(g, i))
 		f.KV[key] = ggufValue(g, i)
 	}
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("read GGUF: %w", err)
+	}
 	dataOffset := int64(C.gguf_get_data_offset(g))
 	for i := C.int64_t(0); i < C.gguf_get_n_tensors(g); i++ {
 		cname := C.gguf_get_tensor_name(g, i)
@@ -264,6 +268,9 @@ func ReadGGUF(path string) (*GGUFFile, error) {
 		nd := int(C.bpo_tensor_ndims(meta, cname))
 		for d := 0; d < nd; d++ {
 			t.Shape = append(t.Shape, int64(C.bpo_tensor_ne(meta, cname, C.int(d))))
+		}
+		if t.Offset+t.Size > st.Size() {
+			return nil, fmt.Errorf("read GGUF %s: %w: tensor %s ends at byte %d but the file has %d bytes (truncated?)", path, ErrNotGGUF, t.Name, t.Offset+t.Size, st.Size())
 		}
 		f.Tensors = append(f.Tensors, t)
 	}

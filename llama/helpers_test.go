@@ -85,6 +85,9 @@ func mustLoad(t testing.TB, path string) *Model {
 
 func mustContext(t testing.TB, m *Model, opts ContextOptions) *Context {
 	t.Helper()
+	if opts.Threads == 0 {
+		opts.Threads = 1 // tests run beside other test binaries: never oversubscribe the cores
+	}
 	c, err := NewContext(m, opts)
 	if err != nil {
 		t.Fatalf("new context: %v", err)

@@ -1,0 +1,166 @@
+package llama
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+var errNotExist = fs.ErrNotExist
+
+// fmtSscanf parses "blk.<n>.<kind>.weight".
+func fmtSscanf(name string, layer *int, kind *string) (int, error) {
+	parts := strings.Split(name, ".")
+	if len(parts) != 4 {
+		return 0, fmt.Errorf("bad name %q", name)
+	}
+	n, err := strconv.Atoi(parts[1])
+	*layer, *kind = n, parts[2]
+	return 2, err
+}
+
+func TestLoadErrors(t *testing.T) {
+	dir := t.TempDir()
+	text := filepath.Join(dir, "notes.gguf")
+	os.WriteFile(text, []byte("this is not a model at all"), 0o644)
+	short := filepath.Join(dir, "short.gguf")
+	os.WriteFile(short, []byte("GG"), 0o644)
+	truncated := filepath.Join(dir, "truncated.gguf")
+	raw, err := os.ReadFile(stories260K)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(truncated, raw[:2000], 0o644)
+	truncatedData := filepath.Join(dir, "truncated-data.gguf")
+	os.WriteFile(truncatedData, raw[:len(raw)*9/10], 0o644)
+	otherArch := filepath.Join(dir, "mamba.gguf")
+	w := NewGGUFWriter()
+	w.SetString("general.architecture", "mamba")
+	if err := w.CopyKV(vocabSPM, "tokenizer."); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.AddFloat32Tensor("token_embd.weight", TypeF32, []int64{4, 2}, make([]float32, 8)); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.WriteFile(otherArch); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	cases := []struct {
+		name, path string
+		opts       ModelOptions
+		want       error
+	}{
+		{"missing file", filepath.Join(dir, "missing.gguf"), ModelOptions{}, fs.ErrNotExist},
+		{"text file", text, ModelOptions{}, ErrNotGGUF},
+		{"too short", short, ModelOptions{}, ErrNotGGUF},
+		{"directory", dir, ModelOptions{}, ErrNotGGUF},
+		{"truncated metadata", truncated, ModelOptions{}, ErrNotGGUF},
+		{"truncated tensor data", truncatedData, ModelOptions{}, ErrNotGGUF},
+		{"unsupported architecture", otherArch, ModelOptions{}, ErrUnsupportedArch},
+		{"vocab-only file as a model", vocabSPM, ModelOptions{}, ErrInvalidArgument},
+	}
+	for _, c := range cases {
+		_, err := LoadModel(c.path, c.opts)
+		if !errors.Is(err, c.want) {
+			t.Errorf("%s: got %v, want %v", c.name, err, c.want)
+		} else {
+			t.Logf("%s: %v", c.name, err)
+		}
+	}
+}
+
+func TestInputErrors(t *testing.T) {
+	m := mustLoad(t, stories260K)
+	ctx := mustContext(t, m, ContextOptions{NCtx: 64, NSeq: 2})
+	bg := context.Background()
+	_, err := ctx.TokenLogProbs(bg, []Token{1, 600, 3})
+	if !errors.Is(err, ErrTokenOutOfRange) {
+		t.Errorf("token 600 in a 512 vocabulary: got %v", err)
+	}
+	_, err = ctx.TokenLogProbs(bg, []Token{1, -1})
+	if !errors.Is(err, ErrTokenOutOfRange) {
+		t.Errorf("token -1: got %v", err)
+	}
+	if _, err := m.Detokenize([]Token{9999}, false, false); !errors.Is(err, ErrTokenOutOfRange) {
+		t.Errorf("detokenize 9999: got %v", err)
+	}
+	long := make([]Token, 300)
+	for i := range long {
+		long[i] = Token(1 + i%500)
+	}
+	if _, err := ctx.TokenLogProbs(bg, long); !errors.Is(err, ErrContextOverflow) {
+		t.Errorf("300 tokens in a 256-cell context: got %v", err)
+	}
+	if _, err := ctx.Generate(bg, []GenRequest{{Prompt: long[:200], MaxTokens: 100}}, GenerateOptions{}); !errors.Is(err, ErrContextOverflow) {
+		t.Errorf("generation past the context: got %v", err)
+	}
+	if _, err := ctx.Score(bg, []ScoreRequest{{Prompt: []Token{1}, Completions: [][]Token{{5}, {6}}}}); !errors.Is(err, ErrInvalidArgument) {
+		t.Errorf("3 sequences in a 2-sequence context: got %v", err)
+	}
+	if _, err := ctx.Generate(bg, []GenRequest{{Prompt: []Token{1}, MaxTokens: 4, Sampling: Sampling{TopP: 2}}}, GenerateOptions{}); !errors.Is(err, ErrInvalidArgument) {
+		t.Errorf("top_p 2: got %v", err)
+	}
+	if _, err := NewContext(m, ContextOptions{NSeq: 1000}); !errors.Is(err, ErrInvalidArgument) {
+		t.Errorf("1000 sequences: got %v", err)
+	}
+	ctx.Close()
+	if _, err := ctx.TokenLogProbs(bg, []Token{1, 2}); !errors.Is(err, ErrClosed) {
+		t.Errorf("closed context: got %v", err)
+	}
+}
+
+// TestNoLeaks loads and frees models, contexts and adapters many times and bounds the RSS growth.
+func TestNoLeaks(t *testing.T) {
+	cycle := func() {
+		m, err := LoadModel(stories260K, ModelOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := NewContext(m, ContextOptions{NCtx: 256, Threads: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.TokenLogProbs(context.Background(), []Token{1, 400, 300, 200}); err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+		m.Close()
+	}
+	for i := 0; i < 10; i++ {
+		cycle()
+	}
+	runtime.GC()
+	before := rssKiB(t)
+	for i := 0; i < 100; i++ {
+		cycle()
+	}
+	runtime.GC()
+	after := rssKiB(t)
+	t.Logf("RSS before %d KiB, after 100 more load/score/close cycles %d KiB", before, after)
+	if after-before > 20*1024 {
+		t.Errorf("RSS grew by %d KiB over 100 cycles", after-before)
+	}
+}
+
+func rssKiB(t *testing.T) int {
+	raw, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			n, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
+			return n
+		}
+	}
+	t.Fatal("no VmRSS")
+	return 0
+}
