@@ -14,6 +14,8 @@ type RandomModelSpec struct {
 	Arch string
 	// VocabFrom is a GGUF file whose tokenizer.* metadata is copied (e.g. ggml-vocab-qwen2.gguf).
 	VocabFrom string
+	// Vocab, when set instead of VocabFrom, is a tokenizer made by the caller.
+	Vocab *VocabSpec
 	Layers    int
 	Embedding int
 	// FeedForward is the FFN hidden size.
@@ -51,8 +53,11 @@ func (s RandomModelSpec) Validate() error {
 	if (s.Embedding/s.Heads)%2 != 0 {
 		return fmt.Errorf("%w: head size %d must be even for rope", ErrInvalidArgument, s.Embedding/s.Heads)
 	}
-	if s.VocabFrom == "" {
-		return fmt.Errorf("%w: VocabFrom (a GGUF file with a tokenizer) is required", ErrInvalidArgument)
+	if (s.VocabFrom == "") == (s.Vocab == nil) {
+		return fmt.Errorf("%w: set exactly one of VocabFrom (a GGUF file with a tokenizer) and Vocab", ErrInvalidArgument)
+	}
+	if s.Vocab != nil {
+		return s.Vocab.Validate()
 	}
 	return nil
 }
@@ -62,15 +67,20 @@ func WriteRandomModel(path string, spec RandomModelSpec) error {
 	if err := spec.Validate(); err != nil {
 		return fmt.Errorf("random model: %w", err)
 	}
-	vocab, err := ReadGGUF(spec.VocabFrom)
-	if err != nil {
-		return fmt.Errorf("random model: vocabulary: %w", err)
+	var nVocab int64
+	if spec.Vocab != nil {
+		nVocab = int64(len(spec.Vocab.Tokens))
+	} else {
+		vocab, err := ReadGGUF(spec.VocabFrom)
+		if err != nil {
+			return fmt.Errorf("random model: vocabulary: %w", err)
+		}
+		tokens, ok := vocab.KV["tokenizer.ggml.tokens"].([]string)
+		if !ok || len(tokens) == 0 {
+			return fmt.Errorf("random model: %s has no tokenizer.ggml.tokens", spec.VocabFrom)
+		}
+		nVocab = int64(len(tokens))
 	}
-	tokens, ok := vocab.KV["tokenizer.ggml.tokens"].([]string)
-	if !ok || len(tokens) == 0 {
-		return fmt.Errorf("random model: %s has no tokenizer.ggml.tokens", spec.VocabFrom)
-	}
-	nVocab := int64(len(tokens))
 	if spec.ContextLength == 0 {
 		spec.ContextLength = 2048
 	}
@@ -106,7 +116,9 @@ func WriteRandomModel(path string, spec RandomModelSpec) error {
 		w.SetFloat32(arch+".attention.layer_norm_rms_epsilon", 1e-6)
 		w.SetFloat32(arch+".rope.freq_base", 1000000)
 	}
-	if err := w.CopyKV(spec.VocabFrom, "tokenizer."); err != nil {
+	if spec.Vocab != nil {
+		spec.Vocab.write(w)
+	} else if err := w.CopyKV(spec.VocabFrom, "tokenizer."); err != nil {
 		return fmt.Errorf("random model: %w", err)
 	}
 
