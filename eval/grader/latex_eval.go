@@ -28,7 +28,7 @@ func (v varExpr) vars(into map[string]bool) { into[string(v)] = true }
 type negExpr struct{ e Expr }
 
 func (n *negExpr) eval(env map[string]complex128) complex128 { return -n.e.eval(env) }
-func (n *negExpr) vars(into map[string]bool)                  { n.e.vars(into) }
+func (n *negExpr) vars(into map[string]bool)                 { n.e.vars(into) }
 
 type binExpr struct {
 	op   byte

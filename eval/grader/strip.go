@@ -165,4 +165,3 @@ func fixASlashB(s string) string {
 	}
 	return `\frac{` + a + "}{" + b + "}"
 }
-

@@ -25,7 +25,14 @@ func Wilson(k, n int, z float64) (lo, hi float64) {
 	den := 1 + z2/nf
 	center := (p + z2/(2*nf)) / den
 	half := z * math.Sqrt(p*(1-p)/nf+z2/(4*nf*nf)) / den
-	return math.Max(0, center-half), math.Min(1, center+half)
+	lo, hi = math.Max(0, center-half), math.Min(1, center+half)
+	if k == 0 {
+		lo = 0
+	}
+	if k >= n {
+		hi = 1
+	}
+	return lo, hi
 }
 
 // PassAtK is the unbiased estimator of Chen et al. (2021): the probability that at least one of
