@@ -12,9 +12,12 @@ import (
 
 // TestPlotRewards trains the toy model with DPO and BPO, plots both runs and checks the PNG:
 // its size, and that both runs' colors are drawn in quantity. Set BPO_KEEP_PLOT=/path.png to keep
-// a copy for viewing.
+// a copy for viewing, BPO_KEEP_RUNS=/dir to keep the two run directories.
 func TestPlotRewards(t *testing.T) {
 	root := t.TempDir()
+	if keep := os.Getenv("BPO_KEEP_RUNS"); keep != "" {
+		root = keep
+	}
 	var runs []Run
 	for _, name := range []string{"dpo", "bpo"} {
 		dir := filepath.Join(root, name)
