@@ -31,8 +31,8 @@ func main() {
 // newApp builds the command tree. Each subcommand lives in its own file of this package.
 func newApp() *cli.App {
 	return &cli.App{
-		Name:     "bpo",
-		Usage:    "preference optimization (BPO, DPO, ...) and math evaluation for local GGUF models",
+		Name:  "bpo",
+		Usage: "preference optimization (BPO, DPO, ...) and math evaluation for local GGUF models",
 		Commands: []*cli.Command{
 			// COMMANDS: one line per subcommand constructor, kept in this order.
 			plotCommand(),
