@@ -1,0 +1,61 @@
+package align
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// LossParamNames returns the user-facing names of the loss hyper-parameters, as accepted by Set.
+func LossParamNames() []string {
+	return []string{"beta", "label_smoothing", "alpha", "f", "lambda", "gamma"}
+}
+
+// Set assigns one hyper-parameter by its user-facing name ("beta", "label_smoothing", "alpha",
+// "f", "lambda", "gamma"; dashes are accepted for underscores). Range checks happen in NewLoss.
+func (p *LossParams) Set(name, value string) error {
+	key := strings.ReplaceAll(strings.ToLower(strings.TrimSpace(name)), "-", "_")
+	if key == "f" {
+		p.F = strings.TrimSpace(value)
+		return nil
+	}
+	var dst *float64
+	switch key {
+	case "beta":
+		dst = &p.Beta
+	case "label_smoothing":
+		dst = &p.LabelSmoothing
+	case "alpha":
+		dst = &p.Alpha
+	case "lambda":
+		dst = &p.Lambda
+	case "gamma":
+		dst = &p.Gamma
+	default:
+		return fmt.Errorf("unknown loss parameter %q: expected one of %s", name, strings.Join(LossParamNames(), ", "))
+	}
+	v, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
+	if err != nil {
+		return fmt.Errorf("loss parameter %s: expected a number, got %q", key, value)
+	}
+	*dst = v
+	return nil
+}
+
+// String lists the parameters that are set, e.g. "beta=0.1 alpha=0.3 f=hinge".
+func (p LossParams) String() string {
+	parts := []string{"beta=" + strconv.FormatFloat(p.Beta, 'g', -1, 64)}
+	add := func(name string, v float64) {
+		if v != 0 {
+			parts = append(parts, name+"="+strconv.FormatFloat(v, 'g', -1, 64))
+		}
+	}
+	add("label_smoothing", p.LabelSmoothing)
+	add("alpha", p.Alpha)
+	if p.F != "" {
+		parts = append(parts, "f="+p.F)
+	}
+	add("lambda", p.Lambda)
+	add("gamma", p.Gamma)
+	return strings.Join(parts, " ")
+}
