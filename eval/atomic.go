@@ -6,9 +6,9 @@ import (
 	"path/filepath"
 )
 
-// writeFileAtomic writes data to a temporary file in path's directory, syncs it and renames it
+// WriteFileAtomic writes data to a temporary file in path's directory, syncs it and renames it
 // over path.
-func writeFileAtomic(path string, data []byte) error {
+func WriteFileAtomic(path string, data []byte) error {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
 	if err != nil {

@@ -119,5 +119,5 @@ func WritePairs(path string, pairs []Pair) error {
 			return fmt.Errorf("encode pair %d: %w", i, err)
 		}
 	}
-	return writeFileAtomic(path, buf.Bytes())
+	return WriteFileAtomic(path, buf.Bytes())
 }

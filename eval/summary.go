@@ -142,14 +142,14 @@ func WriteSummary(dir string, s *Summary) error {
 	if err != nil {
 		return fmt.Errorf("encode summary: %w", err)
 	}
-	if err := writeFileAtomic(filepath.Join(dir, SummaryFile), append(b, '\n')); err != nil {
+	if err := WriteFileAtomic(filepath.Join(dir, SummaryFile), append(b, '\n')); err != nil {
 		return err
 	}
 	var md bytes.Buffer
 	if err := s.WriteMarkdown(&md); err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(dir, SummaryMDFile), md.Bytes())
+	return WriteFileAtomic(filepath.Join(dir, SummaryMDFile), md.Bytes())
 }
 
 // ReadSummary reads dir/summary.json.

@@ -36,6 +36,8 @@ func newApp() *cli.App {
 		Commands: []*cli.Command{
 			// COMMANDS: one line per subcommand constructor, kept in this order.
 			plotCommand(),
+			gradeCommand(),
+			compareCommand(),
 		},
 	}
 }
