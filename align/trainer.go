@@ -1,0 +1,532 @@
+package align
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// TrainConfig configures a preference-optimization run.
+type TrainConfig struct {
+	RunDir          string      // metrics.jsonl, checkpoint-NNNNNN/ and latest-checkpoint go here
+	Loss            Loss        // the preference loss
+	Optimizer       AdamWConfig // AdamW hyper-parameters
+	LR              float64     // peak learning rate
+	Scheduler       string      // constant, linear or cosine
+	WarmupRatio     float64     // share of the total steps used for warmup (ceil)
+	WarmupSteps     int         // when > 0, overrides WarmupRatio
+	MaxGradNorm     float64     // global-norm clipping threshold; 0 disables clipping
+	BatchSize       int         // pairs per optimizer step (effective batch)
+	MicroBatch      int         // pairs per forward/backward; 0 means BatchSize
+	Epochs          int         // passes over the training pairs
+	MaxSteps        int         // when > 0, caps the number of optimizer steps
+	Seed            uint64      // data order (per-epoch permutations) and the saved RNG
+	SaveEvery       int         // checkpoint every N steps; 0 saves only at the end and on interrupt
+	KeepCheckpoints int         // checkpoints kept on disk; 0 means 2
+	EvalEvery       int         // evaluate every N steps (and at the end) when eval pairs are given
+	// Meta is stored in every checkpoint (e.g. model path and hashes); a resumed run must match it.
+	Meta map[string]string
+	// SaveAdapter writes the current Params as an adapter into a checkpoint directory; LoadAdapter
+	// restores the Params from one (on resume). Both are required.
+	SaveAdapter func(dir string) error
+	LoadAdapter func(dir string) error
+	// OnStep, if set, is called after every logged line (training steps and evaluations).
+	OnStep func(StepMetrics)
+}
+
+// TrainResult summarizes a finished (or interrupted) run.
+type TrainResult struct {
+	Steps       int           // optimizer steps completed in total (including resumed ones)
+	ResumedFrom int           // step the run resumed from, 0 for a fresh run
+	Last        StepMetrics   // last training step's metrics
+	LastEval    *StepMetrics  // last evaluation, if any
+	Pairs       int           // pairs trained on by this process
+	Elapsed     time.Duration // wall time of Run
+	PolicyTime  time.Duration // inside Policy.ForwardBackward (forward + loss + backward)
+	LossTime    time.Duration // inside Loss.Compute (part of PolicyTime)
+	OptimTime   time.Duration // clipping + AdamW
+	EvalTime    time.Duration // evaluations
+	SaveTime    time.Duration // checkpoints
+	Checkpoint  string        // directory of the last checkpoint written or loaded
+}
+
+// PairsPerSecond returns the training throughput of this process.
+func (r *TrainResult) PairsPerSecond() float64 {
+	if r.Elapsed <= 0 {
+		return 0
+	}
+	return float64(r.Pairs) / r.Elapsed.Seconds()
+}
+
+// Trainer runs preference optimization of a Policy on tokenized pairs with precomputed reference
+// log-probs. The data order is a permutation per epoch drawn from (Seed, epoch), so a step's pairs
+// depend only on the step number: resuming from a checkpoint replays exactly the same steps.
+type Trainer struct {
+	cfg                TrainConfig
+	policy             Policy
+	train, eval        []TokenizedPair
+	trainRef, evalRef  []RefLogps
+	shapes             []ParamShape
+	names              []string
+	opt                *AdamW
+	sched              Schedule
+	rng                *rand.PCG
+	step, total, perEp int
+	resumedFrom        int
+	lastSaved          int
+	microGrads, avgBuf [][]float32
+	acc                *GradAccumulator
+	metrics            *MetricsWriter
+	result             TrainResult
+}
+
+// Checkpoint file names.
+const (
+	latestCheckpointFile = "latest-checkpoint"
+	stateFileName        = "state.bin"
+)
+
+// NewTrainer validates the configuration and data. trainRef/evalRef may be nil for reference-free
+// losses. Call Resume to continue from the run directory's latest checkpoint, then Run.
+func NewTrainer(cfg TrainConfig, policy Policy, train []TokenizedPair, trainRef []RefLogps, eval []TokenizedPair, evalRef []RefLogps) (*Trainer, error) {
+	if err := checkTrainConfig(&cfg); err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
+	if policy == nil {
+		return nil, errors.New("train: no policy")
+	}
+	if len(train) == 0 {
+		return nil, errors.New("train: no training pairs")
+	}
+	for _, set := range []struct {
+		name  string
+		pairs []TokenizedPair
+		refs  []RefLogps
+	}{{"training", train, trainRef}, {"eval", eval, evalRef}} {
+		if cfg.Loss.NeedsReference() && len(set.refs) != len(set.pairs) {
+			return nil, fmt.Errorf("train: %d %s pairs but %d reference log-probs (loss %s needs them)", len(set.pairs), set.name, len(set.refs), cfg.Loss.Name())
+		}
+		for i, p := range set.pairs {
+			if len(p.Prompt) == 0 || len(p.Chosen) == 0 || len(p.Rejected) == 0 {
+				return nil, fmt.Errorf("train: %s pair %d (line %d): prompt, chosen and rejected need at least one token each", set.name, i, p.Line)
+			}
+		}
+		for i, r := range set.refs {
+			if !isFinite(r.Chosen) || !isFinite(r.Rejected) {
+				return nil, fmt.Errorf("train: %s pair %d: reference log-probs are not finite (%v, %v)", set.name, i, r.Chosen, r.Rejected)
+			}
+		}
+	}
+	t := &Trainer{cfg: cfg, policy: policy, train: train, trainRef: trainRef, eval: eval, evalRef: evalRef}
+	t.shapes = policy.ParamShapes()
+	for _, s := range t.shapes {
+		t.names = append(t.names, s.Name)
+	}
+	var err error
+	if t.opt, err = NewAdamW(cfg.Optimizer, t.shapes); err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
+	if t.acc, err = NewGradAccumulator(t.shapes); err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
+	t.perEp = (len(train) + cfg.BatchSize - 1) / cfg.BatchSize
+	t.total = cfg.Epochs * t.perEp
+	if cfg.MaxSteps > 0 && (t.total == 0 || cfg.MaxSteps < t.total) {
+		t.total = cfg.MaxSteps
+	}
+	warmup := cfg.WarmupSteps
+	if warmup == 0 {
+		if warmup, err = WarmupStepsFromRatio(cfg.WarmupRatio, t.total); err != nil {
+			return nil, fmt.Errorf("train: %w", err)
+		}
+	}
+	if t.sched, err = NewSchedule(cfg.Scheduler, cfg.LR, warmup, t.total); err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
+	t.rng = rand.NewPCG(cfg.Seed, 0x7472616e) // reserved for stochastic training features
+	t.microGrads = make([][]float32, len(t.shapes))
+	for i, s := range t.shapes {
+		t.microGrads[i] = make([]float32, s.Size)
+	}
+	return t, nil
+}
+
+func checkTrainConfig(c *TrainConfig) error {
+	switch {
+	case c.RunDir == "":
+		return errors.New("no run directory")
+	case c.Loss == nil:
+		return errors.New("no loss")
+	case c.BatchSize <= 0:
+		return fmt.Errorf("batch size must be > 0, got %d", c.BatchSize)
+	case c.MicroBatch < 0 || c.MicroBatch > c.BatchSize:
+		return fmt.Errorf("micro-batch must be in 1..batch size %d (0 = batch size), got %d", c.BatchSize, c.MicroBatch)
+	case c.Epochs < 0 || c.MaxSteps < 0 || (c.Epochs == 0 && c.MaxSteps == 0):
+		return fmt.Errorf("need epochs > 0 or max steps > 0 (got %d, %d)", c.Epochs, c.MaxSteps)
+	case !isFinite(c.MaxGradNorm) || c.MaxGradNorm < 0:
+		return fmt.Errorf("max grad norm must be >= 0, got %v", c.MaxGradNorm)
+	case c.SaveEvery < 0 || c.EvalEvery < 0 || c.KeepCheckpoints < 0:
+		return errors.New("save-every, eval-every and keep-checkpoints must be >= 0")
+	case c.SaveAdapter == nil || c.LoadAdapter == nil:
+		return errors.New("SaveAdapter and LoadAdapter are required")
+	}
+	if c.MicroBatch == 0 {
+		c.MicroBatch = c.BatchSize
+	}
+	if c.KeepCheckpoints == 0 {
+		c.KeepCheckpoints = 2
+	}
+	if c.Epochs == 0 {
+		c.Epochs = math.MaxInt32 / 2 // bounded by MaxSteps
+	}
+	return nil
+}
+
+// TotalSteps returns the number of optimizer steps of the whole run.
+func (t *Trainer) TotalSteps() int { return t.total }
+
+// Step returns the number of optimizer steps completed.
+func (t *Trainer) Step() int { return t.step }
+
+// runMeta is what a checkpoint must share with the run that resumes it.
+func (t *Trainer) runMeta() map[string]string {
+	m := map[string]string{
+		"loss":        t.cfg.Loss.Name(),
+		"loss_params": t.cfg.Loss.Params().String(),
+		"batch_size":  strconv.Itoa(t.cfg.BatchSize),
+		"seed":        strconv.FormatUint(t.cfg.Seed, 10),
+		"train_pairs": strconv.Itoa(len(t.train)),
+		"lr":          strconv.FormatFloat(t.cfg.LR, 'g', -1, 64),
+		"scheduler":   t.sched.Kind,
+		"total_steps": strconv.Itoa(t.total),
+	}
+	for k, v := range t.cfg.Meta {
+		m["user."+k] = v
+	}
+	return m
+}
+
+// stepPairs returns the training pair indices of 0-based step s.
+func (t *Trainer) stepPairs(s int) (idx []int, epoch float64) {
+	ep, within := s/t.perEp, s%t.perEp
+	perm := rand.New(rand.NewPCG(t.cfg.Seed, uint64(ep))).Perm(len(t.train))
+	lo := within * t.cfg.BatchSize
+	hi := min(lo+t.cfg.BatchSize, len(t.train))
+	return perm[lo:hi], float64(ep) + float64(hi)/float64(len(t.train))
+}
+
+// Resume restores the latest checkpoint of the run directory, if there is one, and reports whether
+// it did. The metrics file is cut back to the checkpoint's step.
+func (t *Trainer) Resume() (bool, error) {
+	name, err := os.ReadFile(filepath.Join(t.cfg.RunDir, latestCheckpointFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("resume: %w", err)
+	}
+	dir := filepath.Join(t.cfg.RunDir, strings.TrimSpace(string(name)))
+	st, err := LoadTrainState(filepath.Join(dir, stateFileName))
+	if err != nil {
+		return false, fmt.Errorf("resume: %w", err)
+	}
+	if err := st.Optimizer.CheckShapes(t.shapes); err != nil {
+		return false, fmt.Errorf("resume from %s: %w", dir, err)
+	}
+	want := t.runMeta()
+	keys := make([]string, 0, len(want))
+	for k := range want {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if st.Meta[k] != want[k] {
+			return false, fmt.Errorf("resume from %s: the checkpoint was made with %s=%q, this run has %q (use a new run directory to change settings)", dir, k, st.Meta[k], want[k])
+		}
+	}
+	if st.Step < 0 || st.Step > int64(t.total) {
+		return false, fmt.Errorf("resume from %s: step %d outside 0..%d", dir, st.Step, t.total)
+	}
+	if err := t.cfg.LoadAdapter(dir); err != nil {
+		return false, fmt.Errorf("resume from %s: load adapter: %w", dir, err)
+	}
+	if err := TruncateMetricsAfter(filepath.Join(t.cfg.RunDir, MetricsFileName), int(st.Step)); err != nil {
+		return false, fmt.Errorf("resume: %w", err)
+	}
+	t.opt, t.rng = st.Optimizer, st.RNG
+	t.step, t.resumedFrom, t.lastSaved = int(st.Step), int(st.Step), int(st.Step)
+	t.result.Checkpoint = dir
+	return true, nil
+}
+
+// Run trains until the last step, saving checkpoints as configured. When ctx is cancelled it saves
+// a checkpoint of the last completed step and returns the context's error. A non-finite loss or
+// gradient stops the run with an error and no checkpoint (the last good one stays).
+func (t *Trainer) Run(ctx context.Context) (*TrainResult, error) {
+	start := time.Now()
+	if err := os.MkdirAll(t.cfg.RunDir, 0o755); err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
+	mw, err := OpenMetricsWriter(filepath.Join(t.cfg.RunDir, MetricsFileName))
+	if err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
+	t.metrics = mw
+	defer mw.Close()
+	t.result.ResumedFrom = t.resumedFrom
+	finish := func(err error) (*TrainResult, error) {
+		t.result.Steps = t.step
+		t.result.Elapsed = time.Since(start)
+		return &t.result, err
+	}
+	for t.step < t.total {
+		if ctx.Err() != nil {
+			return finish(t.interrupted(ctx))
+		}
+		if err := t.trainStep(ctx); err != nil {
+			if ctx.Err() != nil {
+				return finish(t.interrupted(ctx))
+			}
+			return finish(err)
+		}
+		if t.cfg.EvalEvery > 0 && len(t.eval) > 0 && t.step%t.cfg.EvalEvery == 0 && t.step < t.total {
+			if err := t.evaluate(ctx); err != nil {
+				if ctx.Err() != nil {
+					return finish(t.interrupted(ctx))
+				}
+				return finish(err)
+			}
+		}
+		if t.cfg.SaveEvery > 0 && t.step%t.cfg.SaveEvery == 0 && t.step < t.total {
+			if err := t.checkpoint(); err != nil {
+				return finish(err)
+			}
+		}
+	}
+	if len(t.eval) > 0 && (t.result.LastEval == nil || t.result.LastEval.Step != t.step) {
+		if err := t.evaluate(ctx); err != nil {
+			if ctx.Err() != nil {
+				return finish(t.interrupted(ctx))
+			}
+			return finish(err)
+		}
+	}
+	if t.lastSaved != t.step {
+		if err := t.checkpoint(); err != nil {
+			return finish(err)
+		}
+	}
+	return finish(nil)
+}
+
+// interrupted saves the completed steps and returns the cancellation error.
+func (t *Trainer) interrupted(ctx context.Context) error {
+	if t.lastSaved != t.step {
+		if err := t.checkpoint(); err != nil {
+			return fmt.Errorf("interrupted at step %d, and saving the checkpoint failed: %w", t.step, err)
+		}
+	}
+	return fmt.Errorf("interrupted after step %d (checkpoint %s): %w", t.step, t.result.Checkpoint, ctx.Err())
+}
+
+// pairLogps joins policy log-probs with the reference and token counts.
+func pairLogps(batch []TokenizedPair, refs []RefLogps, idx []int, chosen, rejected []float64) ([]PairLogps, error) {
+	if len(chosen) != len(batch) || len(rejected) != len(batch) {
+		return nil, fmt.Errorf("policy returned %d/%d log-probs for %d pairs", len(chosen), len(rejected), len(batch))
+	}
+	out := make([]PairLogps, len(batch))
+	for i, p := range batch {
+		out[i] = PairLogps{PolicyChosen: chosen[i], PolicyRejected: rejected[i], ChosenTokens: len(p.Chosen), RejectedTokens: len(p.Rejected)}
+		if refs != nil {
+			out[i].RefChosen, out[i].RefRejected = refs[idx[i]].Chosen, refs[idx[i]].Rejected
+		}
+	}
+	return out, nil
+}
+
+// trainStep runs one optimizer step over its micro-batches.
+func (t *Trainer) trainStep(ctx context.Context) error {
+	idx, epoch := t.stepPairs(t.step)
+	ma := NewMetricsAccumulator(t.cfg.Loss)
+	t.acc.Reset()
+	for lo := 0; lo < len(idx); lo += t.cfg.MicroBatch {
+		mIdx := idx[lo:min(lo+t.cfg.MicroBatch, len(idx))]
+		batch := make([]TokenizedPair, len(mIdx))
+		for i, j := range mIdx {
+			batch[i] = t.train[j]
+		}
+		lossFn := func(chosen, rejected []float64) (float64, []PairGrad, error) {
+			pl, err := pairLogps(batch, t.trainRef, mIdx, chosen, rejected)
+			if err != nil {
+				return 0, nil, err
+			}
+			t0 := time.Now()
+			l, g, err := t.cfg.Loss.Compute(pl)
+			t.result.LossTime += time.Since(t0)
+			if err != nil {
+				return 0, nil, err
+			}
+			ma.Add(pl, l)
+			return l, g, nil
+		}
+		for _, g := range t.microGrads {
+			clear(g)
+		}
+		t0 := time.Now()
+		err := t.policy.ForwardBackward(ctx, batch, lossFn, t.microGrads)
+		t.result.PolicyTime += time.Since(t0)
+		if err != nil {
+			return fmt.Errorf("step %d: %w", t.step+1, err)
+		}
+		if ma.Pairs() != lo+len(mIdx) {
+			return fmt.Errorf("step %d: the policy did not call the loss exactly once per micro-batch", t.step+1)
+		}
+		if err := t.acc.Add(t.microGrads, len(mIdx)); err != nil {
+			return fmt.Errorf("step %d: %w", t.step+1, err)
+		}
+	}
+	t0 := time.Now()
+	avg, err := t.acc.Average(t.avgBuf)
+	if err != nil {
+		return fmt.Errorf("step %d: %w", t.step+1, err)
+	}
+	t.avgBuf = avg
+	norm, err := ClipGradNorm(avg, t.names, t.cfg.MaxGradNorm)
+	if err != nil {
+		return fmt.Errorf("step %d: %w", t.step+1, err)
+	}
+	lr := t.sched.LR(t.step)
+	if err := t.opt.Step(t.policy.Params(), avg, lr); err != nil {
+		return fmt.Errorf("step %d: %w", t.step+1, err)
+	}
+	t.result.OptimTime += time.Since(t0)
+	t.step++
+	t.result.Pairs += len(idx)
+	sm, err := ma.Finish(t.step, epoch, norm, lr)
+	if err != nil {
+		return err
+	}
+	t.result.Last = sm
+	return t.log(sm)
+}
+
+func (t *Trainer) log(sm StepMetrics) error {
+	if err := t.metrics.Write(sm); err != nil {
+		return err
+	}
+	if t.cfg.OnStep != nil {
+		t.cfg.OnStep(sm)
+	}
+	return nil
+}
+
+// evaluate computes the loss and metrics on the eval pairs (forward only) and logs them with
+// split "eval".
+func (t *Trainer) evaluate(ctx context.Context) error {
+	t0 := time.Now()
+	defer func() { t.result.EvalTime += time.Since(t0) }()
+	ma := NewMetricsAccumulator(t.cfg.Loss)
+	for lo := 0; lo < len(t.eval); lo += t.cfg.MicroBatch {
+		hi := min(lo+t.cfg.MicroBatch, len(t.eval))
+		idx := make([]int, hi-lo)
+		for i := range idx {
+			idx[i] = lo + i
+		}
+		chosen, rejected, err := t.policy.Forward(ctx, t.eval[lo:hi])
+		if err != nil {
+			return fmt.Errorf("eval at step %d: %w", t.step, err)
+		}
+		pl, err := pairLogps(t.eval[lo:hi], t.evalRef, idx, chosen, rejected)
+		if err != nil {
+			return fmt.Errorf("eval at step %d: %w", t.step, err)
+		}
+		l, _, err := t.cfg.Loss.Compute(pl)
+		if err != nil {
+			return fmt.Errorf("eval at step %d: %w", t.step, err)
+		}
+		ma.Add(pl, l)
+	}
+	_, epoch := t.stepPairs(max(t.step-1, 0))
+	sm, err := ma.Finish(t.step, epoch, 0, t.sched.LR(t.step))
+	if err != nil {
+		return err
+	}
+	sm.Split = "eval"
+	t.result.LastEval = &sm
+	return t.log(sm)
+}
+
+// checkpoint writes RUN_DIR/checkpoint-NNNNNN (adapter + state) through a temporary directory,
+// points latest-checkpoint at it and prunes old checkpoints.
+func (t *Trainer) checkpoint() error {
+	t0 := time.Now()
+	defer func() { t.result.SaveTime += time.Since(t0) }()
+	name := fmt.Sprintf("checkpoint-%06d", t.step)
+	final := filepath.Join(t.cfg.RunDir, name)
+	tmp := filepath.Join(t.cfg.RunDir, "."+name+".tmp")
+	if err := os.RemoveAll(tmp); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	if err := os.Mkdir(tmp, 0o755); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	if err := t.cfg.SaveAdapter(tmp); err != nil {
+		os.RemoveAll(tmp)
+		return fmt.Errorf("checkpoint %s: save adapter: %w", name, err)
+	}
+	_, epoch := t.stepPairs(max(t.step-1, 0))
+	st := &TrainState{Step: int64(t.step), Epoch: int64(epoch), Cursor: int64(t.step % t.perEp * t.cfg.BatchSize),
+		Optimizer: t.opt, RNG: t.rng, Meta: t.runMeta()}
+	if err := SaveTrainState(filepath.Join(tmp, stateFileName), st); err != nil {
+		os.RemoveAll(tmp)
+		return fmt.Errorf("checkpoint %s: %w", name, err)
+	}
+	if err := os.RemoveAll(final); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	if err := writeFileAtomic(filepath.Join(t.cfg.RunDir, latestCheckpointFile), func(w io.Writer) error {
+		_, err := io.WriteString(w, name+"\n")
+		return err
+	}); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	t.lastSaved = t.step
+	t.result.Checkpoint = final
+	return t.prune(name)
+}
+
+// prune removes all but the newest KeepCheckpoints checkpoint directories.
+func (t *Trainer) prune(latest string) error {
+	entries, err := os.ReadDir(t.cfg.RunDir)
+	if err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	var cps []string
+	for _, e := range entries {
+		if e.IsDir() && strings.HasPrefix(e.Name(), "checkpoint-") {
+			cps = append(cps, e.Name())
+		}
+	}
+	sort.Strings(cps)
+	for len(cps) > t.cfg.KeepCheckpoints {
+		if cps[0] != latest {
+			if err := os.RemoveAll(filepath.Join(t.cfg.RunDir, cps[0])); err != nil {
+				return fmt.Errorf("checkpoint: prune: %w", err)
+			}
+		}
+		cps = cps[1:]
+	}
+	return nil
+}
