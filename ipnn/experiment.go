@@ -1,0 +1,248 @@
+package ipnn
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Dataset names accepted by Experiment.
+const (
+	DatasetMNIST   = "mnist"
+	DatasetFashion = "fashion-mnist"
+	DatasetToyBits = "toy-bits"
+	DatasetNumbers = "mnist-numbers"
+)
+
+// Experiment is one training setting, run Runs times with seeds Seed, Seed+1, ...
+type Experiment struct {
+	Dataset string   `json:"dataset"`
+	DataDir string   `json:"-"`
+	Kind    Kind     `json:"kind"`
+	Split   []int    `json:"split,omitempty"`
+	Hidden  []int    `json:"hidden"`
+	Init    InitKind `json:"init"`
+	Forget  int      `json:"forget"`
+	Eps     float64  `json:"eps"`
+	Epochs  int      `json:"epochs"`
+	Batch   int      `json:"batch"`
+	LR      float64  `json:"lr"`
+	Seed    uint64   `json:"seed"`
+	Runs    int      `json:"runs"`
+	// Independence adds the mutual-independence term over all split groups.
+	Independence bool `json:"independence,omitempty"`
+	// Toy task: Bits-bit numbers, training repeats, per-bit label sets.
+	Bits      int  `json:"bits,omitempty"`
+	Repeat    int  `json:"repeat,omitempty"`
+	BitLabels bool `json:"bit_labels,omitempty"`
+	// Number task: Digits images per number, Passes over the training images.
+	Digits int `json:"digits,omitempty"`
+	Passes int `json:"passes,omitempty"`
+	// TrainLimit > 0 trains on the first TrainLimit samples only.
+	TrainLimit int `json:"train_limit,omitempty"`
+	// Out is the directory for run-NN.json and run-NN.model files.
+	Out        string `json:"-"`
+	SaveModels bool   `json:"-"`
+}
+
+// RunResult is the per-run JSON record.
+type RunResult struct {
+	Experiment
+	Run           int        `json:"run"`
+	RunSeed       uint64     `json:"run_seed"`
+	LabelSets     []string   `json:"label_sets,omitempty"`
+	TrainSize     int        `json:"train_size"`
+	TestSize      int        `json:"test_size"`
+	Accuracy      float64    `json:"accuracy"`
+	Stats         TrainStats `json:"stats"`
+	EvalSeconds   float64    `json:"eval_seconds"`
+	PeakRSSMiB    float64    `json:"peak_rss_mib"`
+	ModelFile     string     `json:"model_file,omitempty"`
+	States        [][]byte   `json:"states,omitempty"`         // per group: argmax state of each test sample
+	TestLabels    []byte     `json:"test_labels,omitempty"`    // test classes when < 256 classes
+	DigitAcc      float64    `json:"digit_accuracy,omitempty"` // number task: per-digit accuracy
+	UnseenTest    int        `json:"unseen_test,omitempty"`    // number task: test numbers unseen in training
+	DistinctTrain int        `json:"distinct_train,omitempty"`
+	Classes       int64      `json:"classes"`
+	Finished      string     `json:"finished"`
+}
+
+// loadData returns the train and test sets of the experiment.
+func (e *Experiment) loadData(rng *rand.Rand) (train, test *Dataset, nt *NumberTask, err error) {
+	switch e.Dataset {
+	case DatasetMNIST, DatasetFashion:
+		if train, err = LoadImages(e.Dataset, e.DataDir, true); err != nil {
+			return nil, nil, nil, err
+		}
+		if test, err = LoadImages(e.Dataset, e.DataDir, false); err != nil {
+			return nil, nil, nil, err
+		}
+	case DatasetToyBits:
+		if train, test, err = ToyBits(e.Bits, e.Repeat); err != nil {
+			return nil, nil, nil, err
+		}
+	case DatasetNumbers:
+		tr, err := LoadImages(DatasetMNIST, e.DataDir, true)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		te, err := LoadImages(DatasetMNIST, e.DataDir, false)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		if nt, err = NewNumberTask(tr, te, e.Digits, e.Passes, rng); err != nil {
+			return nil, nil, nil, err
+		}
+		train, test = nt.Train, nt.Test
+	default:
+		return nil, nil, nil, fmt.Errorf("unknown dataset %q (want %s, %s, %s or %s)", e.Dataset, DatasetMNIST, DatasetFashion, DatasetToyBits, DatasetNumbers)
+	}
+	return train.Subset(e.TrainLimit), test, nt, nil
+}
+
+// modelConfig derives the model configuration for data with the given class count.
+func (e *Experiment) modelConfig(classes int) (ModelConfig, error) {
+	cfg := ModelConfig{Kind: e.Kind, Hidden: e.Hidden, Init: e.Init, Tiles: 1, Classes: classes}
+	if e.Kind != KindIPNN {
+		return cfg, nil
+	}
+	split := e.Split
+	var sets []LabelSet
+	switch e.Dataset {
+	case DatasetNumbers:
+		split = make([]int, e.Digits)
+		for i := range split {
+			split[i] = 10
+		}
+		cfg.Tiles = e.Digits
+		sets = DigitLabelSets(e.Digits)
+	default:
+		s, err := NewSplit(split)
+		if err != nil {
+			return cfg, err
+		}
+		sets = []LabelSet{AllGroups(s, classes)}
+		if e.Dataset == DatasetToyBits && e.BitLabels {
+			if len(split) != e.Bits {
+				return cfg, fmt.Errorf("per-bit labels need %d two-state groups, split is %v", e.Bits, split)
+			}
+			for _, m := range split {
+				if m != 2 {
+					return cfg, fmt.Errorf("per-bit labels need two-state groups, split is %v", split)
+				}
+			}
+			sets = append(sets, BitLabelSets(e.Bits)...)
+		}
+	}
+	cfg.Head = HeadConfig{Split: split, LabelSets: sets, Forget: e.Forget, Eps: e.Eps}
+	if e.Independence {
+		for g := range split {
+			cfg.Head.Independence = append(cfg.Head.Independence, g)
+		}
+	}
+	return cfg, nil
+}
+
+// Run executes every run of the experiment, writing one JSON (and model) per run into
+// e.Out, and returns the results. progress may be nil.
+func (e *Experiment) Run(ctx context.Context, progress func(run, epoch, step, steps int, loss float64)) ([]RunResult, error) {
+	if e.Runs < 1 {
+		return nil, fmt.Errorf("runs = %d, want >= 1", e.Runs)
+	}
+	if e.Out == "" {
+		return nil, fmt.Errorf("no output directory")
+	}
+	if err := os.MkdirAll(e.Out, 0o755); err != nil {
+		return nil, fmt.Errorf("create output directory: %w", err)
+	}
+	train, test, nt, err := e.loadData(rand.New(rand.NewPCG(e.Seed, 0x5eed)))
+	if err != nil {
+		return nil, err
+	}
+	var results []RunResult
+	for r := 0; r < e.Runs; r++ {
+		seed := e.Seed + uint64(r)
+		rng := rand.New(rand.NewPCG(seed, 0x1bb))
+		cfg, err := e.modelConfig(train.Classes)
+		if err != nil {
+			return results, err
+		}
+		m, err := NewModel(cfg, train.Dim, rng)
+		if err != nil {
+			return results, err
+		}
+		opt := TrainOptions{Epochs: e.Epochs, Batch: e.Batch, LR: e.LR, EvalEachEpoch: e.Dataset != DatasetToyBits}
+		if progress != nil {
+			opt.Progress = func(ep, s, n int, l float64) { progress(r, ep, s, n, l) }
+		}
+		st, err := Train(ctx, m, train, test, opt, rng)
+		if err != nil {
+			return results, fmt.Errorf("run %d: %w", r+1, err)
+		}
+		t0 := time.Now()
+		acc, pred := Evaluate(m, test, 0)
+		res := RunResult{Experiment: *e, Run: r + 1, RunSeed: seed, TrainSize: train.Len(), TestSize: test.Len(),
+			Accuracy: acc, Stats: st, Classes: int64(train.Classes)}
+		res.EvalSeconds = time.Since(t0).Seconds()
+		for _, ls := range cfg.Head.LabelSets {
+			res.LabelSets = append(res.LabelSets, ls.Name)
+		}
+		if cfg.Kind == KindIPNN && train.Classes <= 255 {
+			if res.States, err = GroupStates(m, test, 0); err != nil {
+				return results, err
+			}
+			res.TestLabels = make([]byte, test.Len())
+			for i, y := range test.Y {
+				res.TestLabels[i] = byte(y)
+			}
+		}
+		if nt != nil {
+			res.DigitAcc = digitAccuracy(pred, test.Y, e.Digits)
+			res.UnseenTest = nt.UnseenTest
+			res.DistinctTrain = nt.DistinctTrain
+		}
+		base := filepath.Join(e.Out, fmt.Sprintf("run-%02d", r+1))
+		if e.SaveModels {
+			if err := m.Save(base + ".model"); err != nil {
+				return results, err
+			}
+			res.ModelFile = filepath.Base(base + ".model")
+		}
+		res.PeakRSSMiB = peakRSSMiB()
+		res.Finished = time.Now().UTC().Format(time.RFC3339)
+		js, err := json.MarshalIndent(res, "", " ")
+		if err != nil {
+			return results, fmt.Errorf("encode run %d: %w", r+1, err)
+		}
+		if err := writeFileAtomic(base+".json", append(js, '\n')); err != nil {
+			return results, err
+		}
+		results = append(results, res)
+	}
+	return results, nil
+}
+
+// digitAccuracy is the fraction of correctly predicted decimal digits.
+func digitAccuracy(pred, truth []int64, digits int) float64 {
+	ok, n := 0, 0
+	for i := range pred {
+		a, b := pred[i], truth[i]
+		for d := 0; d < digits; d++ {
+			if a%10 == b%10 {
+				ok++
+			}
+			a, b, n = a/10, b/10, n+1
+		}
+	}
+	return float64(ok) / float64(max(n, 1))
+}
+
+// TestSet loads only the test split of the experiment's dataset (as Run builds it).
+func (e *Experiment) TestSet() (*Dataset, error) {
+	_, test, _, err := e.loadData(rand.New(rand.NewPCG(e.Seed, 0x5eed)))
+	return test, err
+}
