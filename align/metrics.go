@@ -29,7 +29,7 @@ type StepMetrics struct {
 	LogpsChosen       float64 `json:"logps/chosen"`
 	LogpsRejected     float64 `json:"logps/rejected"`
 	GradNorm          float64 `json:"grad_norm"`
-	LearningRate      float64 `json:"learning_rate"`
+	LearningRate      float64 `json:"learning_rate"`       // the rate this step's update used
 	DCRRate           float64 `json:"dcr_rate"`            // share of pairs with chosen reward < 0
 	BalancedMargin    float64 `json:"bpo/balanced_margin"` // mean of min(r_w, -alpha·r_l)
 	ChosenActive      float64 `json:"bpo/chosen_active"`   // share of pairs whose chosen branch is the min (tie = 1/2)

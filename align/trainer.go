@@ -276,6 +276,11 @@ func (t *Trainer) Run(ctx context.Context) (*TrainResult, error) {
 	if err := os.MkdirAll(t.cfg.RunDir, 0o755); err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}
+	if t.resumedFrom == 0 && t.step == 0 {
+		if err := t.checkFreshRunDir(); err != nil {
+			return nil, err
+		}
+	}
 	mw, err := OpenMetricsWriter(filepath.Join(t.cfg.RunDir, MetricsFileName))
 	if err != nil {
 		return nil, fmt.Errorf("train: %w", err)
@@ -326,6 +331,17 @@ func (t *Trainer) Run(ctx context.Context) (*TrainResult, error) {
 		}
 	}
 	return finish(nil)
+}
+
+// checkFreshRunDir refuses to start a new run over an earlier one's checkpoint or metrics.
+func (t *Trainer) checkFreshRunDir() error {
+	for _, name := range []string{latestCheckpointFile, MetricsFileName} {
+		fi, err := os.Stat(filepath.Join(t.cfg.RunDir, name))
+		if err == nil && fi.Size() > 0 {
+			return fmt.Errorf("train: %s already holds %s from an earlier run: resume it or use a new run directory", t.cfg.RunDir, name)
+		}
+	}
+	return nil
 }
 
 // interrupted saves the completed steps and returns the cancellation error.

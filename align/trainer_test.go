@@ -259,6 +259,10 @@ func TestTrainerResumeRejectsOtherSettings(t *testing.T) {
 	if _, err := tr.Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	tr, _ = newToyTrainer(t, dir, "bpo", func(c *TrainConfig) { c.MaxSteps = 5 })
+	if _, err := tr.Run(context.Background()); err == nil || !strings.Contains(err.Error(), "already holds latest-checkpoint from an earlier run") {
+		t.Fatalf("fresh run over an old one: %v", err)
+	}
 	tr, _ = newToyTrainer(t, dir, "bpo", func(c *TrainConfig) { c.MaxSteps = 5; c.Seed = 12 })
 	if _, err := tr.Resume(); err == nil || !strings.Contains(err.Error(), `seed="11", this run has "12"`) {
 		t.Fatalf("resume with another seed: %v", err)
