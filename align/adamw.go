@@ -153,7 +153,8 @@ func (o *AdamW) Step(params, grads [][]float32, lr float64) error {
 	stepSize := lr / bc1
 	sqrtBC2 := math.Sqrt(bc2)
 	for i := range params {
-		p, g, m, v := params[i], grads[i], o.m[i], o.v[i]
+		p := params[i]
+		g, m, v := grads[i][:len(p)], o.m[i][:len(p)], o.v[i][:len(p)] // bounds-check hints
 		for j := range p {
 			gj := float64(g[j])
 			mj := b1*float64(m[j]) + (1-b1)*gj
