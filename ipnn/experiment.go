@@ -39,9 +39,11 @@ type Experiment struct {
 	Bits      int  `json:"bits,omitempty"`
 	Repeat    int  `json:"repeat,omitempty"`
 	BitLabels bool `json:"bit_labels,omitempty"`
-	// Number task: Digits images per number, Passes over the training images.
-	Digits int `json:"digits,omitempty"`
-	Passes int `json:"passes,omitempty"`
+	// Number task: Digits images per number, Passes over the training images; Tie shares
+	// one observation (P(digit | a)) between all positions instead of one per position.
+	Digits int  `json:"digits,omitempty"`
+	Passes int  `json:"passes,omitempty"`
+	Tie    bool `json:"tie,omitempty"`
 	// TrainLimit > 0 trains on the first TrainLimit samples only.
 	TrainLimit int `json:"train_limit,omitempty"`
 	// Out is the directory for run-NN.json and run-NN.model files.
@@ -114,12 +116,28 @@ func (e *Experiment) modelConfig(classes int) (ModelConfig, error) {
 	var sets []LabelSet
 	switch e.Dataset {
 	case DatasetNumbers:
-		split = make([]int, e.Digits)
-		for i := range split {
-			split[i] = 10
+		// e.Split is the split of one digit image's outputs, repeated for every image.
+		per := e.Split
+		if len(per) == 0 {
+			per = []int{10}
+		}
+		if _, err := NewSplit(per); err != nil {
+			return cfg, err
 		}
 		cfg.Tiles = e.Digits
-		sets = DigitLabelSets(e.Digits)
+		if e.Tie {
+			cfg.TieTiles = true
+			s, _ := NewSplit(per)
+			split = per
+			sets = []LabelSet{AllGroups(s, 10)}
+			sets[0].Name = "digit"
+			break
+		}
+		split = nil
+		for i := 0; i < e.Digits; i++ {
+			split = append(split, per...)
+		}
+		sets = DigitLabelSets(e.Digits, len(per))
 	default:
 		s, err := NewSplit(split)
 		if err != nil {

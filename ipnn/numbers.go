@@ -27,7 +27,7 @@ func NewNumberTask(trainImages, testImages *Dataset, digits, passes int, rng *ra
 		return nil, fmt.Errorf("number task: passes = %d, want >= 1", passes)
 	}
 	if trainImages.Classes != 10 || testImages.Classes != 10 {
-		return nil, fmt.Errorf("number task: needs digit images (10 classes)")
+		return nil, fmt.Errorf("number task: needs digit images (10 classes), got %d and %d", trainImages.Classes, testImages.Classes)
 	}
 	classes := 1
 	for i := 0; i < digits; i++ {
@@ -95,13 +95,18 @@ func number(img *Dataset, parts []int32) int64 {
 	return y
 }
 
-// DigitLabelSets ties decimal digit labels to `digits` ten-state groups: group j carries
-// digit digits-1-j (most significant first). With these label sets P(y | joint) is the
-// product of per-digit tables P(y^j | a^j), so the 10^digits joint space is never built.
-func DigitLabelSets(digits int) []LabelSet {
+// DigitLabelSets ties decimal digit labels to the split groups of each digit image: with
+// perImage groups per image, label set j (digit j, most significant first) is tied to
+// groups j*perImage .. j*perImage+perImage-1. P(y | joint) is then the product of the
+// per-digit tables P(y^j | a^j), so the 10^digits label space is never built.
+func DigitLabelSets(digits, perImage int) []LabelSet {
 	sets := make([]LabelSet, digits)
 	for j := range sets {
-		sets[j] = LabelSet{Name: fmt.Sprintf("digit%d", j+1), Groups: []int{j}, Classes: 10, Base: 10, Pos: digits - 1 - j}
+		g := make([]int, perImage)
+		for i := range g {
+			g[i] = j*perImage + i
+		}
+		sets[j] = LabelSet{Name: fmt.Sprintf("digit%d", j+1), Groups: g, Classes: 10, Base: 10, Pos: digits - 1 - j}
 	}
 	return sets
 }

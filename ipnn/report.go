@@ -104,7 +104,11 @@ func WriteReport(w io.Writer, dirs []string) error {
 		if r0.Kind == KindIPNN {
 			split = compactSplit(r0.Split)
 			if r0.Dataset == DatasetNumbers {
-				split = fmt.Sprintf("10×%d", r0.Digits)
+				per := r0.Split
+				if len(per) == 0 {
+					per = []int{10}
+				}
+				split = fmt.Sprintf("(%s)×%d", intsString(per), r0.Digits)
 			}
 			sets = describeSets(r0)
 			T = strconv.Itoa(r0.Forget)

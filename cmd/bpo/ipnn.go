@@ -52,7 +52,7 @@ func defaultsFor(dataset string, bits int) datasetDefaults {
 	case ipnn.DatasetToyBits:
 		return datasetDefaults{split: strings.TrimSuffix(strings.Repeat("2,", bits), ","), hidden: "64,128,256", init: ipnn.InitUniform03, epochs: 4, batch: 4096}
 	case ipnn.DatasetNumbers:
-		return datasetDefaults{hidden: "128,36", init: ipnn.InitTorch, epochs: 10, batch: 8}
+		return datasetDefaults{split: "10", hidden: "128,36", init: ipnn.InitTorch, epochs: 10, batch: 8}
 	default:
 		return datasetDefaults{split: "2,2,5", hidden: "128,36", init: ipnn.InitTorch, epochs: 10, batch: 64}
 	}
@@ -69,8 +69,9 @@ func ipnnTrainCommand() *cli.Command {
 			"   bpo ipnn train --dataset toy-bits --bits 12 --bit-labels --out runs/toy12-bits\n" +
 			"   bpo ipnn train --dataset mnist-numbers --digits 10 --out runs/numbers10\n" +
 			"mnist-numbers: each sample is --digits MNIST images; its class is the number they show\n" +
-			"(10^digits classes, test numbers never seen in training); split = digits groups of 10 states,\n" +
-			"one backbone shared by the images, one digit label set tied to each group.\n" +
+			"(10^digits classes, test numbers never seen in training). --split is the split of ONE image's\n" +
+			"outputs (default 10: 10 images x 10 states = 100 nodes), repeated for every image; one backbone is\n" +
+			"shared by the images and digit j's label set is tied to the groups of image j.\n" +
 			"Defaults follow the paper: MLP 784-128-36 (ReLU), Adam lr 1e-3, batch 64, 10 epochs, T 5, eps 1e-6.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "dataset", Value: ipnn.DatasetMNIST, Usage: "mnist | fashion-mnist | toy-bits | mnist-numbers"},
@@ -91,6 +92,7 @@ func ipnnTrainCommand() *cli.Command {
 			&cli.BoolFlag{Name: "bit-labels", Usage: "toy-bits: multi-degree training with one binary label per group"},
 			&cli.IntFlag{Name: "digits", Value: 10, Usage: "mnist-numbers: digit images per number"},
 			&cli.IntFlag{Name: "passes", Value: 1, Usage: "mnist-numbers: groupings of the 60k training images (numbers = passes*60000/digits)"},
+			&cli.BoolFlag{Name: "tie", Usage: "mnist-numbers: one observation P(digit | a) shared by all positions (else one per position)"},
 			&cli.IntFlag{Name: "train-limit", Usage: "train on the first N samples only (0: all)"},
 			&cli.StringFlag{Name: "out", Required: true, Usage: "output directory for run-NN.json and run-NN.model"},
 			&cli.BoolFlag{Name: "save-model", Value: true, Usage: "write run-NN.model files"},
@@ -167,9 +169,9 @@ func experimentFromFlags(c *cli.Context) (*ipnn.Experiment, error) {
 	case ipnn.DatasetToyBits:
 		e.Bits, e.Repeat, e.BitLabels = c.Int("bits"), c.Int("repeat"), c.Bool("bit-labels")
 	case ipnn.DatasetNumbers:
-		e.Digits, e.Passes = c.Int("digits"), c.Int("passes")
+		e.Digits, e.Passes, e.Tie = c.Int("digits"), c.Int("passes"), c.Bool("tie")
 	}
-	if e.Dataset != ipnn.DatasetNumbers && e.Kind == ipnn.KindIPNN {
+	if e.Kind == ipnn.KindIPNN {
 		s, err := ipnn.ParseSplit(split)
 		if err != nil {
 			return nil, err
