@@ -33,6 +33,9 @@ type Experiment struct {
 	LR      float64  `json:"lr"`
 	Seed    uint64   `json:"seed"`
 	Runs    int      `json:"runs"`
+	// FirstRun numbers the first run (files run-NN.json); runs FirstRun.. use seeds
+	// Seed, Seed+1, ... so that a setting can be extended later (default 1).
+	FirstRun int `json:"-"`
 	// Independence adds the mutual-independence term over all split groups.
 	Independence bool `json:"independence,omitempty"`
 	// Toy task: Bits-bit numbers, training repeats, per-bit label sets.
@@ -182,6 +185,7 @@ func (e *Experiment) Run(ctx context.Context, progress func(run, epoch, step, st
 		return nil, err
 	}
 	var results []RunResult
+	first := max(e.FirstRun, 1)
 	for r := 0; r < e.Runs; r++ {
 		seed := e.Seed + uint64(r)
 		rng := rand.New(rand.NewPCG(seed, 0x1bb))
@@ -199,11 +203,11 @@ func (e *Experiment) Run(ctx context.Context, progress func(run, epoch, step, st
 		}
 		st, err := Train(ctx, m, train, test, opt, rng)
 		if err != nil {
-			return results, fmt.Errorf("run %d: %w", r+1, err)
+			return results, fmt.Errorf("run %d: %w", first+r, err)
 		}
 		t0 := time.Now()
 		acc, pred := Evaluate(m, test, 0)
-		res := RunResult{Experiment: *e, Run: r + 1, RunSeed: seed, TrainSize: train.Len(), TestSize: test.Len(),
+		res := RunResult{Experiment: *e, Run: first + r, RunSeed: seed, TrainSize: train.Len(), TestSize: test.Len(),
 			Accuracy: acc, Stats: st, Classes: int64(train.Classes)}
 		res.EvalSeconds = time.Since(t0).Seconds()
 		for _, ls := range cfg.Head.LabelSets {
@@ -223,7 +227,7 @@ func (e *Experiment) Run(ctx context.Context, progress func(run, epoch, step, st
 			res.UnseenTest = nt.UnseenTest
 			res.DistinctTrain = nt.DistinctTrain
 		}
-		base := filepath.Join(e.Out, fmt.Sprintf("run-%02d", r+1))
+		base := filepath.Join(e.Out, fmt.Sprintf("run-%02d", first+r))
 		if e.SaveModels {
 			if err := m.Save(base + ".model"); err != nil {
 				return results, err
@@ -234,7 +238,7 @@ func (e *Experiment) Run(ctx context.Context, progress func(run, epoch, step, st
 		res.Finished = time.Now().UTC().Format(time.RFC3339)
 		js, err := json.MarshalIndent(res, "", " ")
 		if err != nil {
-			return results, fmt.Errorf("encode run %d: %w", r+1, err)
+			return results, fmt.Errorf("encode run %d: %w", first+r, err)
 		}
 		if err := writeFileAtomic(base+".json", append(js, '\n')); err != nil {
 			return results, err

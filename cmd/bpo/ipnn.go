@@ -86,6 +86,7 @@ func ipnnTrainCommand() *cli.Command {
 			&cli.Float64Flag{Name: "eps", Value: 1e-6, Usage: "stable number epsilon of P(y|joint)"},
 			&cli.IntFlag{Name: "runs", Value: 1, Usage: "independent runs (seeds seed, seed+1, ...)"},
 			&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "random seed of the first run"},
+			&cli.IntFlag{Name: "first-run", Value: 1, Usage: "number of the first run (extend a setting: --first-run 4 --seed 4)"},
 			&cli.BoolFlag{Name: "independence", Usage: "add the mutual-independence loss over all groups"},
 			&cli.IntFlag{Name: "bits", Value: 12, Usage: "toy-bits: number of bits (2^bits classes)"},
 			&cli.IntFlag{Name: "repeat", Value: 50, Usage: "toy-bits: copies of every number in the training set"},
@@ -159,7 +160,7 @@ func experimentFromFlags(c *cli.Context) (*ipnn.Experiment, error) {
 	}
 	e := &ipnn.Experiment{Dataset: dataset, DataDir: c.String("data"), Kind: ipnn.Kind(c.String("model")), Init: d.init,
 		Forget: c.Int("forget"), Eps: c.Float64("eps"), Epochs: pick("epochs", d.epochs), Batch: pick("batch", d.batch),
-		LR: c.Float64("lr"), Seed: c.Uint64("seed"), Runs: c.Int("runs"), Independence: c.Bool("independence"),
+		LR: c.Float64("lr"), Seed: c.Uint64("seed"), Runs: c.Int("runs"), FirstRun: c.Int("first-run"), Independence: c.Bool("independence"),
 		TrainLimit: c.Int("train-limit"), Out: c.String("out"), SaveModels: c.Bool("save-model")}
 	var err error
 	if e.Hidden, err = parseInts("hidden", hidden); err != nil {
