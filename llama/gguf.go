@@ -81,6 +81,7 @@ const (
 	TypeQ4_K GGMLType = 12
 	TypeQ6_K GGMLType = 14
 	TypeBF16 GGMLType = 30
+	TypeI32  GGMLType = 26
 )
 
 // String returns ggml's name of the type, e.g. "q8_0".

@@ -15,7 +15,7 @@ type RandomModelSpec struct {
 	// VocabFrom is a GGUF file whose tokenizer.* metadata is copied (e.g. ggml-vocab-qwen2.gguf).
 	VocabFrom string
 	// Vocab, when set instead of VocabFrom, is a tokenizer made by the caller.
-	Vocab *VocabSpec
+	Vocab     *VocabSpec
 	Layers    int
 	Embedding int
 	// FeedForward is the FFN hidden size.

@@ -1,0 +1,350 @@
+package llama
+
+/*
+#include <stdlib.h>
+#include "ggml.h"
+#include "ggml-alloc.h"
+#include "ggml-backend.h"
+#include "ggml-cpu.h"
+
+// bpo_protect_inplace_backward marks the incoming gradient of every RMS_NORM_BACK node as an output.
+// ggml's allocator may compute RMS_NORM_BACK in place over that gradient (src0), but the CPU kernel
+// first copies x into dst and only then adds dz, so an aliased dz is destroyed and the gradient is
+// wrong. Outputs are never reused in place, which avoids the aliasing. Returns how many were marked.
+static int bpo_protect_inplace_backward(struct ggml_cgraph * g) {
+	int n = 0;
+	for (int i = 0; i < ggml_graph_n_nodes(g); i++) {
+		struct ggml_tensor * t = ggml_graph_node(g, i);
+		if (t->op == GGML_OP_RMS_NORM_BACK && t->src[0] != NULL) {
+			ggml_set_output(t->src[0]);
+			n++;
+		}
+	}
+	return n;
+}
+*/
+import "C"
+
+import (
+	"fmt"
+	"runtime"
+	"unsafe"
+)
+
+// This file is a thin Go API over ggml: contexts, tensors, the ops the training graphs use, graphs with
+// automatic differentiation, and backend buffers and compute through ggml's scheduler (so the same graph
+// can later run on a GPU backend).
+
+// GContext is a ggml context that holds tensor and graph metadata (no_alloc: data lives in backend buffers).
+type GContext struct{ c *C.struct_ggml_context }
+
+// NewGContext makes a metadata context for up to nTensors tensors and one graph of graphSize nodes.
+func NewGContext(nTensors, graphSize int, grads bool) *GContext {
+	size := C.size_t(nTensors)*C.ggml_tensor_overhead() + C.ggml_graph_overhead_custom(C.size_t(graphSize), C.bool(grads)) + 1024
+	return &GContext{c: C.ggml_init(C.struct_ggml_init_params{mem_size: size, no_alloc: true})}
+}
+
+// Free releases the context's metadata.
+func (g *GContext) Free() {
+	if g.c != nil {
+		C.ggml_free(g.c)
+		g.c = nil
+	}
+}
+
+// Tensor is a ggml tensor.
+type Tensor struct{ t *C.struct_ggml_tensor }
+
+// NewTensor makes a tensor with ggml shape ne (ne[0] fastest).
+func (g *GContext) NewTensor(typ GGMLType, ne ...int64) Tensor {
+	var cne [4]C.int64_t
+	for i, d := range ne {
+		cne[i] = C.int64_t(d)
+	}
+	return Tensor{C.ggml_new_tensor(g.c, C.enum_ggml_type(typ), C.int(len(ne)), &cne[0])}
+}
+
+// SetName names the tensor.
+func (t Tensor) SetName(name string) Tensor {
+	cs := C.CString(name)
+	defer C.free(unsafe.Pointer(cs))
+	C.ggml_set_name(t.t, cs)
+	return t
+}
+
+// Name is the tensor's name.
+func (t Tensor) Name() string { return C.GoString(&t.t.name[0]) }
+
+// Ne returns dimension i's size.
+func (t Tensor) Ne(i int) int64 { return int64(t.t.ne[i]) }
+
+// Nb returns dimension i's stride in bytes.
+func (t Tensor) Nb(i int) int64 { return int64(t.t.nb[i]) }
+
+// Type is the tensor's element type.
+func (t Tensor) Type() GGMLType { return GGMLType(t.t._type) }
+
+// Elements is the number of elements.
+func (t Tensor) Elements() int64 { return int64(C.ggml_nelements(t.t)) }
+
+// Bytes is the tensor's data size.
+func (t Tensor) Bytes() int64 { return int64(C.ggml_nbytes(t.t)) }
+
+// Nil reports whether t is unset.
+func (t Tensor) Nil() bool { return t.t == nil }
+
+// SetParam marks t trainable; SetInput / SetOutput / SetLoss set the other graph flags.
+func (t Tensor) SetParam()  { C.ggml_set_param(t.t) }
+func (t Tensor) SetInput()  { C.ggml_set_input(t.t) }
+func (t Tensor) SetOutput() { C.ggml_set_output(t.t) }
+func (t Tensor) SetLoss()   { C.ggml_set_loss(t.t) }
+
+// SetFloat32 copies values into the tensor's backend memory (F32 tensors).
+func (t Tensor) SetFloat32(v []float32) error {
+	if t.Type() != TypeF32 || int64(len(v)) != t.Elements() {
+		return fmt.Errorf("ggml: set %s: %w: %d float32 values for a %s tensor of %d elements", t.Name(), ErrInvalidArgument, len(v), t.Type(), t.Elements())
+	}
+	if len(v) > 0 {
+		C.ggml_backend_tensor_set(t.t, unsafe.Pointer(&v[0]), 0, C.size_t(4*len(v)))
+	}
+	return nil
+}
+
+// SetInt32 copies values into an I32 tensor.
+func (t Tensor) SetInt32(v []int32) error {
+	if t.Type() != C.GGML_TYPE_I32 || int64(len(v)) != t.Elements() {
+		return fmt.Errorf("ggml: set %s: %w: %d int32 values for a tensor of %d elements", t.Name(), ErrInvalidArgument, len(v), t.Elements())
+	}
+	if len(v) > 0 {
+		C.ggml_backend_tensor_set(t.t, unsafe.Pointer(&v[0]), 0, C.size_t(4*len(v)))
+	}
+	return nil
+}
+
+// SetBytes copies raw data (in the tensor's type layout) into the tensor.
+func (t Tensor) SetBytes(b []byte) error {
+	if int64(len(b)) != t.Bytes() {
+		return fmt.Errorf("ggml: set %s: %w: %d bytes for a tensor of %d bytes", t.Name(), ErrInvalidArgument, len(b), t.Bytes())
+	}
+	if len(b) > 0 {
+		C.ggml_backend_tensor_set(t.t, unsafe.Pointer(&b[0]), 0, C.size_t(len(b)))
+	}
+	return nil
+}
+
+// Float32 reads an F32 tensor's values into dst (allocated when nil or too short).
+func (t Tensor) Float32(dst []float32) []float32 {
+	n := int(t.Elements())
+	if cap(dst) < n {
+		dst = make([]float32, n)
+	}
+	dst = dst[:n]
+	if n > 0 {
+		C.ggml_backend_tensor_get(t.t, unsafe.Pointer(&dst[0]), 0, C.size_t(4*n))
+	}
+	return dst
+}
+
+// Ops. Each returns a new node of the context's graph.
+
+func (g *GContext) MulMat(a, b Tensor) Tensor { return Tensor{C.ggml_mul_mat(g.c, a.t, b.t)} }
+func (g *GContext) Add(a, b Tensor) Tensor    { return Tensor{C.ggml_add(g.c, a.t, b.t)} }
+func (g *GContext) Mul(a, b Tensor) Tensor    { return Tensor{C.ggml_mul(g.c, a.t, b.t)} }
+func (g *GContext) Scale(a Tensor, s float32) Tensor {
+	return Tensor{C.ggml_scale(g.c, a.t, C.float(s))}
+}
+func (g *GContext) RMSNorm(a Tensor, eps float32) Tensor {
+	return Tensor{C.ggml_rms_norm(g.c, a.t, C.float(eps))}
+}
+func (g *GContext) GetRows(a, rows Tensor) Tensor { return Tensor{C.ggml_get_rows(g.c, a.t, rows.t)} }
+func (g *GContext) Cont(a Tensor) Tensor          { return Tensor{C.ggml_cont(g.c, a.t)} }
+func (g *GContext) Cast(a Tensor, typ GGMLType) Tensor {
+	return Tensor{C.ggml_cast(g.c, a.t, C.enum_ggml_type(typ))}
+}
+func (g *GContext) Transpose(a Tensor) Tensor { return Tensor{C.ggml_transpose(g.c, a.t)} }
+func (g *GContext) Permute(a Tensor, p0, p1, p2, p3 int) Tensor {
+	return Tensor{C.ggml_permute(g.c, a.t, C.int(p0), C.int(p1), C.int(p2), C.int(p3))}
+}
+func (g *GContext) Reshape2D(a Tensor, ne0, ne1 int64) Tensor {
+	return Tensor{C.ggml_reshape_2d(g.c, a.t, C.int64_t(ne0), C.int64_t(ne1))}
+}
+func (g *GContext) Reshape3D(a Tensor, ne0, ne1, ne2 int64) Tensor {
+	return Tensor{C.ggml_reshape_3d(g.c, a.t, C.int64_t(ne0), C.int64_t(ne1), C.int64_t(ne2))}
+}
+
+// View2D views ne0 x ne1 elements of a starting at byte offset, rows nb1 bytes apart.
+func (g *GContext) View2D(a Tensor, ne0, ne1, nb1, offset int64) Tensor {
+	return Tensor{C.ggml_view_2d(g.c, a.t, C.int64_t(ne0), C.int64_t(ne1), C.size_t(nb1), C.size_t(offset))}
+}
+
+// SoftMaxExt computes softmax(a*scale + mask) along dim 0.
+func (g *GContext) SoftMaxExt(a, mask Tensor, scale float32) Tensor {
+	return Tensor{C.ggml_soft_max_ext(g.c, a.t, mask.t, C.float(scale), 0)}
+}
+
+// Rope applies rotary position embeddings to a [head_dim, heads, tokens] tensor. mode 0 rotates
+// adjacent pairs (llama), mode 2 (NeoX) rotates halves (qwen2). freqFactors may be nil.
+func (g *GContext) Rope(a, pos, freqFactors Tensor, nDims, mode, nCtxOrig int, base float32) Tensor {
+	return Tensor{C.ggml_rope_ext(g.c, a.t, pos.t, freqFactors.t, C.int(nDims), C.int(mode), C.int(nCtxOrig),
+		C.float(base), 1, 0, 1, 32, 1)}
+}
+
+// SwigluSplit computes silu(a) * b.
+func (g *GContext) SwigluSplit(a, b Tensor) Tensor { return Tensor{C.ggml_swiglu_split(g.c, a.t, b.t)} }
+
+// CrossEntropyLoss is -sum(labels * log softmax(logits)) / rows, a scalar.
+func (g *GContext) CrossEntropyLoss(logits, labels Tensor) Tensor {
+	return Tensor{C.ggml_cross_entropy_loss(g.c, logits.t, labels.t)}
+}
+
+// Graph is a ggml compute graph.
+type Graph struct {
+	g     *C.struct_ggml_cgraph
+	grads bool
+}
+
+// NewGraph makes a graph of up to size nodes in g; grads enables automatic differentiation.
+func (g *GContext) NewGraph(size int, grads bool) *Graph {
+	return &Graph{g: C.ggml_new_graph_custom(g.c, C.size_t(size), C.bool(grads)), grads: grads}
+}
+
+// Expand adds t and everything it depends on to the graph.
+func (gr *Graph) Expand(t Tensor) { C.ggml_build_forward_expand(gr.g, t.t) }
+
+// BuildBackward appends the backward pass for the graph's loss (see Tensor.SetLoss) w.r.t. its params.
+// It also works around an in-place aliasing bug of ggml's RMS_NORM_BACK (see bpo_protect_inplace_backward).
+func (gr *Graph) BuildBackward(g *GContext) {
+	C.ggml_build_backward_expand(g.c, gr.g, nil)
+	C.bpo_protect_inplace_backward(gr.g)
+}
+
+// Grad returns the gradient node of t (nil tensor when t gets none).
+func (gr *Graph) Grad(t Tensor) Tensor { return Tensor{C.ggml_graph_get_grad(gr.g, t.t)} }
+
+// Reset sets the loss gradient to 1 and gradient accumulators to 0; call after allocation.
+func (gr *Graph) Reset() { C.ggml_graph_reset(gr.g) }
+
+// Nodes is the number of nodes in the graph.
+func (gr *Graph) Nodes() int { return int(C.ggml_graph_n_nodes(gr.g)) }
+
+// Backend is a ggml compute backend (CPU now; a GPU backend can be added to the scheduler).
+type Backend struct {
+	b       C.ggml_backend_t
+	threads int
+}
+
+// NewCPUBackend makes a CPU backend using threads threads (0: all cores).
+func NewCPUBackend(threads int) (*Backend, error) {
+	initBackend()
+	if threads <= 0 {
+		threads = runtime.NumCPU()
+	}
+	b := C.ggml_backend_cpu_init()
+	if b == nil {
+		return nil, fmt.Errorf("ggml: could not start the CPU backend")
+	}
+	C.ggml_backend_cpu_set_n_threads(b, C.int(threads))
+	return &Backend{b: b, threads: threads}, nil
+}
+
+// Free releases the backend.
+func (b *Backend) Free() {
+	if b.b != nil {
+		C.ggml_backend_free(b.b)
+		b.b = nil
+	}
+}
+
+// Buffer is backend memory holding the tensors of one context.
+type Buffer struct{ buf C.ggml_backend_buffer_t }
+
+// AllocTensors allocates backend memory for every tensor of g.
+func (b *Backend) AllocTensors(g *GContext) (*Buffer, error) {
+	buf := C.ggml_backend_alloc_ctx_tensors(g.c, b.b)
+	if buf == nil {
+		return nil, fmt.Errorf("ggml: could not allocate backend memory for tensors (out of memory?)")
+	}
+	return &Buffer{buf: buf}, nil
+}
+
+// Size is the buffer's size in bytes.
+func (b *Buffer) Size() int64 { return int64(C.ggml_backend_buffer_get_size(b.buf)) }
+
+// Free releases the buffer.
+func (b *Buffer) Free() {
+	if b.buf != nil {
+		C.ggml_backend_buffer_free(b.buf)
+		b.buf = nil
+	}
+}
+
+// Scheduler allocates and computes graphs over one or more backends (ggml_backend_sched).
+type Scheduler struct {
+	s        C.ggml_backend_sched_t
+	backends []C.ggml_backend_t
+	peak     int64
+}
+
+// NewScheduler makes a scheduler over backends (the first has priority) for graphs of up to graphSize nodes.
+func NewScheduler(graphSize int, backends ...*Backend) (*Scheduler, error) {
+	if len(backends) == 0 {
+		return nil, fmt.Errorf("ggml: %w: scheduler needs a backend", ErrInvalidArgument)
+	}
+	bs := (*C.ggml_backend_t)(C.malloc(C.size_t(len(backends)) * C.size_t(unsafe.Sizeof(C.ggml_backend_t(nil)))))
+	defer C.free(unsafe.Pointer(bs))
+	view := unsafe.Slice(bs, len(backends))
+	s := &Scheduler{}
+	for i, b := range backends {
+		view[i] = b.b
+		s.backends = append(s.backends, b.b)
+	}
+	s.s = C.ggml_backend_sched_new(bs, nil, C.int(len(backends)), C.size_t(graphSize), false, true)
+	if s.s == nil {
+		return nil, fmt.Errorf("ggml: could not create the scheduler")
+	}
+	return s, nil
+}
+
+// Alloc allocates the graph's intermediate tensors (previous allocations are reset).
+func (s *Scheduler) Alloc(gr *Graph) error {
+	C.ggml_backend_sched_reset(s.s)
+	if !C.ggml_backend_sched_alloc_graph(s.s, gr.g) {
+		return fmt.Errorf("ggml: could not allocate the compute graph (out of memory?)")
+	}
+	var total int64
+	for _, b := range s.backends {
+		total += int64(C.ggml_backend_sched_get_buffer_size(s.s, b))
+	}
+	s.peak = max(s.peak, total)
+	return nil
+}
+
+// Compute runs the graph.
+func (s *Scheduler) Compute(gr *Graph) error {
+	if st := C.ggml_backend_sched_graph_compute(s.s, gr.g); st != C.GGML_STATUS_SUCCESS {
+		return fmt.Errorf("ggml: graph compute failed with status %d", int(st))
+	}
+	return nil
+}
+
+// PeakComputeBytes is the largest compute-buffer size the scheduler has needed.
+func (s *Scheduler) PeakComputeBytes() int64 { return s.peak }
+
+// Free releases the scheduler.
+func (s *Scheduler) Free() {
+	if s.s != nil {
+		C.ggml_backend_sched_free(s.s)
+		s.s = nil
+	}
+}
+
+// Sub computes a - b (b broadcast over a).
+func (g *GContext) Sub(a, b Tensor) Tensor { return Tensor{C.ggml_sub(g.c, a.t, b.t)} }
+
+// Exp, Log: element-wise.
+func (g *GContext) Exp(a Tensor) Tensor { return Tensor{C.ggml_exp(g.c, a.t)} }
+func (g *GContext) Log(a Tensor) Tensor { return Tensor{C.ggml_log(g.c, a.t)} }
+
+// SumRows sums along dim 0; Sum sums everything to a scalar.
+func (g *GContext) SumRows(a Tensor) Tensor { return Tensor{C.ggml_sum_rows(g.c, a.t)} }
+func (g *GContext) Sum(a Tensor) Tensor     { return Tensor{C.ggml_sum(g.c, a.t)} }

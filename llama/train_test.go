@@ -1,0 +1,193 @@
+package llama
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"path/filepath"
+	"testing"
+)
+
+// trainSeqs tokenizes prompt/completion texts into training sequences.
+func trainSeqs(t testing.TB, m *Model, pairs [][2]string) []TrainSeq {
+	var out []TrainSeq
+	for _, pc := range pairs {
+		p := mustTokenize(t, m, pc[0], true)
+		if len(p) == 0 || p[0] != m.BOS() {
+			p = append([]Token{m.BOS()}, p...)
+		}
+		c := mustTokenize(t, m, pc[1], false)
+		out = append(out, TrainSeq{Tokens: append(append([]Token{}, p...), c...), PromptLen: len(p)})
+	}
+	return out
+}
+
+var trainTexts = [][2]string{
+	{"Once upon a time", ", there was a little dog named Max."},
+	{"Tom had a red ball.", " He liked to play with it every day."},
+	{"The sun", " was hot and the bird sang."},
+}
+
+// allLoRA makes rank-r LoRA pairs on every target of every layer, with B non-zero when bScale > 0.
+func allLoRA(t testing.TB, f *GGUFFile, layers, rank int, bScale float64, seed uint64) []LoRATensor {
+	var names []string
+	for l := 0; l < layers; l++ {
+		for _, tg := range LoRATargets {
+			names = append(names, fmt.Sprintf("blk.%d.%s.weight", l, tg))
+		}
+	}
+	ls := randomLoRA(t, f, names, rank, seed)
+	rng := rand.New(rand.NewPCG(seed, 2))
+	for i := range ls {
+		for j := range ls[i].B {
+			ls[i].B[j] = float32(rng.NormFloat64() * bScale)
+		}
+	}
+	return ls
+}
+
+// TestTrainGraphMatchesLlamaCpp compares the training graph's per-token log-probs (LoRA at zero) with
+// llama.cpp's through the bridge.
+func TestTrainGraphMatchesLlamaCpp(t *testing.T) {
+	cases := []struct {
+		name, path string
+		tol        float64
+	}{
+		{"stories260K", stories260K, 1e-3},
+		{"llama3-f32", randomModel(t, smallSpec("llama3", TypeF32)), 1e-3},
+		{"qwen2-f32", randomModel(t, smallSpec("qwen2", TypeF32)), 1e-3},
+		{"llama3-q8_0", randomModel(t, smallSpec("llama3", TypeQ8_0)), 1e-2},
+		{"qwen2-q8_0", randomModel(t, smallSpec("qwen2", TypeQ8_0)), 1e-2},
+		{"llama3-q4_k", randomModel(t, withEmbd(smallSpec("llama3", TypeQ4_K), 256)), 1e-2},
+		{"qwen2-q4_k", randomModel(t, withEmbd(smallSpec("qwen2", TypeQ4_K), 256)), 1e-2},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			m := mustLoad(t, c.path)
+			ctx := mustContext(t, m, ContextOptions{NCtx: 256})
+			layers := m.Info().Layers
+			tm, err := NewTrainModel(c.path, TrainOptions{LoRA: allLoRA(t, m.File(), layers, 2, 0, 1), LoRAAlpha: 4, Threads: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tm.Close()
+			seqs := trainSeqs(t, m, trainTexts)
+			got, err := tm.LogProbs(seqs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			maxDiff := 0.0
+			for s, seq := range seqs {
+				res, err := ctx.Score(context.Background(), []ScoreRequest{{Prompt: seq.Tokens[:seq.PromptLen], Completions: [][]Token{seq.Tokens[seq.PromptLen:]}}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := res[0][0].LogProbs
+				if len(got[s]) != len(want) {
+					t.Fatalf("sequence %d: %d log-probs, llama.cpp %d", s, len(got[s]), len(want))
+				}
+				for i := range want {
+					maxDiff = math.Max(maxDiff, math.Abs(got[s][i]-want[i]))
+				}
+			}
+			t.Logf("max |training graph - llama.cpp| = %.2g over %d sequences", maxDiff, len(seqs))
+			if maxDiff > c.tol {
+				t.Errorf("difference %.3g > %.0g", maxDiff, c.tol)
+			}
+		})
+	}
+}
+
+func withEmbd(s RandomModelSpec, e int) RandomModelSpec {
+	s.Embedding, s.FeedForward, s.Heads, s.HeadsKV = e, 2*e, 4, 2
+	return s
+}
+
+// TestTrainGradientFiniteDifferences checks the graph's LoRA gradients (B non-zero) against central
+// finite differences of the same objective, in F32, for both architectures.
+func TestTrainGradientFiniteDifferences(t *testing.T) {
+	for _, path := range []string{stories260K, randomModel(t, smallSpec("qwen2", TypeF32))} {
+		t.Run(filepath.Base(path), func(t *testing.T) {
+			m := mustLoad(t, path)
+			seqs := trainSeqs(t, m, trainTexts)
+			coef := []float64{0.7, -1.3, 0.4}
+			lora := allLoRA(t, m.File(), m.Info().Layers, 2, 0.05, 5)
+			for i := range lora {
+				for j := range lora[i].A {
+					lora[i].A[j] *= 0.2 // moderate LoRA: the objective stays smooth at the finite-difference step
+				}
+			}
+			tm, err := NewTrainModel(path, TrainOptions{LoRA: lora, LoRAAlpha: 4, Threads: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tm.Close()
+			objective := func() float64 {
+				lp, err := tm.LogProbs(seqs)
+				if err != nil {
+					t.Fatal(err)
+				}
+				s := 0.0
+				for i := range lp {
+					for _, v := range lp[i] {
+						s += coef[i] * v
+					}
+				}
+				return s
+			}
+			tm.ZeroGrads()
+			if _, err := tm.LogProbsAndGradient(seqs, func([][]float64) ([]float64, error) { return coef, nil }); err != nil {
+				t.Fatal(err)
+			}
+			rng := rand.New(rand.NewPCG(9, 9))
+			// derivative estimates the partial derivative by central differences with Richardson
+			// extrapolation (error O(h^4)), so float32 rounding, not curvature, limits it.
+			derivative := func(p *TrainParam, j int) float64 {
+				orig := p.Values[j]
+				central := func(h float32) float64 {
+					p.Values[j] = orig + h
+					tm.UploadParams()
+					up := objective()
+					p.Values[j] = orig - h
+					tm.UploadParams()
+					down := objective()
+					p.Values[j] = orig
+					tm.UploadParams()
+					return (up - down) / (2 * float64(h))
+				}
+				return (4*central(1e-2) - central(2e-2)) / 3
+			}
+			perParam := 2
+			if m.VocabSize() > 10000 {
+				perParam = 1 // a 152k vocabulary makes each forward slow
+			}
+			checked, worst := 0, 0.0
+			for _, p := range tm.Params() {
+				for k := 0; k < perParam; k++ {
+					j := rng.IntN(len(p.Values))
+					fd := derivative(p, j)
+					g := float64(p.Grad[j])
+					// The forward pass is float32: its finite differences carry ~1e-3 absolute noise
+					// (measured), so small entries are held to that absolute bound, the rest to 1e-2 relative.
+					if math.Abs(fd) < 0.2 && math.Abs(g) < 0.2 {
+						if d := math.Abs(fd - g); d > 2e-3 {
+							t.Errorf("%s[%d]: graph %.6g, finite difference %.6g (absolute error %.3g)", p.Name, j, g, fd, d)
+						}
+						continue
+					}
+					rel := math.Abs(fd-g) / math.Max(math.Abs(fd), math.Abs(g))
+					worst = math.Max(worst, rel)
+					checked++
+					if rel > 1e-2 {
+						t.Errorf("%s[%d]: graph %.6g, finite difference %.6g (relative error %.3g)", p.Name, j, g, fd, rel)
+					}
+				}
+			}
+			t.Logf("%d gradient entries >= 0.2 checked, worst relative error %.3g", checked, worst)
+			if checked < 10*perParam {
+				t.Errorf("only %d entries had a measurable gradient", checked)
+			}
+		})
+	}
+}

@@ -1,0 +1,349 @@
+package llama
+
+import (
+	"fmt"
+	"math"
+)
+
+// batchPlan packs sequences into one stream of T tokens with a block-diagonal causal mask, and lists
+// the R hidden rows whose next-token prediction is scored.
+type batchPlan struct {
+	tokens  []int32
+	pos     []int32
+	mask    []float32 // [T_kv = T, T_q = T]
+	rows    []int32   // hidden row predicting each scored token
+	targets []int32   // scored token ids
+	seqOf   []int     // scored row -> sequence
+	counts  []int     // scored tokens per sequence
+}
+
+func (tm *TrainModel) plan(seqs []TrainSeq) (*batchPlan, error) {
+	if len(seqs) == 0 {
+		return nil, fmt.Errorf("train batch: %w: no sequences", ErrInvalidArgument)
+	}
+	p := &batchPlan{counts: make([]int, len(seqs))}
+	for s, seq := range seqs {
+		if seq.PromptLen < 1 || seq.PromptLen >= len(seq.Tokens) {
+			return nil, fmt.Errorf("train batch: sequence %d: %w: prompt length %d of %d tokens (need >= 1 prompt token and >= 1 completion token)", s, ErrInvalidArgument, seq.PromptLen, len(seq.Tokens))
+		}
+		if tm.hp.nCtxTrain > 0 && len(seq.Tokens) > tm.hp.nCtxTrain {
+			return nil, fmt.Errorf("train batch: sequence %d: %w: %d tokens, the model's context is %d", s, ErrContextOverflow, len(seq.Tokens), tm.hp.nCtxTrain)
+		}
+		start := len(p.tokens)
+		for i, t := range seq.Tokens {
+			if t < 0 || int(t) >= tm.hp.nVocab {
+				return nil, fmt.Errorf("train batch: sequence %d: %w: token %d at position %d, vocabulary has %d", s, ErrTokenOutOfRange, t, i, tm.hp.nVocab)
+			}
+			p.tokens = append(p.tokens, t)
+			p.pos = append(p.pos, int32(i))
+			if i >= seq.PromptLen {
+				p.rows = append(p.rows, int32(start+i-1))
+				p.targets = append(p.targets, t)
+				p.seqOf = append(p.seqOf, s)
+				p.counts[s]++
+			}
+		}
+	}
+	T := len(p.tokens)
+	p.mask = make([]float32, T*T)
+	negInf := float32(math.Inf(-1))
+	start := 0
+	for _, seq := range seqs {
+		n := len(seq.Tokens)
+		for q := 0; q < T; q++ {
+			row := p.mask[q*T : (q+1)*T]
+			if q < start || q >= start+n {
+				continue
+			}
+			for k := 0; k < T; k++ {
+				if k < start || k > q {
+					row[k] = negInf
+				}
+			}
+		}
+		start += n
+	}
+	return p, nil
+}
+
+type graphMode int
+
+const (
+	modeLogits   graphMode = iota // forward only; logits out
+	modeCE                        // mean token cross-entropy over scored rows, with backward
+	modeWeighted                  // sum_r w_r log p_r, with backward (needs each row's logit max)
+)
+
+// trainGraph is one built graph with its input and output nodes.
+type trainGraph struct {
+	ctx                       *GContext
+	gr                        *Graph
+	tokens, pos, mask, rows   Tensor
+	labels, rowMax, rowWeight Tensor
+	flatIdx                   Tensor
+	logits, loss              Tensor
+	grads                     []Tensor
+}
+
+// lin applies a projection with its LoRA pair, if any: W x + scale * B (A x).
+func (tm *TrainModel) lin(g *GContext, name string, x Tensor) Tensor {
+	y := g.MulMat(tm.weights[name], x)
+	if ab, ok := tm.lora[name]; ok {
+		y = g.Add(y, g.Scale(g.MulMat(ab[1], g.MulMat(ab[0], x)), tm.loraScale))
+	}
+	return y
+}
+
+func (tm *TrainModel) build(p *batchPlan, mode graphMode) *trainGraph {
+	hp := tm.hp
+	T, R := int64(len(p.tokens)), int64(len(p.rows))
+	size := trainGraphSize(hp)
+	if mode != modeLogits {
+		size *= 3
+	}
+	g := NewGContext(size+64, size, mode != modeLogits)
+	tg := &trainGraph{ctx: g}
+	tg.tokens = g.NewTensor(TypeI32, T).SetName("tokens")
+	tg.pos = g.NewTensor(TypeI32, T).SetName("positions")
+	tg.mask = g.NewTensor(TypeF32, T, T).SetName("kq_mask")
+	tg.rows = g.NewTensor(TypeI32, R).SetName("scored_rows")
+	for _, t := range []Tensor{tg.tokens, tg.pos, tg.mask, tg.rows} {
+		t.SetInput()
+	}
+	var freq Tensor
+	if w, ok := tm.weights["rope_freqs.weight"]; ok {
+		freq = w
+	}
+	hd, nh, nkv := int64(hp.headDim), int64(hp.nHead), int64(hp.nKV)
+	kqScale := float32(1 / math.Sqrt(float64(hp.headDim)))
+	cur := g.GetRows(tm.weights["token_embd.weight"], tg.tokens)
+	for l := 0; l < hp.nLayer; l++ {
+		w := func(n string) string { return fmt.Sprintf("blk.%d.%s", l, n) }
+		inp := cur
+		x := g.Mul(g.RMSNorm(cur, hp.eps), tm.weights[w("attn_norm.weight")])
+		q := tm.lin(g, w("attn_q.weight"), x)
+		k := tm.lin(g, w("attn_k.weight"), x)
+		v := tm.lin(g, w("attn_v.weight"), x)
+		if hp.arch == "qwen2" {
+			q = g.Add(q, tm.weights[w("attn_q.bias")])
+			k = g.Add(k, tm.weights[w("attn_k.bias")])
+			v = g.Add(v, tm.weights[w("attn_v.bias")])
+		}
+		q = g.Rope(g.Reshape3D(q, hd, nh, T), tg.pos, freq, hp.headDim, hp.ropeMode, hp.nCtxTrain, hp.ropeBase)
+		k = g.Rope(g.Reshape3D(k, hd, nkv, T), tg.pos, freq, hp.headDim, hp.ropeMode, hp.nCtxTrain, hp.ropeBase)
+		v = g.Reshape3D(v, hd, nkv, T)
+		Q := g.Cont(g.Permute(q, 0, 2, 1, 3))                // [hd, T, nh]
+		K := g.Cont(g.Permute(k, 0, 2, 1, 3))                // [hd, T, nkv]
+		kq := g.SoftMaxExt(g.MulMat(K, Q), tg.mask, kqScale) // [T_k, T_q, nh]
+		V := g.Cont(g.Permute(v, 1, 2, 0, 3))                // [T, hd, nkv]
+		kqv := g.MulMat(V, kq)                               // [hd, T_q, nh]
+		o := g.Reshape2D(g.Cont(g.Permute(kqv, 0, 2, 1, 3)), hd*nh, T)
+		cur = g.Add(tm.lin(g, w("attn_output.weight"), o), inp)
+		ffnIn := cur
+		x = g.Mul(g.RMSNorm(cur, hp.eps), tm.weights[w("ffn_norm.weight")])
+		h := g.SwigluSplit(tm.lin(g, w("ffn_gate.weight"), x), tm.lin(g, w("ffn_up.weight"), x))
+		cur = g.Add(tm.lin(g, w("ffn_down.weight"), h), ffnIn)
+	}
+	cur = g.Mul(g.RMSNorm(cur, hp.eps), tm.weights["output_norm.weight"])
+	sel := g.GetRows(cur, tg.rows) // [n_embd, R]
+	out, ok := tm.weights["output.weight"]
+	if !ok {
+		out = tm.weights["token_embd.weight"]
+	}
+	tg.logits = g.MulMat(out, sel) // [n_vocab, R]
+	tg.gr = g.NewGraph(size, mode != modeLogits)
+	switch mode {
+	case modeLogits:
+		tg.logits.SetOutput()
+		tg.gr.Expand(tg.logits)
+		return tg
+	case modeCE:
+		tg.labels = g.NewTensor(TypeF32, int64(hp.nVocab), R).SetName("labels")
+		tg.labels.SetInput()
+		tg.loss = g.CrossEntropyLoss(tg.logits, tg.labels)
+	case modeWeighted:
+		tg.rowMax = g.NewTensor(TypeF32, 1, R).SetName("row_max")
+		tg.rowWeight = g.NewTensor(TypeF32, 1, R).SetName("row_weight")
+		tg.flatIdx = g.NewTensor(TypeI32, R).SetName("target_index")
+		for _, t := range []Tensor{tg.rowMax, tg.rowWeight, tg.flatIdx} {
+			t.SetInput()
+		}
+		shifted := g.Sub(tg.logits, tg.rowMax) // logits - max: exp never overflows, the sum is >= 1
+		lse := g.Log(g.SumRows(g.Exp(shifted)))
+		target := g.Reshape2D(g.GetRows(g.Reshape2D(shifted, 1, int64(hp.nVocab)*R), tg.flatIdx), 1, R)
+		logp := g.Sub(target, lse)
+		tg.loss = g.Sum(g.Mul(logp, tg.rowWeight))
+	}
+	tg.loss.SetLoss()
+	tg.loss.SetOutput()
+	tg.gr.Expand(tg.loss)
+	tg.gr.BuildBackward(g)
+	for _, p := range tm.params {
+		gt := tg.gr.Grad(p.tensor)
+		if !gt.Nil() {
+			gt.SetOutput()
+		}
+		tg.grads = append(tg.grads, gt)
+	}
+	return tg
+}
+
+// run allocates the graph, sets its inputs and computes it.
+func (tm *TrainModel) run(tg *trainGraph, p *batchPlan, setExtra func() error) error {
+	if err := tm.sched.Alloc(tg.gr); err != nil {
+		return err
+	}
+	for _, err := range []error{tg.tokens.SetInt32(p.tokens), tg.pos.SetInt32(p.pos), tg.mask.SetFloat32(p.mask), tg.rows.SetInt32(p.rows)} {
+		if err != nil {
+			return err
+		}
+	}
+	if setExtra != nil {
+		if err := setExtra(); err != nil {
+			return err
+		}
+	}
+	if tg.gr.grads {
+		tg.gr.Reset()
+	}
+	return tm.sched.Compute(tg.gr)
+}
+
+// LogProbs returns, for each sequence, log p(token | previous tokens) of its completion tokens (forward only).
+func (tm *TrainModel) LogProbs(seqs []TrainSeq) ([][]float64, error) {
+	lp, _, err := tm.forwardLogProbs(seqs)
+	return lp, err
+}
+
+func (tm *TrainModel) forwardLogProbs(seqs []TrainSeq) ([][]float64, []float32, error) {
+	p, err := tm.plan(seqs)
+	if err != nil {
+		return nil, nil, err
+	}
+	tg := tm.build(p, modeLogits)
+	defer tg.ctx.Free()
+	if err := tm.run(tg, p, nil); err != nil {
+		return nil, nil, err
+	}
+	logits := tg.logits.Float32(nil)
+	V := tm.hp.nVocab
+	out := make([][]float64, len(seqs))
+	rowMax := make([]float32, len(p.rows))
+	for r := range p.rows {
+		row := logits[r*V : (r+1)*V]
+		lp := logSoftmaxAt(row, p.targets[r])
+		if math.IsNaN(lp) || math.IsInf(lp, 0) {
+			return nil, nil, fmt.Errorf("train forward: %w: log-prob %v at scored row %d", ErrNumerical, lp, r)
+		}
+		out[p.seqOf[r]] = append(out[p.seqOf[r]], lp)
+		m := row[0]
+		for _, v := range row {
+			m = max(m, v)
+		}
+		rowMax[r] = m
+	}
+	return out, rowMax, nil
+}
+
+// ErrNumerical means a NaN or Inf appeared in a loss, log-prob or gradient.
+var ErrNumerical = fmt.Errorf("non-finite value")
+
+// ZeroGrads clears every parameter's gradient.
+func (tm *TrainModel) ZeroGrads() {
+	for _, p := range tm.params {
+		clear(p.Grad)
+	}
+}
+
+// addGrads adds the graph's gradients into the parameters' Grad, checking they are finite.
+func (tm *TrainModel) addGrads(tg *trainGraph) error {
+	var tmp []float32
+	for i, p := range tm.params {
+		gt := tg.grads[i]
+		if gt.Nil() {
+			continue
+		}
+		tmp = gt.Float32(tmp)
+		for j, v := range tmp {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				return fmt.Errorf("gradient of %s: %w (%v at element %d)", p.Name, ErrNumerical, v, j)
+			}
+			p.Grad[j] += v
+		}
+	}
+	return nil
+}
+
+// LogProbsAndGradient runs a forward pass to get each sequence's completion log-probs, asks coefFn for
+// the coefficients c_s = dLoss/dlogp_s (its loss is any function of the per-sequence log-prob sums), then
+// adds the exact gradient of sum_s c_s * logp_s to every parameter's Grad. It returns the log-probs.
+func (tm *TrainModel) LogProbsAndGradient(seqs []TrainSeq, coefFn func(logps [][]float64) ([]float64, error)) ([][]float64, error) {
+	logps, rowMax, err := tm.forwardLogProbs(seqs)
+	if err != nil {
+		return nil, err
+	}
+	coef, err := coefFn(logps)
+	if err != nil {
+		return nil, err
+	}
+	if len(coef) != len(seqs) {
+		return nil, fmt.Errorf("train gradient: %w: %d coefficients for %d sequences", ErrInvalidArgument, len(coef), len(seqs))
+	}
+	p, err := tm.plan(seqs)
+	if err != nil {
+		return nil, err
+	}
+	R := len(p.rows)
+	weights := make([]float32, R)
+	flat := make([]int32, R)
+	for r := range p.rows {
+		c := coef[p.seqOf[r]]
+		if math.IsNaN(c) || math.IsInf(c, 0) {
+			return nil, fmt.Errorf("train gradient: %w: coefficient %v for sequence %d", ErrNumerical, c, p.seqOf[r])
+		}
+		weights[r] = float32(c)
+		flat[r] = int32(r*tm.hp.nVocab) + p.targets[r]
+	}
+	tg := tm.build(p, modeWeighted)
+	defer tg.ctx.Free()
+	err = tm.run(tg, p, func() error {
+		if err := tg.rowMax.SetFloat32(rowMax); err != nil {
+			return err
+		}
+		if err := tg.rowWeight.SetFloat32(weights); err != nil {
+			return err
+		}
+		return tg.flatIdx.SetInt32(flat)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if l := tg.loss.Float32(nil)[0]; math.IsNaN(float64(l)) || math.IsInf(float64(l), 0) {
+		return nil, fmt.Errorf("train gradient: %w: weighted log-prob %v", ErrNumerical, l)
+	}
+	return logps, tm.addGrads(tg)
+}
+
+// NLLGradient adds the gradient of the mean negative log-likelihood of all completion tokens of the
+// batch to every parameter's Grad (supervised fine-tuning) and returns that mean NLL.
+func (tm *TrainModel) NLLGradient(seqs []TrainSeq) (float64, error) {
+	p, err := tm.plan(seqs)
+	if err != nil {
+		return 0, err
+	}
+	V := tm.hp.nVocab
+	labels := make([]float32, V*len(p.rows))
+	for r, t := range p.targets {
+		labels[r*V+int(t)] = 1
+	}
+	tg := tm.build(p, modeCE)
+	defer tg.ctx.Free()
+	if err := tm.run(tg, p, func() error { return tg.labels.SetFloat32(labels) }); err != nil {
+		return 0, err
+	}
+	loss := float64(tg.loss.Float32(nil)[0])
+	if math.IsNaN(loss) || math.IsInf(loss, 0) {
+		return 0, fmt.Errorf("sft: %w: loss %v", ErrNumerical, loss)
+	}
+	return loss, tm.addGrads(tg)
+}

@@ -1,0 +1,407 @@
+package llama
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"sort"
+	"strings"
+)
+
+// LoRATargets are the projection names LoRA can adapt.
+var LoRATargets = []string{"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"}
+
+// TrainOptions configure NewTrainModel.
+type TrainOptions struct {
+	// LoRA holds the trainable LoRA pairs (base weights frozen). Exactly one of LoRA and FullParams.
+	LoRA []LoRATensor
+	// LoRAAlpha scales the LoRA update by alpha / rank.
+	LoRAAlpha float32
+	// FullParams trains every weight (the model must be F32).
+	FullParams bool
+	// Threads is the number of CPU threads (0: all cores).
+	Threads int
+}
+
+// TrainParam is one trainable tensor: host values (the master copy the optimizer updates) and the
+// gradient filled by Gradient. Shape is ggml's ne.
+type TrainParam struct {
+	Name   string
+	Shape  []int64
+	Values []float32
+	Grad   []float32
+	tensor Tensor
+}
+
+// TrainSeq is one sequence for training: Tokens[PromptLen:] are scored (the completion), each given all
+// tokens before it.
+type TrainSeq struct {
+	Tokens    []Token
+	PromptLen int
+}
+
+// hyper holds the architecture hyper-parameters read from the GGUF file.
+type hyper struct {
+	arch                      string
+	nEmbd, nHead, nKV, nLayer int
+	nFF, nVocab, nCtxTrain    int
+	headDim                   int
+	eps, ropeBase, ropeScale  float32
+	ropeMode                  int
+}
+
+// TrainModel is our own differentiable forward graph of a llama / qwen2 GGUF model, with LoRA or
+// full-parameter training, computed by ggml's backend scheduler.
+type TrainModel struct {
+	path      string
+	hp        hyper
+	backend   *Backend
+	sched     *Scheduler
+	wctx      *GContext
+	wbuf      *Buffer
+	weights   map[string]Tensor
+	pctx      *GContext
+	pbuf      *Buffer
+	params    []*TrainParam
+	lora      map[string][2]Tensor // base weight name -> A, B
+	loraScale float32
+	loraRank  int
+	full      bool
+}
+
+// NewTrainModel loads the weights of a GGUF model into backend memory and sets up the trainable tensors.
+func NewTrainModel(path string, opts TrainOptions) (*TrainModel, error) {
+	f, err := ReadGGUF(path)
+	if err != nil {
+		return nil, fmt.Errorf("train model: %w", err)
+	}
+	hp, err := readHyper(f)
+	if err != nil {
+		return nil, fmt.Errorf("train model %s: %w", path, err)
+	}
+	if opts.FullParams == (len(opts.LoRA) > 0) {
+		return nil, fmt.Errorf("train model: %w: set exactly one of LoRA tensors and FullParams", ErrInvalidArgument)
+	}
+	tm := &TrainModel{path: path, hp: hp, weights: map[string]Tensor{}, lora: map[string][2]Tensor{}, full: opts.FullParams}
+	ok := false
+	defer func() {
+		if !ok {
+			tm.Close()
+		}
+	}()
+	if err := tm.checkTensors(f, opts); err != nil {
+		return nil, fmt.Errorf("train model %s: %w", path, err)
+	}
+	if tm.backend, err = NewCPUBackend(opts.Threads); err != nil {
+		return nil, err
+	}
+	if err := tm.loadWeights(f); err != nil {
+		return nil, fmt.Errorf("train model %s: %w", path, err)
+	}
+	if len(opts.LoRA) > 0 {
+		if err := tm.setupLoRA(opts.LoRA, opts.LoRAAlpha); err != nil {
+			return nil, fmt.Errorf("train model %s: %w", path, err)
+		}
+	}
+	if tm.sched, err = NewScheduler(trainGraphSize(hp), tm.backend); err != nil {
+		return nil, err
+	}
+	ok = true
+	return tm, nil
+}
+
+func trainGraphSize(hp hyper) int { return 64 + hp.nLayer*400 }
+
+func readHyper(f *GGUFFile) (hyper, error) {
+	arch := f.Arch()
+	if arch != "llama" && arch != "qwen2" {
+		return hyper{}, fmt.Errorf("%w: training graphs exist for llama and qwen2, not %q", ErrUnsupportedArch, arch)
+	}
+	hp := hyper{arch: arch, ropeBase: 10000, ropeScale: 1, eps: 1e-5}
+	geti := func(k string, dst *int) error {
+		v, ok := f.Uint(arch + k)
+		if !ok {
+			return fmt.Errorf("%w: missing %s%s", ErrInvalidArgument, arch, k)
+		}
+		*dst = int(v)
+		return nil
+	}
+	for k, dst := range map[string]*int{".embedding_length": &hp.nEmbd, ".attention.head_count": &hp.nHead, ".block_count": &hp.nLayer, ".feed_forward_length": &hp.nFF} {
+		if err := geti(k, dst); err != nil {
+			return hyper{}, err
+		}
+	}
+	hp.nKV = hp.nHead
+	if v, ok := f.Uint(arch + ".attention.head_count_kv"); ok {
+		hp.nKV = int(v)
+	}
+	if v, ok := f.Uint(arch + ".context_length"); ok {
+		hp.nCtxTrain = int(v)
+	}
+	if v, ok := f.Float(arch + ".attention.layer_norm_rms_epsilon"); ok {
+		hp.eps = float32(v)
+	}
+	if v, ok := f.Float(arch + ".rope.freq_base"); ok {
+		hp.ropeBase = float32(v)
+	}
+	switch f.String(arch + ".rope.scaling.type") {
+	case "", "none":
+	case "linear":
+		if v, ok := f.Float(arch + ".rope.scaling.factor"); ok && v > 0 {
+			hp.ropeScale = float32(1 / v)
+		}
+	default:
+		return hyper{}, fmt.Errorf("%w: rope scaling %q is not supported by the training graph", ErrUnsupportedArch, f.String(arch+".rope.scaling.type"))
+	}
+	if hp.nHead <= 0 || hp.nKV <= 0 || hp.nEmbd%hp.nHead != 0 || hp.nHead%hp.nKV != 0 {
+		return hyper{}, fmt.Errorf("%w: heads %d, kv heads %d, embedding %d do not fit", ErrInvalidArgument, hp.nHead, hp.nKV, hp.nEmbd)
+	}
+	hp.headDim = hp.nEmbd / hp.nHead
+	if v, ok := f.Uint(arch + ".rope.dimension_count"); ok && int(v) != hp.headDim {
+		return hyper{}, fmt.Errorf("%w: partial rope (%d of %d dims) is not supported", ErrUnsupportedArch, v, hp.headDim)
+	}
+	if arch == "qwen2" {
+		hp.ropeMode = 2 // NeoX
+	}
+	tok, ok := f.Tensor("token_embd.weight")
+	if !ok || len(tok.Shape) != 2 {
+		return hyper{}, fmt.Errorf("%w: missing 2-D token_embd.weight", ErrInvalidArgument)
+	}
+	hp.nVocab = int(tok.Shape[1])
+	return hp, nil
+}
+
+// weightNames lists the tensors the graph reads.
+func (tm *TrainModel) weightNames(f *GGUFFile) []string {
+	names := []string{"token_embd.weight", "output_norm.weight"}
+	if _, ok := f.Tensor("output.weight"); ok {
+		names = append(names, "output.weight")
+	}
+	if _, ok := f.Tensor("rope_freqs.weight"); ok {
+		names = append(names, "rope_freqs.weight")
+	}
+	for l := 0; l < tm.hp.nLayer; l++ {
+		for _, n := range []string{"attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm", "ffn_gate", "ffn_up", "ffn_down"} {
+			names = append(names, fmt.Sprintf("blk.%d.%s.weight", l, n))
+		}
+		if tm.hp.arch == "qwen2" {
+			for _, n := range []string{"attn_q", "attn_k", "attn_v"} {
+				names = append(names, fmt.Sprintf("blk.%d.%s.bias", l, n))
+			}
+		}
+	}
+	return names
+}
+
+// checkTensors validates every tensor the graph needs before anything reaches C.
+func (tm *TrainModel) checkTensors(f *GGUFFile, opts TrainOptions) error {
+	for _, n := range tm.weightNames(f) {
+		t, ok := f.Tensor(n)
+		if !ok {
+			return fmt.Errorf("%w: missing tensor %s", ErrInvalidArgument, n)
+		}
+		if opts.FullParams && t.Type != TypeF32 && t.Type != TypeF16 && t.Type != TypeBF16 {
+			return fmt.Errorf("%w: full-parameter training needs float weights; %s is %s", ErrInvalidArgument, n, t.Type)
+		}
+	}
+	rank := 0
+	for _, l := range opts.LoRA {
+		if err := l.Validate(); err != nil {
+			return err
+		}
+		w, ok := f.Tensor(l.Base)
+		if !ok {
+			return fmt.Errorf("%w: LoRA target %s is not a tensor of the model", ErrAdapterMismatch, l.Base)
+		}
+		if !isLoRATarget(l.Base) {
+			return fmt.Errorf("%w: LoRA on %s is not supported (targets: %s)", ErrInvalidArgument, l.Base, strings.Join(LoRATargets, ", "))
+		}
+		if int(w.Shape[0]) != l.NIn || int(w.Shape[1]) != l.NOut {
+			return fmt.Errorf("%w: LoRA %s is %dx%d, weight is %v", ErrAdapterMismatch, l.Base, l.NIn, l.NOut, w.Shape)
+		}
+		if rank != 0 && l.Rank != rank {
+			return fmt.Errorf("%w: LoRA ranks differ (%d and %d)", ErrInvalidArgument, rank, l.Rank)
+		}
+		rank = l.Rank
+	}
+	if len(opts.LoRA) > 0 && (opts.LoRAAlpha <= 0 || math.IsNaN(float64(opts.LoRAAlpha))) {
+		return fmt.Errorf("%w: LoRA alpha %v, want > 0", ErrInvalidArgument, opts.LoRAAlpha)
+	}
+	tm.loraRank = rank
+	return nil
+}
+
+func isLoRATarget(base string) bool {
+	parts := strings.Split(base, ".")
+	if len(parts) != 4 || parts[0] != "blk" || parts[3] != "weight" {
+		return false
+	}
+	for _, t := range LoRATargets {
+		if parts[2] == t {
+			return true
+		}
+	}
+	return false
+}
+
+// loadWeights creates the weight tensors (F16/BF16 widened to F32: ggml's CPU out_prod, used for the
+// input gradient through a frozen weight, has no F16 path) and reads their data from the file.
+func (tm *TrainModel) loadWeights(f *GGUFFile) error {
+	names := tm.weightNames(f)
+	tm.wctx = NewGContext(len(names)+8, 0, false)
+	infos := make([]GGUFTensor, len(names))
+	for i, n := range names {
+		t, _ := f.Tensor(n)
+		infos[i] = t
+		typ := t.Type
+		if typ == TypeF16 || typ == TypeBF16 {
+			typ = TypeF32
+		}
+		tm.weights[n] = tm.wctx.NewTensor(typ, t.Shape...).SetName(n)
+	}
+	var err error
+	if tm.wbuf, err = tm.backend.AllocTensors(tm.wctx); err != nil {
+		return err
+	}
+	fh, err := os.Open(tm.path)
+	if err != nil {
+		return err
+	}
+	defer fh.Close()
+	var buf []byte
+	for i, n := range names {
+		info := infos[i]
+		if int64(cap(buf)) < info.Size {
+			buf = make([]byte, info.Size)
+		}
+		buf = buf[:info.Size]
+		if _, err := fh.ReadAt(buf, info.Offset); err != nil && !errors.Is(err, io.EOF) {
+			return fmt.Errorf("read %s: %w", n, err)
+		}
+		w := tm.weights[n]
+		if w.Type() != info.Type {
+			v, err := ToFloat32(info.Type, buf, info.Elements())
+			if err != nil {
+				return fmt.Errorf("decode %s: %w", n, err)
+			}
+			if err := w.SetFloat32(v); err != nil {
+				return err
+			}
+		} else if err := w.SetBytes(buf); err != nil {
+			return err
+		}
+		if tm.full {
+			p := &TrainParam{Name: n, Shape: append([]int64(nil), info.Shape...), tensor: w}
+			p.Values = w.Float32(nil)
+			p.Grad = make([]float32, len(p.Values))
+			tm.params = append(tm.params, p)
+		}
+	}
+	if tm.full {
+		for _, p := range tm.params {
+			p.tensor.SetParam()
+		}
+	}
+	return nil
+}
+
+// setupLoRA creates the trainable A/B tensors.
+func (tm *TrainModel) setupLoRA(pairs []LoRATensor, alpha float32) error {
+	tm.pctx = NewGContext(2*len(pairs)+4, 0, false)
+	seen := map[string]bool{}
+	for _, l := range pairs {
+		if seen[l.Base] {
+			return fmt.Errorf("%w: two LoRA pairs for %s", ErrInvalidArgument, l.Base)
+		}
+		seen[l.Base] = true
+		a := tm.pctx.NewTensor(TypeF32, int64(l.NIn), int64(l.Rank)).SetName(l.Base + ".lora_a")
+		b := tm.pctx.NewTensor(TypeF32, int64(l.Rank), int64(l.NOut)).SetName(l.Base + ".lora_b")
+		tm.lora[l.Base] = [2]Tensor{a, b}
+		tm.params = append(tm.params,
+			&TrainParam{Name: l.Base + ".lora_a", Shape: []int64{int64(l.NIn), int64(l.Rank)}, Values: append([]float32(nil), l.A...), Grad: make([]float32, len(l.A)), tensor: a},
+			&TrainParam{Name: l.Base + ".lora_b", Shape: []int64{int64(l.Rank), int64(l.NOut)}, Values: append([]float32(nil), l.B...), Grad: make([]float32, len(l.B)), tensor: b})
+	}
+	var err error
+	if tm.pbuf, err = tm.backend.AllocTensors(tm.pctx); err != nil {
+		return err
+	}
+	for _, p := range tm.params {
+		p.tensor.SetParam()
+	}
+	tm.loraScale = alpha / float32(tm.loraRank)
+	return tm.UploadParams()
+}
+
+// Params returns the trainable tensors in a stable order.
+func (tm *TrainModel) Params() []*TrainParam { return tm.params }
+
+// UploadParams copies every parameter's host Values to the backend (after an optimizer step).
+func (tm *TrainModel) UploadParams() error {
+	for _, p := range tm.params {
+		if err := p.tensor.SetFloat32(p.Values); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// LoRATensors returns the current LoRA pairs (host values), sorted by base name.
+func (tm *TrainModel) LoRATensors() []LoRATensor {
+	var out []LoRATensor
+	byName := map[string]*TrainParam{}
+	for _, p := range tm.params {
+		byName[p.Name] = p
+	}
+	bases := make([]string, 0, len(tm.lora))
+	for b := range tm.lora {
+		bases = append(bases, b)
+	}
+	sort.Strings(bases)
+	for _, b := range bases {
+		a, bb := byName[b+".lora_a"], byName[b+".lora_b"]
+		out = append(out, LoRATensor{Base: b, Rank: int(a.Shape[1]), NIn: int(a.Shape[0]), NOut: int(bb.Shape[1]),
+			A: append([]float32(nil), a.Values...), B: append([]float32(nil), bb.Values...)})
+	}
+	return out
+}
+
+// Arch is the model's architecture; VocabSize its vocabulary size.
+func (tm *TrainModel) Arch() string   { return tm.hp.arch }
+func (tm *TrainModel) VocabSize() int { return tm.hp.nVocab }
+
+// WeightBytes is the backend memory held by weights and parameters.
+func (tm *TrainModel) WeightBytes() int64 {
+	n := tm.wbuf.Size()
+	if tm.pbuf != nil {
+		n += tm.pbuf.Size()
+	}
+	return n
+}
+
+// PeakComputeBytes is the largest compute buffer (activations and gradients) needed so far.
+func (tm *TrainModel) PeakComputeBytes() int64 { return tm.sched.PeakComputeBytes() }
+
+// Close frees all backend memory.
+func (tm *TrainModel) Close() error {
+	if tm.sched != nil {
+		tm.sched.Free()
+	}
+	if tm.pbuf != nil {
+		tm.pbuf.Free()
+	}
+	if tm.wbuf != nil {
+		tm.wbuf.Free()
+	}
+	if tm.pctx != nil {
+		tm.pctx.Free()
+	}
+	if tm.wctx != nil {
+		tm.wctx.Free()
+	}
+	if tm.backend != nil {
+		tm.backend.Free()
+	}
+	return nil
+}
