@@ -35,6 +35,11 @@ func newApp() *cli.App {
 		Usage: "preference optimization (BPO, DPO, ...) and math evaluation for local GGUF models",
 		Commands: []*cli.Command{
 			// COMMANDS: one line per subcommand constructor, kept in this order.
+			infoCommand(),
+			tokenizeCommand(),
+			generateCommand(),
+			logprobsCommand(),
+			modelCommand(),
 			plotCommand(),
 			gradeCommand(),
 			compareCommand(),

@@ -1,0 +1,98 @@
+package main
+
+// Shared helpers of the commands that load a model (info, tokenize, generate, logprobs, and later eval,
+// train, pairs): the --model/--adapter/--threads/--ctx flags and their loading with clear errors.
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"strconv"
+	"strings"
+
+	"github.com/bpo-dev/bpo/llama"
+	"github.com/urfave/cli/v2"
+)
+
+// modelFlag is the --model flag of commands that run a model.
+func modelFlag() *cli.StringFlag {
+	return &cli.StringFlag{Name: "model", Aliases: []string{"m"}, Usage: "GGUF model file", Required: true}
+}
+
+// adapterFlag is the repeatable --adapter FILE[:SCALE] flag.
+func adapterFlag() *cli.StringSliceFlag {
+	return &cli.StringSliceFlag{Name: "adapter", Usage: "LoRA adapter GGUF, as FILE or FILE:SCALE (default scale 1); repeat for several"}
+}
+
+// threadsFlag is the --threads flag; 0 means all CPU cores.
+func threadsFlag() *cli.IntFlag {
+	return &cli.IntFlag{Name: "threads", Aliases: []string{"t"}, Value: 0, Usage: "CPU threads (0: all cores; use fewer than the free cores: ggml threads spin-wait)"}
+}
+
+// threadsOf returns the --threads value, 0 replaced by the number of CPU cores.
+func threadsOf(c *cli.Context) int {
+	if t := c.Int("threads"); t > 0 {
+		return t
+	}
+	return runtime.NumCPU()
+}
+
+// openModel loads a model file; an empty path or a load failure gives an error naming the file.
+func openModel(path string, vocabOnly bool) (*llama.Model, error) {
+	if path == "" {
+		return nil, errors.New("no model file given (--model FILE.gguf)")
+	}
+	m, err := llama.LoadModel(path, llama.ModelOptions{VocabOnly: vocabOnly})
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// parseAdapterSpec splits FILE[:SCALE]. A suffix after the last ':' that is not a number is part of
+// the file name.
+func parseAdapterSpec(spec string) (string, float32, error) {
+	if spec == "" {
+		return "", 0, errors.New("empty --adapter value, want FILE or FILE:SCALE")
+	}
+	if i := strings.LastIndexByte(spec, ':'); i > 0 {
+		if s, err := strconv.ParseFloat(spec[i+1:], 32); err == nil {
+			return spec[:i], float32(s), nil
+		}
+	}
+	return spec, 1, nil
+}
+
+// loadAdapters loads every FILE[:SCALE] spec for model. The adapters are freed with the model.
+func loadAdapters(model *llama.Model, specs []string) ([]llama.AdapterScale, error) {
+	var out []llama.AdapterScale
+	for _, spec := range specs {
+		path, scale, err := parseAdapterSpec(spec)
+		if err != nil {
+			return nil, err
+		}
+		a, err := llama.LoadAdapter(model, path)
+		if err != nil {
+			for _, o := range out {
+				o.Adapter.Close()
+			}
+			return nil, fmt.Errorf("--adapter %s: %w", spec, err)
+		}
+		out = append(out, llama.AdapterScale{Adapter: a, Scale: scale})
+	}
+	return out, nil
+}
+
+// tokenizePrompt tokenizes model input text: special tokens written as text (e.g. "<|im_start|>") are
+// parsed, BOS is added when the model asks for it, and a BOS doubled by a template that already starts
+// with it is dropped.
+func tokenizePrompt(m *llama.Model, text string) ([]llama.Token, error) {
+	toks, err := m.Tokenize(text, true, true)
+	if err != nil {
+		return nil, err
+	}
+	if bos := m.BOS(); bos >= 0 && len(toks) >= 2 && toks[0] == bos && toks[1] == bos {
+		toks = toks[1:]
+	}
+	return toks, nil
+}
