@@ -40,6 +40,8 @@ func newApp() *cli.App {
 			generateCommand(),
 			logprobsCommand(),
 			modelCommand(),
+			sftCommand(),
+			trainCommand(),
 			plotCommand(),
 			gradeCommand(),
 			compareCommand(),

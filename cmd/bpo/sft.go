@@ -1,0 +1,140 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/bpo-dev/bpo/align"
+	"github.com/bpo-dev/bpo/llama"
+)
+
+func sftCommand() *cli.Command {
+	flags := append(trainingFlags(1e-4, 8),
+		&cli.BoolFlag{Name: "full", Usage: "train every weight (small F32/F16 models) instead of a LoRA adapter; writes RUN_DIR/model.gguf"},
+	)
+	return &cli.Command{
+		Name:      "sft",
+		Usage:     "supervised fine-tuning: minimize the completion tokens' NLL (LoRA, or all weights with --full)",
+		UsageText: "bpo sft --model M.gguf --data train.jsonl --out RUN_DIR [--full] [options]",
+		Description: `Each JSONL line is {"prompt","completion"}, {"text"}, {"question","answer"} (GSM8K style:
+prompt "Question: q\nAnswer:", completion " a") or {"messages":[...]} ending with the assistant's turn.
+EOS is appended to every completion. Metrics go to RUN_DIR/metrics.jsonl; the result is
+RUN_DIR/adapter.gguf (LoRA) or RUN_DIR/model.gguf (--full). Re-running the same command resumes from
+the last checkpoint and reproduces the uninterrupted run's losses; Ctrl-C saves a checkpoint.`,
+		Flags:  flags,
+		Action: runSFT,
+	}
+}
+
+func runSFT(c *cli.Context) error {
+	modelPath, runDir := c.String("model"), c.String("out")
+	examples, err := align.LoadSFT(c.String("data"))
+	if err != nil {
+		return err
+	}
+	m, err := llama.LoadModel(modelPath, llama.ModelOptions{VocabOnly: true})
+	if err != nil {
+		return err
+	}
+	seqs, cut, err := align.TokenizeSFT(m, examples, align.PromptTemplate(c.String("template")), c.Int("max-length"))
+	m.Close()
+	if err != nil {
+		return fmt.Errorf("%s: %w", c.String("data"), err)
+	}
+	fmt.Fprintf(os.Stderr, "sft: %d examples (%d cut to --max-length %d)\n", len(seqs), cut, c.Int("max-length"))
+	full := c.Bool("full")
+	var policy *align.LlamaPolicy
+	var save, load func(dir string) error
+	if full {
+		policy, err = align.NewLlamaFullPolicy(modelPath, c.Int("threads"))
+		if err != nil {
+			return err
+		}
+		save = func(dir string) error { return policy.SaveModel(modelPath, filepath.Join(dir, "model.gguf")) }
+		load = func(dir string) error { return policy.LoadModelParams(filepath.Join(dir, "model.gguf")) }
+	} else {
+		lora, err := initialLoRA(c)
+		if err != nil {
+			return err
+		}
+		policy, err = align.NewLlamaLoRAPolicy(modelPath, lora, c.Int("threads"))
+		if err != nil {
+			return err
+		}
+		meta := map[string]string{"bpo.base_model": filepath.Base(modelPath), "bpo.trainer": "sft"}
+		save = func(dir string) error { return policy.SaveAdapter(dir, meta) }
+		load = policy.LoadAdapter
+	}
+	defer policy.Close()
+	fp, err := align.FileFingerprint(modelPath)
+	if err != nil {
+		return err
+	}
+	dataHash, err := align.FileHash(c.String("data"))
+	if err != nil {
+		return err
+	}
+	var bar *progress
+	cfg := align.SFTConfig{
+		RunDir: runDir, Optimizer: adamConfig(c), LR: c.Float64("lr"), Scheduler: c.String("scheduler"),
+		WarmupRatio: c.Float64("warmup-ratio"), MaxGradNorm: c.Float64("max-grad-norm"), BatchSize: c.Int("batch-size"),
+		Epochs: c.Int("epochs"), MaxSteps: c.Int("max-steps"), Seed: c.Uint64("seed"), SaveEvery: c.Int("save-every"),
+		Meta: map[string]string{"model": fp, "data": dataHash, "full": fmt.Sprint(full)},
+		Save: save, Load: load,
+		OnStep: func(s align.SFTStep) {
+			bar.Describe(fmt.Sprintf("sft loss %.4f", s.Loss))
+			bar.Add(1)
+		},
+	}
+	total := (len(seqs) + cfg.BatchSize - 1) / max(cfg.BatchSize, 1) * max(cfg.Epochs, 1)
+	if cfg.MaxSteps > 0 && (cfg.Epochs <= 0 || cfg.MaxSteps < total) {
+		total = cfg.MaxSteps
+	}
+	bar = newProgress(total, "sft")
+	res, err := align.RunSFT(c.Context, cfg, policy, seqs)
+	bar.Finish()
+	if err != nil {
+		if errors.Is(err, c.Context.Err()) && res != nil {
+			fmt.Fprintf(os.Stderr, "sft: interrupted; checkpoint saved in %s (run the same command to resume)\n", res.Checkpoint)
+		}
+		return err
+	}
+	name := "adapter.gguf"
+	if full {
+		name = "model.gguf"
+	}
+	if err := copyFileAtomic(filepath.Join(res.Checkpoint, name), filepath.Join(runDir, name)); err != nil {
+		return err
+	}
+	fmt.Printf("sft: %d steps (resumed from %d), last loss %.4f, %s -> %s\n", res.Steps, res.ResumedFrom, res.Last.Loss, res.Elapsed.Round(1e9), filepath.Join(runDir, name))
+	return nil
+}
+
+// copyFileAtomic copies src to dst through a temporary file in dst's folder.
+func copyFileAtomic(src, dst string) error {
+	data, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".tmp*")
+	if err != nil {
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return err
+	}
+	tmp.Close()
+	os.Chmod(tmp.Name(), 0o644)
+	return os.Rename(tmp.Name(), dst)
+}

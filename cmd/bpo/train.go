@@ -1,0 +1,213 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/bpo-dev/bpo/align"
+	"github.com/bpo-dev/bpo/llama"
+)
+
+func trainCommand() *cli.Command {
+	flags := append(trainingFlags(5e-6, 8),
+		&cli.StringFlag{Name: "loss", Value: "bpo", Usage: "preference loss: " + strings.Join(align.LossNames(), ", ")},
+		&cli.StringFlag{Name: "beta", Usage: "beta (default per loss, 0.1 for the DPO family)"},
+		&cli.StringFlag{Name: "alpha", Usage: "BPO gap adaptor in (0, 1] (default 0.3); RPO NLL weight (default 1)"},
+		&cli.StringFlag{Name: "f", Usage: "BPO loss family: logistic, hinge, square, exponential, truncated-quadratic, savage"},
+		&cli.StringFlag{Name: "label-smoothing", Usage: "DPO/RPO label smoothing in [0, 0.5)"},
+		&cli.StringFlag{Name: "lambda", Usage: "DPOP penalty weight (default 50)"},
+		&cli.StringFlag{Name: "gamma", Usage: "SimPO target margin (default 1)"},
+		&cli.IntFlag{Name: "micro-batch", Usage: "pairs per forward/backward (gradient accumulation); 0: the whole batch"},
+		&cli.IntFlag{Name: "max-prompt-length", Value: 256, Usage: "max prompt tokens"},
+		&cli.StringFlag{Name: "truncation-mode", Value: "keep_end", Usage: "keep_end, keep_start or error"},
+		&cli.Float64Flag{Name: "eval-split", Usage: "share of the pairs held out for evaluation (0: none)"},
+		&cli.IntFlag{Name: "eval-every", Value: 0, Usage: "evaluate every N steps (and at the end)"},
+		&cli.IntFlag{Name: "keep-checkpoints", Value: 2, Usage: "checkpoints kept on disk"},
+		&cli.BoolFlag{Name: "strict", Usage: "stop at the first malformed data line instead of skipping it"},
+	)
+	return &cli.Command{
+		Name:      "train",
+		Usage:     "preference optimization with LoRA: BPO, DPO, IPO, SLiC/hinge, Cal-DPO, DPOP, SimPO, ORPO, RPO",
+		UsageText: "bpo train --model M.gguf --data pairs.jsonl --loss bpo|dpo|... --out RUN_DIR [options]",
+		Description: `Data: JSONL with {"prompt","chosen","rejected"} strings, conversational message lists, or
+{"question","chosen":{"solution"},"rejected":{"solution"}}. Conversational prompts get the model's
+chat template (or --template); EOS is appended to completions. Reference log-probs come from the base
+model through llama.cpp, computed once and cached next to the run (RUN_DIR/../.bpo-refcache). Metrics
+with TRL's names go to RUN_DIR/metrics.jsonl; the adapter to RUN_DIR/adapter.gguf (loadable by
+llama.cpp, ollama and --adapter). Re-running resumes; Ctrl-C saves a checkpoint.`,
+		Flags:  flags,
+		Action: runTrain,
+	}
+}
+
+func runTrain(c *cli.Context) error {
+	modelPath, runDir, dataPath := c.String("model"), c.String("out"), c.String("data")
+	params, err := align.DefaultLossParams(c.String("loss"))
+	if err != nil {
+		return err
+	}
+	for _, name := range []string{"beta", "alpha", "f", "label-smoothing", "lambda", "gamma"} {
+		if v := c.String(name); v != "" {
+			if err := params.Set(name, v); err != nil {
+				return fmt.Errorf("--%s: %w", name, err)
+			}
+		}
+	}
+	loss, err := align.NewLoss(c.String("loss"), params)
+	if err != nil {
+		return err
+	}
+	data, err := align.LoadPreferences(dataPath, align.LoadOptions{Strict: c.Bool("strict")})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "train: %s: %s\n", dataPath, data.Summary())
+	for i, s := range data.Skipped {
+		if i == 5 {
+			fmt.Fprintf(os.Stderr, "  ... %d more skipped lines\n", len(data.Skipped)-5)
+			break
+		}
+		fmt.Fprintf(os.Stderr, "  skipped %v\n", s)
+	}
+	if len(data.Examples) == 0 {
+		return fmt.Errorf("%s: no valid pairs", dataPath)
+	}
+	trainEx, evalEx, err := align.SplitEval(data.Examples, c.Float64("eval-split"), c.Uint64("seed"))
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(runDir, 0o755); err != nil {
+		return err
+	}
+	trunc := align.Truncation{MaxLength: c.Int("max-length"), MaxPromptLength: c.Int("max-prompt-length"), Mode: c.String("truncation-mode"), KeepLeading: 1}
+	tmpl := align.PromptTemplate(c.String("template"))
+
+	// Tokenize and score the reference with llama.cpp (adapter off), cached by model, data and settings.
+	m, err := llama.LoadModel(modelPath, llama.ModelOptions{})
+	if err != nil {
+		return err
+	}
+	trainPairs, cut1, err := align.TokenizePreferences(m, trainEx, tmpl, trunc)
+	if err != nil {
+		m.Close()
+		return fmt.Errorf("%s: %w", dataPath, err)
+	}
+	evalPairs, cut2, err := align.TokenizePreferences(m, evalEx, tmpl, trunc)
+	if err != nil {
+		m.Close()
+		return fmt.Errorf("%s: %w", dataPath, err)
+	}
+	fmt.Fprintf(os.Stderr, "train: %d train / %d eval pairs, %d truncated\n", len(trainPairs), len(evalPairs), cut1+cut2)
+	fp, err := align.FileFingerprint(modelPath)
+	if err != nil {
+		m.Close()
+		return err
+	}
+	dataHash, err := align.FileHash(dataPath)
+	if err != nil {
+		m.Close()
+		return err
+	}
+	var trainRef, evalRef []align.RefLogps
+	if loss.NeedsReference() {
+		settings := fmt.Sprintf("%s|%+v|eval=%v|seed=%d", tmpl, trunc, c.Float64("eval-split"), c.Uint64("seed"))
+		trainRef, err = cachedReference(c, m, trainPairs, align.RefCacheKey(fp, dataHash, settings, "train"), runDir, "train")
+		if err == nil && len(evalPairs) > 0 {
+			evalRef, err = cachedReference(c, m, evalPairs, align.RefCacheKey(fp, dataHash, settings, "eval"), runDir, "eval")
+		}
+		if err != nil {
+			m.Close()
+			return err
+		}
+	}
+	m.Close()
+
+	lora, err := initialLoRA(c)
+	if err != nil {
+		return err
+	}
+	policy, err := align.NewLlamaLoRAPolicy(modelPath, lora, c.Int("threads"))
+	if err != nil {
+		return err
+	}
+	defer policy.Close()
+	adapterMeta := map[string]string{"bpo.base_model": filepath.Base(modelPath), "bpo.loss": loss.Name(), "bpo.loss_params": loss.Params().String()}
+	var bar *progress
+	cfg := align.TrainConfig{
+		RunDir: runDir, Loss: loss, Optimizer: adamConfig(c), LR: c.Float64("lr"), Scheduler: c.String("scheduler"),
+		WarmupRatio: c.Float64("warmup-ratio"), MaxGradNorm: c.Float64("max-grad-norm"), BatchSize: c.Int("batch-size"),
+		MicroBatch: c.Int("micro-batch"), Epochs: c.Int("epochs"), MaxSteps: c.Int("max-steps"), Seed: c.Uint64("seed"),
+		SaveEvery: c.Int("save-every"), KeepCheckpoints: c.Int("keep-checkpoints"), EvalEvery: c.Int("eval-every"),
+		Meta:        map[string]string{"model": fp, "data": dataHash, "lora_rank": fmt.Sprint(lora.Rank), "lora_alpha": fmt.Sprint(lora.Alpha)},
+		SaveAdapter: func(dir string) error { return policy.SaveAdapter(dir, adapterMeta) },
+		LoadAdapter: policy.LoadAdapter,
+		OnStep: func(s align.StepMetrics) {
+			if s.Split == "eval" {
+				return
+			}
+			bar.Describe(fmt.Sprintf("%s loss %.4f margin %+.3f chosen %+.3f", loss.Name(), s.Loss, s.RewardsMargins, s.RewardsChosen))
+			bar.Add(1)
+		},
+	}
+	trainer, err := align.NewTrainer(cfg, policy, trainPairs, trainRef, evalPairs, evalRef)
+	if err != nil {
+		return err
+	}
+	resumed, err := trainer.Resume()
+	if err != nil {
+		return err
+	}
+	bar = newProgress(trainer.TotalSteps(), "train")
+	if resumed {
+		fmt.Fprintf(os.Stderr, "train: resuming at step %d of %d\n", trainer.Step(), trainer.TotalSteps())
+		bar.Add(trainer.Step())
+	}
+	res, err := trainer.Run(c.Context)
+	bar.Finish()
+	if err != nil {
+		if errors.Is(err, c.Context.Err()) && res != nil {
+			fmt.Fprintf(os.Stderr, "train: interrupted; checkpoint saved in %s (run the same command to resume)\n", res.Checkpoint)
+		}
+		return err
+	}
+	if err := copyFileAtomic(filepath.Join(res.Checkpoint, align.AdapterFileName), filepath.Join(runDir, align.AdapterFileName)); err != nil {
+		return err
+	}
+	l := res.Last
+	fmt.Printf("train: %s, %d steps, loss %.4f, rewards/chosen %+.4f, rewards/rejected %+.4f, margins %+.4f, dcr_rate %.2f\n",
+		loss.Name(), res.Steps, l.Loss, l.RewardsChosen, l.RewardsRejected, l.RewardsMargins, l.DCRRate)
+	fmt.Printf("train: %.3f pairs/s; time in policy forward+backward %s, optimizer %s, checkpoints %s, eval %s\n",
+		res.PairsPerSecond(), res.PolicyTime.Round(1e6), res.OptimTime.Round(1e6), res.SaveTime.Round(1e6), res.EvalTime.Round(1e6))
+	fmt.Printf("train: adapter %s\n", filepath.Join(runDir, align.AdapterFileName))
+	return nil
+}
+
+// cachedReference loads reference log-probs from the cache shared by runs beside runDir, or computes
+// and stores them.
+func cachedReference(c *cli.Context, m *llama.Model, pairs []align.TokenizedPair, key, runDir, split string) ([]align.RefLogps, error) {
+	dir := filepath.Join(filepath.Dir(filepath.Clean(runDir)), ".bpo-refcache")
+	path := filepath.Join(dir, key[:24]+".bin")
+	if refs, err := align.LoadRefCache(path, key, len(pairs)); err == nil {
+		fmt.Fprintf(os.Stderr, "train: %s reference log-probs from cache %s\n", split, path)
+		return refs, nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	bar := newProgress(len(pairs), "reference log-probs ("+split+")")
+	done := 0
+	refs, err := align.ReferenceLogps(c.Context, m, pairs, c.Int("threads"), func(n int) { bar.Add(n - done); done = n })
+	bar.Finish()
+	if err != nil {
+		return nil, err
+	}
+	if err := align.SaveRefCache(path, key, refs); err != nil {
+		return nil, err
+	}
+	return refs, nil
+}

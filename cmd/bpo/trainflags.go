@@ -1,0 +1,67 @@
+package main
+
+import (
+	"fmt"
+	"runtime"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/bpo-dev/bpo/align"
+)
+
+// Flags shared by `bpo sft` and `bpo train`: model, data, run directory, LoRA and optimizer.
+func trainingFlags(defaultLR float64, defaultBatch int) []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "model", Aliases: []string{"m"}, Required: true, Usage: "base GGUF model"},
+		&cli.StringFlag{Name: "data", Aliases: []string{"d"}, Required: true, Usage: "training JSONL file"},
+		&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Required: true, Usage: "run directory (metrics.jsonl, checkpoints, the final adapter); an existing run there is resumed"},
+		&cli.IntFlag{Name: "lora-rank", Value: 16, Usage: "LoRA rank r"},
+		&cli.Float64Flag{Name: "lora-alpha", Value: 16, Usage: "LoRA alpha (update scale alpha/r)"},
+		&cli.StringFlag{Name: "lora-targets", Value: strings.Join(align.LoRATargets(), ","), Usage: "comma-separated projections to adapt"},
+		&cli.StringFlag{Name: "init-adapter", Usage: "continue training from this GGUF LoRA adapter (its rank and targets are used)"},
+		&cli.Float64Flag{Name: "lr", Value: defaultLR, Usage: "peak learning rate"},
+		&cli.StringFlag{Name: "scheduler", Value: "constant", Usage: "learning-rate schedule: constant, linear or cosine (all with linear warmup)"},
+		&cli.Float64Flag{Name: "warmup-ratio", Value: 0.03, Usage: "share of the steps used for warmup"},
+		&cli.Float64Flag{Name: "weight-decay", Value: 0, Usage: "AdamW decoupled weight decay"},
+		&cli.Float64Flag{Name: "adam-beta1", Value: 0.9, Usage: "AdamW beta1"},
+		&cli.Float64Flag{Name: "adam-beta2", Value: 0.999, Usage: "AdamW beta2"},
+		&cli.Float64Flag{Name: "adam-eps", Value: 1e-8, Usage: "AdamW epsilon"},
+		&cli.Float64Flag{Name: "max-grad-norm", Value: 1, Usage: "global gradient-norm clipping (0: off)"},
+		&cli.IntFlag{Name: "batch-size", Value: defaultBatch, Usage: "examples per optimizer step (effective batch)"},
+		&cli.IntFlag{Name: "epochs", Value: 1, Usage: "passes over the data"},
+		&cli.IntFlag{Name: "max-steps", Usage: "stop after this many optimizer steps (0: epochs decide)"},
+		&cli.Uint64Flag{Name: "seed", Value: 42, Usage: "seed for LoRA init and data order"},
+		&cli.IntFlag{Name: "save-every", Usage: "checkpoint every N steps (0: at the end and on Ctrl-C)"},
+		&cli.IntFlag{Name: "max-length", Value: 2048, Usage: "max tokens of prompt + completion"},
+		&cli.StringFlag{Name: "template", Usage: "chat template for conversational prompts: the model's own (default) or a built-in name (chatml, llama3, ...)"},
+		&cli.IntFlag{Name: "threads", Value: runtime.NumCPU(), Usage: "CPU threads"},
+	}
+}
+
+func adamConfig(c *cli.Context) align.AdamWConfig {
+	return align.AdamWConfig{Beta1: c.Float64("adam-beta1"), Beta2: c.Float64("adam-beta2"), Eps: c.Float64("adam-eps"), WeightDecay: c.Float64("weight-decay")}
+}
+
+// initialLoRA builds the starting adapter: NewLoRA's seeded init, or the tensors of --init-adapter.
+func initialLoRA(c *cli.Context) (*align.LoRA, error) {
+	model := c.String("model")
+	if path := c.String("init-adapter"); path != "" {
+		return align.LoRAFromAdapterFile(path)
+	}
+	base, err := align.BaseTensors(model)
+	if err != nil {
+		return nil, err
+	}
+	var targets []string
+	for _, t := range strings.Split(c.String("lora-targets"), ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			targets = append(targets, t)
+		}
+	}
+	l, err := align.NewLoRA(align.LoRAConfig{Rank: c.Int("lora-rank"), Alpha: c.Float64("lora-alpha"), Targets: targets, Seed: c.Uint64("seed")}, base)
+	if err != nil {
+		return nil, fmt.Errorf("--lora-*: %w", err)
+	}
+	return l, nil
+}
