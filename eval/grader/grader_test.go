@@ -143,6 +143,12 @@ func TestMathEqual(t *testing.T) {
 		{"factorial", "5!", "120", true},
 		{"log base", `\log_2 8`, "3", true},
 		{"abs", "|-3|", "3", true},
+		{"floor", `\lfloor\frac{2n}{5}-\frac{1}{5}\rfloor`, `\lfloor\frac{2n-1}{5}\rfloor`, true},
+		{"ceil without spaces", `\lceil{\frac{n}{2}}\rceil+1`, `\lceiln/2\rceil+1`, true},
+		{"command glued to variable", `\pir^2`, `r^2\pi`, true},
+		{"product of powers", `2^{k}2^{-n}`, `2^{k-n}`, true},
+		{"factored polynomial", `(x-1)(x^{2}-x+1)(x^{2}+x+1)`, `x^5-x^4+x^3-x^2+x-1`, true},
+		{"perturbed polynomial", `x^2+2x+1.001`, `(x+1)^2`, false},
 		{"pmatrix from braces uses one backslash (Qwen quirk)", `\begin{pmatrix}1\\2\end{pmatrix}`, "{1,2}", false},
 	}
 	for _, c := range cases {
@@ -155,7 +161,7 @@ func TestMathEqual(t *testing.T) {
 }
 
 func TestParseLatexErrors(t *testing.T) {
-	for _, in := range []string{"", `\text{a}`, "(1", `\frac{1}`, "x<3", `\infty`, "1,2", `\`} {
+	for _, in := range []string{"", `\text{a}`, `\lfloor x`, `\infty+1`, "(1", `\frac{1}`, "x<3", `\infty`, "1,2", `\`} {
 		if _, err := ParseLatex(in); err == nil {
 			t.Errorf("ParseLatex(%q): want error", in)
 		}

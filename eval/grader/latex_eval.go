@@ -108,6 +108,14 @@ func (f *funcExpr) eval(env map[string]complex128) complex128 {
 			return complex(math.Pow(real(x), 1/real(n)), 0)
 		}
 		return cmplx.Pow(x, 1/n)
+	case "floor", "ceil":
+		if imag(x) != 0 {
+			return cmplx.NaN()
+		}
+		if f.name == "floor" {
+			return complex(math.Floor(real(x)), 0)
+		}
+		return complex(math.Ceil(real(x)), 0)
 	case "binom":
 		k := f.args[1].eval(env)
 		if imag(x) != 0 || imag(k) != 0 {

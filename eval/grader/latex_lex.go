@@ -64,6 +64,17 @@ func lexLatex(s string) ([]token, error) {
 			}
 			name := string(r[i+1 : j])
 			i = j
+			rest := ""
+			if !knownCmd(name) {
+				// strip_string removes spaces, so "\pi r" arrives as "\pir": split off the longest
+				// known command and read the remaining letters as variables.
+				for k := len(name) - 1; k > 0; k-- {
+					if knownCmd(name[:k]) {
+						name, rest = name[:k], name[k:]
+						break
+					}
+				}
+			}
 			switch {
 			case spacingCmds[name]:
 			case name == "{" || name == "}":
@@ -71,12 +82,26 @@ func lexLatex(s string) ([]token, error) {
 			default:
 				toks = append(toks, token{tokCmd, name})
 			}
+			for _, c := range rest {
+				toks = append(toks, token{tokLetter, string(c)})
+			}
 		default:
 			toks = append(toks, token{tokSym, string(c)})
 			i++
 		}
 	}
 	return toks, nil
+}
+
+// operatorCmds are commands with a meaning to the parser besides values and functions.
+var operatorCmds = map[string]bool{
+	"cdot": true, "times": true, "ast": true, "div": true, "log": true,
+	"lfloor": true, "rfloor": true, "lceil": true, "rceil": true,
+}
+
+// knownCmd reports whether the parser understands the command name.
+func knownCmd(name string) bool {
+	return spacingCmds[name] || operatorCmds[name] || valueCmds[name] || greek[name] || funcs[name] != nil
 }
 
 // tokensText renders tokens back to a compact string (used for subscript names).

@@ -159,7 +159,7 @@ func (p *parser) startsFactor() bool {
 	case tokNum, tokLetter:
 		return true
 	case tokCmd:
-		return valueCmds[t.text] || funcs[t.text] != nil || greek[t.text] || t.text == "log"
+		return valueCmds[t.text] || funcs[t.text] != nil || greek[t.text] || t.text == "log" || t.text == "lfloor" || t.text == "lceil"
 	}
 	return t.text == "(" || t.text == "[" || t.text == "{"
 }
@@ -357,6 +357,20 @@ func (p *parser) parsePrimary() (Expr, error) {
 		return &funcExpr{name: "root", args: []Expr{arg, index}}, nil
 	case name == "pi":
 		return constExpr("pi"), nil
+	case name == "lfloor" || name == "lceil":
+		closer, fn := "rfloor", "floor"
+		if name == "lceil" {
+			closer, fn = "rceil", "ceil"
+		}
+		e, err := p.parseAdd()
+		if err != nil {
+			return nil, err
+		}
+		if !p.isCmd(closer) {
+			return nil, fmt.Errorf("latex: expected \\%s", closer)
+		}
+		p.pos++
+		return &funcExpr{name: fn, args: []Expr{e}}, nil
 	case greek[name]:
 		return p.withSubscript(`\` + name)
 	case name == "log" || funcs[name] != nil:
