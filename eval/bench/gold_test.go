@@ -94,3 +94,24 @@ func TestMATHGoldMatchesMATH500Answers(t *testing.T) {
 		t.Errorf("%d disagreements, want <= 3", disagree)
 	}
 }
+
+// The lm-eval GSM8K filters must also accept every reference solution ("... #### N").
+func TestGSM8KGoldWithLMEvalFilters(t *testing.T) {
+	ss, err := Load(GSM8K, dataDir+"gsm8k/test.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []grader.Method{grader.MethodStrict, grader.MethodFlexible} {
+		wrong := 0
+		for _, s := range ss {
+			if r := grader.Grade(GSM8K, m, s.Solution, s.Solution); !r.Correct {
+				wrong++
+				t.Logf("%s %s: pred=%q gold=%q", m, s.ID, r.Pred, r.Gold)
+			}
+		}
+		t.Logf("%s: %d/%d gold solutions correct", m, len(ss)-wrong, len(ss))
+		if wrong != 0 {
+			t.Errorf("%s: %d gold solutions graded wrong", m, wrong)
+		}
+	}
+}
