@@ -43,9 +43,12 @@ func newApp() *cli.App {
 			sftCommand(),
 			trainCommand(),
 			plotCommand(),
+			evalCommand(),
+			pairsCommand(),
 			gradeCommand(),
 			compareCommand(),
 			ipnnCommand(),
+			dataCommand(),
 		},
 	}
 }
