@@ -1,0 +1,196 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/bpo-dev/bpo/eval"
+	"github.com/bpo-dev/bpo/eval/bench"
+	"github.com/bpo-dev/bpo/eval/grader"
+	"github.com/bpo-dev/bpo/llama"
+)
+
+// generationFlags are shared by `bpo eval` and `bpo pairs`.
+func generationFlags(defaultN int, defaultTemp float64) []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "model", Aliases: []string{"m"}, Required: true, Usage: "GGUF model"},
+		&cli.StringSliceFlag{Name: "adapter", Usage: "LoRA adapter FILE[:SCALE] (repeatable)"},
+		&cli.StringFlag{Name: "benchmark", Aliases: []string{"b"}, Value: "gsm8k", Usage: "benchmark: " + strings.Join(bench.Names(), ", ")},
+		&cli.StringFlag{Name: "data", Aliases: []string{"d"}, Required: true, Usage: "benchmark JSONL file"},
+		&cli.StringFlag{Name: "prompt", Value: bench.FormatBoxed, Usage: "prompt format: " + strings.Join(bench.Formats(), ", ")},
+		&cli.IntFlag{Name: "shots", Value: 0, Usage: "gsm8k-fewshot: number of shots taken from --shots-data"},
+		&cli.StringFlag{Name: "shots-data", Usage: "gsm8k-fewshot: JSONL file of the shot examples (e.g. GSM8K train)"},
+		&cli.StringFlag{Name: "prompt-template", Usage: "template format: Go text/template file"},
+		&cli.StringFlag{Name: "template", Usage: "chat template for chat prompts: the model's own (default) or a built-in name (chatml, llama3, ...)"},
+		&cli.StringFlag{Name: "method", Value: string(grader.MethodQwen), Usage: "grading: qwen (Qwen2.5-Math extraction + equivalence), strict (#### N) or flexible (last number)"},
+		&cli.IntFlag{Name: "limit", Usage: "evaluate at most this many questions"},
+		&cli.StringFlag{Name: "shard", Usage: "i/n: keep questions i, i+n, i+2n, ..."},
+		&cli.StringSliceFlag{Name: "id", Usage: "evaluate only these sample ids (repeatable)"},
+		&cli.IntFlag{Name: "n", Value: defaultN, Usage: "samples per question (k)"},
+		&cli.Float64Flag{Name: "temperature", Value: defaultTemp, Usage: "sampling temperature (0: greedy)"},
+		&cli.Float64Flag{Name: "top-p", Value: 1, Usage: "nucleus sampling"},
+		&cli.IntFlag{Name: "top-k", Usage: "top-k sampling (0: off)"},
+		&cli.Uint64Flag{Name: "seed", Value: 0, Usage: "sampling seed"},
+		&cli.IntFlag{Name: "max-new-tokens", Value: 1024, Usage: "max generated tokens per response"},
+		&cli.StringSliceFlag{Name: "stop", Usage: "extra stop string (repeatable)"},
+		&cli.IntFlag{Name: "parallel", Value: 8, Usage: "sequences decoded in parallel"},
+		&cli.IntFlag{Name: "ctx", Usage: "KV-cache cells shared by the parallel sequences (default: parallel x (longest prompt + max new tokens))"},
+		&cli.IntFlag{Name: "threads", Value: runtime.NumCPU(), Usage: "CPU threads"},
+	}
+}
+
+func evalCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "eval",
+		Usage:     "generate answers to a math benchmark with a GGUF model (and adapters) and grade them",
+		UsageText: "bpo eval --model M.gguf [--adapter A.gguf] --benchmark gsm8k --data test.jsonl --out RUN_DIR [options]",
+		Description: `Writes RUN_DIR/samples.jsonl (prompt, responses, extracted answers, gold, correct, tokens per
+question), RUN_DIR/summary.json and RUN_DIR/summary.md (accuracy with a 95% Wilson interval, per
+subject/level, maj@k and pass@k for --n > 1, tokens/s). Re-running resumes: finished questions are kept.
+Greedy decoding (the default) gives the same answers whatever --parallel is.`,
+		Flags:  append(generationFlags(1, 0), &cli.StringFlag{Name: "out", Aliases: []string{"o"}, Required: true, Usage: "run directory"}),
+		Action: runEval,
+	}
+}
+
+// evalSetup is a loaded model, context, generator and the selected samples.
+type evalSetup struct {
+	model    *llama.Model
+	ctx      *llama.Context
+	adapters []*llama.Adapter
+	gen      *eval.LlamaGenerator
+	samples  []bench.Sample
+	opts     eval.Options
+}
+
+func (s *evalSetup) Close() {
+	for _, a := range s.adapters {
+		a.Close()
+	}
+	if s.ctx != nil {
+		s.ctx.Close()
+	}
+	if s.model != nil {
+		s.model.Close()
+	}
+}
+
+func setupEval(c *cli.Context) (*evalSetup, error) {
+	samples, err := bench.Load(c.String("benchmark"), c.String("data"))
+	if err != nil {
+		return nil, err
+	}
+	sel := bench.Selection{IDs: c.StringSlice("id"), Limit: c.Int("limit")}
+	if sh := c.String("shard"); sh != "" {
+		if sel.ShardIndex, sel.ShardCount, err = bench.ParseShard(sh); err != nil {
+			return nil, fmt.Errorf("--shard: %w", err)
+		}
+	}
+	if samples, err = bench.Select(samples, sel); err != nil {
+		return nil, err
+	}
+	var shots []bench.Sample
+	if k := c.Int("shots"); k > 0 {
+		if c.String("shots-data") == "" {
+			return nil, fmt.Errorf("--shots %d needs --shots-data (e.g. the GSM8K train file)", k)
+		}
+		all, err := bench.Load("gsm8k", c.String("shots-data"))
+		if err != nil {
+			return nil, err
+		}
+		shots = all[:min(k, len(all))]
+	}
+	prompter, err := bench.NewPrompter(c.String("prompt"), shots, c.String("prompt-template"))
+	if err != nil {
+		return nil, err
+	}
+	s := &evalSetup{samples: samples}
+	ok := false
+	defer func() {
+		if !ok {
+			s.Close()
+		}
+	}()
+	if s.model, err = llama.LoadModel(c.String("model"), llama.ModelOptions{}); err != nil {
+		return nil, err
+	}
+	parallel := max(1, c.Int("parallel"))
+	maxNew := c.Int("max-new-tokens")
+	gen := &eval.LlamaGenerator{Model: s.model, Template: c.String("template"), Parallel: parallel, DefaultMaxNewTokens: maxNew}
+	nctx := c.Int("ctx")
+	if nctx <= 0 {
+		longest := 0
+		for _, smp := range samples {
+			p, err := prompter.Prompt(smp)
+			if err != nil {
+				return nil, err
+			}
+			toks, err := gen.RenderPrompt(p)
+			if err != nil {
+				return nil, err
+			}
+			longest = max(longest, len(toks))
+		}
+		nctx = parallel * (longest + maxNew)
+	}
+	if s.ctx, err = llama.NewContext(s.model, llama.ContextOptions{NCtx: nctx, NSeq: parallel, Threads: c.Int("threads"), KVF16: true}); err != nil {
+		return nil, err
+	}
+	gen.Ctx = s.ctx
+	var scales []llama.AdapterScale
+	var names []string
+	for _, spec := range c.StringSlice("adapter") {
+		path, scale := spec, float32(1)
+		if i := strings.LastIndex(spec, ":"); i > 0 {
+			var f float64
+			if _, err := fmt.Sscanf(spec[i+1:], "%g", &f); err == nil {
+				path, scale = spec[:i], float32(f)
+			}
+		}
+		a, err := llama.LoadAdapter(s.model, path)
+		if err != nil {
+			return nil, err
+		}
+		s.adapters = append(s.adapters, a)
+		scales = append(scales, llama.AdapterScale{Adapter: a, Scale: scale})
+		names = append(names, spec)
+	}
+	if err := s.ctx.SetAdapters(scales...); err != nil {
+		return nil, err
+	}
+	s.gen = gen
+	s.opts = eval.Options{Prompter: prompter, PromptName: c.String("prompt"), Method: grader.Method(c.String("method")),
+		Gen: eval.GenParams{N: c.Int("n"), MaxNewTokens: maxNew, Temperature: float32(c.Float64("temperature")), TopP: float32(c.Float64("top-p")),
+			TopK: c.Int("top-k"), Seed: c.Uint64("seed"), Stop: c.StringSlice("stop")},
+		Model: c.String("model"), Adapters: names, BatchSize: 4 * parallel}
+	ok = true
+	return s, nil
+}
+
+func runEval(c *cli.Context) error {
+	s, err := setupEval(c)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	bar := newProgress(len(s.samples), "eval "+c.String("benchmark"))
+	last := 0
+	s.opts.OnProgress = func(done, total int) { bar.Add(done - last); last = done }
+	sum, err := eval.Run(c.Context, s.gen, c.String("benchmark"), s.samples, s.opts, c.String("out"))
+	bar.Finish()
+	if err != nil {
+		if sum != nil {
+			fmt.Fprintf(os.Stderr, "eval: stopped after %d questions; run the same command to resume\n", sum.N)
+		}
+		return err
+	}
+	if err := sum.WriteMarkdown(os.Stdout); err != nil {
+		return err
+	}
+	fmt.Printf("accuracy: %.4f (%d/%d)\n", sum.Accuracy, sum.Correct, sum.N)
+	return nil
+}

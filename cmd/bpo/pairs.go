@@ -1,0 +1,65 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/bpo-dev/bpo/eval"
+)
+
+func pairsCommand() *cli.Command {
+	flags := generationFlags(8, 1.0)
+	flags = append(flags,
+		&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Required: true, Usage: "pairs JSONL file to write"},
+		&cli.StringFlag{Name: "samples-dir", Usage: "run directory for the graded samples (default: OUT.samples/); re-running resumes"},
+		&cli.IntFlag{Name: "per-question", Value: 1, Usage: "pairs per question"},
+	)
+	return &cli.Command{
+		Name:      "pairs",
+		Usage:     "build on-policy preference pairs: sample k answers per question, grade them, pair a correct with an incorrect one",
+		UsageText: "bpo pairs --model M.gguf --benchmark gsm8k --data train.jsonl --n 8 --out pairs.jsonl [options]",
+		Description: `Samples --n answers per question (temperature 1 by default), grades them against the gold answer
+and writes one {"prompt","chosen","rejected",...} line per pair, readable by bpo train. Questions whose
+answers are all correct or all wrong give no pair; the counts are printed.`,
+		Flags:  flags,
+		Action: runPairs,
+	}
+}
+
+func runPairs(c *cli.Context) error {
+	s, err := setupEval(c)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	out := c.String("out")
+	dir := c.String("samples-dir")
+	if dir == "" {
+		dir = out + ".samples"
+	}
+	bar := newProgress(len(s.samples), "sampling")
+	last := 0
+	s.opts.OnProgress = func(done, total int) { bar.Add(done - last); last = done }
+	sum, err := eval.Run(c.Context, s.gen, c.String("benchmark"), s.samples, s.opts, dir)
+	bar.Finish()
+	if err != nil {
+		return err
+	}
+	recs, err := eval.ReadRecords(dir)
+	if err != nil {
+		return err
+	}
+	pairs, st := eval.BuildPairs(recs, eval.PairOptions{Seed: c.Uint64("seed"), MaxPerQuestion: c.Int("per-question")})
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return err
+	}
+	if err := eval.WritePairs(out, pairs); err != nil {
+		return err
+	}
+	fmt.Printf("pairs: %s\n", st)
+	fmt.Printf("pairs: sample accuracy %.4f (pass@%d %.4f); wrote %d pairs to %s\n", sum.Accuracy, sum.K, sum.PassAtK[fmt.Sprint(sum.K)], len(pairs), out)
+	return nil
+}
