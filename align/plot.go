@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"gonum.org/v1/plot"
@@ -98,6 +99,7 @@ func PlotRewards(runs []Run, out string, opts PlotOptions) error {
 		p.Title.Text = panel.title
 		p.Title.TextStyle.Font.Size = vg.Points(13)
 		p.X.Label.Text = "step"
+		p.X.Tick.Marker = plot.TickerFunc(stepTicks)
 		p.Y.Label.Text = "reward"
 		p.Add(plotter.NewGrid())
 		xmin, xmax := math.Inf(1), math.Inf(-1)
@@ -175,4 +177,26 @@ func RunLabels(dirs []string) []string {
 		}
 	}
 	return labels
+}
+
+// stepTicks labels the step axis with round integers (1, 2 or 5 times a power of ten apart).
+func stepTicks(lo, hi float64) []plot.Tick {
+	span := hi - lo
+	if !(span > 0) || math.IsInf(span, 0) {
+		return []plot.Tick{{Value: lo, Label: strconv.FormatFloat(math.Round(lo), 'f', 0, 64)}}
+	}
+	raw := math.Max(1, span/5)
+	pow := math.Pow(10, math.Floor(math.Log10(raw)))
+	step := pow
+	for _, m := range []float64{1, 2, 5, 10} {
+		if m*pow >= raw {
+			step = m * pow
+			break
+		}
+	}
+	var ticks []plot.Tick
+	for v := math.Ceil(lo/step) * step; v <= hi; v += step {
+		ticks = append(ticks, plot.Tick{Value: v, Label: strconv.FormatFloat(v, 'f', 0, 64)})
+	}
+	return ticks
 }

@@ -135,3 +135,25 @@ func TestRunLabels(t *testing.T) {
 		}
 	}
 }
+
+func TestStepTicks(t *testing.T) {
+	tests := []struct {
+		lo, hi float64
+		want   string
+	}{
+		{1, 18, "5,10,15"},
+		{1, 150, "50,100,150"},
+		{1, 4, "1,2,3,4"},
+		{0, 2400, "0,500,1000,1500,2000"},
+		{3, 3, "3"},
+	}
+	for _, tc := range tests {
+		var labels []string
+		for _, tk := range stepTicks(tc.lo, tc.hi) {
+			labels = append(labels, tk.Label)
+		}
+		if got := strings.Join(labels, ","); got != tc.want {
+			t.Errorf("stepTicks(%v, %v) = %s, want %s", tc.lo, tc.hi, got, tc.want)
+		}
+	}
+}
