@@ -38,6 +38,8 @@ type Experiment struct {
 	FirstRun int `json:"-"`
 	// Independence adds the mutual-independence term over all split groups.
 	Independence bool `json:"independence,omitempty"`
+	// RefClamp stores the observation sums clamped at eps, as the reference code does.
+	RefClamp bool `json:"ref_clamp,omitempty"`
 	// Toy task: Bits-bit numbers, training repeats, per-bit label sets.
 	Bits      int  `json:"bits,omitempty"`
 	Repeat    int  `json:"repeat,omitempty"`
@@ -159,7 +161,7 @@ func (e *Experiment) modelConfig(classes int) (ModelConfig, error) {
 			sets = append(sets, BitLabelSets(e.Bits)...)
 		}
 	}
-	cfg.Head = HeadConfig{Split: split, LabelSets: sets, Forget: e.Forget, Eps: e.Eps}
+	cfg.Head = HeadConfig{Split: split, LabelSets: sets, Forget: e.Forget, Eps: e.Eps, RefClamp: e.RefClamp}
 	if e.Independence {
 		for g := range split {
 			cfg.Head.Independence = append(cfg.Head.Independence, g)

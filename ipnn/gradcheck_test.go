@@ -18,15 +18,20 @@ func TestGradientCheck(t *testing.T) {
 		indep  []int
 		forget int
 		eps    float64
+		ref    bool
 	}{
-		{"single set [2,2,3]", []int{2, 2, 3}, func(s Split) []LabelSet { return []LabelSet{AllGroups(s, 10)} }, nil, 3, 1e-6},
-		{"no history T=1", []int{3, 4}, func(s Split) []LabelSet { return []LabelSet{AllGroups(s, 10)} }, nil, 1, 1e-6},
+		{"single set [2,2,3]", []int{2, 2, 3}, func(s Split) []LabelSet { return []LabelSet{AllGroups(s, 10)} }, nil, 3, 1e-6, false},
+		{"no history T=1", []int{3, 4}, func(s Split) []LabelSet { return []LabelSet{AllGroups(s, 10)} }, nil, 1, 1e-6, false},
 		{"multi-degree", []int{2, 2, 3}, func(s Split) []LabelSet {
 			return []LabelSet{AllGroups(s, 10), {Name: "parity", Groups: []int{0}, Classes: 2, Base: 2}, {Name: "sub", Groups: []int{1, 2}, Classes: 10}}
-		}, nil, 4, 1e-6},
-		{"independence", []int{2, 3, 2}, func(s Split) []LabelSet { return []LabelSet{AllGroups(s, 10)} }, []int{0, 1, 2}, 3, 1e-6},
-		{"7 bits, K=128 parallel path", []int{2, 2, 2, 2, 2, 2, 2}, func(s Split) []LabelSet { return []LabelSet{AllGroups(s, 10)} }, nil, 3, 1e-6},
-		{"eps 2 clamps", []int{2, 5}, func(s Split) []LabelSet { return []LabelSet{AllGroups(s, 10)} }, nil, 2, 2},
+		}, nil, 4, 1e-6, false},
+		{"independence", []int{2, 3, 2}, func(s Split) []LabelSet { return []LabelSet{AllGroups(s, 10)} }, []int{0, 1, 2}, 3, 1e-6, false},
+		{"7 bits, K=128 parallel path", []int{2, 2, 2, 2, 2, 2, 2}, func(s Split) []LabelSet { return []LabelSet{AllGroups(s, 10)} }, nil, 3, 1e-6, false},
+		{"eps 2 clamps", []int{2, 5}, func(s Split) []LabelSet { return []LabelSet{AllGroups(s, 10)} }, nil, 2, 2, false},
+		{"reference clamp, eps 2", []int{2, 5}, func(s Split) []LabelSet { return []LabelSet{AllGroups(s, 10)} }, nil, 2, 2, true},
+		{"reference clamp, multi-degree", []int{2, 2, 3}, func(s Split) []LabelSet {
+			return []LabelSet{AllGroups(s, 10), {Name: "parity", Groups: []int{0}, Classes: 2, Base: 2}}
+		}, nil, 3, 1e-6, true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -39,7 +44,7 @@ func TestGradientCheck(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			head, err := NewHead(HeadConfig{Split: tc.split, LabelSets: tc.sets(s), Forget: tc.forget, Eps: tc.eps, Independence: tc.indep})
+			head, err := NewHead(HeadConfig{Split: tc.split, LabelSets: tc.sets(s), Forget: tc.forget, Eps: tc.eps, Independence: tc.indep, RefClamp: tc.ref})
 			if err != nil {
 				t.Fatal(err)
 			}

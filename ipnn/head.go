@@ -16,6 +16,9 @@ type HeadConfig struct {
 	// Independence lists split groups whose mutual independence is encouraged by an
 	// extra KL(P(joint) || prod P(A^j)) loss term (empty: off).
 	Independence []int `json:"independence,omitempty"`
+	// RefClamp reproduces the reference implementation's accumulators, which are stored
+	// clamped at eps after every step instead of being exact sums of the last T batches.
+	RefClamp bool `json:"ref_clamp,omitempty"`
 }
 
 // Head is the IPNN output layer: per-group softmax, observation and inference.
@@ -60,7 +63,11 @@ func NewHead(cfg HeadConfig) (*Head, error) {
 			return nil, err
 		}
 		sp := newJointSpace(s, ls.Groups)
-		h.sets = append(h.sets, &setState{ls: ls, space: sp, win: newWindow(cfg.Forget, sp.size, ls.Classes)})
+		win := newWindow(cfg.Forget, sp.size, ls.Classes)
+		if cfg.RefClamp {
+			win.setRefClamp(cfg.Eps)
+		}
+		h.sets = append(h.sets, &setState{ls: ls, space: sp, win: win})
 	}
 	if len(cfg.Independence) > 0 {
 		it, err := newIndepTerm(s, cfg.Independence, cfg.Forget, cfg.Eps)

@@ -36,6 +36,12 @@ func (h *Head) SetTables(t []ObsTable) error {
 			index[int32(y)] = y
 		}
 		st.win.entries = []obsEntry{{den: append([]float64(nil), t[i].Den...), labels: labels, rows: append([]float32(nil), t[i].Num...), index: index}}
+		if st.win.refClamp {
+			for j, v := range t[i].Num {
+				st.win.sNum[j] = float64(v)
+			}
+			copy(st.win.sDen, t[i].Den)
+		}
 		st.pred = nil
 	}
 	return nil

@@ -116,6 +116,9 @@ func WriteReport(w io.Writer, dirs []string) error {
 			if r0.Independence {
 				model += "+indep"
 			}
+			if r0.RefClamp {
+				model += " (ref clamp)"
+			}
 		}
 		other := "-"
 		if r0.Dataset == DatasetNumbers {

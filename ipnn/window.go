@@ -11,22 +11,71 @@ type obsEntry struct {
 }
 
 // window keeps the contributions of the last T mini-batches (forget number T).
+//
+// In reference-clamp mode it reproduces the authors' code: running sums are stored
+// clamped below at eps after every step (s = max(s - oldest + current, eps)), so the
+// history is the clamped running sum rather than the exact sum of the last T batches.
 type window struct {
 	T, K, L int
 	entries []obsEntry // oldest first
+
+	refClamp   bool
+	eps        float64
+	sNum, sDen []float64 // reference mode: running sums (L×K, K)
 }
 
 func newWindow(T, K, L int) *window { return &window{T: T, K: K, L: L} }
 
+func (w *window) setRefClamp(eps float64) {
+	w.refClamp, w.eps = true, eps
+	w.sNum = make([]float64, w.L*w.K)
+	w.sDen = make([]float64, w.K)
+}
+
 // trimForStep drops entries so that, with the current batch added, at most T batches count.
 func (w *window) trimForStep() {
-	if extra := len(w.entries) - (w.T - 1); extra > 0 {
-		w.entries = append(w.entries[:0], w.entries[extra:]...)
+	extra := len(w.entries) - (w.T - 1)
+	if extra <= 0 {
+		return
 	}
+	if w.refClamp {
+		for _, e := range w.entries[:extra] {
+			for k, v := range e.den {
+				w.sDen[k] -= v
+			}
+			for i, y := range e.labels {
+				dst := w.sNum[int(y)*w.K : (int(y)+1)*w.K]
+				for k, v := range e.rows[i*w.K : (i+1)*w.K] {
+					dst[k] -= float64(v)
+				}
+			}
+		}
+	}
+	w.entries = append(w.entries[:0], w.entries[extra:]...)
 }
 
 // push appends the current batch's detached contribution.
-func (w *window) push(e obsEntry) { w.entries = append(w.entries, e) }
+func (w *window) push(e obsEntry) {
+	w.entries = append(w.entries, e)
+	if !w.refClamp {
+		return
+	}
+	for k, v := range e.den {
+		w.sDen[k] += v
+	}
+	for i, y := range e.labels {
+		dst := w.sNum[int(y)*w.K : (int(y)+1)*w.K]
+		for k, v := range e.rows[i*w.K : (i+1)*w.K] {
+			dst[k] += float64(v)
+		}
+	}
+	for i, v := range w.sNum {
+		w.sNum[i] = max(v, w.eps)
+	}
+	for i, v := range w.sDen {
+		w.sDen[i] = max(v, w.eps)
+	}
+}
 
 // addDen adds the history denominator to dst (length K).
 func (w *window) addDen(dst []float64) {
@@ -39,6 +88,12 @@ func (w *window) addDen(dst []float64) {
 
 // addDenRange adds the history denominator for joint points [lo,hi) to dst.
 func (w *window) addDenRange(dst []float64, lo, hi int) {
+	if w.refClamp {
+		for k := lo; k < hi; k++ {
+			dst[k] += w.sDen[k]
+		}
+		return
+	}
 	for _, e := range w.entries {
 		for k := lo; k < hi; k++ {
 			dst[k] += e.den[k]
@@ -49,6 +104,13 @@ func (w *window) addDenRange(dst []float64, lo, hi int) {
 // addNumRange adds the history numerator of label y for joint points [lo,hi) to dst
 // (a full row of length K).
 func (w *window) addNumRange(y int32, dst []float64, lo, hi int) {
+	if w.refClamp {
+		row := w.sNum[int(y)*w.K : (int(y)+1)*w.K]
+		for k := lo; k < hi; k++ {
+			dst[k] += row[k]
+		}
+		return
+	}
 	for _, e := range w.entries {
 		i, ok := e.index[y]
 		if !ok {
@@ -65,6 +127,13 @@ func (w *window) addNumRange(y int32, dst []float64, lo, hi int) {
 func (w *window) sums() (num []float32, den []float64) {
 	num = make([]float32, w.L*w.K)
 	den = make([]float64, w.K)
+	if w.refClamp {
+		for i, v := range w.sNum {
+			num[i] = float32(v)
+		}
+		copy(den, w.sDen)
+		return num, den
+	}
 	w.addDen(den)
 	for _, e := range w.entries {
 		for i, y := range e.labels {

@@ -71,3 +71,36 @@ func TestWindowForgetting(t *testing.T) {
 		})
 	}
 }
+
+// TestWindowReferenceClamp checks the reference-code accumulator: stored sums never fall
+// below eps, and forgotten labels fall back to exactly eps.
+func TestWindowReferenceClamp(t *testing.T) {
+	const T, K, eps = 2, 3, 0.5
+	w := newWindow(T, K, 2)
+	w.setRefClamp(eps)
+	entry := func(label int32, v float32) obsEntry {
+		return obsEntry{den: []float64{float64(v), float64(v), float64(v)}, labels: []int32{label},
+			rows: []float32{v, v, v}, index: map[int32]int{label: 0}}
+	}
+	for i := 0; i < 3; i++ {
+		w.trimForStep()
+		w.push(entry(0, 2))
+	}
+	num, den := w.sums()
+	if num[0] != 4 || num[K] != eps || den[0] != 4 {
+		t.Fatalf("after label-0 batches: num %v den %v", num, den)
+	}
+	for i := 0; i < T; i++ {
+		w.trimForStep()
+		w.push(entry(1, 0.1))
+	}
+	num, den = w.sums()
+	if num[0] != eps {
+		t.Fatalf("forgotten label: num %v, want eps %v", num[0], eps)
+	}
+	// den: 4 - 2 + 0.1 = 2.1, then 2.1 - 2 + 0.1 = 0.2 -> clamped to 0.5.
+	// label 1 starts from the clamped eps: 0.5 + 0.1 + 0.1 = 0.7 (exact window sum: 0.2).
+	if math.Abs(den[0]-eps) > 1e-6 || math.Abs(float64(num[K])-0.7) > 1e-6 {
+		t.Fatalf("num %v den %v", num, den)
+	}
+}

@@ -88,6 +88,7 @@ func ipnnTrainCommand() *cli.Command {
 			&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "random seed of the first run"},
 			&cli.IntFlag{Name: "first-run", Value: 1, Usage: "number of the first run (extend a setting: --first-run 4 --seed 4)"},
 			&cli.BoolFlag{Name: "independence", Usage: "add the mutual-independence loss over all groups"},
+			&cli.BoolFlag{Name: "ref-clamp", Usage: "store the observation sums clamped at eps after every step, as the authors' code does"},
 			&cli.IntFlag{Name: "bits", Value: 12, Usage: "toy-bits: number of bits (2^bits classes)"},
 			&cli.IntFlag{Name: "repeat", Value: 50, Usage: "toy-bits: copies of every number in the training set"},
 			&cli.BoolFlag{Name: "bit-labels", Usage: "toy-bits: multi-degree training with one binary label per group"},
@@ -160,7 +161,7 @@ func experimentFromFlags(c *cli.Context) (*ipnn.Experiment, error) {
 	}
 	e := &ipnn.Experiment{Dataset: dataset, DataDir: c.String("data"), Kind: ipnn.Kind(c.String("model")), Init: d.init,
 		Forget: c.Int("forget"), Eps: c.Float64("eps"), Epochs: pick("epochs", d.epochs), Batch: pick("batch", d.batch),
-		LR: c.Float64("lr"), Seed: c.Uint64("seed"), Runs: c.Int("runs"), FirstRun: c.Int("first-run"), Independence: c.Bool("independence"),
+		LR: c.Float64("lr"), Seed: c.Uint64("seed"), Runs: c.Int("runs"), FirstRun: c.Int("first-run"), Independence: c.Bool("independence"), RefClamp: c.Bool("ref-clamp"),
 		TrainLimit: c.Int("train-limit"), Out: c.String("out"), SaveModels: c.Bool("save-model")}
 	var err error
 	if e.Hidden, err = parseInts("hidden", hidden); err != nil {
