@@ -348,3 +348,13 @@ func (g *GContext) Log(a Tensor) Tensor { return Tensor{C.ggml_log(g.c, a.t)} }
 // SumRows sums along dim 0; Sum sums everything to a scalar.
 func (g *GContext) SumRows(a Tensor) Tensor { return Tensor{C.ggml_sum_rows(g.c, a.t)} }
 func (g *GContext) Sum(a Tensor) Tensor     { return Tensor{C.ggml_sum(g.c, a.t)} }
+
+// Reshape4D views a contiguous tensor with a new 4-D shape.
+func (g *GContext) Reshape4D(a Tensor, ne0, ne1, ne2, ne3 int64) Tensor {
+	return Tensor{C.ggml_reshape_4d(g.c, a.t, C.int64_t(ne0), C.int64_t(ne1), C.int64_t(ne2), C.int64_t(ne3))}
+}
+
+// Repeat4D tiles a to the shape ne0 x ne1 x ne2 x ne3 (each dimension a multiple of a's).
+func (g *GContext) Repeat4D(a Tensor, ne0, ne1, ne2, ne3 int64) Tensor {
+	return Tensor{C.ggml_repeat_4d(g.c, a.t, C.int64_t(ne0), C.int64_t(ne1), C.int64_t(ne2), C.int64_t(ne3))}
+}

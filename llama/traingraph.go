@@ -5,13 +5,16 @@ import (
 	"math"
 )
 
-// batchPlan packs sequences into one stream of T tokens with a block-diagonal causal mask, and lists
-// the R hidden rows whose next-token prediction is scored.
+// batchPlan lays sequences out as a batch of B rows of L tokens (right-padded to the longest), with
+// one causal L x L mask shared by all rows, and lists the R hidden rows whose next-token prediction is
+// scored. Padding only ever attends to earlier tokens of its own row and is never scored, so it does
+// not change any scored log-prob; attention costs B*L^2 instead of (B*L)^2 for packed sequences.
 type batchPlan struct {
+	L, B    int
 	tokens  []int32
 	pos     []int32
-	mask    []float32 // [T_kv = T, T_q = T]
-	rows    []int32   // hidden row predicting each scored token
+	mask    []float32 // [L_kv = L, L_q = L]
+	rows    []int32   // flat hidden row (b*L + i) predicting each scored token
 	targets []int32   // scored token ids
 	seqOf   []int     // scored row -> sequence
 	counts  []int     // scored tokens per sequence
@@ -21,7 +24,7 @@ func (tm *TrainModel) plan(seqs []TrainSeq) (*batchPlan, error) {
 	if len(seqs) == 0 {
 		return nil, fmt.Errorf("train batch: %w: no sequences", ErrInvalidArgument)
 	}
-	p := &batchPlan{counts: make([]int, len(seqs))}
+	p := &batchPlan{B: len(seqs), counts: make([]int, len(seqs))}
 	for s, seq := range seqs {
 		if seq.PromptLen < 1 || seq.PromptLen >= len(seq.Tokens) {
 			return nil, fmt.Errorf("train batch: sequence %d: %w: prompt length %d of %d tokens (need >= 1 prompt token and >= 1 completion token)", s, ErrInvalidArgument, seq.PromptLen, len(seq.Tokens))
@@ -29,39 +32,38 @@ func (tm *TrainModel) plan(seqs []TrainSeq) (*batchPlan, error) {
 		if tm.hp.nCtxTrain > 0 && len(seq.Tokens) > tm.hp.nCtxTrain {
 			return nil, fmt.Errorf("train batch: sequence %d: %w: %d tokens, the model's context is %d", s, ErrContextOverflow, len(seq.Tokens), tm.hp.nCtxTrain)
 		}
-		start := len(p.tokens)
 		for i, t := range seq.Tokens {
 			if t < 0 || int(t) >= tm.hp.nVocab {
 				return nil, fmt.Errorf("train batch: sequence %d: %w: token %d at position %d, vocabulary has %d", s, ErrTokenOutOfRange, t, i, tm.hp.nVocab)
 			}
-			p.tokens = append(p.tokens, t)
-			p.pos = append(p.pos, int32(i))
-			if i >= seq.PromptLen {
-				p.rows = append(p.rows, int32(start+i-1))
-				p.targets = append(p.targets, t)
-				p.seqOf = append(p.seqOf, s)
-				p.counts[s]++
-			}
+		}
+		p.L = max(p.L, len(seq.Tokens))
+	}
+	L := p.L
+	p.tokens = make([]int32, L*p.B)
+	p.pos = make([]int32, L*p.B)
+	for s, seq := range seqs {
+		row := p.tokens[s*L : (s+1)*L]
+		copy(row, seq.Tokens)
+		for i := len(seq.Tokens); i < L; i++ {
+			row[i] = seq.Tokens[len(seq.Tokens)-1] // padding: any valid id
+		}
+		for i := 0; i < L; i++ {
+			p.pos[s*L+i] = int32(i)
+		}
+		for i := seq.PromptLen; i < len(seq.Tokens); i++ {
+			p.rows = append(p.rows, int32(s*L+i-1))
+			p.targets = append(p.targets, seq.Tokens[i])
+			p.seqOf = append(p.seqOf, s)
+			p.counts[s]++
 		}
 	}
-	T := len(p.tokens)
-	p.mask = make([]float32, T*T)
+	p.mask = make([]float32, L*L)
 	negInf := float32(math.Inf(-1))
-	start := 0
-	for _, seq := range seqs {
-		n := len(seq.Tokens)
-		for q := 0; q < T; q++ {
-			row := p.mask[q*T : (q+1)*T]
-			if q < start || q >= start+n {
-				continue
-			}
-			for k := 0; k < T; k++ {
-				if k < start || k > q {
-					row[k] = negInf
-				}
-			}
+	for q := 0; q < L; q++ {
+		for k := q + 1; k < L; k++ {
+			p.mask[q*L+k] = negInf
 		}
-		start += n
 	}
 	return p, nil
 }
@@ -97,6 +99,7 @@ func (tm *TrainModel) lin(g *GContext, name string, x Tensor) Tensor {
 func (tm *TrainModel) build(p *batchPlan, mode graphMode) *trainGraph {
 	hp := tm.hp
 	T, R := int64(len(p.tokens)), int64(len(p.rows))
+	L, B := int64(p.L), int64(p.B)
 	size := trainGraphSize(hp)
 	if mode != modeLogits {
 		size *= 3
@@ -105,7 +108,7 @@ func (tm *TrainModel) build(p *batchPlan, mode graphMode) *trainGraph {
 	tg := &trainGraph{ctx: g}
 	tg.tokens = g.NewTensor(TypeI32, T).SetName("tokens")
 	tg.pos = g.NewTensor(TypeI32, T).SetName("positions")
-	tg.mask = g.NewTensor(TypeF32, T, T).SetName("kq_mask")
+	tg.mask = g.NewTensor(TypeF32, L, L).SetName("kq_mask")
 	tg.rows = g.NewTensor(TypeI32, R).SetName("scored_rows")
 	for _, t := range []Tensor{tg.tokens, tg.pos, tg.mask, tg.rows} {
 		t.SetInput()
@@ -131,12 +134,17 @@ func (tm *TrainModel) build(p *batchPlan, mode graphMode) *trainGraph {
 		}
 		q = g.Rope(g.Reshape3D(q, hd, nh, T), tg.pos, freq, hp.headDim, hp.ropeMode, hp.nCtxTrain, hp.ropeBase)
 		k = g.Rope(g.Reshape3D(k, hd, nkv, T), tg.pos, freq, hp.headDim, hp.ropeMode, hp.nCtxTrain, hp.ropeBase)
-		v = g.Reshape3D(v, hd, nkv, T)
-		Q := g.Cont(g.Permute(q, 0, 2, 1, 3))                // [hd, T, nh]
-		K := g.Cont(g.Permute(k, 0, 2, 1, 3))                // [hd, T, nkv]
-		kq := g.SoftMaxExt(g.MulMat(K, Q), tg.mask, kqScale) // [T_k, T_q, nh]
-		V := g.Cont(g.Permute(v, 1, 2, 0, 3))                // [T, hd, nkv]
-		kqv := g.MulMat(V, kq)                               // [hd, T_q, nh]
+		Q := g.Cont(g.Permute(g.Reshape4D(q, hd, nh, L, B), 0, 2, 1, 3))  // [hd, L, nh, B]
+		K := g.Cont(g.Permute(g.Reshape4D(k, hd, nkv, L, B), 0, 2, 1, 3)) // [hd, L, nkv, B]
+		V := g.Cont(g.Permute(g.Reshape4D(v, hd, nkv, L, B), 1, 2, 0, 3)) // [L, hd, nkv, B]
+		if group := nh / nkv; group > 1 {
+			// Give every query head its own copy of its KV head (head h reads KV head h/group):
+			// ggml's mul_mat backward cannot broadcast heads when the batch dimension is > 1.
+			K = g.Reshape4D(g.Repeat4D(g.Reshape4D(K, hd*L, 1, nkv*B, 1), hd*L, group, nkv*B, 1), hd, L, nh, B)
+			V = g.Reshape4D(g.Repeat4D(g.Reshape4D(V, L*hd, 1, nkv*B, 1), L*hd, group, nkv*B, 1), L, hd, nh, B)
+		}
+		kq := g.SoftMaxExt(g.MulMat(K, Q), tg.mask, kqScale) // [L_k, L_q, nh, B]
+		kqv := g.MulMat(V, kq)                               // [hd, L_q, nh, B]
 		o := g.Reshape2D(g.Cont(g.Permute(kqv, 0, 2, 1, 3)), hd*nh, T)
 		cur = g.Add(tm.lin(g, w("attn_output.weight"), o), inp)
 		ffnIn := cur
