@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime"
 
 	"github.com/bpo-dev/bpo/llama"
 	"github.com/urfave/cli/v2"
@@ -100,11 +99,7 @@ func modelQuantizeCommand() *cli.Command {
 			if _, err := os.Stat(in); err != nil {
 				return fmt.Errorf("model quantize: %w", err)
 			}
-			threads := c.Int("threads")
-			if threads <= 0 {
-				threads = runtime.NumCPU()
-			}
-			if err := llama.QuantizeModel(in, out, typ, threads); err != nil {
+			if err := llama.QuantizeModel(in, out, typ, threadsOf(c)); err != nil {
 				return fmt.Errorf("model quantize: %w", err)
 			}
 			return describeWritten(c, out)

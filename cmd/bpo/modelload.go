@@ -24,17 +24,24 @@ func adapterFlag() *cli.StringSliceFlag {
 	return &cli.StringSliceFlag{Name: "adapter", Usage: "LoRA adapter GGUF, as FILE or FILE:SCALE (default scale 1); repeat for several"}
 }
 
-// threadsFlag is the --threads flag; 0 means all CPU cores.
+// threadsFlag is the --threads flag; 0 means half the logical CPUs (see defaultThreads).
 func threadsFlag() *cli.IntFlag {
-	return &cli.IntFlag{Name: "threads", Aliases: []string{"t"}, Value: 0, Usage: "CPU threads (0: all cores; use fewer than the free cores: ggml threads spin-wait)"}
+	return &cli.IntFlag{Name: "threads", Aliases: []string{"t"}, Value: 0, Usage: "CPU threads (0: half the logical CPUs, at least 1; ggml threads spin-wait, so never use more than the idle cores)"}
 }
 
-// threadsOf returns the --threads value, 0 replaced by the number of CPU cores.
+// defaultThreads is half the logical CPUs (at least 1), like llama.cpp's default of one thread per
+// physical core: ggml's worker threads spin-wait, so a thread count above the idle cores makes
+// decoding many times slower on a busy machine.
+func defaultThreads() int {
+	return max(1, runtime.NumCPU()/2)
+}
+
+// threadsOf returns the --threads value, 0 replaced by defaultThreads.
 func threadsOf(c *cli.Context) int {
 	if t := c.Int("threads"); t > 0 {
 		return t
 	}
-	return runtime.NumCPU()
+	return defaultThreads()
 }
 
 // openModel loads a model file; an empty path or a load failure gives an error naming the file.
