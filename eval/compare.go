@@ -200,5 +200,33 @@ func WriteCompareMarkdown(w io.Writer, runs []*RunSet, rows []CompareRow) error 
 		}
 		t.AddRow(cells...)
 	}
+	if avg, ok := averageRow(runs, rows); ok {
+		t.AddRow(avg...)
+	}
 	return t.WriteMarkdown(w)
+}
+
+// averageRow is the unweighted mean accuracy over benchmarks when every run has every benchmark
+// (as in the paper's tables); its differences have no test since the questions differ in kind.
+func averageRow(runs []*RunSet, rows []CompareRow) ([]string, bool) {
+	if len(rows) < 2 {
+		return nil, false
+	}
+	means := make([]float64, len(runs))
+	for _, row := range rows {
+		for i, c := range row.Cells {
+			if !c.Present {
+				return nil, false
+			}
+			means[i] += c.Accuracy / float64(len(rows))
+		}
+	}
+	cells := []string{"average"}
+	for _, m := range means {
+		cells = append(cells, stats.Pct(m))
+	}
+	for i := 1; i < len(runs); i++ {
+		cells = append(cells, fmt.Sprintf("%+.1f", 100*(means[i]-means[0])), "", "")
+	}
+	return cells, true
 }

@@ -148,7 +148,8 @@ func TestCompareRuns(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := buf.String()
-	if !strings.Contains(out, "| benchmark") || !strings.Contains(out, "p (McNemar)") || !strings.Contains(out, "| math500") {
+	if !strings.Contains(out, "| benchmark") || !strings.Contains(out, "p (McNemar)") || !strings.Contains(out, "| math500") ||
+		!strings.Contains(out, "| average") {
 		t.Errorf("table:\n%s", out)
 	}
 	if _, err := LoadRunSet(t.TempDir()); err == nil {
