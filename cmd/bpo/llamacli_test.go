@@ -284,6 +284,7 @@ func TestModelRandomAndQuantize(t *testing.T) {
 	dir := t.TempDir()
 	f32 := filepath.Join(dir, "r.gguf")
 	q8 := filepath.Join(dir, "r-q8.gguf")
+	math := filepath.Join(dir, "math.gguf")
 	steps := []struct {
 		args []string
 		want []string
@@ -293,6 +294,9 @@ func TestModelRandomAndQuantize(t *testing.T) {
 		{[]string{"model", "quantize", "--type", "q8_0", "--threads", "1", f32, q8}, []string{"wrote " + q8}},
 		{[]string{"info", q8}, []string{"file type:       q8_0"}},
 		{[]string{"generate", "--model", q8, "--threads", "1", "--prompt", "Hello", "--max-tokens", "4", "--temperature", "0", "--json"}, []string{`"stop_reason"`}},
+		{[]string{"model", "random", "--vocab", "math", "--layers", "1", "--embedding", "32", "--ff", "64", "--heads", "2", "--out", math}, []string{"wrote " + math}},
+		{[]string{"info", math}, []string{"vocab type:      spm", "chat template:   \"{% for message in messages %}", "bos/eos/eot:     1 / 3 /"}},
+		{[]string{"tokenize", "--model", math, "--parse-special", "--json", "--text", "<|im_start|>user 12"}, []string{`"pieces":["<s>","<|im_start|>",`, `"1","2"]`}},
 	}
 	for _, s := range steps {
 		out, err := runLlamaCLI(t, s.args...)
@@ -330,6 +334,8 @@ func TestLlamaCommandErrors(t *testing.T) {
 		{"generate bad top-p", []string{"generate", "--model", cliStories, "--threads", "1", "--prompt", "x", "--top-p", "2"}, "top_p 2"},
 		{"generate context too small", []string{"generate", "--model", cliStories, "--threads", "1", "--prompt", "x", "--max-tokens", "300", "--ctx", "256"}, "context overflow"},
 		{"model random no vocab", []string{"model", "random", "--out", filepath.Join(t.TempDir(), "x.gguf")}, "--vocab-from"},
+		{"model random two vocabs", []string{"model", "random", "--vocab", "math", "--vocab-from", cliVocabSPM, "--out", filepath.Join(t.TempDir(), "x.gguf")}, "not both"},
+		{"model random unknown vocab", []string{"model", "random", "--vocab", "greek", "--out", filepath.Join(t.TempDir(), "x.gguf")}, `--vocab "greek"`},
 		{"model random bad arch", []string{"model", "random", "--arch", "gpt2", "--vocab-from", cliVocabSPM, "--out", filepath.Join(t.TempDir(), "x.gguf")}, `arch "gpt2"`},
 		{"model random bad type", []string{"model", "random", "--type", "q9", "--vocab-from", cliVocabSPM, "--out", filepath.Join(t.TempDir(), "x.gguf")}, `unknown tensor type "q9"`},
 		{"model quantize missing", []string{"model", "quantize", missing, filepath.Join(t.TempDir(), "y.gguf")}, "no such file"},

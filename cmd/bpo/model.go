@@ -6,6 +6,7 @@ import (
 	"os"
 
 	"github.com/bpo-dev/bpo/llama"
+	"github.com/bpo-dev/bpo/mathgen"
 	"github.com/urfave/cli/v2"
 )
 
@@ -27,13 +28,15 @@ func modelRandomCommand() *cli.Command {
 		Name:  "random",
 		Usage: "write a random-weight llama/llama3/qwen2-shaped GGUF model with a real tokenizer",
 		Description: "For tests and benchmarks of architectures without small real weights. The tokenizer (all\n" +
-			"tokenizer.* metadata) is copied from --vocab-from, e.g. a vocabulary-only file. Example: a\n" +
+			"tokenizer.* metadata) is copied from --vocab-from, e.g. a vocabulary-only file, or --vocab math\n" +
+			"uses the demo's math-task tokenizer (package mathgen). Example: a\n" +
 			"Qwen2.5-0.5B-shaped Q8_0 model:\n\n" +
 			"   bpo model random --arch qwen2 --vocab-from ../shared/models/ggml-vocab-qwen2.gguf \\\n" +
 			"      --layers 24 --embedding 896 --ff 4864 --heads 14 --heads-kv 2 --tied-output --type q8_0 --out qwen2-0.5b-random.gguf",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "arch", Value: "llama", Usage: "llama (Llama-2 style), llama3 (Llama-3.1 rope scaling) or qwen2 (QKV bias)"},
 			&cli.StringFlag{Name: "vocab-from", Usage: "GGUF file whose tokenizer is copied (e.g. ../shared/models/ggml-vocab-qwen2.gguf)"},
+			&cli.StringFlag{Name: "vocab", Usage: "built-in tokenizer instead of --vocab-from: \"math\" (the demo's math-task SPM vocabulary, ChatML template)"},
 			&cli.IntFlag{Name: "layers", Value: 2, Usage: "transformer blocks"},
 			&cli.IntFlag{Name: "embedding", Value: 64, Usage: "embedding (hidden) size"},
 			&cli.IntFlag{Name: "ff", Value: 128, Usage: "feed-forward hidden size"},
@@ -63,8 +66,15 @@ func modelRandomCommand() *cli.Command {
 			if spec.HeadsKV == 0 {
 				spec.HeadsKV = spec.Heads
 			}
-			if spec.VocabFrom == "" {
-				return errors.New("model random: give --vocab-from FILE.gguf (a model or vocabulary-only file with a tokenizer)")
+			switch v := c.String("vocab"); {
+			case v != "" && spec.VocabFrom != "":
+				return errors.New("model random: give either --vocab-from or --vocab, not both")
+			case v == "math":
+				spec.Vocab = mathgen.Vocab()
+			case v != "":
+				return fmt.Errorf("model random: --vocab %q, want \"math\" (or use --vocab-from FILE.gguf)", v)
+			case spec.VocabFrom == "":
+				return errors.New("model random: give --vocab-from FILE.gguf (a model or vocabulary-only file with a tokenizer) or --vocab math")
 			}
 			out := c.String("out")
 			if err := llama.WriteRandomModel(out, spec); err != nil {

@@ -47,7 +47,9 @@ func tokenizeCommand() *cli.Command {
 				if out.Tokens == nil {
 					out.Tokens, out.Pieces = []llama.Token{}, []string{}
 				}
-				return json.NewEncoder(c.App.Writer).Encode(out)
+				enc := json.NewEncoder(c.App.Writer)
+				enc.SetEscapeHTML(false) // pieces like "<|im_start|>" stay readable
+				return enc.Encode(out)
 			}
 			for i, t := range toks {
 				fmt.Fprintf(c.App.Writer, "%6d %q\n", t, pieces[i])
