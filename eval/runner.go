@@ -24,8 +24,8 @@ type Options struct {
 	Adapters   []string       // recorded in the summary
 	// BatchSize caps the requests handed to one Generate call (0: all pending at once).
 	BatchSize int
-	// OnProgress, if set, is called after each finished question with the number of finished
-	// questions (including resumed ones) and the total.
+	// OnProgress, if set, is called after each finished question with the number of requested
+	// samples finished so far (including resumed ones) and the number requested.
 	OnProgress func(done, total int)
 }
 
@@ -34,7 +34,8 @@ type Options struct {
 // so re-running after an interruption resumes; each finished question is appended and fsynced
 // at once. summary.json and summary.md are rewritten atomically at the end, also after a
 // cancellation (then Summary.Complete is false and ctx's error is returned). A request the
-// generator reports as failed is left out and retried by the next run.
+// generator reports as failed is left out and retried by the next run. The summary covers every
+// record in the directory (also ones from earlier runs with a larger selection).
 func Run(ctx context.Context, gen Generator, benchmark string, samples []bench.Sample, opts Options, runDir string) (*Summary, error) {
 	if err := bench.CheckName(benchmark); err != nil {
 		return nil, fmt.Errorf("eval run: %w", err)
@@ -92,7 +93,8 @@ func Run(ctx context.Context, gen Generator, benchmark string, samples []bench.S
 		failed   int
 		tokens   int64
 	)
-	total := len(done) + len(pending)
+	total := len(samples)
+	finished := total - len(pending) // requested samples already in the directory
 	start := time.Now()
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -141,8 +143,9 @@ func Run(ctx context.Context, gen Generator, benchmark string, samples []bench.S
 				tokens += int64(t)
 			}
 			recs = append(recs, r)
+			finished++
 			if opts.OnProgress != nil {
-				opts.OnProgress(len(recs), total)
+				opts.OnProgress(finished, total)
 			}
 		})
 		lo = hi
@@ -160,7 +163,17 @@ func Run(ctx context.Context, gen Generator, benchmark string, samples []bench.S
 	sum.Model, sum.Adapters, sum.Method, sum.Prompt, sum.Params = opts.Model, opts.Adapters, string(opts.Method), opts.PromptName, opts.Gen
 	sum.Requested = total
 	sum.Failed = failed
-	sum.Complete = len(recs) == total && genErr == nil
+	have := map[string]bool{}
+	for _, r := range recs {
+		have[r.ID] = true
+	}
+	missing := 0
+	for id := range seen {
+		if !have[id] {
+			missing++
+		}
+	}
+	sum.Complete = missing == 0 && genErr == nil
 	sum.SessionTokens = tokens
 	sum.SessionSeconds = elapsed.Seconds()
 	if elapsed > 0 {
