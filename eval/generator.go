@@ -10,10 +10,11 @@ import (
 type GenParams struct {
 	N            int      `json:"n"`              // completions per prompt (k); 0 means 1
 	MaxNewTokens int      `json:"max_new_tokens"` // 0: generator default
-	Temperature  float32  `json:"temperature"`    // 0: greedy
-	TopP         float32  `json:"top_p,omitempty"`
+	Temperature  float64  `json:"temperature"`    // 0: greedy
+	TopP         float64  `json:"top_p,omitempty"`
 	TopK         int      `json:"top_k,omitempty"`
-	Seed         uint64   `json:"seed,omitempty"`
+	MinP         float64  `json:"min_p,omitempty"`
+	Seed         uint64   `json:"seed,omitempty"` // completion j of a request should use its own stream, e.g. Seed+j
 	Stop         []string `json:"stop,omitempty"` // extra stop strings (the prompt format adds its own)
 }
 
@@ -31,11 +32,15 @@ type GenRequest struct {
 type GenResult struct {
 	Texts        []string // len == Params.N (at least 1) completions, stop strings removed
 	Tokens       []int    // generated token count per completion
+	StopReasons  []string // optional, per completion: "eos", "stop" or "length" (truncated)
 	PromptTokens int      // tokens in the rendered prompt
 	Err          error    // a per-request failure (the request is retried on the next run)
 }
 
-// Generator produces completions. The llama.cpp bridge implements it.
+// Generator produces completions. The llama.cpp bridge implements it: a GenRequest with N
+// completions maps to N llama.GenRequests (tokenized chat-template or text prompt, MaxTokens,
+// Stop, Sampling{Temperature, TopK, TopP, MinP, Seed: Seed+j}), and llama's OnDone per request
+// is collected until all N completions of a GenRequest are in.
 //
 // Generate runs all reqs (in any order, with whatever parallelism the backend has) and calls
 // onDone(i, res) exactly once per finished request i; onDone is never called concurrently and

@@ -36,6 +36,7 @@ type Record struct {
 	Preds      []string     `json:"preds"`
 	Corrects   []bool       `json:"corrects"`
 	Tokens     []int        `json:"tokens"` // generated tokens per response
+	Stops      []string     `json:"stop_reasons,omitempty"`
 	MajPred    string       `json:"maj_pred"`
 	MajCorrect bool         `json:"maj_correct"`
 	PromptToks int          `json:"prompt_tokens,omitempty"`

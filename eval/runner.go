@@ -201,7 +201,7 @@ func gradeRecord(benchmark string, method grader.Method, s bench.Sample, p bench
 	r := Record{
 		ID: s.ID, Benchmark: benchmark, Prompt: p, Question: s.Question,
 		Subject: s.Subject, Level: s.Level, PromptToks: res.PromptTokens,
-		Responses: res.Texts,
+		Responses: res.Texts, Stops: res.StopReasons,
 	}
 	for j, text := range res.Texts {
 		g := grader.Grade(benchmark, method, text, s.Answer)
