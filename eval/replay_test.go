@@ -66,6 +66,7 @@ func (g *replayGenerator) Generate(ctx context.Context, reqs []GenRequest, onDon
 						}
 						res.Texts = append(res.Texts, text)
 						res.Tokens = append(res.Tokens, len(text)/4)
+						res.StopReasons = append(res.StopReasons, "eos")
 					}
 				}
 				mu.Lock()

@@ -72,7 +72,7 @@ func TestRunReplaysGoldSolutions(t *testing.T) {
 	for _, g := range sum.BySubject {
 		n += g.N
 	}
-	if n != 60 || len(sum.ByLevel) != 5 || sum.GeneratedTokens <= 0 {
+	if n != 60 || len(sum.ByLevel) != 5 || sum.GeneratedTokens <= 0 || sum.Truncated != 0 {
 		t.Errorf("by subject total %d, %d levels, %d tokens", n, len(sum.ByLevel), sum.GeneratedTokens)
 	}
 	recs := sortedRecords(t, dir)

@@ -49,6 +49,7 @@ type Summary struct {
 
 	GeneratedTokens int64   `json:"generated_tokens"`
 	MeanTokens      float64 `json:"mean_tokens"` // per response
+	Truncated       int     `json:"truncated"`   // responses that hit max_new_tokens (stop reason "length")
 	SessionTokens   int64   `json:"session_tokens"`
 	SessionSeconds  float64 `json:"session_seconds"`
 	TokensPerSec    float64 `json:"tokens_per_sec"` // generated tokens per second in the last session
@@ -91,6 +92,11 @@ func Summarize(benchmark string, recs []Record) *Summary {
 			s.GeneratedTokens += int64(t)
 		}
 		nResp += len(r.Responses)
+		for _, st := range r.Stops {
+			if st == "length" {
+				s.Truncated++
+			}
+		}
 		add(subj, r.Subject, r.Correct)
 		add(lvl, r.Level, r.Correct)
 	}
@@ -190,6 +196,7 @@ func (s *Summary) WriteMarkdown(w io.Writer) error {
 	}
 	t.AddRow("generated tokens", strconv.FormatInt(s.GeneratedTokens, 10))
 	t.AddRow("mean tokens / response", fmt.Sprintf("%.1f", s.MeanTokens))
+	t.AddRow("truncated responses", strconv.Itoa(s.Truncated))
 	t.AddRow("tokens/s (last session)", fmt.Sprintf("%.1f", s.TokensPerSec))
 	if err := t.WriteMarkdown(w); err != nil {
 		return err
