@@ -14,6 +14,19 @@
 //     equality decided by evaluating both sides (a small LaTeX parser, see ParseLatex) at random
 //     points instead of sympy.
 //
+// Measured agreement: the Qwen2.5-Math parser.py/grader.py run under Python (sympy 1.14 with its
+// Lark LaTeX backend standing in for antlr, latex2sympy2 unavailable) and this package graded
+// 15,391 (response, reference) pairs built from the data sets (gold solutions, other questions'
+// solutions, reformatted, decimal, expanded/factored and perturbed answers). Extracted
+// predictions and normalized references were identical strings on every pair; the verdicts agreed
+// on 15,387 (99.97%). The 4 differences are sympy parsing artifacts on which this package is
+// mathematically right (e.g. 2^{k}2^{-n} = 2^{k-n}).
+//
+// Known deviations from Qwen's Python: regular expressions treat \d as ASCII digits; symbolic
+// equality is decided by evaluation at random points rather than simplify(), so identities sympy
+// cannot prove are accepted and expressions the small parser cannot read (sets, relations,
+// \text, matrices inside expressions) are only compared as strings; there is no timeout.
+//
 // GSM8K answers can also be graded the way lm-evaluation-harness does (strict "#### N",
 // flexible last number, "The answer is N." for the CoT variant) with its exact-match normalization.
 package grader
