@@ -164,7 +164,7 @@ func setupEval(c *cli.Context) (*evalSetup, error) {
 	}
 	s.gen = gen
 	s.opts = eval.Options{Prompter: prompter, PromptName: c.String("prompt"), Method: grader.Method(c.String("method")),
-		Gen: eval.GenParams{N: c.Int("n"), MaxNewTokens: maxNew, Temperature: float32(c.Float64("temperature")), TopP: float32(c.Float64("top-p")),
+		Gen: eval.GenParams{N: c.Int("n"), MaxNewTokens: maxNew, Temperature: c.Float64("temperature"), TopP: c.Float64("top-p"),
 			TopK: c.Int("top-k"), Seed: c.Uint64("seed"), Stop: c.StringSlice("stop")},
 		Model: c.String("model"), Adapters: names, BatchSize: 4 * parallel}
 	ok = true
