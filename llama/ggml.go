@@ -22,6 +22,86 @@ static int bpo_protect_inplace_backward(struct ggml_cgraph * g) {
 	}
 	return n;
 }
+
+// bpo_rewrite_out_prod returns a copy of graph g in which every OUT_PROD node (ggml's backward of
+// mul_mat) is computed as the equivalent MUL_MAT of transposed operands:
+// out_prod(a, b)[i, j] = sum_k a[i, k] b[j, k] = mul_mat(a^T, b^T)[i, j]. ggml's CPU out_prod is a
+// scalar multiply-add loop (and dequantizes quantized rows one at a time); mul_mat runs the tiled
+// SIMD kernels. Quantized or F16 operands are converted to F32 first. Nodes keep their identity, so
+// gradient tensors found before the rewrite stay valid.
+// bpo_transposed returns cont(transpose(x)) as F32, reusing an earlier one for the same x (the
+// input of q/k/v or of gate/up feeds several projections).
+struct bpo_tcache { struct ggml_tensor * src[512]; struct ggml_tensor * tr[512]; int n; };
+
+// bpo_transpose_f32 is a custom ggml op: dst (contiguous [ne1, ne0, ne2, ne3]) = transpose of src[0]
+// (F32, any strides), in 32x32 tiles split over the threads. ggml's own cont(transpose(x)) copies
+// one element per memcpy call and was a fifth of a training step.
+static void bpo_transpose_f32(struct ggml_tensor * dst, int ith, int nth, void * userdata) {
+	(void) userdata;
+	const struct ggml_tensor * src = dst->src[0];
+	const int64_t n0 = src->ne[0], n1 = src->ne[1], n2 = src->ne[2], n3 = src->ne[3];
+	const int64_t t0 = (n0 + 31) / 32, t1 = (n1 + 31) / 32;
+	const int64_t tiles = t0 * t1 * n2 * n3;
+	for (int64_t tile = ith; tile < tiles; tile += nth) {
+		int64_t r = tile;
+		const int64_t b0 = r % t0; r /= t0;
+		const int64_t b1 = r % t1; r /= t1;
+		const int64_t i2 = r % n2; r /= n2;
+		const int64_t i3 = r;
+		const char * sp = (const char *) src->data + i2 * src->nb[2] + i3 * src->nb[3];
+		char * dp = (char *) dst->data + i2 * dst->nb[2] + i3 * dst->nb[3];
+		const int64_t e0 = b0 * 32 + 32 < n0 ? b0 * 32 + 32 : n0;
+		const int64_t e1 = b1 * 32 + 32 < n1 ? b1 * 32 + 32 : n1;
+		for (int64_t i1 = b1 * 32; i1 < e1; i1++) {
+			for (int64_t i0 = b0 * 32; i0 < e0; i0++) {
+				*(float *) (dp + i0 * dst->nb[1] + i1 * dst->nb[0]) = *(const float *) (sp + i0 * src->nb[0] + i1 * src->nb[1]);
+			}
+		}
+	}
+}
+
+static struct ggml_tensor * bpo_transposed(struct ggml_context * ctx, struct bpo_tcache * c, struct ggml_tensor * x) {
+	for (int i = 0; i < c->n; i++) {
+		if (c->src[i] == x) return c->tr[i];
+	}
+	struct ggml_tensor * y = x->type == GGML_TYPE_F32 ? x : ggml_cast(ctx, x, GGML_TYPE_F32);
+	y = ggml_custom_4d(ctx, GGML_TYPE_F32, y->ne[1], y->ne[0], y->ne[2], y->ne[3], &y, 1, bpo_transpose_f32, GGML_N_TASKS_MAX, NULL);
+	if (c->n < 512) {
+		c->src[c->n] = x;
+		c->tr[c->n] = y;
+		c->n++;
+	}
+	return y;
+}
+
+static struct ggml_cgraph * bpo_rewrite_out_prod(struct ggml_context * ctx, struct ggml_cgraph * g, size_t size) {
+	struct ggml_cgraph * out = ggml_new_graph_custom(ctx, size, false);
+	struct bpo_tcache * cache = (struct bpo_tcache *) calloc(1, sizeof(struct bpo_tcache));
+	const int n = ggml_graph_n_nodes(g);
+	for (int i = 0; i < n; i++) {
+		struct ggml_tensor * t = ggml_graph_node(g, i);
+		if (t->op == GGML_OP_OUT_PROD && t->type == GGML_TYPE_F32) {
+			struct ggml_tensor * a = t->src[0];
+			struct ggml_tensor * b = t->src[1];
+			struct ggml_tensor * at = bpo_transposed(ctx, cache, a);
+			struct ggml_tensor * bt;
+			if (b->op == GGML_OP_TRANSPOSE && b->src[0]->type == GGML_TYPE_F32 && ggml_is_contiguous(b->src[0])) {
+				bt = b->src[0];
+			} else {
+				bt = bpo_transposed(ctx, cache, b);
+			}
+			if (at->ne[0] == bt->ne[0] && bt->ne[2] % at->ne[2] == 0 && bt->ne[3] % at->ne[3] == 0 &&
+			    at->ne[1] == t->ne[0] && bt->ne[1] == t->ne[1] && bt->ne[2] == t->ne[2] && bt->ne[3] == t->ne[3]) {
+				t->op = GGML_OP_MUL_MAT;
+				t->src[0] = at;
+				t->src[1] = bt;
+			}
+		}
+		ggml_build_forward_expand(out, t);
+	}
+	free(cache);
+	return out;
+}
 */
 import "C"
 
@@ -200,7 +280,15 @@ func (g *GContext) CrossEntropyLoss(logits, labels Tensor) Tensor {
 // Graph is a ggml compute graph.
 type Graph struct {
 	g     *C.struct_ggml_cgraph
+	exec  *C.struct_ggml_cgraph // the graph that runs, when a rewrite made one (else g)
 	grads bool
+}
+
+func (gr *Graph) run() *C.struct_ggml_cgraph {
+	if gr.exec != nil {
+		return gr.exec
+	}
+	return gr.g
 }
 
 // NewGraph makes a graph of up to size nodes in g; grads enables automatic differentiation.
@@ -218,6 +306,13 @@ func (gr *Graph) BuildBackward(g *GContext) {
 	C.bpo_protect_inplace_backward(gr.g)
 }
 
+// FastOuterProducts rewrites the graph's OUT_PROD nodes (mul_mat backward) as MUL_MATs of transposed
+// operands, which run ggml's fast matrix kernels (see bpo_rewrite_out_prod). Call after BuildBackward;
+// Grad keeps answering from the original graph. g needs room for one more graph of size nodes.
+func (gr *Graph) FastOuterProducts(g *GContext, size int) {
+	gr.exec = C.bpo_rewrite_out_prod(g.c, gr.g, C.size_t(size))
+}
+
 // Grad returns the gradient node of t (nil tensor when t gets none).
 func (gr *Graph) Grad(t Tensor) Tensor { return Tensor{C.ggml_graph_get_grad(gr.g, t.t)} }
 
@@ -225,7 +320,7 @@ func (gr *Graph) Grad(t Tensor) Tensor { return Tensor{C.ggml_graph_get_grad(gr.
 func (gr *Graph) Reset() { C.ggml_graph_reset(gr.g) }
 
 // Nodes is the number of nodes in the graph.
-func (gr *Graph) Nodes() int { return int(C.ggml_graph_n_nodes(gr.g)) }
+func (gr *Graph) Nodes() int { return int(C.ggml_graph_n_nodes(gr.run())) }
 
 // Backend is a ggml compute backend (CPU now; a GPU backend can be added to the scheduler).
 type Backend struct {
@@ -308,7 +403,7 @@ func NewScheduler(graphSize int, backends ...*Backend) (*Scheduler, error) {
 // Alloc allocates the graph's intermediate tensors (previous allocations are reset).
 func (s *Scheduler) Alloc(gr *Graph) error {
 	C.ggml_backend_sched_reset(s.s)
-	if !C.ggml_backend_sched_alloc_graph(s.s, gr.g) {
+	if !C.ggml_backend_sched_alloc_graph(s.s, gr.run()) {
 		return fmt.Errorf("ggml: could not allocate the compute graph (out of memory?)")
 	}
 	var total int64
@@ -321,7 +416,7 @@ func (s *Scheduler) Alloc(gr *Graph) error {
 
 // Compute runs the graph.
 func (s *Scheduler) Compute(gr *Graph) error {
-	if st := C.ggml_backend_sched_graph_compute(s.s, gr.g); st != C.GGML_STATUS_SUCCESS {
+	if st := C.ggml_backend_sched_graph_compute(s.s, gr.run()); st != C.GGML_STATUS_SUCCESS {
 		return fmt.Errorf("ggml: graph compute failed with status %d", int(st))
 	}
 	return nil

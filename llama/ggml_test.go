@@ -6,7 +6,7 @@ import (
 )
 
 // microCheck compares the gradient of sum(f(A, x) * w) w.r.t. A with central finite differences.
-func microCheck(t *testing.T, name string, f func(g *GContext, A, x Tensor) Tensor) {
+func microCheck(t *testing.T, name string, f func(g *GContext, A, x Tensor) (Tensor, func())) {
 	be, _ := NewCPUBackend(1)
 	defer be.Free()
 	pctx := NewGContext(4, 0, false)
@@ -24,12 +24,12 @@ func microCheck(t *testing.T, name string, f func(g *GContext, A, x Tensor) Tens
 	for i := range xv {
 		xv[i] = float32(math.Cos(float64(i) * 0.7))
 	}
-	eval := func(grad bool) (float64, []float32) {
-		g := NewGContext(600, 512, grad)
+	eval := func(grad, fastOuter bool) (float64, []float32) {
+		g := NewGContext(1200, 1024, grad)
 		defer g.Free()
 		x := g.NewTensor(TypeF32, 4, 3).SetName("x")
 		x.SetInput()
-		y := f(g, A, x)
+		y, setInputs := f(g, A, x)
 		w := g.NewTensor(TypeF32, y.Ne(0), y.Ne(1), y.Ne(2)).SetName("w")
 		w.SetInput()
 		loss := g.Sum(g.Mul(y, w))
@@ -40,6 +40,9 @@ func microCheck(t *testing.T, name string, f func(g *GContext, A, x Tensor) Tens
 			loss.SetLoss()
 			gr.Expand(loss)
 			gr.BuildBackward(g)
+			if fastOuter {
+				gr.FastOuterProducts(g, 512)
+			}
 			ga = gr.Grad(A)
 			ga.SetOutput()
 		} else {
@@ -49,6 +52,9 @@ func microCheck(t *testing.T, name string, f func(g *GContext, A, x Tensor) Tens
 			t.Fatal(err)
 		}
 		x.SetFloat32(xv)
+		if setInputs != nil {
+			setInputs()
+		}
 		wv := make([]float32, w.Elements())
 		for i := range wv {
 			wv[i] = float32(math.Sin(float64(i)*0.37 + 1))
@@ -64,24 +70,26 @@ func microCheck(t *testing.T, name string, f func(g *GContext, A, x Tensor) Tens
 		}
 		return l, nil
 	}
-	_, g := eval(true)
-	worst := 0.0
-	for j := 0; j < 16; j++ {
-		o := av[j]
-		av[j] = o + 1e-2
-		A.SetFloat32(av)
-		u, _ := eval(false)
-		av[j] = o - 1e-2
-		A.SetFloat32(av)
-		d, _ := eval(false)
-		av[j] = o
-		A.SetFloat32(av)
-		fd := (u - d) / 2e-2
-		worst = math.Max(worst, math.Abs(fd-float64(g[j]))/math.Max(1e-2, math.Abs(fd)))
-	}
-	t.Logf("%-20s worst rel err %.3g", name, worst)
-	if worst > 5e-3 {
-		t.Errorf("%s: gradient differs from finite differences by %.3g (relative)", name, worst)
+	for _, fastOuter := range []bool{false, true} {
+		_, g := eval(true, fastOuter)
+		worst := 0.0
+		for j := 0; j < 16; j++ {
+			o := av[j]
+			av[j] = o + 1e-2
+			A.SetFloat32(av)
+			u, _ := eval(false, false)
+			av[j] = o - 1e-2
+			A.SetFloat32(av)
+			d, _ := eval(false, false)
+			av[j] = o
+			A.SetFloat32(av)
+			fd := (u - d) / 2e-2
+			worst = math.Max(worst, math.Abs(fd-float64(g[j]))/math.Max(1e-2, math.Abs(fd)))
+		}
+		t.Logf("%-20s fast outer products %-5v worst rel err %.3g", name, fastOuter, worst)
+		if worst > 5e-3 {
+			t.Errorf("%s (fast outer products %v): gradient differs from finite differences by %.3g (relative)", name, fastOuter, worst)
+		}
 	}
 	sched.Free()
 }
@@ -89,17 +97,22 @@ func microCheck(t *testing.T, name string, f func(g *GContext, A, x Tensor) Tens
 // TestOpGradients checks ggml's backward of every op the training graphs use, through our scheduler path.
 // rms_norm caught a real ggml bug (in-place RMS_NORM_BACK aliasing its input gradient; see BuildBackward).
 func TestOpGradients(t *testing.T) {
-	microCheck(t, "mulmat", func(g *GContext, A, x Tensor) Tensor { return g.MulMat(A, x) })
-	microCheck(t, "mulmat-mulmat", func(g *GContext, A, x Tensor) Tensor { return g.MulMat(A, g.MulMat(A, x)) })
-	microCheck(t, "rmsnorm", func(g *GContext, A, x Tensor) Tensor { return g.RMSNorm(g.MulMat(A, x), 1e-5) })
-	microCheck(t, "scale-add", func(g *GContext, A, x Tensor) Tensor { return g.Add(x, g.Scale(g.MulMat(A, x), 2)) })
-	microCheck(t, "swiglu", func(g *GContext, A, x Tensor) Tensor { y := g.MulMat(A, x); return g.SwigluSplit(y, g.Scale(y, 0.5)) })
-	microCheck(t, "getrows", func(g *GContext, A, x Tensor) Tensor {
+	microCheck(t, "mulmat", func(g *GContext, A, x Tensor) (Tensor, func()) { return g.MulMat(A, x), nil })
+	microCheck(t, "mulmat-mulmat", func(g *GContext, A, x Tensor) (Tensor, func()) { return g.MulMat(A, g.MulMat(A, x)), nil })
+	microCheck(t, "rmsnorm", func(g *GContext, A, x Tensor) (Tensor, func()) { return g.RMSNorm(g.MulMat(A, x), 1e-5), nil })
+	microCheck(t, "scale-add", func(g *GContext, A, x Tensor) (Tensor, func()) { return g.Add(x, g.Scale(g.MulMat(A, x), 2)), nil })
+	microCheck(t, "swiglu", func(g *GContext, A, x Tensor) (Tensor, func()) {
+		y := g.MulMat(A, x)
+		return g.SwigluSplit(y, g.Scale(y, 0.5)), nil
+	})
+	microCheck(t, "getrows", func(g *GContext, A, x Tensor) (Tensor, func()) {
 		rows := g.NewTensor(TypeI32, 2)
 		rows.SetInput()
-		return g.GetRows(g.MulMat(A, x), rows)
+		return g.GetRows(g.MulMat(A, x), rows), func() { rows.SetInt32([]int32{2, 0}) }
 	})
-	microCheck(t, "softmax", func(g *GContext, A, x Tensor) Tensor { return g.SoftMaxExt(g.MulMat(A, x), Tensor{}, 0.5) })
-	microCheck(t, "exp-log", func(g *GContext, A, x Tensor) Tensor { return g.Log(g.SumRows(g.Exp(g.MulMat(A, x)))) })
-	microCheck(t, "mul-self", func(g *GContext, A, x Tensor) Tensor { y := g.MulMat(A, x); return g.Mul(y, y) })
+	microCheck(t, "softmax", func(g *GContext, A, x Tensor) (Tensor, func()) {
+		return g.SoftMaxExt(g.MulMat(A, x), Tensor{}, 0.5), nil
+	})
+	microCheck(t, "exp-log", func(g *GContext, A, x Tensor) (Tensor, func()) { return g.Log(g.SumRows(g.Exp(g.MulMat(A, x)))), nil })
+	microCheck(t, "mul-self", func(g *GContext, A, x Tensor) (Tensor, func()) { y := g.MulMat(A, x); return g.Mul(y, y), nil })
 }

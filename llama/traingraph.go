@@ -104,7 +104,9 @@ func (tm *TrainModel) build(p *batchPlan, mode graphMode) *trainGraph {
 	if mode != modeLogits {
 		size *= 3
 	}
-	g := NewGContext(size+64, size, mode != modeLogits)
+	// Room for the graph's tensors, the graph, and (with backward) the rewritten graph plus its
+	// transposes (see Graph.FastOuterProducts).
+	g := NewGContext(2*size+64, 2*size, mode != modeLogits)
 	tg := &trainGraph{ctx: g}
 	tg.tokens = g.NewTensor(TypeI32, T).SetName("tokens")
 	tg.pos = g.NewTensor(TypeI32, T).SetName("positions")
@@ -186,6 +188,7 @@ func (tm *TrainModel) build(p *batchPlan, mode graphMode) *trainGraph {
 	tg.loss.SetOutput()
 	tg.gr.Expand(tg.loss)
 	tg.gr.BuildBackward(g)
+	tg.gr.FastOuterProducts(g, size)
 	for _, p := range tm.params {
 		gt := tg.gr.Grad(p.tensor)
 		if !gt.Nil() {
