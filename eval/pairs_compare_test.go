@@ -11,7 +11,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/bpo-dev/bpo/align"
 	"github.com/bpo-dev/bpo/eval/bench"
 	"github.com/bpo-dev/bpo/eval/grader"
 )
@@ -79,19 +78,6 @@ func TestBuildPairsFromSampledRun(t *testing.T) {
 	}
 	if lines != len(pairs) {
 		t.Errorf("%d lines, want %d", lines, len(pairs))
-	}
-	// The file must load as training data for `bpo train`.
-	res, err := align.LoadPreferences(path, align.LoadOptions{Strict: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(res.Examples) != len(pairs) {
-		t.Fatalf("align read %d pairs, want %d", len(res.Examples), len(pairs))
-	}
-	ex := res.Examples[0]
-	if !ex.Conversational() || len(ex.PromptMessages) != 2 || ex.PromptMessages[1].Content != pairs[0].Problem ||
-		ex.Chosen != pairs[0].Chosen || ex.Rejected != pairs[0].Rejected {
-		t.Errorf("align example %+v does not match pair %+v", ex, pairs[0])
 	}
 	if !strings.Contains(st.String(), "30 questions") {
 		t.Errorf("stats string %q", st.String())

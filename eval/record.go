@@ -83,7 +83,12 @@ func readRecordsFile(path string) ([]Record, int64, error) {
 		return nil, 0, fmt.Errorf("read records: %w", err)
 	}
 	defer f.Close()
-	br := bufio.NewReaderSize(f, 1<<20)
+	return readRecords(f, path)
+}
+
+// readRecords parses samples.jsonl content; name is used in messages.
+func readRecords(r io.Reader, name string) ([]Record, int64, error) {
+	br := bufio.NewReaderSize(r, 1<<20)
 	var recs []Record
 	var good int64
 	for line := 1; ; line++ {
@@ -92,15 +97,15 @@ func readRecordsFile(path string) ([]Record, int64, error) {
 			break // an unterminated tail is a torn write: ignore it
 		}
 		if err != nil {
-			return nil, 0, fmt.Errorf("%s:%d: %w", path, line, err)
+			return nil, 0, fmt.Errorf("%s:%d: %w", name, line, err)
 		}
 		if t := bytes.TrimSpace(b); len(t) > 0 {
 			var r Record
 			if err := json.Unmarshal(t, &r); err != nil {
-				return nil, 0, fmt.Errorf("%s:%d: expected a JSON record: %w", path, line, err)
+				return nil, 0, fmt.Errorf("%s:%d: expected a JSON record: %w", name, line, err)
 			}
 			if err := r.validate(); err != nil {
-				return nil, 0, fmt.Errorf("%s:%d: %w", path, line, err)
+				return nil, 0, fmt.Errorf("%s:%d: %w", name, line, err)
 			}
 			recs = append(recs, r)
 		}
