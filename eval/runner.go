@@ -46,9 +46,11 @@ func Run(ctx context.Context, gen Generator, benchmark string, samples []bench.S
 	if opts.Prompter == nil {
 		opts.Prompter = bench.BoxedPrompter{}
 	}
-	if opts.Method == "" {
-		opts.Method = grader.MethodQwen
+	m, err := grader.ParseMethod(string(opts.Method))
+	if err != nil {
+		return nil, fmt.Errorf("eval run: %w", err)
 	}
+	opts.Method = m
 	if opts.Gen.N <= 0 {
 		opts.Gen.N = 1
 	}

@@ -241,6 +241,10 @@ func TestRunRejectsMismatchedRunDir(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "1 responses per question") {
 		t.Errorf("other k: %v", err)
 	}
+	_, err = Run(context.Background(), newReplay(ss, 1), bench.AMC23, ss, Options{Method: "exact"}, dir)
+	if err == nil || !strings.Contains(err.Error(), `unknown grading method "exact"`) {
+		t.Errorf("bad method: %v", err)
+	}
 	os.WriteFile(filepath.Join(dir, SamplesFile), []byte("{\"id\":\"1\"}\nnot json\n"), 0o644)
 	_, err = Run(context.Background(), newReplay(ss, 1), bench.AMC23, ss, Options{}, dir)
 	if err == nil || !strings.Contains(err.Error(), "samples.jsonl:1:") {
