@@ -4,7 +4,9 @@
 //   - score: per-token log-probs of preference pairs (a shared prompt and two completions), batched;
 //   - gen1, gen8: greedy generation of 1 and 8 sequences decoded in parallel;
 //   - march-*: smaller score and gen1 work run by this binary and by a second build of it made with
-//     Go's default cgo flags (-O2 -g) instead of -O3 -march=native.
+//     Go's default cgo flags (-O2 -g) instead of -O3 -march=native;
+//   - repack-score: small score work by the C baseline with plain weights (as the bridge loads them)
+//     and with llama.cpp's default weight repacking for its CPU GEMM kernels.
 //
 // The model is a Qwen2.5-0.5B-shaped random Q8_0 model with the real qwen2 tokenizer, generated once
 // into -cache. Runs of the two implementations alternate (Go, C, Go, C, ...) so that changes of the
@@ -57,7 +59,8 @@ func main() {
 	threads := flag.Int("threads", 1, "CPU threads of every run (keep at most the number of idle cores: ggml threads spin-wait)")
 	reps := flag.Int("reps", 3, "runs per implementation and job")
 	marchReps := flag.Int("march-reps", 2, "runs per build for the march comparison")
-	only := flag.String("only", "", "comma-separated job names to run (default all: score,gen1,gen8,march-score,march-gen1)")
+	only := flag.String("only", "", "comma-separated job names to run (default all: score,gen1,gen8,march-score,march-gen1,repack-score)")
+	pairs := flag.Int("score-pairs", 8, "preference pairs (prompt 64 + 2 x 64 tokens each) of the score job")
 	command := flag.String("command", "make bench", "command recorded in the result")
 	flag.Parse()
 	if *run != "" {
@@ -67,7 +70,7 @@ func main() {
 		}
 		return
 	}
-	if err := orchestrate(*cbase, *defBuild, *vocab, *cache, *out, *threads, *reps, *marchReps, *only, *command); err != nil {
+	if err := orchestrate(*cbase, *defBuild, *vocab, *cache, *out, *threads, *reps, *marchReps, *pairs, *only, *command); err != nil {
 		fmt.Fprintln(os.Stderr, "bridge:", err)
 		os.Exit(1)
 	}
@@ -138,8 +141,10 @@ func runImpl(impl, self, cbase, defBuild, workPath string) (measurement, error) 
 		cmd = exec.Command(self, "-run", workPath)
 	case "go-default":
 		cmd = exec.Command(defBuild, "-run", workPath)
-	case "c", "c-repack":
+	case "c":
 		cmd = exec.Command(cbase, workPath)
+	case "c-repack":
+		cmd = exec.Command(cbase, workPath+".repack")
 	default:
 		return measurement{}, fmt.Errorf("unknown implementation %q", impl)
 	}
@@ -158,9 +163,9 @@ func runImpl(impl, self, cbase, defBuild, workPath string) (measurement, error) 
 	return m, nil
 }
 
-func orchestrate(cbase, defBuild, vocab, cache, outDir string, threads, reps, marchReps int, only, command string) error {
-	if threads < 1 || reps < 1 || marchReps < 1 {
-		return errors.New("-threads, -reps and -march-reps must be >= 1")
+func orchestrate(cbase, defBuild, vocab, cache, outDir string, threads, reps, marchReps, pairs int, only, command string) error {
+	if threads < 1 || reps < 1 || marchReps < 1 || pairs < 1 {
+		return errors.New("-threads, -reps, -march-reps and -score-pairs must be >= 1")
 	}
 	self, err := os.Executable()
 	if err != nil {
@@ -175,9 +180,11 @@ func orchestrate(cbase, defBuild, vocab, cache, outDir string, threads, reps, ma
 		return fmt.Errorf("model: %w", err)
 	}
 	jobs := []job{
-		{"score", scoreWork(model, threads, 16, 64, 64, 1), []string{"go", "c"}},
+		{"score", scoreWork(model, threads, pairs, 64, 64, 1), []string{"go", "c"}},
 		{"gen1", genWork(model, threads, 1, 32, 64, 2), []string{"go", "c"}},
 		{"gen8", genWork(model, threads, 8, 32, 64, 3), []string{"go", "c"}},
+		// What the bridge's plain CPU buffers cost: llama.cpp's default repacks Q8_0 weights for its GEMM kernels.
+		{"repack-score", scoreWork(model, threads, 2, 32, 32, 6), []string{"c", "c-repack"}},
 	}
 	if defBuild != "" {
 		jobs = append(jobs,
@@ -200,12 +207,17 @@ func orchestrate(cbase, defBuild, vocab, cache, outDir string, threads, reps, ma
 	res.Config["model"] = fmt.Sprintf("qwen2 %d layers, embedding %d, ff %d, %d heads, %d KV heads, tied output, %s, vocab %s",
 		benchModel.Layers, benchModel.Embedding, benchModel.FeedForward, benchModel.Heads, benchModel.HeadsKV, benchModel.Type, filepath.Base(vocab))
 	res.Config["threads"] = strconv.Itoa(threads)
-	res.Config["runs"] = fmt.Sprintf("%d per implementation (march: %d per build), alternating, fresh process each", reps, marchReps)
+	res.Config["runs"] = fmt.Sprintf("%d per implementation (march-*, repack-*: %d), alternating, fresh process each", reps, marchReps)
 	res.Config["context"] = "F32 KV cache, no flash attention, unified KV, n_batch = n_ubatch = 512, no weight repacking"
 	res.Config["default-flags build"] = "CGO_CFLAGS/CGO_CXXFLAGS unset (go's default -O2 -g)"
 	for _, j := range jobs {
 		path := filepath.Join(cache, "work-"+j.name+".txt")
 		if err := writeWork(path, j.work); err != nil {
+			return err
+		}
+		repacked := *j.work
+		repacked.Repack = true
+		if err := writeWork(path+".repack", &repacked); err != nil {
 			return err
 		}
 		switch j.work.Mode {
@@ -217,10 +229,11 @@ func orchestrate(cbase, defBuild, vocab, cache, outDir string, threads, reps, ma
 				len(j.work.Requests), len(j.work.Requests[0].Prompt), j.work.MaxTokens, j.work.NCtx)
 		}
 		n := reps
-		if strings.HasPrefix(j.name, "march-") {
+		if strings.HasPrefix(j.name, "march-") || strings.HasPrefix(j.name, "repack-") {
 			n = marchReps
 		}
 		samples := map[string][]float64{}
+		cpuSamples := map[string][]float64{}
 		loads := map[string][]float64{}
 		got := map[string]measurement{}
 		for r := 0; r < n; r++ {
@@ -230,8 +243,10 @@ func orchestrate(cbase, defBuild, vocab, cache, outDir string, threads, reps, ma
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(os.Stderr, "bridge: %-12s %-10s run %d: %8.2f tokens/s (%.2f s, load %.2f)\n", j.name, impl, r+1, m.throughput(), m.Seconds, load)
+				fmt.Fprintf(os.Stderr, "bridge: %-12s %-10s run %d: %8.2f tokens/s (%.2f s), %8.2f tokens/cpu-s (%.2f cpu-s), load %.2f\n",
+					j.name, impl, r+1, m.throughput(), m.Seconds, m.cpuThroughput(), m.CPUSeconds, load)
 				samples[impl] = append(samples[impl], m.throughput())
+				cpuSamples[impl] = append(cpuSamples[impl], m.cpuThroughput())
 				loads[impl] = append(loads[impl], load)
 				if prev, ok := got[impl]; ok && (prev.Hash != m.Hash || prev.GenTokens != m.GenTokens || prev.Check != m.Check) {
 					res.Notes = append(res.Notes, fmt.Sprintf("%s/%s: runs differ (check %v vs %v, hash %d vs %d)", j.name, impl, prev.Check, m.Check, prev.Hash, m.Hash))
@@ -242,17 +257,29 @@ func orchestrate(cbase, defBuild, vocab, cache, outDir string, threads, reps, ma
 		for _, impl := range j.impls {
 			res.Metrics = append(res.Metrics, bench.NewMetric(j.name+"/"+impl, "tokens/s", true, samples[impl], loads[impl]))
 		}
+		for _, impl := range j.impls {
+			res.Metrics = append(res.Metrics, bench.NewMetric(j.name+"/"+impl+" cpu", "tokens/cpu-s", true, cpuSamples[impl], loads[impl]))
+		}
 		a, b := got[j.impls[0]], got[j.impls[1]]
 		res.Notes = append(res.Notes, sameWorkNote(j.name, j.impls[0], j.impls[1], a, b))
 		name, goal := j.name+" Go/C", 0.95
-		if b2 := j.impls[1]; b2 == "go-default" {
+		switch j.impls[1] {
+		case "go-default":
 			name, goal = j.name+" -march=native / default flags", 0
+		case "c-repack":
+			name, goal = j.name+" plain / repacked weights", 0
 		}
 		q, err := res.NewRatio(name, j.name+"/"+j.impls[0], j.name+"/"+j.impls[1], goal)
 		if err != nil {
 			return err
 		}
 		res.Ratios = append(res.Ratios, q)
+		// The same ratio per CPU-second: robust to other load when every run uses one thread.
+		qc, err := res.NewRatio(name+" (cpu time)", j.name+"/"+j.impls[0]+" cpu", j.name+"/"+j.impls[1]+" cpu", 0)
+		if err != nil {
+			return err
+		}
+		res.Ratios = append(res.Ratios, qc)
 	}
 	path, err := res.Finish(outDir)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"syscall"
 	"time"
 
 	"github.com/bpo-dev/bpo/llama"
@@ -15,6 +16,9 @@ type measurement struct {
 	Impl    string  `json:"impl"`
 	Mode    string  `json:"mode"`
 	Seconds float64 `json:"seconds"`
+	// CPUSeconds is the process's user+system CPU time during the work: with one thread it is nearly
+	// immune to other load on the machine, unlike Seconds.
+	CPUSeconds float64 `json:"cpu_seconds"`
 	// Tokens is the number of prompt and completion tokens decoded (score) or fed as prompts (gen).
 	Tokens int `json:"tokens"`
 	// GenTokens is the number of generated tokens (gen).
@@ -31,6 +35,20 @@ func (m measurement) throughput() float64 {
 		return float64(m.GenTokens) / m.Seconds
 	}
 	return float64(m.Tokens) / m.Seconds
+}
+
+// cpuThroughput is throughput per CPU-second.
+func (m measurement) cpuThroughput() float64 {
+	return m.throughput() * m.Seconds / m.CPUSeconds
+}
+
+// cpuTime is this process's user+system CPU time in seconds.
+func cpuTime() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return float64(ru.Utime.Sec+ru.Stime.Sec) + 1e-6*float64(ru.Utime.Usec+ru.Stime.Usec)
 }
 
 // tokenHash folds token ids into a hash (h = h*31 + id), the same in the C baseline.
@@ -72,9 +90,9 @@ func runGo(path string) error {
 		for i, r := range w.Requests {
 			reqs[i] = llama.ScoreRequest{Prompt: r.Prompt, Completions: r.Completions}
 		}
-		start := time.Now()
+		start, cpu := time.Now(), cpuTime()
 		res, err := ctx.Score(bg, reqs)
-		out.Seconds = time.Since(start).Seconds()
+		out.Seconds, out.CPUSeconds = time.Since(start).Seconds(), cpuTime()-cpu
 		if err != nil {
 			return err
 		}
@@ -88,9 +106,9 @@ func runGo(path string) error {
 		for i, r := range w.Requests {
 			reqs[i] = llama.GenRequest{Prompt: r.Prompt, MaxTokens: w.MaxTokens}
 		}
-		start := time.Now()
+		start, cpu := time.Now(), cpuTime()
 		res, err := ctx.Generate(bg, reqs, llama.GenerateOptions{Parallel: w.NSeq})
-		out.Seconds = time.Since(start).Seconds()
+		out.Seconds, out.CPUSeconds = time.Since(start).Seconds(), cpuTime()-cpu
 		if err != nil {
 			return err
 		}
