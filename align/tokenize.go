@@ -45,6 +45,19 @@ func encodePrompt(m *llama.Model, text string, templated bool) ([]int32, error) 
 	return toks, nil
 }
 
+// promptTokens renders and tokenizes one prompt and returns it with the token that ends a completion.
+func promptTokens(m *llama.Model, tmpl PromptTemplate, raw string, msgs []Message, line int) ([]int32, int32, error) {
+	text, templated, err := renderPrompt(m, tmpl, raw, msgs)
+	if err != nil {
+		return nil, 0, fmt.Errorf("line %d: %w", line, err)
+	}
+	p, err := encodePrompt(m, text, templated)
+	if err != nil {
+		return nil, 0, fmt.Errorf("line %d: prompt: %w", line, err)
+	}
+	return p, endToken(m, templated), nil
+}
+
 // endToken is appended to completions: the end-of-turn token after a chat template (when the model
 // has one), otherwise EOS.
 func endToken(m *llama.Model, templated bool) int32 {
@@ -61,15 +74,10 @@ func TokenizePreferences(m *llama.Model, ex []PreferenceExample, tmpl PromptTemp
 	out := make([]TokenizedPair, 0, len(ex))
 	truncated := 0
 	for _, e := range ex {
-		text, templated, err := renderPrompt(m, tmpl, e.Prompt, e.PromptMessages)
+		p, end, err := promptTokens(m, tmpl, e.Prompt, e.PromptMessages, e.Line)
 		if err != nil {
-			return nil, 0, fmt.Errorf("line %d: %w", e.Line, err)
+			return nil, 0, err
 		}
-		p, err := encodePrompt(m, text, templated)
-		if err != nil {
-			return nil, 0, fmt.Errorf("line %d: prompt: %w", e.Line, err)
-		}
-		end := endToken(m, templated)
 		c, err := m.Tokenize(e.Chosen, false, false)
 		if err != nil {
 			return nil, 0, fmt.Errorf("line %d: chosen: %w", e.Line, err)
@@ -195,19 +203,15 @@ func TokenizeSFT(m *llama.Model, ex []SFTExample, tmpl PromptTemplate, maxLen in
 	out := make([]llama.TrainSeq, 0, len(ex))
 	cut := 0
 	for _, e := range ex {
-		text, templated, err := renderPrompt(m, tmpl, e.Prompt, e.PromptMessages)
+		p, end, err := promptTokens(m, tmpl, e.Prompt, e.PromptMessages, e.Line)
 		if err != nil {
-			return nil, 0, fmt.Errorf("line %d: %w", e.Line, err)
-		}
-		p, err := encodePrompt(m, text, templated)
-		if err != nil {
-			return nil, 0, fmt.Errorf("line %d: prompt: %w", e.Line, err)
+			return nil, 0, err
 		}
 		c, err := m.Tokenize(e.Completion, false, false)
 		if err != nil {
 			return nil, 0, fmt.Errorf("line %d: completion: %w", e.Line, err)
 		}
-		toks := append(append(p, c...), endToken(m, templated))
+		toks := append(append(p, c...), end)
 		if maxLen > 0 && len(toks) > maxLen {
 			if len(p) >= maxLen {
 				return nil, 0, fmt.Errorf("line %d: prompt has %d tokens, max length %d leaves no completion", e.Line, len(p), maxLen)
