@@ -1,0 +1,144 @@
+package align
+
+import (
+	"context"
+	"errors"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/bpo-dev/bpo/llama"
+)
+
+const (
+	testStories = "../../shared/models/stories260K.gguf"
+	testQwen2   = "../../shared/models/ggml-vocab-qwen2.gguf"
+)
+
+func TestTokenizePreferencesTemplatesAndEOS(t *testing.T) {
+	m, err := llama.LoadModel(testQwen2, llama.ModelOptions{VocabOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	ex := []PreferenceExample{
+		{Line: 1, PromptMessages: []Message{{Role: "user", Content: "What is 2+3?"}}, Chosen: "5", Rejected: "6"},
+		{Line: 2, Prompt: "Question: 2+3?\nAnswer:", Chosen: " 5", Rejected: " 6"},
+	}
+	pairs, cut, err := TokenizePreferences(m, ex, "", Truncation{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cut != 0 || len(pairs) != 2 {
+		t.Fatalf("cut %d, %d pairs", cut, len(pairs))
+	}
+	chat, err := m.Detokenize(pairs[0].Prompt, false, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if chat != "<|im_start|>user\nWhat is 2+3?<|im_end|>\n<|im_start|>assistant\n" {
+		t.Errorf("templated prompt %q", chat)
+	}
+	if pairs[0].Prompt[0] != 151644 {
+		t.Errorf("special tokens not parsed in the templated prompt: %v", pairs[0].Prompt[:3])
+	}
+	raw, _ := m.Detokenize(pairs[1].Prompt, false, true)
+	if raw != "Question: 2+3?\nAnswer:" {
+		t.Errorf("raw prompt changed: %q", raw)
+	}
+	// A chat turn ends with the end-of-turn token (<|im_end|> here), raw text with EOS.
+	for i, want := range []int32{m.EOT(), m.EOS()} {
+		for _, c := range [][]int32{pairs[i].Chosen, pairs[i].Rejected} {
+			if c[len(c)-1] != want {
+				t.Errorf("line %d: completion %v does not end with %d", pairs[i].Line, c, want)
+			}
+		}
+	}
+	if m.EOT() != 151645 || m.EOS() != 151643 {
+		t.Errorf("qwen2 EOT/EOS: %d/%d", m.EOT(), m.EOS())
+	}
+	// Truncation: a 3-token prompt limit keeps the prompt's end.
+	long, cut, err := TokenizePreferences(m, ex[1:], "", Truncation{MaxPromptLength: 3, Mode: "keep_end"})
+	if err != nil || cut != 1 || len(long[0].Prompt) != 3 {
+		t.Fatalf("truncation: %v, cut %d, prompt %v", err, cut, long[0].Prompt)
+	}
+}
+
+func TestLoadSFTShapesAndErrors(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.jsonl")
+	os.WriteFile(good, []byte(`{"prompt":"a","completion":"b"}
+{"text":"just text"}
+
+{"question":"2+2?","answer":"4\n#### 4"}
+{"messages":[{"role":"user","content":"hi"},{"role":"assistant","content":"hello"}]}
+`), 0o644)
+	ex, err := LoadSFT(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ex) != 4 || ex[2].Prompt != "Question: 2+2?\nAnswer:" || ex[2].Completion != " 4\n#### 4" || ex[3].Completion != "hello" || ex[3].Line != 5 {
+		t.Fatalf("examples %+v", ex)
+	}
+	cases := map[string]string{
+		`{"prompt":"a"}`:                 ":1: expected",
+		`{"prompt":"a","completion":""}`: ":1: empty completion",
+		`not json`:                       ":1: not a JSON object",
+		"{\"text\":\"ok\"}\n[1,2]":       ":2: not a JSON object",
+	}
+	for content, want := range cases {
+		p := filepath.Join(dir, "bad.jsonl")
+		os.WriteFile(p, []byte(content), 0o644)
+		_, err := LoadSFT(p)
+		var le *LineError
+		if err == nil || !strings.Contains(err.Error(), want) || !errors.As(err, &le) {
+			t.Errorf("%q: got %v, want an error containing %q", content, err, want)
+		}
+	}
+}
+
+// TestReferenceLogpsMatchTrainingGraph scores pairs through llama.cpp and through the training graph
+// with LoRA at zero: the reference the trainer uses must agree with the policy at step 0.
+func TestReferenceLogpsMatchTrainingGraph(t *testing.T) {
+	m, err := llama.LoadModel(testStories, llama.ModelOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	ex := []PreferenceExample{
+		{Line: 1, Prompt: "Once upon a time", Chosen: " there was a cat.", Rejected: " the sun was cold and blue."},
+		{Line: 2, Prompt: "Tom had a ball.", Chosen: " He played with it.", Rejected: " It was a big red car."},
+	}
+	pairs, _, err := TokenizePreferences(m, ex, "", Truncation{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	refs, err := ReferenceLogps(context.Background(), m, pairs, 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, err := BaseTensors(testStories)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lora, err := NewLoRA(LoRAConfig{Rank: 2, Alpha: 4, Targets: LoRATargets(), Seed: 1}, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol, err := NewLlamaLoRAPolicy(testStories, lora, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pol.Close()
+	chosen, rejected, err := pol.Forward(context.Background(), pairs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range pairs {
+		if math.Abs(chosen[i]-refs[i].Chosen) > 1e-3 || math.Abs(rejected[i]-refs[i].Rejected) > 1e-3 {
+			t.Errorf("pair %d: policy (%v, %v) vs reference (%v, %v)", i, chosen[i], rejected[i], refs[i].Chosen, refs[i].Rejected)
+		}
+	}
+}
