@@ -44,6 +44,12 @@ fmt:
 clean:
 	rm -rf bin third_party/include
 
+# The demo (scripts/demo.sh, README "Demo"): a small math model trained from scratch, then DPO vs
+# BPO on its own samples; output and the cached model in $(DEMO_OUT).
+DEMO_OUT ?= demo-out
+demo: build
+	DEMO_OUT=$(DEMO_OUT) scripts/demo.sh
+
 # Benchmarks (bench/, see bench/README.md): each program writes bench/results/<name>.json and
 # bench/report renders them all into bench/RESULTS.md. The bridge benchmark also builds itself with
 # go's default cgo flags (a second, cold llama.cpp build) for the -march=native comparison.

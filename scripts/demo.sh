@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# The bpo demo: a small math model trained from scratch, then DPO vs BPO on its own samples.
+# Every step is a `bpo` subcommand a user can run on their own model (see README "Demo").
+#
+#   scripts/demo.sh            (or: make demo)
+#
+# Settings (environment): BPO (the CLI, default bin/bpo), DEMO_OUT (default demo-out), SEED (default 1),
+# THREADS (training threads, default 2), GEN_THREADS (generation threads, default 1: decoding a tiny
+# model is dominated by per-token synchronisation, one thread is faster on 2 shared cores).
+# The SFT model is cached in $DEMO_OUT/cache/<recipe>/model.gguf and reused by later runs; delete the
+# folder to retrain. Everything else is recomputed (an interrupted run resumes where each step left off).
+set -euo pipefail
+
+BPO=${BPO:-bin/bpo}
+OUT=${DEMO_OUT:-demo-out}
+SEED=${SEED:-1}
+THREADS=${THREADS:-2}
+GEN_THREADS=${GEN_THREADS:-1}
+
+# The recipe. Changing anything here changes the cache key.
+LEVELS=1-3        # steps per problem
+N_TRAIN=4000      # train problems (SFT and pair questions)
+N_TEST=200        # held-out test problems
+LAYERS=4 EMBD=64 FF=192 HEADS=4
+SFT_LR=3e-3 SFT_BATCH=16 SFT_EPOCHS=1
+PAIR_QUESTIONS=320 PAIR_K=4   # on-policy samples per train question for the pairs
+PREF_LR=1e-3 PREF_EPOCHS=2 PREF_BATCH=8 BETA=0.1 ALPHA=0.3
+MAX_NEW=160
+PROMPT=gsm8k-fewshot          # "Question: q\nAnswer:" (zero-shot here; add --shots 5 --shots-data on a real base model)
+
+RECIPE="mathgen-v1-L${LEVELS}-n${N_TRAIN}-s${SEED}-llama-${LAYERS}x${EMBD}-ff${FF}-h${HEADS}-lr${SFT_LR}-b${SFT_BATCH}-e${SFT_EPOCHS}"
+CACHE="$OUT/cache/$RECIPE"
+DATA="$OUT/data"
+RUNS="$OUT/runs"
+T0=$(date +%s)
+
+step() { printf '\n=== [%4ss] %s\n' "$(( $(date +%s) - T0 ))" "$*"; }
+run() { printf '+ %s\n' "$*"; "$@"; }
+
+[ -x "$BPO" ] || { echo "demo: $BPO not found; run 'make build' (make demo does)" >&2; exit 1; }
+mkdir -p "$OUT" "$RUNS" "$CACHE"
+
+step "1/9 synthetic math task"
+run "$BPO" data mathgen --train "$N_TRAIN" --test "$N_TEST" --levels "$LEVELS" --seed "$SEED" --out "$DATA"
+
+MODEL="$CACHE/model.gguf"
+if [ -f "$MODEL" ]; then
+	step "2/9 model: cached $MODEL (delete $CACHE to retrain)"
+else
+	step "2/9 model: random llama-architecture model with the demo tokenizer, then full-parameter SFT"
+	run "$BPO" model random --arch llama --vocab math --layers "$LAYERS" --embedding "$EMBD" --ff "$FF" \
+		--heads "$HEADS" --context-length 512 --seed "$SEED" --out "$CACHE/init.gguf"
+	run "$BPO" sft --full --model "$CACHE/init.gguf" --data "$DATA/train.jsonl" --out "$CACHE/sft" \
+		--lr "$SFT_LR" --scheduler cosine --warmup-ratio 0.03 --batch-size "$SFT_BATCH" --epochs "$SFT_EPOCHS" \
+		--max-length 256 --seed "$SEED" --save-every 50 --threads "$THREADS"
+	cp "$CACHE/sft/model.gguf" "$MODEL.tmp" && mv "$MODEL.tmp" "$MODEL"
+fi
+
+EVAL=(--benchmark gsm8k --data "$DATA/test.jsonl" --prompt "$PROMPT" --max-new-tokens "$MAX_NEW" --parallel 16 --threads "$GEN_THREADS")
+
+step "3/9 baseline evaluation on the test split"
+run "$BPO" eval --model "$MODEL" "${EVAL[@]}" --out "$RUNS/base-eval"
+
+step "4/9 on-policy pairs from $PAIR_K samples per train question"
+run "$BPO" pairs --model "$MODEL" --benchmark gsm8k --data "$DATA/train.jsonl" --prompt "$PROMPT" \
+	--limit "$PAIR_QUESTIONS" --n "$PAIR_K" --temperature 1 --seed "$SEED" --max-new-tokens "$MAX_NEW" \
+	--parallel 16 --threads "$GEN_THREADS" --out "$RUNS/pairs.jsonl"
+
+TRAIN=(--model "$MODEL" --data "$RUNS/pairs.jsonl" --beta "$BETA" --lr "$PREF_LR" --epochs "$PREF_EPOCHS"
+	--batch-size "$PREF_BATCH" --seed "$SEED" --max-length 256 --threads "$THREADS")
+
+step "5/9 DPO (LoRA)"
+run "$BPO" train --loss dpo "${TRAIN[@]}" --out "$RUNS/dpo"
+
+step "6/9 BPO (LoRA, same pairs and seed)"
+run "$BPO" train --loss bpo --alpha "$ALPHA" "${TRAIN[@]}" --out "$RUNS/bpo"
+
+step "7/9 evaluate both adapters"
+run "$BPO" eval --model "$MODEL" --adapter "$RUNS/dpo/adapter.gguf" "${EVAL[@]}" --out "$RUNS/dpo-eval"
+run "$BPO" eval --model "$MODEL" --adapter "$RUNS/bpo/adapter.gguf" "${EVAL[@]}" --out "$RUNS/bpo-eval"
+
+step "8/9 compare and plot"
+run "$BPO" compare --names base,dpo,bpo --out "$OUT/compare.md" "$RUNS/base-eval" "$RUNS/dpo-eval" "$RUNS/bpo-eval"
+run "$BPO" plot --out "$OUT/rewards.png" "$RUNS/dpo" "$RUNS/bpo"
+
+step "9/9 report"
+scripts/demo-report.sh "$OUT" "$RECIPE" "$(( $(date +%s) - T0 ))" > "$OUT/report.md.tmp"
+mv "$OUT/report.md.tmp" "$OUT/report.md"
+echo
+cat "$OUT/compare.md"
+printf '\ndemo: done in %ss; report: %s/report.md, plot: %s/rewards.png\n' "$(( $(date +%s) - T0 ))" "$OUT" "$OUT"
