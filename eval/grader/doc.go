@@ -16,11 +16,12 @@
 //
 // Measured agreement: the Qwen2.5-Math parser.py/grader.py run under Python (sympy 1.14 with its
 // Lark LaTeX backend standing in for antlr, latex2sympy2 unavailable) and this package graded
-// 15,391 (response, reference) pairs built from the data sets (gold solutions, other questions'
-// solutions, reformatted, decimal, expanded/factored and perturbed answers). Extracted
-// predictions and normalized references were identical strings on every pair; the verdicts agreed
-// on 15,387 (99.97%). The 4 differences are sympy parsing artifacts on which this package is
-// mathematically right (e.g. 2^{k}2^{-n} = 2^{k-n}).
+// 20,598 (response, reference) pairs built from the data sets (gold solutions, other questions'
+// solutions, reformatted, decimal, expanded/factored and perturbed answers, answers in varied
+// wrappers with units, dollars, percents, degrees, \left(\right), "x=", several boxes; 15,549
+// judged correct by Python). Extracted predictions and normalized references were identical
+// strings on every pair; the verdicts agreed on 20,594 (99.98%). The 4 differences are sympy
+// parsing artifacts on which this package is mathematically right (e.g. 2^{k}2^{-n} = 2^{k-n}).
 //
 // Known deviations from Qwen's Python: regular expressions treat \d as ASCII digits; symbolic
 // equality is decided by evaluation at random points rather than simplify(), so identities sympy
