@@ -11,6 +11,7 @@ import (
 	"github.com/bpo-dev/bpo/eval"
 	"github.com/bpo-dev/bpo/eval/bench"
 	"github.com/bpo-dev/bpo/eval/grader"
+	"github.com/bpo-dev/bpo/eval/llamagen"
 	"github.com/bpo-dev/bpo/llama"
 )
 
@@ -62,7 +63,7 @@ type evalSetup struct {
 	model    *llama.Model
 	ctx      *llama.Context
 	adapters []*llama.Adapter
-	gen      *eval.LlamaGenerator
+	gen      *llamagen.Generator
 	samples  []bench.Sample
 	opts     eval.Options
 }
@@ -120,7 +121,7 @@ func setupEval(c *cli.Context) (*evalSetup, error) {
 	}
 	parallel := max(1, c.Int("parallel"))
 	maxNew := c.Int("max-new-tokens")
-	gen := &eval.LlamaGenerator{Model: s.model, Template: c.String("template"), Parallel: parallel, DefaultMaxNewTokens: maxNew}
+	gen := &llamagen.Generator{Model: s.model, Template: c.String("template"), Parallel: parallel, DefaultMaxNewTokens: maxNew}
 	nctx := c.Int("ctx")
 	if nctx <= 0 {
 		longest := 0

@@ -1,17 +1,20 @@
-package eval
+// Package llamagen implements eval.Generator with the llama.cpp bridge. It is a separate package so
+// that package eval stays pure Go (its tests and fuzz targets need no cgo build).
+package llamagen
 
 import (
 	"context"
 	"fmt"
 
+	"github.com/bpo-dev/bpo/eval"
 	"github.com/bpo-dev/bpo/eval/bench"
 	"github.com/bpo-dev/bpo/llama"
 )
 
-// LlamaGenerator is the Generator of the llama.cpp bridge: prompts are rendered (chat template for
+// Generator is the eval.Generator of the llama.cpp bridge: prompts are rendered (chat template for
 // message prompts, raw text otherwise), and all completions are decoded with continuous batching
 // over Parallel sequences of one context.
-type LlamaGenerator struct {
+type Generator struct {
 	Model *llama.Model
 	Ctx   *llama.Context
 	// Template names the chat template for message prompts ("" = the model's own).
@@ -23,7 +26,7 @@ type LlamaGenerator struct {
 }
 
 // RenderPrompt returns the token ids of a prompt as the model sees it.
-func (g *LlamaGenerator) RenderPrompt(p bench.Prompt) ([]llama.Token, error) {
+func (g *Generator) RenderPrompt(p bench.Prompt) ([]llama.Token, error) {
 	if len(p.Messages) > 0 {
 		msgs := make([]llama.Message, len(p.Messages))
 		for i, m := range p.Messages {
@@ -38,13 +41,13 @@ func (g *LlamaGenerator) RenderPrompt(p bench.Prompt) ([]llama.Token, error) {
 	return g.Model.Tokenize(p.Text, true, false)
 }
 
-// Generate implements Generator. Completion j of request i samples with seed Seed + N*i + j, so
+// Generate implements eval.Generator. Completion j of request i samples with seed Seed + N*i + j, so
 // results do not depend on scheduling.
-func (g *LlamaGenerator) Generate(ctx context.Context, reqs []GenRequest, onDone func(i int, res GenResult)) error {
+func (g *Generator) Generate(ctx context.Context, reqs []eval.GenRequest, onDone func(i int, res eval.GenResult)) error {
 	type origin struct{ req, sample int }
 	var subs []llama.GenRequest
 	var from []origin
-	results := make([]GenResult, len(reqs))
+	results := make([]eval.GenResult, len(reqs))
 	remaining := make([]int, len(reqs))
 	for i, r := range reqs {
 		n := max(r.Params.N, 1)
@@ -59,7 +62,7 @@ func (g *LlamaGenerator) Generate(ctx context.Context, reqs []GenRequest, onDone
 		if room := g.Ctx.NCtx() - len(toks); maxNew > room {
 			maxNew = room
 		}
-		results[i] = GenResult{Texts: make([]string, n), Tokens: make([]int, n), PromptTokens: len(toks)}
+		results[i] = eval.GenResult{Texts: make([]string, n), Tokens: make([]int, n), StopReasons: make([]string, n), PromptTokens: len(toks)}
 		remaining[i] = n
 		if maxNew <= 0 {
 			results[i].Err = fmt.Errorf("%w: prompt of %d tokens fills the %d-token context", llama.ErrContextOverflow, len(toks), g.Ctx.NCtx())
@@ -81,6 +84,7 @@ func (g *LlamaGenerator) Generate(ctx context.Context, reqs []GenRequest, onDone
 		o := from[k]
 		results[o.req].Texts[o.sample] = res.Text
 		results[o.req].Tokens[o.sample] = len(res.Tokens)
+		results[o.req].StopReasons[o.sample] = res.StopReason
 		remaining[o.req]--
 		if remaining[o.req] == 0 {
 			onDone(o.req, results[o.req])
