@@ -16,6 +16,7 @@ type Config struct {
 	Train, Test int    // number of problems in each split
 	MinLevel    int    // lowest number of steps (>= 1)
 	MaxLevel    int    // highest number of steps (<= 4); levels are drawn uniformly in between
+	MaxValue    int    // every intermediate and final result is below this (0: DefaultMaxValue; >= 100)
 	Seed        uint64 // same seed, same problems
 }
 
@@ -26,6 +27,9 @@ func (c Config) Validate() error {
 	}
 	if c.MinLevel < MinLevel || c.MaxLevel > MaxLevel || c.MinLevel > c.MaxLevel {
 		return fmt.Errorf("mathgen: levels %d-%d, want a range within %d-%d", c.MinLevel, c.MaxLevel, MinLevel, MaxLevel)
+	}
+	if c.MaxValue != 0 && c.MaxValue < minMaxValue {
+		return fmt.Errorf("mathgen: max value %d, want 0 (default %d) or >= %d", c.MaxValue, DefaultMaxValue, minMaxValue)
 	}
 	return nil
 }
@@ -42,6 +46,9 @@ const (
 func Generate(c Config) (train, test []Problem, err error) {
 	if err := c.Validate(); err != nil {
 		return nil, nil, err
+	}
+	if c.MaxValue == 0 {
+		c.MaxValue = DefaultMaxValue
 	}
 	seen := make(map[string]bool, c.Train+c.Test)
 	test, err = split(c, "test", c.Test, rand.New(rand.NewPCG(c.Seed, testStream)), seen)
@@ -64,7 +71,7 @@ func split(c Config, name string, n int, rng *rand.Rand, seen map[string]bool) (
 			return nil, fmt.Errorf("mathgen: only %d distinct %s problems of levels %d-%d after %d tries; ask for fewer or widen the levels", len(out), name, c.MinLevel, c.MaxLevel, tries)
 		}
 		level := c.MinLevel + rng.IntN(c.MaxLevel-c.MinLevel+1)
-		p, err := newProblem(rng, level)
+		p, err := newProblem(rng, level, c.MaxValue)
 		if err != nil {
 			return nil, fmt.Errorf("mathgen: %s problem %d: %w", name, len(out), err)
 		}

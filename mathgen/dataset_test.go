@@ -20,6 +20,7 @@ func TestGenerateSplits(t *testing.T) {
 		{"levels 1-3", Config{Train: 1500, Test: 300, MinLevel: 1, MaxLevel: 3, Seed: 1}, 1, 3},
 		{"level 2 only", Config{Train: 400, Test: 100, MinLevel: 2, MaxLevel: 2, Seed: 9}, 2, 2},
 		{"levels 1-4", Config{Train: 800, Test: 200, MinLevel: 1, MaxLevel: 4, Seed: 42}, 1, 4},
+		{"levels 1-2 below 100", Config{Train: 800, Test: 200, MinLevel: 1, MaxLevel: 2, MaxValue: 100, Seed: 2}, 1, 2},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -55,7 +56,11 @@ func TestGenerateSplits(t *testing.T) {
 				}
 				ids[p.ID] = true
 				levels[p.Level]++
-				checkSolution(t, p)
+				limit := c.cfg.MaxValue
+				if limit == 0 {
+					limit = DefaultMaxValue
+				}
+				checkSolution(t, p, limit)
 			}
 			for lv := c.minLv; lv <= c.maxLv; lv++ {
 				if levels[lv] == 0 {
@@ -104,6 +109,7 @@ func TestConfigErrors(t *testing.T) {
 		{Config{Train: 1, MinLevel: 0, MaxLevel: 2}, "levels 0-2"},
 		{Config{Train: 1, MinLevel: 3, MaxLevel: 2}, "levels 3-2"},
 		{Config{Train: 1, MinLevel: 1, MaxLevel: 5}, "levels 1-5"},
+		{Config{Train: 1, MinLevel: 1, MaxLevel: 2, MaxValue: 99}, "max value 99"},
 	}
 	for _, c := range cases {
 		_, _, err := Generate(c.cfg)

@@ -13,6 +13,9 @@ var inventoryStarts = []event{
 	{cost: 1, try: func(s *story) bool {
 		a, b := s.intn(2, 9), s.intn(2, 12)
 		c := containers[s.rng.IntN(len(containers))]
+		if a*b >= s.limit {
+			return false
+		}
 		s.value = a * b
 		s.say(fmt.Sprintf("%s has %d %s with %d %s each.", s.who.name, a, c, b, s.unit))
 		s.line(fmt.Sprintf("%s has %d * %d = %d %s.", s.who.name, a, b, s.value, s.unit))
@@ -28,6 +31,9 @@ var moneyStarts = []event{
 	}},
 	{cost: 1, try: func(s *story) bool {
 		a, b := s.intn(2, 12), s.intn(2, 7)
+		if a*b >= s.limit {
+			return false
+		}
 		s.value = a * b
 		s.say(fmt.Sprintf("%s earns %d dollars a day for %d days.", s.who.name, a, b))
 		s.line(fmt.Sprintf("%s earns %d * %d = %d dollars.", s.who.name, a, b, s.value))
@@ -37,7 +43,7 @@ var moneyStarts = []event{
 
 // gain adds n with a sentence and its solution-line lead.
 func gain(s *story, sentence, lead string, n int) bool {
-	if s.value+n >= maxValue {
+	if s.value+n >= s.limit {
 		return false
 	}
 	x := s.value
@@ -59,9 +65,9 @@ func lose(s *story, sentence, lead string, n int) bool {
 	return true
 }
 
-// times multiplies by k in 2..5, staying below maxValue.
+// times multiplies by k in 2..5, staying below the limit.
 func times(s *story, k int) bool {
-	if s.value*k >= maxValue {
+	if s.value*k >= s.limit {
 		return false
 	}
 	x := s.value
@@ -151,7 +157,7 @@ var inventoryEvents = []event{
 	{cost: 1, final: true, try: func(s *story) bool { return share(s, "them") }},
 	{cost: 1, final: true, try: func(s *story) bool {
 		k := s.intn(2, 5)
-		if s.value*k >= maxValue {
+		if s.value*k >= s.limit {
 			return false
 		}
 		x := s.value

@@ -11,8 +11,10 @@ import (
 const (
 	MinLevel = 1
 	MaxLevel = 4
-	// maxValue bounds every intermediate and final result (exclusive).
-	maxValue = 1000
+	// DefaultMaxValue bounds every intermediate and final result (exclusive) unless Config.MaxValue is set.
+	DefaultMaxValue = 1000
+	// minMaxValue is the smallest bound that leaves room for every story opening.
+	minMaxValue = 100
 )
 
 // Problem is one generated word problem. Its JSON form is GSM8K's row shape plus "level" and "id":
@@ -40,6 +42,7 @@ type story struct {
 	unit     string // plural noun of the running quantity ("apples", "dollars")
 	thing    noun   // the counted thing (inventory stories)
 	money    bool
+	limit    int // every result stays below this
 	value    int
 	ops      int
 	question []string
@@ -65,13 +68,16 @@ func (s *story) He() string { return capital(s.who.subj) }
 
 func capital(w string) string { return strings.ToUpper(w[:1]) + w[1:] }
 
-// newProblem generates one problem with exactly level arithmetic steps.
-func newProblem(rng *rand.Rand, level int) (Problem, error) {
+// newProblem generates one problem with exactly level arithmetic steps and every result below limit.
+func newProblem(rng *rand.Rand, level, limit int) (Problem, error) {
 	if level < MinLevel || level > MaxLevel {
 		return Problem{}, fmt.Errorf("level %d outside %d..%d", level, MinLevel, MaxLevel)
 	}
+	if limit < minMaxValue {
+		return Problem{}, fmt.Errorf("max value %d below %d", limit, minMaxValue)
+	}
 	for attempt := 0; attempt < 100; attempt++ {
-		s := &story{rng: rng, who: people[rng.IntN(len(people))]}
+		s := &story{rng: rng, who: people[rng.IntN(len(people))], limit: limit}
 		if rng.IntN(10) < 3 {
 			s.money, s.unit = true, "dollars"
 		} else {

@@ -13,7 +13,7 @@ import (
 var stepRE = regexp.MustCompile(`(\d+) ([-+*/]) (\d+) = (\d+)`)
 
 // checkSolution recomputes every step of p's solution and checks the chain ends in the final answer.
-func checkSolution(t *testing.T, p Problem) {
+func checkSolution(t *testing.T, p Problem, limit int) {
 	t.Helper()
 	lines := strings.Split(p.Answer, "\n")
 	last := lines[len(lines)-1]
@@ -44,8 +44,8 @@ func checkSolution(t *testing.T, p Problem) {
 			if c != want {
 				t.Errorf("%s: step %q computes %d", p.ID, m[0], want)
 			}
-			if c <= 0 || c >= maxValue {
-				t.Errorf("%s: step %q leaves [1, %d)", p.ID, m[0], maxValue)
+			if c <= 0 || c >= limit {
+				t.Errorf("%s: step %q leaves [1, %d)", p.ID, m[0], limit)
 			}
 			steps++
 			prev = c
@@ -63,8 +63,8 @@ func checkSolution(t *testing.T, p Problem) {
 			t.Errorf("%s: question number %s unused in the solution", p.ID, n)
 		}
 	}
-	if w := len(strings.Fields(p.Question)); w < 8 || w > 46 {
-		t.Errorf("%s: question has %d words, want 8..46: %q", p.ID, w, p.Question)
+	if w := len(strings.Fields(p.Question)); w < 8 || w > 50 {
+		t.Errorf("%s: question has %d words, want 8..50: %q", p.ID, w, p.Question)
 	}
 	if !strings.HasSuffix(p.Question, "?") {
 		t.Errorf("%s: question %q does not end with a question mark", p.ID, p.Question)
@@ -72,24 +72,26 @@ func checkSolution(t *testing.T, p Problem) {
 }
 
 func TestProblemsAreCorrect(t *testing.T) {
-	for level := MinLevel; level <= MaxLevel; level++ {
-		t.Run(fmt.Sprintf("level%d", level), func(t *testing.T) {
-			rng := rand.New(rand.NewPCG(uint64(level), 7))
-			for i := 0; i < 500; i++ {
-				p, err := newProblem(rng, level)
-				if err != nil {
-					t.Fatal(err)
+	for _, limit := range []int{DefaultMaxValue, 100} {
+		for level := MinLevel; level <= MaxLevel; level++ {
+			t.Run(fmt.Sprintf("level%d-max%d", level, limit), func(t *testing.T) {
+				rng := rand.New(rand.NewPCG(uint64(level), 7))
+				for i := 0; i < 500; i++ {
+					p, err := newProblem(rng, level, limit)
+					if err != nil {
+						t.Fatal(err)
+					}
+					p.ID = fmt.Sprintf("L%d-%d", level, i)
+					checkSolution(t, p, limit)
 				}
-				p.ID = fmt.Sprintf("L%d-%d", level, i)
-				checkSolution(t, p)
-			}
-		})
+			})
+		}
 	}
 }
 
 func TestNewProblemRejectsBadLevel(t *testing.T) {
 	for _, level := range []int{0, -1, 5} {
-		if _, err := newProblem(rand.New(rand.NewPCG(1, 1)), level); err == nil {
+		if _, err := newProblem(rand.New(rand.NewPCG(1, 1)), level, DefaultMaxValue); err == nil {
 			t.Errorf("level %d: no error", level)
 		}
 	}

@@ -35,6 +35,7 @@ func dataMathgenCommand() *cli.Command {
 			&cli.IntFlag{Name: "train", Value: 4000, Usage: "number of train problems"},
 			&cli.IntFlag{Name: "test", Value: 200, Usage: "number of held-out test problems"},
 			&cli.StringFlag{Name: "levels", Value: "1-3", Usage: "difficulty levels (number of steps): N or LO-HI within 1-4"},
+			&cli.IntFlag{Name: "max-value", Value: mathgen.DefaultMaxValue, Usage: "every intermediate and final result is below this (>= 100; smaller numbers make an easier task)"},
 			&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "random seed"},
 			&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Required: true, Usage: "output folder (created if missing)"},
 		},
@@ -47,7 +48,7 @@ func dataMathgenCommand() *cli.Command {
 				return fmt.Errorf("data mathgen: --levels: %w", err)
 			}
 			train, test, err := mathgen.Generate(mathgen.Config{
-				Train: c.Int("train"), Test: c.Int("test"), MinLevel: lo, MaxLevel: hi, Seed: c.Uint64("seed"),
+				Train: c.Int("train"), Test: c.Int("test"), MinLevel: lo, MaxLevel: hi, MaxValue: c.Int("max-value"), Seed: c.Uint64("seed"),
 			})
 			if err != nil {
 				return fmt.Errorf("data mathgen: %w", err)
