@@ -74,7 +74,7 @@ func writeInfo(w io.Writer, info llama.ModelInfo, tensors int) {
 			rope += ", scaling " + info.RopeScaling
 		}
 		row("rope", rope)
-		row("rms norm eps", fmt.Sprintf("%g", info.RmsNormEps))
+		row("rms norm eps", fmt.Sprintf("%g", float32(info.RmsNormEps))) // stored as float32 in GGUF
 		row("file type", info.FileType)
 		row("params", fmt.Sprintf("%d (%s)", info.Params, humanCount(float64(info.Params))))
 		row("size", fmt.Sprintf("%d bytes (%s)", info.SizeBytes, humanBytes(float64(info.SizeBytes))))
