@@ -133,8 +133,7 @@ func (p *LlamaPolicy) ForwardBackward(ctx context.Context, batch []TokenizedPair
 		return err
 	}
 	p.tm.ZeroGrads()
-	_, err := p.tm.LogProbsAndGradient(pairSeqs(batch), func(lp [][]float64) ([]float64, error) {
-		s := sums(lp)
+	_, err := p.tm.LogProbsAndGradient(pairSeqs(batch), func(s []float64) ([]float64, error) {
 		chosen, rejected := make([]float64, len(batch)), make([]float64, len(batch))
 		for i := range batch {
 			chosen[i], rejected[i] = s[2*i], s[2*i+1]

@@ -102,6 +102,23 @@ static struct ggml_cgraph * bpo_rewrite_out_prod(struct ggml_context * ctx, stru
 	free(cache);
 	return out;
 }
+
+// bpo_node_index returns t's position among g's nodes, or -1.
+static int bpo_node_index(struct ggml_cgraph * g, struct ggml_tensor * t) {
+	for (int i = 0; i < ggml_graph_n_nodes(g); i++) {
+		if (ggml_graph_node(g, i) == t) return i;
+	}
+	return -1;
+}
+
+// bpo_subgraph makes a graph of g's nodes [i0, i1), in order (tensors are shared, not copied).
+static struct ggml_cgraph * bpo_subgraph(struct ggml_context * ctx, struct ggml_cgraph * g, int i0, int i1) {
+	struct ggml_cgraph * s = ggml_new_graph_custom(ctx, (size_t) (i1 - i0 + 1), false);
+	for (int i = i0; i < i1; i++) {
+		ggml_graph_add_node(s, ggml_graph_node(g, i));
+	}
+	return s;
+}
 */
 import "C"
 
@@ -452,4 +469,33 @@ func (g *GContext) Reshape4D(a Tensor, ne0, ne1, ne2, ne3 int64) Tensor {
 // Repeat4D tiles a to the shape ne0 x ne1 x ne2 x ne3 (each dimension a multiple of a's).
 func (g *GContext) Repeat4D(a Tensor, ne0, ne1, ne2, ne3 int64) Tensor {
 	return Tensor{C.ggml_repeat_4d(g.c, a.t, C.int64_t(ne0), C.int64_t(ne1), C.int64_t(ne2), C.int64_t(ne3))}
+}
+
+// View1D views ne0 elements of a starting at byte offset.
+func (g *GContext) View1D(a Tensor, ne0, offset int64) Tensor {
+	return Tensor{C.ggml_view_1d(g.c, a.t, C.int64_t(ne0), C.size_t(offset))}
+}
+
+// SplitAt cuts the graph that runs (after any rewrite) into the nodes before t and the nodes from t on,
+// so a caller can read results and set inputs between the two parts (see Scheduler.ComputePart).
+func (gr *Graph) SplitAt(g *GContext, t Tensor) (before, from *Graph, err error) {
+	run := gr.run()
+	i := int(C.bpo_node_index(run, t.t))
+	if i < 0 {
+		return nil, nil, fmt.Errorf("ggml: split: %s is not a node of the graph", t.Name())
+	}
+	n := int(C.ggml_graph_n_nodes(run))
+	return &Graph{g: C.bpo_subgraph(g.c, run, 0, C.int(i))}, &Graph{g: C.bpo_subgraph(g.c, run, C.int(i), C.int(n))}, nil
+}
+
+// ComputePart runs a part of a graph that Alloc allocated as a whole, on the scheduler's only backend.
+// Parts must run in order. It fails when the scheduler has several backends (splits would be needed).
+func (s *Scheduler) ComputePart(part *Graph) error {
+	if len(s.backends) != 1 {
+		return fmt.Errorf("ggml: %w: graph parts need a single-backend scheduler", ErrInvalidArgument)
+	}
+	if st := C.ggml_backend_graph_compute(s.backends[0], part.g); st != C.GGML_STATUS_SUCCESS {
+		return fmt.Errorf("ggml: graph compute failed with status %d", int(st))
+	}
+	return nil
 }

@@ -137,7 +137,7 @@ func TestTrainGradientFiniteDifferences(t *testing.T) {
 				return s
 			}
 			tm.ZeroGrads()
-			if _, err := tm.LogProbsAndGradient(seqs, func([][]float64) ([]float64, error) { return coef, nil }); err != nil {
+			if _, err := tm.LogProbsAndGradient(seqs, func([]float64) ([]float64, error) { return coef, nil }); err != nil {
 				t.Fatal(err)
 			}
 			rng := rand.New(rand.NewPCG(9, 9))

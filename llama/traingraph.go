@@ -78,13 +78,14 @@ const (
 
 // trainGraph is one built graph with its input and output nodes.
 type trainGraph struct {
-	ctx                       *GContext
-	gr                        *Graph
-	tokens, pos, mask, rows   Tensor
-	labels, rowMax, rowWeight Tensor
-	flatIdx                   Tensor
-	logits, loss              Tensor
-	grads                     []Tensor
+	ctx                     *GContext
+	gr                      *Graph
+	tokens, pos, mask, rows Tensor
+	labels, seqWeight       Tensor
+	seqCE                   []Tensor // modeWeighted: mean CE of each sequence
+	weighted                Tensor   // modeWeighted: the first node that reads seqWeight
+	logits, loss            Tensor
+	grads                   []Tensor
 }
 
 // lin applies a projection with its LoRA pair, if any: W x + scale * B (A x).
@@ -106,7 +107,7 @@ func (tm *TrainModel) build(p *batchPlan, mode graphMode) *trainGraph {
 	}
 	// Room for the graph's tensors, the graph, and (with backward) the rewritten graph plus its
 	// transposes (see Graph.FastOuterProducts).
-	g := NewGContext(2*size+64, 2*size, mode != modeLogits)
+	g := NewGContext(2*size+64, 4*size, mode != modeLogits)
 	tg := &trainGraph{ctx: g}
 	tg.tokens = g.NewTensor(TypeI32, T).SetName("tokens")
 	tg.pos = g.NewTensor(TypeI32, T).SetName("positions")
@@ -172,17 +173,35 @@ func (tm *TrainModel) build(p *batchPlan, mode graphMode) *trainGraph {
 		tg.labels.SetInput()
 		tg.loss = g.CrossEntropyLoss(tg.logits, tg.labels)
 	case modeWeighted:
-		tg.rowMax = g.NewTensor(TypeF32, 1, R).SetName("row_max")
-		tg.rowWeight = g.NewTensor(TypeF32, 1, R).SetName("row_weight")
-		tg.flatIdx = g.NewTensor(TypeI32, R).SetName("target_index")
-		for _, t := range []Tensor{tg.rowMax, tg.rowWeight, tg.flatIdx} {
-			t.SetInput()
+		// loss = sum_s w_s * CE_s, CE_s the mean token cross-entropy of sequence s's scored rows
+		// (ggml's stable log-softmax), w_s = -n_s * c_s: so loss = sum_s c_s * logp_s. Every CE is
+		// added to the graph before the first node that reads the weights, which are set between
+		// the forward and the backward part (see LogProbsAndGradient).
+		V := int64(hp.nVocab)
+		tg.labels = g.NewTensor(TypeF32, V, R).SetName("labels")
+		tg.seqWeight = g.NewTensor(TypeF32, int64(len(p.counts))).SetName("sequence_weight")
+		tg.labels.SetInput()
+		tg.seqWeight.SetInput()
+		nb1 := tg.logits.Nb(1)
+		var seqs []int
+		r0 := int64(0)
+		for s, n := range p.counts {
+			ce := g.CrossEntropyLoss(g.View2D(tg.logits, V, int64(n), nb1, r0*nb1), g.View2D(tg.labels, V, int64(n), nb1, r0*nb1))
+			ce.SetOutput()
+			tg.gr.Expand(ce)
+			tg.seqCE = append(tg.seqCE, ce)
+			seqs = append(seqs, s)
+			r0 += int64(n)
 		}
-		shifted := g.Sub(tg.logits, tg.rowMax) // logits - max: exp never overflows, the sum is >= 1
-		lse := g.Log(g.SumRows(g.Exp(shifted)))
-		target := g.Reshape2D(g.GetRows(g.Reshape2D(shifted, 1, int64(hp.nVocab)*R), tg.flatIdx), 1, R)
-		logp := g.Sub(target, lse)
-		tg.loss = g.Sum(g.Mul(logp, tg.rowWeight))
+		for i, ce := range tg.seqCE {
+			term := g.Mul(ce, g.View1D(tg.seqWeight, 1, int64(4*seqs[i])))
+			if i == 0 {
+				tg.weighted = term
+				tg.loss = term
+			} else {
+				tg.loss = g.Add(tg.loss, term)
+			}
+		}
 	}
 	tg.loss.SetLoss()
 	tg.loss.SetOutput()
@@ -222,38 +241,26 @@ func (tm *TrainModel) run(tg *trainGraph, p *batchPlan, setExtra func() error) e
 
 // LogProbs returns, for each sequence, log p(token | previous tokens) of its completion tokens (forward only).
 func (tm *TrainModel) LogProbs(seqs []TrainSeq) ([][]float64, error) {
-	lp, _, err := tm.forwardLogProbs(seqs)
-	return lp, err
-}
-
-func (tm *TrainModel) forwardLogProbs(seqs []TrainSeq) ([][]float64, []float32, error) {
 	p, err := tm.plan(seqs)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	tg := tm.build(p, modeLogits)
 	defer tg.ctx.Free()
 	if err := tm.run(tg, p, nil); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	logits := tg.logits.Float32(nil)
 	V := tm.hp.nVocab
 	out := make([][]float64, len(seqs))
-	rowMax := make([]float32, len(p.rows))
 	for r := range p.rows {
-		row := logits[r*V : (r+1)*V]
-		lp := logSoftmaxAt(row, p.targets[r])
+		lp := logSoftmaxAt(logits[r*V:(r+1)*V], p.targets[r])
 		if math.IsNaN(lp) || math.IsInf(lp, 0) {
-			return nil, nil, fmt.Errorf("train forward: %w: log-prob %v at scored row %d", ErrNumerical, lp, r)
+			return nil, fmt.Errorf("train forward: %w: log-prob %v at scored row %d", ErrNumerical, lp, r)
 		}
 		out[p.seqOf[r]] = append(out[p.seqOf[r]], lp)
-		m := row[0]
-		for _, v := range row {
-			m = max(m, v)
-		}
-		rowMax[r] = m
 	}
-	return out, rowMax, nil
+	return out, nil
 }
 
 // ErrNumerical means a NaN or Inf appeared in a loss, log-prob or gradient.
@@ -285,54 +292,69 @@ func (tm *TrainModel) addGrads(tg *trainGraph) error {
 	return nil
 }
 
-// LogProbsAndGradient runs a forward pass to get each sequence's completion log-probs, asks coefFn for
-// the coefficients c_s = dLoss/dlogp_s (its loss is any function of the per-sequence log-prob sums), then
-// adds the exact gradient of sum_s c_s * logp_s to every parameter's Grad. It returns the log-probs.
-func (tm *TrainModel) LogProbsAndGradient(seqs []TrainSeq, coefFn func(logps [][]float64) ([]float64, error)) ([][]float64, error) {
-	logps, rowMax, err := tm.forwardLogProbs(seqs)
+// LogProbsAndGradient computes each sequence's completion log-prob sum, asks coefFn for the
+// coefficients c_s = dLoss/dlogp_s (its loss is any function of those sums), then adds the exact
+// gradient of sum_s c_s * logp_s to every parameter's Grad, and returns the sums. One graph does it
+// all: its forward part runs, the coefficients are set as an input, then its backward part runs.
+func (tm *TrainModel) LogProbsAndGradient(seqs []TrainSeq, coefFn func(sums []float64) ([]float64, error)) ([]float64, error) {
+	p, err := tm.plan(seqs)
 	if err != nil {
 		return nil, err
 	}
-	coef, err := coefFn(logps)
+	V := tm.hp.nVocab
+	labels := make([]float32, V*len(p.rows))
+	for r, t := range p.targets {
+		labels[r*V+int(t)] = 1
+	}
+	tg := tm.build(p, modeWeighted)
+	defer tg.ctx.Free()
+	forward, backward, err := tg.gr.SplitAt(tg.ctx, tg.weighted)
+	if err != nil {
+		return nil, err
+	}
+	if err := tm.sched.Alloc(tg.gr); err != nil {
+		return nil, err
+	}
+	for _, err := range []error{tg.tokens.SetInt32(p.tokens), tg.pos.SetInt32(p.pos), tg.mask.SetFloat32(p.mask), tg.rows.SetInt32(p.rows), tg.labels.SetFloat32(labels)} {
+		if err != nil {
+			return nil, err
+		}
+	}
+	tg.gr.Reset()
+	if err := tm.sched.ComputePart(forward); err != nil {
+		return nil, err
+	}
+	sums := make([]float64, len(seqs))
+	for s, ce := range tg.seqCE {
+		sums[s] = -float64(ce.Float32(nil)[0]) * float64(p.counts[s])
+		if math.IsNaN(sums[s]) || math.IsInf(sums[s], 0) {
+			return nil, fmt.Errorf("train forward: %w: log-prob %v of sequence %d", ErrNumerical, sums[s], s)
+		}
+	}
+	coef, err := coefFn(sums)
 	if err != nil {
 		return nil, err
 	}
 	if len(coef) != len(seqs) {
 		return nil, fmt.Errorf("train gradient: %w: %d coefficients for %d sequences", ErrInvalidArgument, len(coef), len(seqs))
 	}
-	p, err := tm.plan(seqs)
-	if err != nil {
+	weights := make([]float32, len(seqs))
+	for s, c := range coef {
+		if math.IsNaN(c) || math.IsInf(c, 0) {
+			return nil, fmt.Errorf("train gradient: %w: coefficient %v for sequence %d", ErrNumerical, c, s)
+		}
+		weights[s] = float32(-c * float64(p.counts[s]))
+	}
+	if err := tg.seqWeight.SetFloat32(weights); err != nil {
 		return nil, err
 	}
-	R := len(p.rows)
-	weights := make([]float32, R)
-	flat := make([]int32, R)
-	for r := range p.rows {
-		c := coef[p.seqOf[r]]
-		if math.IsNaN(c) || math.IsInf(c, 0) {
-			return nil, fmt.Errorf("train gradient: %w: coefficient %v for sequence %d", ErrNumerical, c, p.seqOf[r])
-		}
-		weights[r] = float32(c)
-		flat[r] = int32(r*tm.hp.nVocab) + p.targets[r]
-	}
-	tg := tm.build(p, modeWeighted)
-	defer tg.ctx.Free()
-	err = tm.run(tg, p, func() error {
-		if err := tg.rowMax.SetFloat32(rowMax); err != nil {
-			return err
-		}
-		if err := tg.rowWeight.SetFloat32(weights); err != nil {
-			return err
-		}
-		return tg.flatIdx.SetInt32(flat)
-	})
-	if err != nil {
+	if err := tm.sched.ComputePart(backward); err != nil {
 		return nil, err
 	}
 	if l := tg.loss.Float32(nil)[0]; math.IsNaN(float64(l)) || math.IsInf(float64(l), 0) {
 		return nil, fmt.Errorf("train gradient: %w: weighted log-prob %v", ErrNumerical, l)
 	}
-	return logps, tm.addGrads(tg)
+	return sums, tm.addGrads(tg)
 }
 
 // NLLGradient adds the gradient of the mean negative log-likelihood of all completion tokens of the
