@@ -133,8 +133,10 @@ func WriteReport(w io.Writer, dirs []string) error {
 
 func describeSets(r RunResult) string {
 	switch {
+	case r.Dataset == DatasetNumbers && r.Tie:
+		return fmt.Sprintf("digit (1 observation shared by %d positions)", r.Digits)
 	case r.Dataset == DatasetNumbers:
-		return fmt.Sprintf("%d digit sets", r.Digits)
+		return fmt.Sprintf("%d digit sets (1 per position)", r.Digits)
 	case r.BitLabels:
 		return fmt.Sprintf("class + %d bit sets", r.Bits)
 	default:
