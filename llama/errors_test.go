@@ -102,6 +102,11 @@ func TestInputErrors(t *testing.T) {
 	if _, err := ctx.Generate(bg, []GenRequest{{Prompt: long[:200], MaxTokens: 100}}, GenerateOptions{}); !errors.Is(err, ErrContextOverflow) {
 		t.Errorf("generation past the context: got %v", err)
 	}
+	// A single completion continues the prompt's sequence: a 1-sequence context scores it.
+	one := mustContext(t, m, ContextOptions{NCtx: 64, NSeq: 1})
+	if _, err := one.TokenLogProbs(bg, []Token{1, 400, 300}); err != nil {
+		t.Errorf("one completion in a 1-sequence context: %v", err)
+	}
 	if _, err := ctx.Score(bg, []ScoreRequest{{Prompt: []Token{1}, Completions: [][]Token{{5}, {6}}}}); !errors.Is(err, ErrInvalidArgument) {
 		t.Errorf("3 sequences in a 2-sequence context: got %v", err)
 	}

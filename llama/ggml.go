@@ -124,7 +124,6 @@ import "C"
 
 import (
 	"fmt"
-	"runtime"
 	"unsafe"
 )
 
@@ -345,11 +344,11 @@ type Backend struct {
 	threads int
 }
 
-// NewCPUBackend makes a CPU backend using threads threads (0: all cores).
+// NewCPUBackend makes a CPU backend using threads threads (0: DefaultThreads()).
 func NewCPUBackend(threads int) (*Backend, error) {
 	initBackend()
 	if threads <= 0 {
-		threads = runtime.NumCPU()
+		threads = DefaultThreads()
 	}
 	b := C.ggml_backend_cpu_init()
 	if b == nil {

@@ -45,8 +45,8 @@ func (c *Context) Score(ctx context.Context, reqs []ScoreRequest) ([][]Completio
 		if cells > c.nCtx {
 			return nil, fmt.Errorf("score request %d: %w: needs %d KV cells (prompt %d + completions), context has %d", i, ErrContextOverflow, cells, len(r.Prompt), c.nCtx)
 		}
-		if 1+len(r.Completions) > c.nSeq {
-			return nil, fmt.Errorf("score request %d: %w: %d completions need %d sequences, context has %d", i, ErrInvalidArgument, len(r.Completions), 1+len(r.Completions), c.nSeq)
+		if need := seqsNeeded(r); need > c.nSeq {
+			return nil, fmt.Errorf("score request %d: %w: %d completions need %d sequences, context has %d", i, ErrInvalidArgument, len(r.Completions), need, c.nSeq)
 		}
 	}
 	out := make([][]CompletionScore, len(reqs))
@@ -60,11 +60,11 @@ func (c *Context) Score(ctx context.Context, reqs []ScoreRequest) ([][]Completio
 			for _, comp := range reqs[end].Completions {
 				need += len(comp)
 			}
-			if cells+need > c.nCtx || seqs+1+len(reqs[end].Completions) > c.nSeq {
+			if cells+need > c.nCtx || seqs+seqsNeeded(reqs[end]) > c.nSeq {
 				break
 			}
 			cells += need
-			seqs += 1 + len(reqs[end].Completions)
+			seqs += seqsNeeded(reqs[end])
 			end++
 		}
 		if err := c.scoreWave(reqs[start:end], out[start:end]); err != nil {
@@ -91,7 +91,7 @@ func (c *Context) scoreWave(reqs []ScoreRequest, out [][]CompletionScore) error 
 			toks = append(toks, batchToken{tok: t, pos: p, seq: seq, logits: p == len(r.Prompt)-1})
 			owners = append(owners, slot{i, -1})
 		}
-		seq += 1 + len(r.Completions)
+		seq += seqsNeeded(r)
 	}
 	if err := c.decodeChunks(toks, func(k int, row []float32) {
 		o := owners[k]
@@ -107,8 +107,11 @@ func (c *Context) scoreWave(reqs []ScoreRequest, out [][]CompletionScore) error 
 	toks, owners = toks[:0], owners[:0]
 	for i, r := range reqs {
 		for j, comp := range r.Completions {
-			s := promptSeq[i] + 1 + j
-			c.copySeq(promptSeq[i], s, len(r.Prompt))
+			s := promptSeq[i]
+			if len(r.Completions) > 1 {
+				s += 1 + j
+				c.copySeq(promptSeq[i], s, len(r.Prompt))
+			}
 			for p, t := range comp {
 				toks = append(toks, batchToken{tok: t, pos: len(r.Prompt) + p, seq: s, logits: p < len(comp)-1})
 				owners = append(owners, slot{i, j})
@@ -141,6 +144,15 @@ func (c *Context) scoreWave(reqs []ScoreRequest, out [][]CompletionScore) error 
 		}
 	}
 	return nil
+}
+
+// seqsNeeded is the number of sequences a request occupies: a single completion continues the
+// prompt's own sequence; several share the prompt's cells through copies of it.
+func seqsNeeded(r ScoreRequest) int {
+	if len(r.Completions) <= 1 {
+		return 1
+	}
+	return 1 + len(r.Completions)
 }
 
 // decodeChunks decodes toks in chunks of at most NBatch tokens; onLogits gets indices into toks.

@@ -21,7 +21,7 @@ type TrainOptions struct {
 	LoRAAlpha float32
 	// FullParams trains every weight (the model must be F32).
 	FullParams bool
-	// Threads is the number of CPU threads (0: all cores).
+	// Threads is the number of CPU threads (0: DefaultThreads()).
 	Threads int
 }
 
