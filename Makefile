@@ -81,10 +81,13 @@ ipnn-experiments: build
 	$(IPNN_BPO) --dataset fashion-mnist --split 2,2,5 --runs $(IPNN_RUNS) --out $(IPNN_OUT)/fashion-ipnn-225
 	$(IPNN_BPO) --dataset fashion-mnist --model softmax --runs $(IPNN_RUNS) --out $(IPNN_OUT)/fashion-softmax
 	$(IPNN_BPO) --dataset mnist --split 2,10 --eps 2 --runs $(IPNN_RUNS) --out $(IPNN_OUT)/mnist-cluster-2x10-eps2
+	$(IPNN_BPO) --dataset mnist --split 2,10 --eps 2 --ref-clamp --runs $(IPNN_RUNS) --out $(IPNN_OUT)/mnist-cluster-2x10-eps2-refclamp
+	$(IPNN_BPO) --dataset mnist --split 10 --runs $(IPNN_FEW_RUNS) --out $(IPNN_OUT)/mnist-ipnn-10
 	$(IPNN_BPO) --dataset mnist-numbers --digits 10 --split 2,3,5 --tie --runs $(IPNN_FEW_RUNS) --out $(IPNN_OUT)/numbers10-tied-235
 	$(IPNN_BPO) --dataset mnist-numbers --digits 10 --split 10 --tie --runs $(IPNN_FEW_RUNS) --out $(IPNN_OUT)/numbers10-tied-10
 	$(IPNN_BPO) --dataset toy-bits --bits 12 --bit-labels --runs $(IPNN_FEW_RUNS) --out $(IPNN_OUT)/toy12-bitlabels
+	$(IPNN_BPO) --dataset toy-bits --bits 12 --bit-labels --batch 2048 --forget 10 --runs $(IPNN_FEW_RUNS) --out $(IPNN_OUT)/toy12-bitlabels-b2048-T10
 	$(IPNN_BPO) --dataset toy-bits --bits 12 --runs $(IPNN_FEW_RUNS) --out $(IPNN_OUT)/toy12-nolabels
-	bin/bpo ipnn report --clusters 1 $(IPNN_OUT)/mnist-ipnn-225 $(IPNN_OUT)/mnist-softmax $(IPNN_OUT)/fashion-ipnn-225 \
-		$(IPNN_OUT)/fashion-softmax $(IPNN_OUT)/toy12-bitlabels $(IPNN_OUT)/toy12-nolabels \
-		$(IPNN_OUT)/numbers10-tied-235 $(IPNN_OUT)/numbers10-tied-10 $(IPNN_OUT)/mnist-cluster-2x10-eps2
+	bin/bpo ipnn report $(addprefix $(IPNN_OUT)/,mnist-ipnn-225 mnist-softmax fashion-ipnn-225 fashion-softmax \
+		mnist-ipnn-10 toy12-bitlabels toy12-bitlabels-b2048-T10 toy12-nolabels numbers10-tied-235 numbers10-tied-10)
+	bin/bpo ipnn report --clusters 1 $(IPNN_OUT)/mnist-cluster-2x10-eps2 $(IPNN_OUT)/mnist-cluster-2x10-eps2-refclamp
