@@ -5,8 +5,8 @@ set -euo pipefail
 OUT=$1 RECIPE=$2 SECS=$3
 RUNS="$OUT/runs"
 
-# num FILE KEY: the number after "KEY": in a one-object JSON file.
-num() { grep -o "\"$2\": *[-0-9.eE+]*" "$1" | head -1 | sed 's/.*: *//'; }
+# num FILE KEY: the number of the top-level "KEY" of an indented JSON file (bpo eval's summary.json).
+num() { grep -E "^  \"$2\": *[-0-9.eE+]+" "$1" | head -1 | sed 's/.*: *//; s/,$//'; }
 
 # curve RUN: rewards and log-probs of the training steps at five points of the run (first .. last).
 curve() {

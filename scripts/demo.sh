@@ -5,8 +5,10 @@
 #   scripts/demo.sh            (or: make demo)
 #
 # Settings (environment): BPO (the CLI, default bin/bpo), DEMO_OUT (default demo-out), SEED (default 1),
-# THREADS (training threads, default 2), GEN_THREADS (generation threads, default 1: decoding a tiny
-# model is dominated by per-token synchronisation, one thread is faster on 2 shared cores).
+# THREADS (training threads) and GEN_THREADS (generation threads), both 1 by default: the demo model is
+# so small that ggml's per-operation thread barriers cost more than a second thread gains whenever the
+# two cores are shared with anything else (measured: bpo eval 258 s with 2 threads vs 23 s with 1 on a
+# busy 2-core machine); on an idle machine THREADS=2 may be faster.
 # The SFT model is cached in $DEMO_OUT/cache/<recipe>/model.gguf and reused by later runs; delete the
 # folder to retrain. Everything else is recomputed (an interrupted run resumes where each step left off).
 set -euo pipefail
@@ -14,21 +16,23 @@ set -euo pipefail
 BPO=${BPO:-bin/bpo}
 OUT=${DEMO_OUT:-demo-out}
 SEED=${SEED:-1}
-THREADS=${THREADS:-2}
+THREADS=${THREADS:-1}
 GEN_THREADS=${GEN_THREADS:-1}
 
-# The recipe. Changing anything here changes the cache key.
-LEVELS=1-3        # steps per problem
-N_TRAIN=4000      # train problems (SFT and pair questions)
-N_TEST=200        # held-out test problems
-LAYERS=4 EMBD=64 FF=192 HEADS=4
-SFT_LR=3e-3 SFT_BATCH=16 SFT_EPOCHS=1
-PAIR_QUESTIONS=320 PAIR_K=4   # on-policy samples per train question for the pairs
-PREF_LR=1e-3 PREF_EPOCHS=2 PREF_BATCH=8 BETA=0.1 ALPHA=0.3
-MAX_NEW=160
-PROMPT=gsm8k-fewshot          # "Question: q\nAnswer:" (zero-shot here; add --shots 5 --shots-data on a real base model)
+# The recipe (each setting may be overridden from the environment). Changing one changes the cache key.
+LEVELS=${LEVELS:-1-2}              # arithmetic steps per problem
+MAX_VALUE=${MAX_VALUE:-100}        # every intermediate and final result is below this
+N_TRAIN=${N_TRAIN:-8000}           # train problems (SFT data and the questions of the pairs)
+N_TEST=${N_TEST:-200}              # held-out test problems
+LAYERS=${LAYERS:-4} EMBD=${EMBD:-128} FF=${FF:-384} HEADS=${HEADS:-4}
+SFT_LR=${SFT_LR:-3e-3} SFT_BATCH=${SFT_BATCH:-16} SFT_EPOCHS=${SFT_EPOCHS:-1}
+PAIR_QUESTIONS=${PAIR_QUESTIONS:-200} PAIR_K=${PAIR_K:-4}   # on-policy samples per train question
+PREF_LR=${PREF_LR:-1e-3} PREF_EPOCHS=${PREF_EPOCHS:-2} PREF_BATCH=${PREF_BATCH:-8}
+BETA=${BETA:-0.1} ALPHA=${ALPHA:-0.3}
+MAX_NEW=${MAX_NEW:-128}
+PROMPT=gsm8k-fewshot   # "Question: q\nAnswer:" (zero-shot here; on a real base model add --shots 5 --shots-data)
 
-RECIPE="mathgen-v1-L${LEVELS}-n${N_TRAIN}-s${SEED}-llama-${LAYERS}x${EMBD}-ff${FF}-h${HEADS}-lr${SFT_LR}-b${SFT_BATCH}-e${SFT_EPOCHS}"
+RECIPE="mathgen-v1-L${LEVELS}-max${MAX_VALUE}-n${N_TRAIN}-s${SEED}-llama-${LAYERS}x${EMBD}-ff${FF}-h${HEADS}-lr${SFT_LR}-b${SFT_BATCH}-e${SFT_EPOCHS}"
 CACHE="$OUT/cache/$RECIPE"
 DATA="$OUT/data"
 RUNS="$OUT/runs"
@@ -41,7 +45,8 @@ run() { printf '+ %s\n' "$*"; "$@"; }
 mkdir -p "$OUT" "$RUNS" "$CACHE"
 
 step "1/9 synthetic math task"
-run "$BPO" data mathgen --train "$N_TRAIN" --test "$N_TEST" --levels "$LEVELS" --seed "$SEED" --out "$DATA"
+run "$BPO" data mathgen --train "$N_TRAIN" --test "$N_TEST" --levels "$LEVELS" --max-value "$MAX_VALUE" \
+	--seed "$SEED" --out "$DATA"
 
 MODEL="$CACHE/model.gguf"
 if [ -f "$MODEL" ]; then
@@ -56,7 +61,7 @@ else
 	cp "$CACHE/sft/model.gguf" "$MODEL.tmp" && mv "$MODEL.tmp" "$MODEL"
 fi
 
-EVAL=(--benchmark gsm8k --data "$DATA/test.jsonl" --prompt "$PROMPT" --max-new-tokens "$MAX_NEW" --parallel 16 --threads "$GEN_THREADS")
+EVAL=(--benchmark gsm8k --data "$DATA/test.jsonl" --prompt "$PROMPT" --max-new-tokens "$MAX_NEW" --parallel 8 --threads "$GEN_THREADS")
 
 step "3/9 baseline evaluation on the test split"
 run "$BPO" eval --model "$MODEL" "${EVAL[@]}" --out "$RUNS/base-eval"
@@ -64,7 +69,7 @@ run "$BPO" eval --model "$MODEL" "${EVAL[@]}" --out "$RUNS/base-eval"
 step "4/9 on-policy pairs from $PAIR_K samples per train question"
 run "$BPO" pairs --model "$MODEL" --benchmark gsm8k --data "$DATA/train.jsonl" --prompt "$PROMPT" \
 	--limit "$PAIR_QUESTIONS" --n "$PAIR_K" --temperature 1 --seed "$SEED" --max-new-tokens "$MAX_NEW" \
-	--parallel 16 --threads "$GEN_THREADS" --out "$RUNS/pairs.jsonl"
+	--parallel 8 --threads "$GEN_THREADS" --out "$RUNS/pairs.jsonl"
 
 TRAIN=(--model "$MODEL" --data "$RUNS/pairs.jsonl" --beta "$BETA" --lr "$PREF_LR" --epochs "$PREF_EPOCHS"
 	--batch-size "$PREF_BATCH" --seed "$SEED" --max-length 256 --threads "$THREADS")
