@@ -1,0 +1,126 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/bpo-dev/bpo/llama"
+)
+
+// benchModel is the Qwen2.5-0.5B shape of the bridge benchmark (bench/bridge): 24 layers, embedding
+// 896, FFN 4864, 14 heads, 2 KV heads, tied output, Q8_0, the real qwen2 vocabulary. The spec and the
+// file name match bench/bridge's, so both benchmarks share one cached file.
+var benchModel = llama.RandomModelSpec{
+	Arch: "qwen2", Layers: 24, Embedding: 896, FeedForward: 4864, Heads: 14, HeadsKV: 2,
+	ContextLength: 32768, Type: llama.TypeQ8_0, TiedOutput: true, Seed: 1, Name: "bpo-bench-qwen2.5-0.5b-shape",
+}
+
+// modelDesc describes benchModel for the result's settings.
+func modelDesc(vocab string, typ llama.GGMLType) string {
+	return fmt.Sprintf("qwen2 %d layers, embedding %d, ff %d, %d heads, %d KV heads, tied output, %s, vocab %s (random weights)",
+		benchModel.Layers, benchModel.Embedding, benchModel.FeedForward, benchModel.Heads, benchModel.HeadsKV, typ, filepath.Base(vocab))
+}
+
+// ensureModel generates the benchmark model (with weights of type typ) into cache once and returns
+// its absolute path.
+func ensureModel(cache, vocab string, typ llama.GGMLType) (string, error) {
+	spec := benchModel
+	spec.VocabFrom = vocab
+	spec.Type = typ
+	name := fmt.Sprintf("%s-%dL-%d-%d-%dh-%dkv-%s-seed%d.gguf", spec.Arch, spec.Layers, spec.Embedding, spec.FeedForward, spec.Heads, spec.HeadsKV, spec.Type, spec.Seed)
+	path, err := filepath.Abs(filepath.Join(cache, name))
+	if err != nil {
+		return "", err
+	}
+	if _, err := os.Stat(path); err == nil {
+		return path, nil
+	}
+	if err := os.MkdirAll(cache, 0o755); err != nil {
+		return "", err
+	}
+	fmt.Fprintf(os.Stderr, "train: generating %s (once)\n", path)
+	start := time.Now()
+	if err := llama.WriteRandomModel(path, spec); err != nil {
+		return "", fmt.Errorf("generate %s: %w", path, err)
+	}
+	fmt.Fprintf(os.Stderr, "train: generated in %.0f s\n", time.Since(start).Seconds())
+	return path, nil
+}
+
+// randomIDs draws n ordinary (non-special) token ids of the qwen2 vocabulary.
+func randomIDs(rng *rand.Rand, n int) []llama.Token {
+	const ordinary = 151643 // ids >= this are special tokens of the qwen2 vocabulary
+	ids := make([]llama.Token, n)
+	for i := range ids {
+		ids[i] = llama.Token(rng.IntN(ordinary))
+	}
+	return ids
+}
+
+// statusKB reads a "Key:   N kB" field of a /proc/<pid>/status file, in bytes.
+func statusKB(path, key string) (int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for line := 1; sc.Scan(); line++ {
+		k, v, ok := strings.Cut(sc.Text(), ":")
+		if !ok || k != key {
+			continue
+		}
+		fields := strings.Fields(v)
+		if len(fields) != 2 || fields[1] != "kB" {
+			return 0, fmt.Errorf("%s:%d: %s: want \"N kB\", got %q", path, line, key, strings.TrimSpace(v))
+		}
+		n, err := strconv.ParseInt(fields[0], 10, 64)
+		if err != nil || n < 0 {
+			return 0, fmt.Errorf("%s:%d: %s: %q is not a non-negative integer", path, line, key, fields[0])
+		}
+		return n * 1024, nil
+	}
+	if err := sc.Err(); err != nil {
+		return 0, fmt.Errorf("%s: %w", path, err)
+	}
+	return 0, fmt.Errorf("%s: no %s line", path, key)
+}
+
+// peakRSS is this process's peak resident set size (VmHWM) in bytes.
+func peakRSS() (int64, error) { return statusKB("/proc/self/status", "VmHWM") }
+
+// mib converts bytes to MiB.
+func mib(b int64) float64 { return float64(b) / (1 << 20) }
+
+// mark is a point in wall-clock time and in this process's CPU time (user + system, all threads).
+// With one ggml thread, CPU seconds measure the work done even when other programs load the
+// machine; with more threads they include the threads' spin-waiting.
+type mark struct {
+	wall time.Time
+	cpu  float64
+}
+
+func now() mark {
+	var ru syscall.Rusage
+	cpu := 0.0
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err == nil {
+		cpu = float64(ru.Utime.Sec+ru.Stime.Sec) + float64(ru.Utime.Usec+ru.Stime.Usec)/1e6
+	}
+	return mark{wall: time.Now(), cpu: cpu}
+}
+
+// since returns the wall and CPU seconds from m to now.
+func (m mark) since() (wall, cpu float64) {
+	n := now()
+	return n.wall.Sub(m.wall).Seconds(), n.cpu - m.cpu
+}
+
+// to returns the wall and CPU seconds from m to a later mark e.
+func (m mark) to(e mark) (wall, cpu float64) { return e.wall.Sub(m.wall).Seconds(), e.cpu - m.cpu }
