@@ -24,9 +24,9 @@ LEVELS=${LEVELS:-1-2}              # arithmetic steps per problem
 MAX_VALUE=${MAX_VALUE:-100}        # every intermediate and final result is below this
 N_TRAIN=${N_TRAIN:-8000}           # train problems (SFT data and the questions of the pairs)
 N_TEST=${N_TEST:-200}              # held-out test problems
-LAYERS=${LAYERS:-4} EMBD=${EMBD:-128} FF=${FF:-384} HEADS=${HEADS:-4}
-SFT_LR=${SFT_LR:-3e-3} SFT_BATCH=${SFT_BATCH:-16} SFT_EPOCHS=${SFT_EPOCHS:-1}
-PAIR_QUESTIONS=${PAIR_QUESTIONS:-200} PAIR_K=${PAIR_K:-4}   # on-policy samples per train question
+LAYERS=${LAYERS:-4} EMBD=${EMBD:-64} FF=${FF:-192} HEADS=${HEADS:-4}
+SFT_LR=${SFT_LR:-3e-3} SFT_BATCH=${SFT_BATCH:-16} SFT_EPOCHS=${SFT_EPOCHS:-3}
+PAIR_QUESTIONS=${PAIR_QUESTIONS:-300} PAIR_K=${PAIR_K:-4}   # on-policy samples per train question
 PREF_LR=${PREF_LR:-1e-3} PREF_EPOCHS=${PREF_EPOCHS:-2} PREF_BATCH=${PREF_BATCH:-8}
 BETA=${BETA:-0.1} ALPHA=${ALPHA:-0.3}
 MAX_NEW=${MAX_NEW:-128}
