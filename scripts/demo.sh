@@ -89,7 +89,7 @@ run "$BPO" compare --names base,dpo,bpo --out "$OUT/compare.md" "$RUNS/base-eval
 run "$BPO" plot --out "$OUT/rewards.png" "$RUNS/dpo" "$RUNS/bpo"
 
 step "9/9 report"
-scripts/demo-report.sh "$OUT" "$RECIPE" "$(( $(date +%s) - T0 ))" > "$OUT/report.md.tmp"
+"$(dirname "$0")/demo-report.sh" "$OUT" "$RECIPE" "$(( $(date +%s) - T0 ))" > "$OUT/report.md.tmp"
 mv "$OUT/report.md.tmp" "$OUT/report.md"
 echo
 cat "$OUT/compare.md"
