@@ -9,8 +9,9 @@
 # so small that ggml's per-operation thread barriers cost more than a second thread gains whenever the
 # two cores are shared with anything else (measured: bpo eval 258 s with 2 threads vs 23 s with 1 on a
 # busy 2-core machine); on an idle machine THREADS=2 may be faster.
-# The SFT model is cached in $DEMO_OUT/cache/<recipe>/model.gguf and reused by later runs; delete the
-# folder to retrain. Everything else is recomputed (an interrupted run resumes where each step left off).
+# The SFT model is cached in $DEMO_OUT/cache/<recipe>/model.gguf and reused by later runs (delete the
+# folder to retrain; an interrupted SFT resumes from its last checkpoint). Everything after it (evaluations,
+# pairs, DPO/BPO runs in $DEMO_OUT/runs) is recomputed on every run: it takes about two minutes.
 set -euo pipefail
 
 BPO=${BPO:-bin/bpo}
@@ -26,8 +27,8 @@ N_TRAIN=${N_TRAIN:-8000}           # train problems (SFT data and the questions 
 N_TEST=${N_TEST:-200}              # held-out test problems
 LAYERS=${LAYERS:-4} EMBD=${EMBD:-64} FF=${FF:-192} HEADS=${HEADS:-4}
 SFT_LR=${SFT_LR:-3e-3} SFT_BATCH=${SFT_BATCH:-16} SFT_EPOCHS=${SFT_EPOCHS:-3}
-PAIR_QUESTIONS=${PAIR_QUESTIONS:-300} PAIR_K=${PAIR_K:-4}   # on-policy samples per train question
-PREF_LR=${PREF_LR:-1e-3} PREF_EPOCHS=${PREF_EPOCHS:-2} PREF_BATCH=${PREF_BATCH:-8}
+PAIR_QUESTIONS=${PAIR_QUESTIONS:-800} PAIR_K=${PAIR_K:-4}   # on-policy samples per train question
+PREF_LR=${PREF_LR:-2e-3} PREF_EPOCHS=${PREF_EPOCHS:-2} PREF_BATCH=${PREF_BATCH:-8}
 BETA=${BETA:-0.1} ALPHA=${ALPHA:-0.3}
 MAX_NEW=${MAX_NEW:-128}
 PROMPT=gsm8k-fewshot   # "Question: q\nAnswer:" (zero-shot here; on a real base model add --shots 5 --shots-data)
@@ -42,6 +43,7 @@ step() { printf '\n=== [%4ss] %s\n' "$(( $(date +%s) - T0 ))" "$*"; }
 run() { printf '+ %s\n' "$*"; "$@"; }
 
 [ -x "$BPO" ] || { echo "demo: $BPO not found; run 'make build' (make demo does)" >&2; exit 1; }
+rm -rf "$RUNS" # bpo eval/pairs/train resume existing runs; the demo starts them afresh
 mkdir -p "$OUT" "$RUNS" "$CACHE"
 
 step "1/9 synthetic math task"
