@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/bpo-dev/bpo/llama"
@@ -45,17 +46,41 @@ func encodePrompt(m *llama.Model, text string, templated bool) ([]int32, error) 
 	return toks, nil
 }
 
-// promptTokens renders and tokenizes one prompt and returns it with the token that ends a completion.
-func promptTokens(m *llama.Model, tmpl PromptTemplate, raw string, msgs []Message, line int) ([]int32, int32, error) {
+// prompt is a rendered, tokenized prompt.
+type prompt struct {
+	text      string
+	templated bool
+	tokens    []int32
+	end       int32 // the token that ends a completion
+}
+
+// promptTokens renders and tokenizes one prompt.
+func promptTokens(m *llama.Model, tmpl PromptTemplate, raw string, msgs []Message, line int) (prompt, error) {
 	text, templated, err := renderPrompt(m, tmpl, raw, msgs)
 	if err != nil {
-		return nil, 0, fmt.Errorf("line %d: %w", line, err)
+		return prompt{}, fmt.Errorf("line %d: %w", line, err)
 	}
 	p, err := encodePrompt(m, text, templated)
 	if err != nil {
-		return nil, 0, fmt.Errorf("line %d: prompt: %w", line, err)
+		return prompt{}, fmt.Errorf("line %d: prompt: %w", line, err)
 	}
-	return p, endToken(m, templated), nil
+	return prompt{text: text, templated: templated, tokens: p, end: endToken(m, templated)}, nil
+}
+
+// completion tokenizes a completion as the continuation of the prompt: prompt+completion is tokenized
+// as one text and the prompt's tokens are cut off, so the completion's tokens are the ones the model
+// sees after that prompt (tokenizing " Tom" alone with a SentencePiece vocabulary would add a second
+// space token). When the prompt's tokens are not a prefix of the whole (a merge across the boundary),
+// the completion is tokenized on its own.
+func (p prompt) completion(m *llama.Model, text string) ([]int32, error) {
+	whole, err := m.Tokenize(p.text+text, true, p.templated)
+	if err != nil {
+		return nil, err
+	}
+	if len(whole) > len(p.tokens) && slices.Equal(whole[:len(p.tokens)], p.tokens) {
+		return whole[len(p.tokens):], nil
+	}
+	return m.Tokenize(text, false, false)
 }
 
 // endToken is appended to completions: the end-of-turn token after a chat template (when the model
@@ -74,19 +99,19 @@ func TokenizePreferences(m *llama.Model, ex []PreferenceExample, tmpl PromptTemp
 	out := make([]TokenizedPair, 0, len(ex))
 	truncated := 0
 	for _, e := range ex {
-		p, end, err := promptTokens(m, tmpl, e.Prompt, e.PromptMessages, e.Line)
+		p, err := promptTokens(m, tmpl, e.Prompt, e.PromptMessages, e.Line)
 		if err != nil {
 			return nil, 0, err
 		}
-		c, err := m.Tokenize(e.Chosen, false, false)
+		c, err := p.completion(m, e.Chosen)
 		if err != nil {
 			return nil, 0, fmt.Errorf("line %d: chosen: %w", e.Line, err)
 		}
-		r, err := m.Tokenize(e.Rejected, false, false)
+		r, err := p.completion(m, e.Rejected)
 		if err != nil {
 			return nil, 0, fmt.Errorf("line %d: rejected: %w", e.Line, err)
 		}
-		pair := TokenizedPair{Line: e.Line, Prompt: p, Chosen: append(c, end), Rejected: append(r, end)}
+		pair := TokenizedPair{Line: e.Line, Prompt: p.tokens, Chosen: append(c, p.end), Rejected: append(r, p.end)}
 		pair, cut, err := trunc.Apply(pair)
 		if err != nil {
 			return nil, 0, err
@@ -203,15 +228,16 @@ func TokenizeSFT(m *llama.Model, ex []SFTExample, tmpl PromptTemplate, maxLen in
 	out := make([]llama.TrainSeq, 0, len(ex))
 	cut := 0
 	for _, e := range ex {
-		p, end, err := promptTokens(m, tmpl, e.Prompt, e.PromptMessages, e.Line)
+		pr, err := promptTokens(m, tmpl, e.Prompt, e.PromptMessages, e.Line)
 		if err != nil {
 			return nil, 0, err
 		}
-		c, err := m.Tokenize(e.Completion, false, false)
+		c, err := pr.completion(m, e.Completion)
 		if err != nil {
 			return nil, 0, fmt.Errorf("line %d: completion: %w", e.Line, err)
 		}
-		toks := append(append(p, c...), end)
+		p := pr.tokens
+		toks := append(append(append([]int32(nil), p...), c...), pr.end)
 		if maxLen > 0 && len(toks) > maxLen {
 			if len(p) >= maxLen {
 				return nil, 0, fmt.Errorf("line %d: prompt has %d tokens, max length %d leaves no completion", e.Line, len(p), maxLen)

@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -140,5 +141,39 @@ func TestReferenceLogpsMatchTrainingGraph(t *testing.T) {
 		if math.Abs(chosen[i]-refs[i].Chosen) > 1e-3 || math.Abs(rejected[i]-refs[i].Rejected) > 1e-3 {
 			t.Errorf("pair %d: policy (%v, %v) vs reference (%v, %v)", i, chosen[i], rejected[i], refs[i].Chosen, refs[i].Rejected)
 		}
+	}
+}
+
+// TestCompletionContinuesPrompt checks that with a SentencePiece vocabulary a completion starting with a
+// space is tokenized as the model sees it after the prompt, not with an extra leading space token.
+func TestCompletionContinuesPrompt(t *testing.T) {
+	m, err := llama.LoadModel(testStories, llama.ModelOptions{VocabOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	ex := []PreferenceExample{{Line: 1, Prompt: "Tom saw a cat.", Chosen: " He ran to it.", Rejected: " The sun was big."}}
+	pairs, _, err := TokenizePreferences(m, ex, "", Truncation{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole, err := m.Tokenize("Tom saw a cat. He ran to it.", true, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := append(append([]int32{}, pairs[0].Prompt...), pairs[0].Chosen[:len(pairs[0].Chosen)-1]...)
+	if !slices.Equal(got, whole) {
+		t.Errorf("prompt+chosen tokens %v, the whole text tokenizes to %v", got, whole)
+	}
+	alone, _ := m.Tokenize(" He ran to it.", false, false)
+	if len(alone) == len(pairs[0].Chosen)-1 {
+		t.Logf("note: this vocabulary adds no extra space token (%v)", alone)
+	}
+	seqs, _, err := TokenizeSFT(m, []SFTExample{{Line: 1, Prompt: "Tom saw a cat.", Completion: " He ran to it."}}, "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(seqs[0].Tokens[:len(seqs[0].Tokens)-1], whole) || seqs[0].PromptLen != len(pairs[0].Prompt) {
+		t.Errorf("sft tokens %v (prompt %d), want %v", seqs[0].Tokens, seqs[0].PromptLen, whole)
 	}
 }
