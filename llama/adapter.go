@@ -137,6 +137,5 @@ func (c *Context) SetAdapters(adapters ...AdapterScale) error {
 			return fmt.Errorf("set adapters: llama.cpp refused %s (code %d)", as.Adapter.path, int(rc))
 		}
 	}
-	c.loras = append(c.loras[:0], adapters...)
 	return nil
 }

@@ -37,9 +37,8 @@ func randomLoRA(t testing.TB, f *GGUFFile, names []string, rank int, seed uint64
 func mergeLoRA(ref *refModel, tensors []LoRATensor, alpha, scale float32) {
 	for _, lt := range tensors {
 		var w []float32
-		var l int
-		var kind string
-		if _, err := fmtSscanf(lt.Base, &l, &kind); err != nil {
+		l, kind, err := parseBlockName(lt.Base)
+		if err != nil {
 			panic(err)
 		}
 		L := &ref.layers[l]

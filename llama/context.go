@@ -46,7 +46,6 @@ type Context struct {
 	nSeq   int
 	batch  C.struct_llama_batch
 	nVocab int
-	loras  []AdapterScale
 }
 
 // NewContext creates an inference context for model.

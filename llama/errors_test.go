@@ -15,15 +15,14 @@ import (
 
 var errNotExist = fs.ErrNotExist
 
-// fmtSscanf parses "blk.<n>.<kind>.weight".
-func fmtSscanf(name string, layer *int, kind *string) (int, error) {
+// parseBlockName splits "blk.<n>.<kind>.weight" into the layer and the projection kind.
+func parseBlockName(name string) (layer int, kind string, err error) {
 	parts := strings.Split(name, ".")
 	if len(parts) != 4 {
-		return 0, fmt.Errorf("bad name %q", name)
+		return 0, "", fmt.Errorf("bad name %q", name)
 	}
-	n, err := strconv.Atoi(parts[1])
-	*layer, *kind = n, parts[2]
-	return 2, err
+	layer, err = strconv.Atoi(parts[1])
+	return layer, parts[2], err
 }
 
 func TestLoadErrors(t *testing.T) {

@@ -218,8 +218,9 @@ func (tm *TrainModel) build(p *batchPlan, mode graphMode) *trainGraph {
 	return tg
 }
 
-// run allocates the graph, sets its inputs and computes it.
-func (tm *TrainModel) run(tg *trainGraph, p *batchPlan, setExtra func() error) error {
+// prepare allocates the graph, sets its inputs (and the labels, when the graph has them) and, for a
+// graph with a backward pass, seeds the loss gradient.
+func (tm *TrainModel) prepare(tg *trainGraph, p *batchPlan) error {
 	if err := tm.sched.Alloc(tg.gr); err != nil {
 		return err
 	}
@@ -228,15 +229,20 @@ func (tm *TrainModel) run(tg *trainGraph, p *batchPlan, setExtra func() error) e
 			return err
 		}
 	}
-	if setExtra != nil {
-		if err := setExtra(); err != nil {
+	if !tg.labels.Nil() {
+		V := tm.hp.nVocab
+		labels := make([]float32, V*len(p.rows))
+		for r, t := range p.targets {
+			labels[r*V+int(t)] = 1
+		}
+		if err := tg.labels.SetFloat32(labels); err != nil {
 			return err
 		}
 	}
 	if tg.gr.grads {
 		tg.gr.Reset()
 	}
-	return tm.sched.Compute(tg.gr)
+	return nil
 }
 
 // LogProbs returns, for each sequence, log p(token | previous tokens) of its completion tokens (forward only).
@@ -247,7 +253,10 @@ func (tm *TrainModel) LogProbs(seqs []TrainSeq) ([][]float64, error) {
 	}
 	tg := tm.build(p, modeLogits)
 	defer tg.ctx.Free()
-	if err := tm.run(tg, p, nil); err != nil {
+	if err := tm.prepare(tg, p); err != nil {
+		return nil, err
+	}
+	if err := tm.sched.Compute(tg.gr); err != nil {
 		return nil, err
 	}
 	logits := tg.logits.Float32(nil)
@@ -301,26 +310,15 @@ func (tm *TrainModel) LogProbsAndGradient(seqs []TrainSeq, coefFn func(sums []fl
 	if err != nil {
 		return nil, err
 	}
-	V := tm.hp.nVocab
-	labels := make([]float32, V*len(p.rows))
-	for r, t := range p.targets {
-		labels[r*V+int(t)] = 1
-	}
 	tg := tm.build(p, modeWeighted)
 	defer tg.ctx.Free()
 	forward, backward, err := tg.gr.SplitAt(tg.ctx, tg.weighted)
 	if err != nil {
 		return nil, err
 	}
-	if err := tm.sched.Alloc(tg.gr); err != nil {
+	if err := tm.prepare(tg, p); err != nil {
 		return nil, err
 	}
-	for _, err := range []error{tg.tokens.SetInt32(p.tokens), tg.pos.SetInt32(p.pos), tg.mask.SetFloat32(p.mask), tg.rows.SetInt32(p.rows), tg.labels.SetFloat32(labels)} {
-		if err != nil {
-			return nil, err
-		}
-	}
-	tg.gr.Reset()
 	if err := tm.sched.ComputePart(forward); err != nil {
 		return nil, err
 	}
@@ -364,14 +362,12 @@ func (tm *TrainModel) NLLGradient(seqs []TrainSeq) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
-	V := tm.hp.nVocab
-	labels := make([]float32, V*len(p.rows))
-	for r, t := range p.targets {
-		labels[r*V+int(t)] = 1
-	}
 	tg := tm.build(p, modeCE)
 	defer tg.ctx.Free()
-	if err := tm.run(tg, p, func() error { return tg.labels.SetFloat32(labels) }); err != nil {
+	if err := tm.prepare(tg, p); err != nil {
+		return 0, err
+	}
+	if err := tm.sched.Compute(tg.gr); err != nil {
 		return 0, err
 	}
 	loss := float64(tg.loss.Float32(nil)[0])

@@ -30,17 +30,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/bpo-dev/bpo/bench"
+	"github.com/bpo-dev/bpo/bench/benchmodel"
 	"github.com/bpo-dev/bpo/llama"
 )
-
-// benchModel is the Qwen2.5-0.5B shape: 24 layers, embedding 896, FFN 4864, 14 heads, 2 KV heads, tied output.
-var benchModel = llama.RandomModelSpec{
-	Arch: "qwen2", Layers: 24, Embedding: 896, FeedForward: 4864, Heads: 14, HeadsKV: 2,
-	ContextLength: 32768, Type: llama.TypeQ8_0, TiedOutput: true, Seed: 1, Name: "bpo-bench-qwen2.5-0.5b-shape",
-}
 
 // job is one kind of work measured by several implementations.
 type job struct {
@@ -109,30 +103,6 @@ func genWork(model string, threads, seqs, prompt, maxTokens int, seed uint64) *w
 
 func roundUp(n, m int) int { return (n + m - 1) / m * m }
 
-// ensureModel generates the benchmark model once; the file name records the spec.
-func ensureModel(cache, vocab string) (string, error) {
-	spec := benchModel
-	spec.VocabFrom = vocab
-	name := fmt.Sprintf("%s-%dL-%d-%d-%dh-%dkv-%s-seed%d.gguf", spec.Arch, spec.Layers, spec.Embedding, spec.FeedForward, spec.Heads, spec.HeadsKV, spec.Type, spec.Seed)
-	path, err := filepath.Abs(filepath.Join(cache, name))
-	if err != nil {
-		return "", err
-	}
-	if _, err := os.Stat(path); err == nil {
-		return path, nil
-	}
-	if err := os.MkdirAll(cache, 0o755); err != nil {
-		return "", err
-	}
-	fmt.Fprintf(os.Stderr, "bridge: generating %s (once)\n", path)
-	start := time.Now()
-	if err := llama.WriteRandomModel(path, spec); err != nil {
-		return "", err
-	}
-	fmt.Fprintf(os.Stderr, "bridge: generated in %.0f s\n", time.Since(start).Seconds())
-	return path, nil
-}
-
 // runImpl runs one implementation on a work file in a fresh process and returns its measurement.
 func runImpl(impl, self, cbase, defBuild, workPath string) (measurement, error) {
 	var cmd *exec.Cmd
@@ -175,7 +145,7 @@ func orchestrate(cbase, defBuild, vocab, cache, outDir string, threads, reps, ma
 		return fmt.Errorf("C baseline: %w (build it with go build -o %s ./bench/cbaseline)", err, cbase)
 	}
 	res := bench.Start("bridge", "Go bridge vs C calling llama.cpp directly (Qwen2.5-0.5B-shaped random Q8_0)", command)
-	model, err := ensureModel(cache, vocab)
+	model, err := benchmodel.Ensure(cache, vocab, benchmodel.Spec.Type)
 	if err != nil {
 		return fmt.Errorf("model: %w", err)
 	}
@@ -204,8 +174,7 @@ func orchestrate(cbase, defBuild, vocab, cache, outDir string, threads, reps, ma
 		}
 		jobs = sel
 	}
-	res.Config["model"] = fmt.Sprintf("qwen2 %d layers, embedding %d, ff %d, %d heads, %d KV heads, tied output, %s, vocab %s",
-		benchModel.Layers, benchModel.Embedding, benchModel.FeedForward, benchModel.Heads, benchModel.HeadsKV, benchModel.Type, filepath.Base(vocab))
+	res.Config["model"] = benchmodel.Describe(vocab, benchmodel.Spec.Type)
 	res.Config["threads"] = strconv.Itoa(threads)
 	res.Config["runs"] = fmt.Sprintf("%d per implementation (march-*, repack-*: %d), alternating, fresh process each", reps, marchReps)
 	res.Config["context"] = "F32 KV cache, no flash attention, unified KV, n_batch = n_ubatch = 512, no weight repacking"

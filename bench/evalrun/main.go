@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/bpo-dev/bpo/bench"
+	"github.com/bpo-dev/bpo/bench/benchmodel"
 	"github.com/bpo-dev/bpo/eval"
 	evbench "github.com/bpo-dev/bpo/eval/bench"
 	"github.com/bpo-dev/bpo/eval/llamagen"
@@ -20,7 +21,9 @@ import (
 )
 
 func main() {
-	model := flag.String("model", "", "GGUF model (default: the bridge benchmark's model in bench/.cache)")
+	model := flag.String("model", "", "GGUF model (default: the benchmarks' shared Qwen2.5-0.5B-shaped model, generated into -cache)")
+	cache := flag.String("cache", "bench/.cache", "directory of the generated benchmark model")
+	vocab := flag.String("vocab", "../shared/models/ggml-vocab-qwen2.gguf", "tokenizer of the generated benchmark model")
 	data := flag.String("data", "../shared/data/math500/test.jsonl", "MATH-500 JSONL")
 	questions := flag.Int("questions", 8, "questions per run")
 	maxNew := flag.Int("max-new-tokens", 48, "tokens generated per answer")
@@ -29,6 +32,14 @@ func main() {
 	out := flag.String("out", "bench/results", "result directory")
 	command := flag.String("command", "make bench", "command recorded in the result")
 	flag.Parse()
+	if *model == "" {
+		path, err := benchmodel.Ensure(*cache, *vocab, benchmodel.Spec.Type)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "evalrun:", err)
+			os.Exit(1)
+		}
+		*model = path
+	}
 	if err := run(*model, *data, *questions, *maxNew, *threads, *reps, *out, *command); err != nil {
 		fmt.Fprintln(os.Stderr, "evalrun:", err)
 		os.Exit(1)
@@ -42,13 +53,6 @@ func cpuSeconds() float64 {
 }
 
 func run(modelPath, data string, questions, maxNew, threads, reps int, outDir, command string) error {
-	if modelPath == "" {
-		matches, _ := filepath.Glob("bench/.cache/qwen2-24L-*.gguf")
-		if len(matches) == 0 {
-			return fmt.Errorf("no benchmark model in bench/.cache (run bench/bridge first, or pass -model)")
-		}
-		modelPath = matches[0]
-	}
 	samples, err := evbench.Load("math500", data)
 	if err != nil {
 		return err

@@ -10,6 +10,7 @@ import (
 
 	"github.com/bpo-dev/bpo/align"
 	"github.com/bpo-dev/bpo/bench"
+	"github.com/bpo-dev/bpo/bench/benchmodel"
 	"github.com/bpo-dev/bpo/llama"
 )
 
@@ -120,7 +121,7 @@ func runEngine(res *bench.Result, ec engineConfig, withEngine, withLlama bool) e
 	defer policy.Close()
 	tm := policy.Model()
 	res.Config["lora"] = fmt.Sprintf("rank %d, alpha %g, %s on all %d layers (%d tensors, %d trainable values); A random, B zero",
-		lora.Rank, lora.Alpha, "attn_q/k/v/output + ffn_gate/up/down", benchModel.Layers, len(lora.Tensors), lora.NumParams())
+		lora.Rank, lora.Alpha, "attn_q/k/v/output + ffn_gate/up/down", benchmodel.Spec.Layers, len(lora.Tensors), lora.NumParams())
 	fmt.Fprintf(os.Stderr, "train: training graph loaded in %.1f s\n", time.Since(loadStart).Seconds())
 
 	// Warm-up: the first compute allocates the scheduler's buffers. LogProbsAndGradient is not warmed

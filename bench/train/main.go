@@ -24,6 +24,7 @@ import (
 	"strings"
 
 	"github.com/bpo-dev/bpo/bench"
+	"github.com/bpo-dev/bpo/bench/benchmodel"
 	"github.com/bpo-dev/bpo/llama"
 )
 
@@ -115,11 +116,11 @@ func run(o options) error {
 		name, title = "train-"+strings.ToLower(typ.String()), strings.Replace(title, "Q8_0", typ.String(), 1)
 	}
 	res := bench.Start(name, title, o.command)
-	model, err := ensureModel(o.cache, o.vocab, typ)
+	model, err := benchmodel.Ensure(o.cache, o.vocab, typ)
 	if err != nil {
 		return fmt.Errorf("model: %w", err)
 	}
-	res.Config["model"] = modelDesc(o.vocab, typ)
+	res.Config["model"] = benchmodel.Describe(o.vocab, typ)
 	res.Config["threads"] = strconv.Itoa(o.threads) + " (every job: training graph, llama.cpp forward, reference scoring)"
 	res.Config["runs"] = fmt.Sprintf("%d timed runs per engine / llama.cpp metric after one warm-up, alternating", o.reps)
 	if sel["engine"] || sel["llama"] {

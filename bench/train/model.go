@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -13,46 +12,6 @@ import (
 
 	"github.com/bpo-dev/bpo/llama"
 )
-
-// benchModel is the Qwen2.5-0.5B shape of the bridge benchmark (bench/bridge): 24 layers, embedding
-// 896, FFN 4864, 14 heads, 2 KV heads, tied output, Q8_0, the real qwen2 vocabulary. The spec and the
-// file name match bench/bridge's, so both benchmarks share one cached file.
-var benchModel = llama.RandomModelSpec{
-	Arch: "qwen2", Layers: 24, Embedding: 896, FeedForward: 4864, Heads: 14, HeadsKV: 2,
-	ContextLength: 32768, Type: llama.TypeQ8_0, TiedOutput: true, Seed: 1, Name: "bpo-bench-qwen2.5-0.5b-shape",
-}
-
-// modelDesc describes benchModel for the result's settings.
-func modelDesc(vocab string, typ llama.GGMLType) string {
-	return fmt.Sprintf("qwen2 %d layers, embedding %d, ff %d, %d heads, %d KV heads, tied output, %s, vocab %s (random weights)",
-		benchModel.Layers, benchModel.Embedding, benchModel.FeedForward, benchModel.Heads, benchModel.HeadsKV, typ, filepath.Base(vocab))
-}
-
-// ensureModel generates the benchmark model (with weights of type typ) into cache once and returns
-// its absolute path.
-func ensureModel(cache, vocab string, typ llama.GGMLType) (string, error) {
-	spec := benchModel
-	spec.VocabFrom = vocab
-	spec.Type = typ
-	name := fmt.Sprintf("%s-%dL-%d-%d-%dh-%dkv-%s-seed%d.gguf", spec.Arch, spec.Layers, spec.Embedding, spec.FeedForward, spec.Heads, spec.HeadsKV, spec.Type, spec.Seed)
-	path, err := filepath.Abs(filepath.Join(cache, name))
-	if err != nil {
-		return "", err
-	}
-	if _, err := os.Stat(path); err == nil {
-		return path, nil
-	}
-	if err := os.MkdirAll(cache, 0o755); err != nil {
-		return "", err
-	}
-	fmt.Fprintf(os.Stderr, "train: generating %s (once)\n", path)
-	start := time.Now()
-	if err := llama.WriteRandomModel(path, spec); err != nil {
-		return "", fmt.Errorf("generate %s: %w", path, err)
-	}
-	fmt.Fprintf(os.Stderr, "train: generated in %.0f s\n", time.Since(start).Seconds())
-	return path, nil
-}
 
 // randomIDs draws n ordinary (non-special) token ids of the qwen2 vocabulary.
 func randomIDs(rng *rand.Rand, n int) []llama.Token {

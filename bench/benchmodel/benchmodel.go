@@ -1,0 +1,51 @@
+// Package benchmodel generates, once, the random-weight Qwen2.5-0.5B-shaped model the benchmarks share
+// (bench/bridge, bench/train, bench/evalrun) and caches it by its spec.
+package benchmodel
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/bpo-dev/bpo/llama"
+)
+
+// Spec is the Qwen2.5-0.5B shape: qwen2, 24 layers, embedding 896, FFN 4864, 14 heads, 2 KV heads,
+// tied output; VocabFrom and Type are set by Ensure.
+var Spec = llama.RandomModelSpec{
+	Arch: "qwen2", Layers: 24, Embedding: 896, FeedForward: 4864, Heads: 14, HeadsKV: 2,
+	ContextLength: 32768, Type: llama.TypeQ8_0, TiedOutput: true, Seed: 1, Name: "bpo-bench-qwen2.5-0.5b-shape",
+}
+
+// Describe is a one-line description of the model for a result's settings.
+func Describe(vocab string, typ llama.GGMLType) string {
+	return fmt.Sprintf("qwen2 %d layers, embedding %d, ff %d, %d heads, %d KV heads, tied output, %s, vocab %s (random weights)",
+		Spec.Layers, Spec.Embedding, Spec.FeedForward, Spec.Heads, Spec.HeadsKV, typ, filepath.Base(vocab))
+}
+
+// Ensure returns the absolute path of the model with weights of type typ and the tokenizer of vocab,
+// generating it into cache the first time (the file name records the spec).
+func Ensure(cache, vocab string, typ llama.GGMLType) (string, error) {
+	spec := Spec
+	spec.VocabFrom = vocab
+	spec.Type = typ
+	name := fmt.Sprintf("%s-%dL-%d-%d-%dh-%dkv-%s-seed%d.gguf", spec.Arch, spec.Layers, spec.Embedding, spec.FeedForward, spec.Heads, spec.HeadsKV, spec.Type, spec.Seed)
+	path, err := filepath.Abs(filepath.Join(cache, name))
+	if err != nil {
+		return "", err
+	}
+	if _, err := os.Stat(path); err == nil {
+		return path, nil
+	}
+	if err := os.MkdirAll(cache, 0o755); err != nil {
+		return "", err
+	}
+	fmt.Fprintf(os.Stderr, "bench: generating %s (once)\n", path)
+	start := time.Now()
+	if err := llama.WriteRandomModel(path, spec); err != nil {
+		return "", fmt.Errorf("generate %s: %w", path, err)
+	}
+	fmt.Fprintf(os.Stderr, "bench: generated in %.0f s\n", time.Since(start).Seconds())
+	return path, nil
+}
