@@ -93,6 +93,11 @@ ipnn-experiments: build
 	$(IPNN_BPO) --dataset toy-bits --bits 12 --bit-labels --runs $(IPNN_FEW_RUNS) --out $(IPNN_OUT)/toy12-bitlabels
 	$(IPNN_BPO) --dataset toy-bits --bits 12 --bit-labels --batch 2048 --forget 10 --runs $(IPNN_FEW_RUNS) --out $(IPNN_OUT)/toy12-bitlabels-b2048-T10
 	$(IPNN_BPO) --dataset toy-bits --bits 12 --runs $(IPNN_FEW_RUNS) --out $(IPNN_OUT)/toy12-nolabels
+	$(IPNN_BPO) --dataset toy-bits --bits 12 --bit-labels --signed-bits --repeat 500 --epochs 2 --runs $(IPNN_RUNS) --out $(IPNN_OUT)/toy12-bitlabels-signed
+	$(IPNN_BPO) --dataset toy-bits --bits 12 --signed-bits --repeat 500 --epochs 2 --runs $(IPNN_FEW_RUNS) --out $(IPNN_OUT)/toy12-nolabels-signed
+	$(IPNN_BPO) --dataset toy-bits --bits 10 --bit-labels --batch 1024 --repeat 50 --epochs 3 --runs 20 --save-model=false --out $(IPNN_OUT)/toy10-bitlabels-sweep
+	$(IPNN_BPO) --dataset toy-bits --bits 10 --bit-labels --signed-bits --batch 1024 --repeat 50 --epochs 3 --runs 20 --save-model=false --out $(IPNN_OUT)/toy10-bitlabels-signed-sweep
 	bin/bpo ipnn report $(addprefix $(IPNN_OUT)/,mnist-ipnn-225 mnist-softmax fashion-ipnn-225 fashion-softmax \
-		mnist-ipnn-10 toy12-bitlabels toy12-bitlabels-b2048-T10 toy12-nolabels numbers10-tied-235 numbers10-tied-10)
+		mnist-ipnn-10 toy12-bitlabels-signed toy12-nolabels-signed toy12-bitlabels toy12-bitlabels-b2048-T10 toy12-nolabels \
+		toy10-bitlabels-sweep toy10-bitlabels-signed-sweep numbers10-tied-235 numbers10-tied-10)
 	bin/bpo ipnn report --clusters 1 $(IPNN_OUT)/mnist-cluster-2x10-eps2 $(IPNN_OUT)/mnist-cluster-2x10-eps2-refclamp

@@ -2,9 +2,12 @@ package ipnn
 
 import "math"
 
-// Adam is the Adam optimiser (Kingma & Ba) with PyTorch's defaults and no weight decay.
+// Adam is the Adam optimiser (Kingma & Ba) with PyTorch's defaults. WeightDecay is
+// torch.optim.Adam's weight_decay: an L2 term WeightDecay*p added to every gradient before
+// the moment estimates (coupled, not AdamW's decoupled decay).
 type Adam struct {
 	LR, Beta1, Beta2, Eps float64
+	WeightDecay           float64
 	step                  int
 	m, v                  [][]float32
 }
@@ -31,10 +34,11 @@ func (a *Adam) Step(params, grads [][]float32) {
 	stepSize := float32(a.LR / c1)
 	sc2 := float32(1 / math.Sqrt(c2))
 	eps := float32(a.Eps)
+	wd := float32(a.WeightDecay)
 	for i, p := range params {
 		g, m, v := grads[i], a.m[i], a.v[i]
 		for j := range p {
-			gj := g[j]
+			gj := g[j] + wd*p[j]
 			m[j] = b1*m[j] + (1-b1)*gj
 			v[j] = b2*v[j] + (1-b2)*gj*gj
 			p[j] -= stepSize * m[j] / (float32(math.Sqrt(float64(v[j])))*sc2 + eps)

@@ -44,6 +44,10 @@ type Experiment struct {
 	Bits      int  `json:"bits,omitempty"`
 	Repeat    int  `json:"repeat,omitempty"`
 	BitLabels bool `json:"bit_labels,omitempty"`
+	// SignedBits codes the toy task's input bits as -1/+1 instead of the paper's 0/1.
+	SignedBits bool `json:"signed_bits,omitempty"`
+	// WeightDecay is Adam's L2 weight decay (PyTorch weight_decay semantics).
+	WeightDecay float64 `json:"weight_decay,omitempty"`
 	// Number task: Digits images per number, Passes over the training images; Tie shares
 	// one observation (P(digit | a)) between all positions instead of one per position.
 	Digits int  `json:"digits,omitempty"`
@@ -89,7 +93,7 @@ func (e *Experiment) loadData(rng *rand.Rand) (train, test *Dataset, nt *NumberT
 			return nil, nil, nil, err
 		}
 	case DatasetToyBits:
-		if train, test, err = ToyBits(e.Bits, e.Repeat); err != nil {
+		if train, test, err = ToyBits(e.Bits, e.Repeat, e.SignedBits); err != nil {
 			return nil, nil, nil, err
 		}
 	case DatasetNumbers:
@@ -199,7 +203,7 @@ func (e *Experiment) Run(ctx context.Context, progress func(run, epoch, step, st
 		if err != nil {
 			return results, err
 		}
-		opt := TrainOptions{Epochs: e.Epochs, Batch: e.Batch, LR: e.LR, EvalEachEpoch: e.Dataset != DatasetToyBits}
+		opt := TrainOptions{Epochs: e.Epochs, Batch: e.Batch, LR: e.LR, WeightDecay: e.WeightDecay, EvalEachEpoch: e.Dataset != DatasetToyBits}
 		if progress != nil {
 			opt.Progress = func(ep, s, n int, l float64) { progress(r, ep, s, n, l) }
 		}

@@ -121,6 +121,17 @@ func WriteReport(w io.Writer, dirs []string) error {
 			}
 		}
 		other := "-"
+		if r0.Dataset == DatasetToyBits {
+			coding := "0/1"
+			if r0.SignedBits {
+				coding = "±1"
+			}
+			lo := acc[0]
+			for _, a := range acc {
+				lo = math.Min(lo, a)
+			}
+			other = fmt.Sprintf("input bits %s; %d steps/run; worst run %.2f", coding, r0.Stats.Steps, lo)
+		}
 		if r0.Dataset == DatasetNumbers {
 			dm, ds := meanStd(dig)
 			other = fmt.Sprintf("digit acc %.2f ± %.2f; %d classes; %d/%d test numbers unseen in training", dm, ds, r0.Classes, r0.UnseenTest, r0.TestSize)

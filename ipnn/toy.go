@@ -4,8 +4,9 @@ import "fmt"
 
 // ToyBits returns the binary-number toy task of the IPNN paper: the input is the k-bit
 // binary representation (MSB first) of a number in [0, 2^k), the class is the number.
+// Bits are coded 0/1 as in the paper, or -1/+1 when signed is set (zero-mean inputs).
 // The training set repeats every number repeat times; the test set holds each once.
-func ToyBits(k, repeat int) (train, test *Dataset, err error) {
+func ToyBits(k, repeat int, signed bool) (train, test *Dataset, err error) {
 	if k < 1 || k > 20 {
 		return nil, nil, fmt.Errorf("toy bits: k = %d, want 1..20", k)
 	}
@@ -14,8 +15,13 @@ func ToyBits(k, repeat int) (train, test *Dataset, err error) {
 	}
 	n := 1 << k
 	test = &Dataset{Name: fmt.Sprintf("toy-bits-%d", k), Dim: k, Classes: n, X: make([]float32, n*k), Y: make([]int64, n)}
+	zero := float32(0)
+	if signed {
+		zero = -1
+	}
 	for v := 0; v < n; v++ {
 		for j := 0; j < k; j++ {
+			test.X[v*k+j] = zero
 			if v>>(k-1-j)&1 == 1 {
 				test.X[v*k+j] = 1
 			}

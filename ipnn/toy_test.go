@@ -1,13 +1,16 @@
 package ipnn
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 )
 
 func TestToyBitsData(t *testing.T) {
-	tr, te, err := ToyBits(4, 3)
+	tr, te, err := ToyBits(4, 3, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -21,11 +24,21 @@ func TestToyBitsData(t *testing.T) {
 			t.Fatalf("bits of 11: %v", te.X[11*4:12*4])
 		}
 	}
+	_, ts, err := ToyBits(4, 1, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantSigned := []float32{1, -1, 1, 1}
+	for j, v := range ts.X[11*4 : 12*4] {
+		if v != wantSigned[j] {
+			t.Fatalf("signed bits of 11: %v", ts.X[11*4:12*4])
+		}
+	}
 	sets := BitLabelSets(4)
 	if sets[0].Label(11) != 1 || sets[1].Label(11) != 0 || sets[3].Label(11) != 1 {
 		t.Fatalf("bit labels of 11: %d %d %d", sets[0].Label(11), sets[1].Label(11), sets[3].Label(11))
 	}
-	if _, _, err := ToyBits(0, 1); err == nil {
+	if _, _, err := ToyBits(0, 1, false); err == nil {
 		t.Fatal("k=0 accepted")
 	}
 }
@@ -51,6 +64,14 @@ func TestToyBitsTrain(t *testing.T) {
 	runs, err := ReadRuns(e.Out)
 	if err != nil || len(runs) != 1 || runs[0].Accuracy != res[0].Accuracy || len(runs[0].LabelSets) != k+1 {
 		t.Fatalf("run JSON: %v %+v", err, runs)
+	}
+	var buf bytes.Buffer
+	if err := WriteReport(&buf, []string{e.Out}); err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("input bits 0/1; %d steps/run; worst run %.2f", res[0].Stats.Steps, 100*res[0].Accuracy)
+	if !strings.Contains(buf.String(), want) {
+		t.Fatalf("report lacks %q:\n%s", want, buf.String())
 	}
 }
 

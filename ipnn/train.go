@@ -13,6 +13,8 @@ type TrainOptions struct {
 	Epochs int
 	Batch  int
 	LR     float64
+	// WeightDecay is Adam's L2 weight decay (PyTorch's weight_decay; 0: none).
+	WeightDecay float64
 	// EvalEachEpoch measures test accuracy after every epoch (else only at the end).
 	EvalEachEpoch bool
 	// EvalBatch is the inference batch size (default 500).
@@ -35,10 +37,14 @@ func Train(ctx context.Context, m *Model, train, test *Dataset, opt TrainOptions
 	if opt.Epochs < 1 || opt.Batch < 1 || !(opt.LR > 0) {
 		return st, fmt.Errorf("train: epochs (%d) and batch (%d) must be >= 1 and lr (%v) > 0", opt.Epochs, opt.Batch, opt.LR)
 	}
+	if !(opt.WeightDecay >= 0) {
+		return st, fmt.Errorf("train: weight decay %v, want >= 0", opt.WeightDecay)
+	}
 	if train.Dim != m.InputDim() {
 		return st, fmt.Errorf("train: data %s has width %d, model expects %d", train.Name, train.Dim, m.InputDim())
 	}
 	adam := NewAdam(opt.LR)
+	adam.WeightDecay = opt.WeightDecay
 	params := m.Net.Params()
 	var x, dl Mat
 	var y []int64

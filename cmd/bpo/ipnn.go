@@ -81,6 +81,7 @@ func ipnnTrainCommand() *cli.Command {
 			&cli.StringFlag{Name: "hidden", Usage: "hidden layer widths of the MLP backbone (default per dataset)"},
 			&cli.IntFlag{Name: "epochs", Usage: "training epochs (default per dataset)"},
 			&cli.Float64Flag{Name: "lr", Value: 1e-3, Usage: "Adam learning rate"},
+			&cli.Float64Flag{Name: "weight-decay", Usage: "Adam L2 weight decay (PyTorch weight_decay)"},
 			&cli.IntFlag{Name: "batch", Usage: "mini-batch size (default per dataset)"},
 			&cli.IntFlag{Name: "forget", Value: 5, Usage: "forget number T: observations of the last T mini-batches count"},
 			&cli.Float64Flag{Name: "eps", Value: 1e-6, Usage: "stable number epsilon of P(y|joint)"},
@@ -92,6 +93,7 @@ func ipnnTrainCommand() *cli.Command {
 			&cli.IntFlag{Name: "bits", Value: 12, Usage: "toy-bits: number of bits (2^bits classes)"},
 			&cli.IntFlag{Name: "repeat", Value: 50, Usage: "toy-bits: copies of every number in the training set"},
 			&cli.BoolFlag{Name: "bit-labels", Usage: "toy-bits: multi-degree training with one binary label per group"},
+			&cli.BoolFlag{Name: "signed-bits", Usage: "toy-bits: code input bits as -1/+1 instead of the paper's 0/1 (zero-mean inputs; avoids most stalled runs)"},
 			&cli.IntFlag{Name: "digits", Value: 10, Usage: "mnist-numbers: digit images per number"},
 			&cli.IntFlag{Name: "passes", Value: 1, Usage: "mnist-numbers: groupings of the 60k training images (numbers = passes*60000/digits)"},
 			&cli.BoolFlag{Name: "tie", Usage: "mnist-numbers: one observation P(digit | a) shared by all positions (else one per position)"},
@@ -162,14 +164,14 @@ func experimentFromFlags(c *cli.Context) (*ipnn.Experiment, error) {
 	e := &ipnn.Experiment{Dataset: dataset, DataDir: c.String("data"), Kind: ipnn.Kind(c.String("model")), Init: d.init,
 		Forget: c.Int("forget"), Eps: c.Float64("eps"), Epochs: pick("epochs", d.epochs), Batch: pick("batch", d.batch),
 		LR: c.Float64("lr"), Seed: c.Uint64("seed"), Runs: c.Int("runs"), FirstRun: c.Int("first-run"), Independence: c.Bool("independence"), RefClamp: c.Bool("ref-clamp"),
-		TrainLimit: c.Int("train-limit"), Out: c.String("out"), SaveModels: c.Bool("save-model")}
+		WeightDecay: c.Float64("weight-decay"), TrainLimit: c.Int("train-limit"), Out: c.String("out"), SaveModels: c.Bool("save-model")}
 	var err error
 	if e.Hidden, err = parseInts("hidden", hidden); err != nil {
 		return nil, err
 	}
 	switch dataset {
 	case ipnn.DatasetToyBits:
-		e.Bits, e.Repeat, e.BitLabels = c.Int("bits"), c.Int("repeat"), c.Bool("bit-labels")
+		e.Bits, e.Repeat, e.BitLabels, e.SignedBits = c.Int("bits"), c.Int("repeat"), c.Bool("bit-labels"), c.Bool("signed-bits")
 	case ipnn.DatasetNumbers:
 		e.Digits, e.Passes, e.Tie = c.Int("digits"), c.Int("passes"), c.Bool("tie")
 	}
