@@ -9,6 +9,8 @@ import (
 	"io"
 	"math"
 	"os"
+
+	"github.com/bpo-dev/bpo/internal/atomicfile"
 )
 
 // MetricsFileName is the name of the per-step metrics file inside a run directory.
@@ -232,7 +234,7 @@ func TruncateMetricsAfter(path string, step int) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(path, func(w io.Writer) error {
+	return atomicfile.WriteFunc(path, func(w io.Writer) error {
 		for _, s := range steps {
 			if s.Step > step {
 				continue

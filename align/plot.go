@@ -15,6 +15,8 @@ import (
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 	"gonum.org/v1/plot/vg/vgimg"
+
+	"github.com/bpo-dev/bpo/internal/atomicfile"
 )
 
 // Run is the training metrics of one run directory.
@@ -156,7 +158,7 @@ func PlotRewards(runs []Run, out string, opts PlotOptions) error {
 	for i, p := range plots[0] {
 		p.Draw(canvases[0][i])
 	}
-	return writeFileAtomic(out, func(wr io.Writer) error {
+	return atomicfile.WriteFunc(out, func(wr io.Writer) error {
 		_, err := vgimg.PngCanvas{Canvas: img}.WriteTo(wr)
 		return err
 	})

@@ -9,6 +9,8 @@ import (
 	"hash/crc32"
 	"io"
 	"os"
+
+	"github.com/bpo-dev/bpo/internal/atomicfile"
 )
 
 // ErrRefCacheStale means a reference cache exists but was computed for other inputs (model, data,
@@ -75,7 +77,7 @@ const refCacheMagic = "BPOREFS1"
 
 // SaveRefCache writes reference log-probs under a key, atomically.
 func SaveRefCache(path, key string, refs []RefLogps) error {
-	return writeFileAtomic(path, func(w io.Writer) error {
+	return atomicfile.WriteFunc(path, func(w io.Writer) error {
 		crc := crc32.New(castagnoli())
 		cw := &countWriter{w: io.MultiWriter(w, crc)}
 		sw := stateWriter{w: cw}

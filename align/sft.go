@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/bpo-dev/bpo/llama"
+
+	"github.com/bpo-dev/bpo/internal/atomicfile"
 )
 
 // SFTConfig configures supervised fine-tuning: the mean negative log-likelihood of completion tokens.
@@ -186,7 +188,7 @@ func RunSFT(ctx context.Context, cfg SFTConfig, policy SFTPolicy, seqs []llama.T
 			return err
 		}
 		prev, _ := os.ReadFile(filepath.Join(cfg.RunDir, latestCheckpointFile))
-		if err := writeFileAtomic(filepath.Join(cfg.RunDir, latestCheckpointFile), func(w io.Writer) error {
+		if err := atomicfile.WriteFunc(filepath.Join(cfg.RunDir, latestCheckpointFile), func(w io.Writer) error {
 			_, err := io.WriteString(w, name+"\n")
 			return err
 		}); err != nil {
@@ -293,5 +295,5 @@ func truncateJSONLSteps(path string, step int) error {
 		}
 		keep = append(keep, line...)
 	}
-	return writeFileAtomic(path, func(w io.Writer) error { _, err := w.Write(keep); return err })
+	return atomicfile.WriteFunc(path, func(w io.Writer) error { _, err := w.Write(keep); return err })
 }

@@ -11,6 +11,8 @@ import (
 	"os"
 	"sort"
 	"unicode/utf8"
+
+	"github.com/bpo-dev/bpo/internal/atomicfile"
 )
 
 // TrainState is what a trainer checkpoint needs besides the adapter weights: the step counters,
@@ -53,7 +55,7 @@ func SaveTrainState(path string, st *TrainState) error {
 	if err != nil {
 		return fmt.Errorf("save train state: rng: %w", err)
 	}
-	return writeFileAtomic(path, func(w io.Writer) error {
+	return atomicfile.WriteFunc(path, func(w io.Writer) error {
 		crc := crc32.New(castagnoli())
 		cw := &countWriter{w: io.MultiWriter(w, crc)}
 		sw := stateWriter{w: cw}

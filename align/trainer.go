@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/bpo-dev/bpo/internal/atomicfile"
 )
 
 // TrainConfig configures a preference-optimization run.
@@ -512,7 +514,7 @@ func (t *Trainer) checkpoint() error {
 	if err := os.Rename(tmp, final); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
-	if err := writeFileAtomic(filepath.Join(t.cfg.RunDir, latestCheckpointFile), func(w io.Writer) error {
+	if err := atomicfile.WriteFunc(filepath.Join(t.cfg.RunDir, latestCheckpointFile), func(w io.Writer) error {
 		_, err := io.WriteString(w, name+"\n")
 		return err
 	}); err != nil {

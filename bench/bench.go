@@ -17,6 +17,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/bpo-dev/bpo/internal/atomicfile"
 )
 
 // Result is the output of one benchmark program.
@@ -200,31 +202,10 @@ func (r *Result) Finish(dir string) (string, error) {
 		return "", fmt.Errorf("bench result %s: %w", r.Name, err)
 	}
 	path := filepath.Join(dir, r.Name+".json")
-	if err := WriteFileAtomic(path, append(b, '\n')); err != nil {
+	if err := atomicfile.Write(path, append(b, '\n')); err != nil {
 		return "", fmt.Errorf("bench result: %w", err)
 	}
 	return path, nil
-}
-
-// WriteFileAtomic writes data to a temporary file in path's directory and renames it over path.
-func WriteFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
 
 // ReadResult reads one result file; errors name the file and the problem.

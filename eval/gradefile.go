@@ -12,6 +12,8 @@ import (
 
 	"github.com/bpo-dev/bpo/eval/bench"
 	"github.com/bpo-dev/bpo/eval/grader"
+
+	"github.com/bpo-dev/bpo/internal/atomicfile"
 )
 
 // GradeCounts is the outcome of grading a file.
@@ -140,7 +142,7 @@ func GradeFile(benchmark string, method grader.Method, inPath, outPath string) (
 		return counts, fmt.Errorf("grade: %w", err)
 	}
 	if buf != nil {
-		if err := WriteFileAtomic(outPath, buf.Bytes()); err != nil {
+		if err := atomicfile.Write(outPath, buf.Bytes()); err != nil {
 			return counts, fmt.Errorf("grade: %w", err)
 		}
 	}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
+
+	"github.com/bpo-dev/bpo/internal/atomicfile"
 )
 
 // Pair is one on-policy preference pair, a line of the pairs file. It is read by `bpo train`
@@ -119,5 +121,5 @@ func WritePairs(path string, pairs []Pair) error {
 			return fmt.Errorf("encode pair %d: %w", i, err)
 		}
 	}
-	return WriteFileAtomic(path, buf.Bytes())
+	return atomicfile.Write(path, buf.Bytes())
 }

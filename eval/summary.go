@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/bpo-dev/bpo/eval/stats"
+
+	"github.com/bpo-dev/bpo/internal/atomicfile"
 )
 
 // Group is the accuracy of a subset of questions (a subject or a level).
@@ -148,14 +150,14 @@ func WriteSummary(dir string, s *Summary) error {
 	if err != nil {
 		return fmt.Errorf("encode summary: %w", err)
 	}
-	if err := WriteFileAtomic(filepath.Join(dir, SummaryFile), append(b, '\n')); err != nil {
+	if err := atomicfile.Write(filepath.Join(dir, SummaryFile), append(b, '\n')); err != nil {
 		return err
 	}
 	var md bytes.Buffer
 	if err := s.WriteMarkdown(&md); err != nil {
 		return err
 	}
-	return WriteFileAtomic(filepath.Join(dir, SummaryMDFile), md.Bytes())
+	return atomicfile.Write(filepath.Join(dir, SummaryMDFile), md.Bytes())
 }
 
 // ReadSummary reads dir/summary.json.

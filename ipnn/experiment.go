@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/bpo-dev/bpo/internal/atomicfile"
 )
 
 // Dataset names accepted by Experiment.
@@ -246,7 +248,7 @@ func (e *Experiment) Run(ctx context.Context, progress func(run, epoch, step, st
 		if err != nil {
 			return results, fmt.Errorf("encode run %d: %w", first+r, err)
 		}
-		if err := writeFileAtomic(base+".json", append(js, '\n')); err != nil {
+		if err := atomicfile.Write(base+".json", append(js, '\n')); err != nil {
 			return results, err
 		}
 		results = append(results, res)

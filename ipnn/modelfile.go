@@ -11,7 +11,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
+
+	"github.com/bpo-dev/bpo/internal/atomicfile"
 )
 
 // modelMagic starts every saved model file.
@@ -45,7 +46,7 @@ func (m *Model) Save(path string) error {
 			binary.Write(&buf, binary.LittleEndian, t.Den)
 		}
 	}
-	return writeFileAtomic(path, buf.Bytes())
+	return atomicfile.Write(path, buf.Bytes())
 }
 
 // LoadModel reads a model saved by Save.
@@ -111,32 +112,4 @@ func LoadModel(path string) (*Model, error) {
 		return nil, fmt.Errorf("load model %s: trailing data after the last tensor", path)
 	}
 	return m, nil
-}
-
-// writeFileAtomic writes data to a temporary file beside path and renames it into place.
-func writeFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	name := tmp.Name()
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		os.Remove(name)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		os.Remove(name)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Chmod(name, 0o644); err != nil {
-		os.Remove(name)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(name, path); err != nil {
-		os.Remove(name)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
 }

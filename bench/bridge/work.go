@@ -7,8 +7,9 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/bpo-dev/bpo/bench"
 	"github.com/bpo-dev/bpo/llama"
+
+	"github.com/bpo-dev/bpo/internal/atomicfile"
 )
 
 // work is one measured job, written to a text file that the Go runner and the C baseline both read,
@@ -82,7 +83,7 @@ func writeWork(path string, w *work) error {
 		}
 	}
 	b.WriteString("end\n")
-	return bench.WriteFileAtomic(path, []byte(b.String()))
+	return atomicfile.Write(path, []byte(b.String()))
 }
 
 // readWork parses a work file; errors name the line.

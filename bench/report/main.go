@@ -9,6 +9,8 @@ import (
 	"os"
 
 	"github.com/bpo-dev/bpo/bench"
+
+	"github.com/bpo-dev/bpo/internal/atomicfile"
 )
 
 func main() {
@@ -20,7 +22,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "report:", err)
 		os.Exit(1)
 	}
-	if err := bench.WriteFileAtomic(*out, []byte(bench.Markdown(rs))); err != nil {
+	if err := atomicfile.Write(*out, []byte(bench.Markdown(rs))); err != nil {
 		fmt.Fprintln(os.Stderr, "report:", err)
 		os.Exit(1)
 	}

@@ -7,6 +7,8 @@ import (
 
 	"github.com/bpo-dev/bpo/eval"
 	"github.com/urfave/cli/v2"
+
+	"github.com/bpo-dev/bpo/internal/atomicfile"
 )
 
 // compareCommand prints a side-by-side accuracy table of evaluation runs with paired tests.
@@ -68,7 +70,7 @@ func compareCommand() *cli.Command {
 			}
 			fmt.Fprint(c.App.Writer, b.String())
 			if p := c.String("out"); p != "" {
-				if err := eval.WriteFileAtomic(p, []byte(b.String())); err != nil {
+				if err := atomicfile.Write(p, []byte(b.String())); err != nil {
 					return fmt.Errorf("compare: %w", err)
 				}
 			}

@@ -10,6 +10,8 @@ import (
 
 	"github.com/bpo-dev/bpo/align"
 	"github.com/bpo-dev/bpo/llama"
+
+	"github.com/bpo-dev/bpo/internal/atomicfile"
 )
 
 func sftCommand() *cli.Command {
@@ -120,21 +122,5 @@ func copyFileAtomic(src, dst string) error {
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".tmp*")
-	if err != nil {
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return err
-	}
-	tmp.Close()
-	os.Chmod(tmp.Name(), 0o644)
-	return os.Rename(tmp.Name(), dst)
+	return atomicfile.Write(dst, data)
 }
