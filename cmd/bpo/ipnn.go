@@ -3,10 +3,13 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
+	"github.com/bpo-dev/bpo/internal/atomicfile"
 	"github.com/bpo-dev/bpo/ipnn"
 	"github.com/schollz/progressbar/v3"
 	"github.com/urfave/cli/v2"
@@ -242,29 +245,40 @@ func ipnnReportCommand() *cli.Command {
 			"in every run, the distinct groupings, and adjusted Rand indices.",
 		Flags: []cli.Flag{
 			&cli.IntFlag{Name: "clusters", Usage: "split group (1-based) to analyse as clusters; 0: none"},
+			&cli.StringFlag{Name: "update", Usage: "regenerate the `<!-- ipnn-report: DIR... -->` blocks of this markdown file in place (directories relative to the file)"},
 		},
 		Action: func(c *cli.Context) error {
+			if path := c.String("update"); path != "" {
+				return updateReportFile(c.App.Writer, path)
+			}
 			dirs := c.Args().Slice()
 			if len(dirs) == 0 {
-				return errors.New("ipnn report: give at least one RUN_DIR")
+				return errors.New("ipnn report: give at least one RUN_DIR (or --update FILE)")
 			}
-			if err := ipnn.WriteReport(c.App.Writer, dirs); err != nil {
+			if err := ipnn.Report(c.App.Writer, dirs, c.Int("clusters")); err != nil {
 				return fmt.Errorf("ipnn report: %w", err)
-			}
-			if g := c.Int("clusters"); g > 0 {
-				for _, d := range dirs {
-					if runs, err := ipnn.ReadRuns(d); err != nil || len(runs[0].States) == 0 {
-						continue // not an IPNN run directory with recorded states
-					}
-					rep, err := ipnn.Clusters(d, g-1)
-					if err != nil {
-						return fmt.Errorf("ipnn report: %w", err)
-					}
-					fmt.Fprintf(c.App.Writer, "\n### Clusters: %s\n\n", d)
-					rep.WriteClusters(c.App.Writer)
-				}
 			}
 			return nil
 		},
 	}
+}
+
+// updateReportFile rewrites the report blocks of a markdown file atomically.
+func updateReportFile(w io.Writer, path string) error {
+	doc, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("ipnn report: %w", err)
+	}
+	out, n, err := ipnn.UpdateReportBlocks(doc, filepath.Dir(path))
+	if err != nil {
+		return fmt.Errorf("ipnn report: %s: %w", path, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("ipnn report: %s has no <!-- ipnn-report: DIR... --> block", path)
+	}
+	if err := atomicfile.Write(path, out); err != nil {
+		return fmt.Errorf("ipnn report: %w", err)
+	}
+	fmt.Fprintf(w, "updated %d report blocks in %s\n", n, path)
+	return nil
 }
