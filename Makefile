@@ -75,7 +75,7 @@ IPNN_RUNS ?= 10
 IPNN_FEW_RUNS ?= 3
 IPNN_NICE ?= nice -n 10
 IPNN_BPO = $(IPNN_NICE) bin/bpo ipnn train
-.PHONY: ipnn-data ipnn-experiments
+.PHONY: ipnn-data ipnn-experiments ipnn-readme
 
 ipnn-data:
 	apt-get update && apt-get install -y dataset-fashion-mnist
@@ -101,3 +101,9 @@ ipnn-experiments: build
 		mnist-ipnn-10 toy12-bitlabels-signed toy12-nolabels-signed toy12-bitlabels toy12-bitlabels-b2048-T10 toy12-nolabels \
 		toy10-bitlabels-sweep toy10-bitlabels-signed-sweep numbers10-tied-235 numbers10-tied-10)
 	bin/bpo ipnn report --clusters 1 $(IPNN_OUT)/mnist-cluster-2x10-eps2 $(IPNN_OUT)/mnist-cluster-2x10-eps2-refclamp
+
+# Copy the runs' JSON of $(IPNN_OUT) into ipnn/results (committed) and regenerate the README's report blocks.
+ipnn-readme: build
+	for d in $(IPNN_OUT)/*/; do n=$$(basename $$d); ls $$d/run-*.json >/dev/null 2>&1 || continue; \
+		mkdir -p ipnn/results/$$n && cp $$d/run-*.json ipnn/results/$$n/; done
+	bin/bpo ipnn report --update README.md
