@@ -65,20 +65,23 @@ type Experiment struct {
 // RunResult is the per-run JSON record.
 type RunResult struct {
 	Experiment
-	Run           int        `json:"run"`
-	RunSeed       uint64     `json:"run_seed"`
-	LabelSets     []string   `json:"label_sets,omitempty"`
-	TrainSize     int        `json:"train_size"`
-	TestSize      int        `json:"test_size"`
-	Accuracy      float64    `json:"accuracy"`
-	Stats         TrainStats `json:"stats"`
-	EvalSeconds   float64    `json:"eval_seconds"`
-	PeakRSSMiB    float64    `json:"peak_rss_mib"`
-	ModelFile     string     `json:"model_file,omitempty"`
-	States        [][]byte   `json:"states,omitempty"`         // per group: argmax state of each test sample
-	TestLabels    []byte     `json:"test_labels,omitempty"`    // test classes when < 256 classes
-	DigitAcc      float64    `json:"digit_accuracy,omitempty"` // number task: per-digit accuracy
-	UnseenTest    int        `json:"unseen_test,omitempty"`    // number task: test numbers unseen in training
+	Run         int        `json:"run"`
+	RunSeed     uint64     `json:"run_seed"`
+	LabelSets   []string   `json:"label_sets,omitempty"`
+	TrainSize   int        `json:"train_size"`
+	TestSize    int        `json:"test_size"`
+	Accuracy    float64    `json:"accuracy"`
+	Stats       TrainStats `json:"stats"`
+	EvalSeconds float64    `json:"eval_seconds"`
+	PeakRSSMiB  float64    `json:"peak_rss_mib"`
+	ModelFile   string     `json:"model_file,omitempty"`
+	States      [][]byte   `json:"states,omitempty"`         // per group: argmax state of each test sample
+	TestLabels  []byte     `json:"test_labels,omitempty"`    // test classes when < 256 classes
+	DigitAcc    float64    `json:"digit_accuracy,omitempty"` // number task: per-digit accuracy
+	// GroupBits (toy task, two-state groups): per split group, the input bit its most
+	// probable state follows best on the test set, and the share of test numbers where it does.
+	GroupBits     []GroupBit `json:"group_bits,omitempty"`
+	UnseenTest    int        `json:"unseen_test,omitempty"` // number task: test numbers unseen in training
 	DistinctTrain int        `json:"distinct_train,omitempty"`
 	Classes       int64      `json:"classes"`
 	Finished      string     `json:"finished"`
@@ -230,6 +233,11 @@ func (e *Experiment) Run(ctx context.Context, progress func(run, epoch, step, st
 				res.TestLabels[i] = byte(y)
 			}
 		}
+		if e.Dataset == DatasetToyBits && cfg.Kind == KindIPNN {
+			if res.GroupBits, err = groupBits(m, test, e.Bits); err != nil {
+				return results, err
+			}
+		}
 		if nt != nil {
 			res.DigitAcc = digitAccuracy(pred, test.Y, e.Digits)
 			res.UnseenTest = nt.UnseenTest
@@ -275,4 +283,52 @@ func digitAccuracy(pred, truth []int64, digits int) float64 {
 func (e *Experiment) TestSet() (*Dataset, error) {
 	_, test, _, err := e.loadData(rand.New(rand.NewPCG(e.Seed, 0x5eed)))
 	return test, err
+}
+
+// GroupBit says which input bit a two-state split group encodes.
+type GroupBit struct {
+	Bit       int     `json:"bit"`       // bit position, 0 = least significant
+	Agreement float64 `json:"agreement"` // share of test numbers where state (or its flip) equals the bit
+}
+
+// groupBits finds, for every two-state group, the bit of the class that its argmax state
+// follows best (either polarity). Groups of other sizes get Bit -1.
+func groupBits(m *Model, test *Dataset, bits int) ([]GroupBit, error) {
+	states, err := GroupStates(m, test, 0)
+	if err != nil {
+		return nil, err
+	}
+	sizes := m.Head.Split().Sizes
+	out := make([]GroupBit, len(states))
+	for g, st := range states {
+		out[g] = GroupBit{Bit: -1}
+		if sizes[g] != 2 {
+			continue
+		}
+		for b := 0; b < bits; b++ {
+			same := 0
+			for i, s := range st {
+				if int64(s) == test.Y[i]>>b&1 {
+					same++
+				}
+			}
+			a := float64(same) / float64(len(st))
+			a = max(a, 1-a)
+			if a > out[g].Agreement {
+				out[g] = GroupBit{Bit: b, Agreement: a}
+			}
+		}
+	}
+	return out, nil
+}
+
+// bitsEncoded counts the distinct bits that some group follows on >= 99% of test numbers.
+func bitsEncoded(gb []GroupBit) int {
+	seen := map[int]bool{}
+	for _, g := range gb {
+		if g.Bit >= 0 && g.Agreement >= 0.99 {
+			seen[g.Bit] = true
+		}
+	}
+	return len(seen)
 }

@@ -131,6 +131,15 @@ func WriteReport(w io.Writer, dirs []string) error {
 				lo = math.Min(lo, a)
 			}
 			other = fmt.Sprintf("input bits %s; %d steps/run; worst run %.2f", coding, r0.Stats.Steps, lo)
+			if len(r0.GroupBits) > 0 {
+				all := 0
+				for _, r := range runs {
+					if bitsEncoded(r.GroupBits) == r0.Bits {
+						all++
+					}
+				}
+				other += fmt.Sprintf("; runs with all %d bits held by a group: %d/%d", r0.Bits, all, len(runs))
+			}
 		}
 		if r0.Dataset == DatasetNumbers {
 			dm, ds := meanStd(dig)

@@ -52,7 +52,7 @@ func TestToyBitsTrain(t *testing.T) {
 		split[i] = 2
 	}
 	e := Experiment{Dataset: DatasetToyBits, Kind: KindIPNN, Split: split, Hidden: []int{64, 128}, Init: InitUniform03,
-		Forget: 5, Eps: 1e-6, Epochs: 4, Batch: 512, LR: 3e-3, Seed: 9, Runs: 1, Bits: k, Repeat: 100, BitLabels: true, Out: t.TempDir()}
+		Forget: 5, Eps: 1e-6, Epochs: 4, Batch: 512, LR: 3e-3, Seed: 9, Runs: 1, Bits: k, Repeat: 100, BitLabels: true, Out: t.TempDir(), SaveModels: true}
 	res, err := e.Run(context.Background(), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -65,11 +65,35 @@ func TestToyBitsTrain(t *testing.T) {
 	if err != nil || len(runs) != 1 || runs[0].Accuracy != res[0].Accuracy || len(runs[0].LabelSets) != k+1 {
 		t.Fatalf("run JSON: %v %+v", err, runs)
 	}
+	// every bit is held by the group tied to it (group j carries bit k-1-j).
+	for g, gb := range res[0].GroupBits {
+		if gb.Bit != k-1-g || gb.Agreement < 0.99 {
+			t.Fatalf("group %d follows bit %d on %.3f of the numbers, want bit %d", g, gb.Bit, gb.Agreement, k-1-g)
+		}
+	}
+	// a dead group (constant state, as in a stalled run) is reported as such.
+	m, err := LoadModel(e.Out + "/run-01.model")
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := &m.Net.Layers[len(m.Net.Layers)-1]
+	for i := 0; i < last.In; i++ {
+		last.W[i*last.Out], last.W[i*last.Out+1] = 0, 0
+	}
+	last.B[0], last.B[1] = 30, -30
+	_, test, _, _ := e.loadData(nil)
+	gb, err := groupBits(m, test, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gb[0].Agreement > 0.6 || bitsEncoded(gb) != k-1 {
+		t.Fatalf("dead group 0: %+v, %d bits encoded", gb[0], bitsEncoded(gb))
+	}
 	var buf bytes.Buffer
 	if err := WriteReport(&buf, []string{e.Out}); err != nil {
 		t.Fatal(err)
 	}
-	want := fmt.Sprintf("input bits 0/1; %d steps/run; worst run %.2f", res[0].Stats.Steps, 100*res[0].Accuracy)
+	want := fmt.Sprintf("input bits 0/1; %d steps/run; worst run %.2f; runs with all %d bits held by a group: 1/1", res[0].Stats.Steps, 100*res[0].Accuracy, k)
 	if !strings.Contains(buf.String(), want) {
 		t.Fatalf("report lacks %q:\n%s", want, buf.String())
 	}
