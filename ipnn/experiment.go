@@ -122,7 +122,7 @@ func (e *Experiment) loadData(rng *rand.Rand) (train, test *Dataset, nt *NumberT
 
 // modelConfig derives the model configuration for data with the given class count.
 func (e *Experiment) modelConfig(classes int) (ModelConfig, error) {
-	cfg := ModelConfig{Kind: e.Kind, Hidden: e.Hidden, Init: e.Init, Tiles: 1, Classes: classes}
+	cfg := ModelConfig{Kind: e.Kind, Hidden: e.Hidden, Init: e.Init, Tiles: 1, Classes: classes, SignedInputs: e.SignedBits}
 	if e.Kind != KindIPNN {
 		return cfg, nil
 	}

@@ -29,6 +29,9 @@ type ModelConfig struct {
 	// decimal digit j (most significant first) of the class, and the predicted class is
 	// composed from the tiles' predicted digits.
 	TieTiles bool `json:"tie_tiles,omitempty"`
+	// SignedInputs records that the model was trained on -1/+1 coded bits (toy task with
+	// --signed-bits), so that evaluation rebuilds the same inputs.
+	SignedInputs bool `json:"signed_inputs,omitempty"`
 	// Classes is the softmax baseline's class count.
 	Classes int `json:"classes,omitempty"`
 	// Head configures the IPNN output (Kind ipnn).

@@ -204,6 +204,7 @@ func ipnnEvalCommand() *cli.Command {
 			&cli.StringFlag{Name: "dataset", Value: ipnn.DatasetMNIST, Usage: "mnist | fashion-mnist | toy-bits | mnist-numbers"},
 			&cli.StringFlag{Name: "data", Usage: "directory with the idx files (default per dataset)"},
 			&cli.IntFlag{Name: "bits", Value: 12, Usage: "toy-bits: number of bits"},
+			&cli.BoolFlag{Name: "signed-bits", Usage: "toy-bits: -1/+1 coded bits (implied when the model file records it)"},
 			&cli.IntFlag{Name: "digits", Value: 10, Usage: "mnist-numbers: digit images per number"},
 			&cli.IntFlag{Name: "passes", Value: 1, Usage: "mnist-numbers: as in training"},
 			&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "mnist-numbers: the training --seed"},
@@ -214,7 +215,7 @@ func ipnnEvalCommand() *cli.Command {
 				return fmt.Errorf("ipnn eval: %w", err)
 			}
 			e := &ipnn.Experiment{Dataset: c.String("dataset"), DataDir: c.String("data"), Bits: c.Int("bits"), Repeat: 1,
-				Digits: c.Int("digits"), Passes: c.Int("passes"), Seed: c.Uint64("seed")}
+				Digits: c.Int("digits"), Passes: c.Int("passes"), Seed: c.Uint64("seed"), SignedBits: c.Bool("signed-bits") || m.Cfg.SignedInputs}
 			if e.DataDir == "" {
 				if e.DataDir, err = ipnn.DefaultDataDir(e.Dataset); err != nil {
 					return fmt.Errorf("ipnn eval: %w", err)
