@@ -53,6 +53,7 @@ const (
 //	(generated text)
 //	<!-- ipnn-report:end -->
 //
+// with both markers at the start of a line (a marker quoted inside text is not a block),
 // and its text is replaced by the results table of the named directories (resolved
 // relative to root), or with --clusters G by their clustering reports of split group G. It returns the new document and the number of blocks.
 func UpdateReportBlocks(doc []byte, root string) ([]byte, int, error) {
@@ -60,7 +61,7 @@ func UpdateReportBlocks(doc []byte, root string) ([]byte, int, error) {
 	rest := doc
 	n := 0
 	for {
-		i := bytes.Index(rest, []byte(blockOpen))
+		i := lineStartIndex(rest, blockOpen, len(out.Bytes()) == 0 && len(rest) == len(doc))
 		if i < 0 {
 			out.Write(rest)
 			return out.Bytes(), n, nil
@@ -79,7 +80,7 @@ func UpdateReportBlocks(doc []byte, root string) ([]byte, int, error) {
 			return nil, n, fmt.Errorf("line %d: %w", line, err)
 		}
 		bodyStart := i + eol + len("-->")
-		j := bytes.Index(rest[bodyStart:], []byte(blockClose))
+		j := lineStartIndex(rest[bodyStart:], blockClose, false)
 		if j < 0 {
 			return nil, n, fmt.Errorf("line %d: report block has no %s", line, blockClose)
 		}
@@ -126,4 +127,17 @@ func parseBlockSpec(spec string) (dirs []string, group int, err error) {
 		return nil, 0, fmt.Errorf("report block names no run directory")
 	}
 	return dirs, group, nil
+}
+
+// lineStartIndex returns the index of the first occurrence of marker in b that starts a
+// line (at index 0 only when atDocStart), or -1.
+func lineStartIndex(b []byte, marker string, atDocStart bool) int {
+	if atDocStart && bytes.HasPrefix(b, []byte(marker)) {
+		return 0
+	}
+	i := bytes.Index(b, []byte("\n"+marker))
+	if i < 0 {
+		return -1
+	}
+	return i + 1
 }

@@ -46,6 +46,11 @@ func TestUpdateReportBlocksErrors(t *testing.T) {
 			}
 		})
 	}
+	// markers quoted inside a line are text, not blocks.
+	quoted := "rewrites blocks marked `<!-- ipnn-report: DIR... -->` in place\n"
+	if out, n, err := UpdateReportBlocks([]byte(quoted), ""); err != nil || n != 0 || string(out) != quoted {
+		t.Fatalf("quoted marker: %d blocks, %v", n, err)
+	}
 	// a well-formed block is filled and the surrounding text kept.
 	doc := "before\n<!-- ipnn-report: --clusters 1 " + dir + " -->\nold\n<!-- ipnn-report:end -->\nafter\n"
 	out, n, err := UpdateReportBlocks([]byte(doc), "")
