@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -160,5 +161,61 @@ func TestNumberTask(t *testing.T) {
 				t.Fatalf("number accuracy %.3f (digits %.3f) too low", acc, dacc)
 			}
 		})
+	}
+}
+
+// TestUninformativeGroupIsASaddle shows why IPNN needs a symmetry-breaking init and why a
+// saturated group stays stuck: when a group's state does not depend on the input, the loss
+// has exactly zero gradient there, yet moving the group towards its bit (either polarity)
+// lowers the loss. Toy 4-bit numbers, split 2×4, class + per-bit label sets.
+func TestUninformativeGroupIsASaddle(t *testing.T) {
+	const k = 4
+	_, test, err := ToyBits(k, 1, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	split := []int{2, 2, 2, 2}
+	s, _ := NewSplit(split)
+	head, err := NewHead(HeadConfig{Split: split, LabelSets: append([]LabelSet{AllGroups(s, 1<<k)}, BitLabelSets(k)...), Forget: 1, Eps: 1e-6})
+	if err != nil {
+		t.Fatal(err)
+	}
+	B := test.Len()
+	// logits: groups 1..3 already follow their bits; group 0 is shifted by d·(±1 by its bit).
+	logits := func(d float32) Mat {
+		m := NewMat(B, s.Nodes())
+		for b := 0; b < B; b++ {
+			for g := 0; g < k; g++ {
+				x := test.X[b*k+g] // ±1: bit k-1-g of the number
+				v := 3 * x
+				if g == 0 {
+					v = d * x
+				}
+				m.Data[b*s.Nodes()+2*g+1] = v
+			}
+		}
+		return m
+	}
+	dl := NewMat(B, s.Nodes())
+	l0, _ := head.lossGrad(logits(0), test.Y, dl, false)
+	for b := 0; b < B; b++ {
+		for i := 0; i < 2; i++ {
+			if g := dl.Data[b*s.Nodes()+i]; math.Abs(float64(g)) > 1e-9 {
+				t.Fatalf("uninformative group 0 gets gradient %g at sample %d", g, b)
+			}
+		}
+	}
+	for _, d := range []float32{0.5, -0.5} {
+		l, _ := head.lossGrad(logits(d), test.Y, dl, false)
+		if !(l < l0-1e-3) {
+			t.Fatalf("loss %.6f with group 0 shifted by %v, not below %.6f at the uninformative point", l, d, l0)
+		}
+		big := 0.0
+		for b := 0; b < B; b++ {
+			big = math.Max(big, math.Abs(float64(dl.Data[b*s.Nodes()])))
+		}
+		if big < 1e-4 {
+			t.Fatalf("group 0 shifted by %v: gradient %g, want it to pull further", d, big)
+		}
 	}
 }
