@@ -97,9 +97,14 @@ ipnn-experiments: build
 	$(IPNN_BPO) --dataset toy-bits --bits 12 --signed-bits --repeat 500 --epochs 2 --runs $(IPNN_FEW_RUNS) --out $(IPNN_OUT)/toy12-nolabels-signed
 	$(IPNN_BPO) --dataset toy-bits --bits 10 --bit-labels --batch 1024 --repeat 50 --epochs 3 --runs 20 --save-model=false --out $(IPNN_OUT)/toy10-bitlabels-sweep
 	$(IPNN_BPO) --dataset toy-bits --bits 10 --bit-labels --signed-bits --batch 1024 --repeat 50 --epochs 3 --runs 20 --save-model=false --out $(IPNN_OUT)/toy10-bitlabels-signed-sweep
+	# the sweeps' incomplete runs (seeds 5 10 11 17 19 with 0/1 bits, 2 12 with -1/+1) trained for 500 steps
+	n=1; for s in 5 10 11 17 19; do $(IPNN_BPO) --dataset toy-bits --bits 10 --bit-labels --batch 1024 --repeat 50 --epochs 10 \
+		--seed $$s --first-run $$n --runs 1 --save-model=false --out $(IPNN_OUT)/toy10-500steps || exit 1; n=$$((n+1)); done
+	n=1; for s in 2 12; do $(IPNN_BPO) --dataset toy-bits --bits 10 --bit-labels --signed-bits --batch 1024 --repeat 50 --epochs 10 \
+		--seed $$s --first-run $$n --runs 1 --save-model=false --out $(IPNN_OUT)/toy10-signed-500steps || exit 1; n=$$((n+1)); done
 	bin/bpo ipnn report $(addprefix $(IPNN_OUT)/,mnist-ipnn-225 mnist-softmax fashion-ipnn-225 fashion-softmax \
 		mnist-ipnn-10 toy12-bitlabels-signed toy12-nolabels-signed toy12-bitlabels toy12-bitlabels-b2048-T10 toy12-nolabels \
-		toy10-bitlabels-sweep toy10-bitlabels-signed-sweep numbers10-tied-235 numbers10-tied-10)
+		toy10-bitlabels-sweep toy10-bitlabels-signed-sweep toy10-500steps toy10-signed-500steps numbers10-tied-235 numbers10-tied-10)
 	bin/bpo ipnn report --clusters 1 $(IPNN_OUT)/mnist-cluster-2x10-eps2 $(IPNN_OUT)/mnist-cluster-2x10-eps2-refclamp
 
 # Copy the runs' JSON of $(IPNN_OUT) into ipnn/results (committed) and regenerate the README's report blocks.
