@@ -4,6 +4,7 @@ package benchmodel
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"time"
@@ -48,4 +49,15 @@ func Ensure(cache, vocab string, typ llama.GGMLType) (string, error) {
 	}
 	fmt.Fprintf(os.Stderr, "bench: generated in %.0f s\n", time.Since(start).Seconds())
 	return path, nil
+}
+
+// RandomTokens draws n ordinary (non-special) token ids of the qwen2 vocabulary the
+// benchmark model uses: benchmark inputs whose content does not matter, only their length.
+func RandomTokens(rng *rand.Rand, n int) []llama.Token {
+	const ordinary = 151643 // ids >= this are special tokens of the qwen2 vocabulary
+	ids := make([]llama.Token, n)
+	for i := range ids {
+		ids[i] = llama.Token(rng.IntN(ordinary))
+	}
+	return ids
 }

@@ -70,21 +70,11 @@ func main() {
 	}
 }
 
-// randomIDs draws n ordinary (non-special) token ids of the qwen2 vocabulary.
-func randomIDs(rng *rand.Rand, n int) []llama.Token {
-	const ordinary = 151643 // ids >= this are special tokens of the qwen2 vocabulary
-	ids := make([]llama.Token, n)
-	for i := range ids {
-		ids[i] = llama.Token(rng.IntN(ordinary))
-	}
-	return ids
-}
-
 func scoreWork(model string, threads, pairs, prompt, comp int, seed uint64) *work {
 	rng := rand.New(rand.NewPCG(seed, 1))
 	w := &work{Model: model, Mode: "score", Threads: threads, NBatch: 512}
 	for i := 0; i < pairs; i++ {
-		w.Requests = append(w.Requests, workRequest{Prompt: randomIDs(rng, prompt), Completions: [][]llama.Token{randomIDs(rng, comp), randomIDs(rng, comp)}})
+		w.Requests = append(w.Requests, workRequest{Prompt: benchmodel.RandomTokens(rng, prompt), Completions: [][]llama.Token{benchmodel.RandomTokens(rng, comp), benchmodel.RandomTokens(rng, comp)}})
 	}
 	w.NSeq = 3 * pairs
 	w.NCtx = roundUp(pairs*(prompt+2*comp), 256)
@@ -95,7 +85,7 @@ func genWork(model string, threads, seqs, prompt, maxTokens int, seed uint64) *w
 	rng := rand.New(rand.NewPCG(seed, 2))
 	w := &work{Model: model, Mode: "gen", Threads: threads, NBatch: 512, NSeq: seqs, MaxTokens: maxTokens}
 	for i := 0; i < seqs; i++ {
-		w.Requests = append(w.Requests, workRequest{Prompt: randomIDs(rng, prompt)})
+		w.Requests = append(w.Requests, workRequest{Prompt: benchmodel.RandomTokens(rng, prompt)})
 	}
 	w.NCtx = roundUp(seqs*(prompt+maxTokens), 256)
 	return w

@@ -106,7 +106,7 @@ func gradNorm(tm *llama.TrainModel) float64 {
 // against llama.cpp's forward of the same tokens.
 func runEngine(res *bench.Result, ec engineConfig, withEngine, withLlama bool) error {
 	rng := rand.New(rand.NewPCG(ec.seed, 3))
-	toks := randomIDs(rng, ec.prompt+ec.complete)
+	toks := benchmodel.RandomTokens(rng, ec.prompt+ec.complete)
 	seqs := []llama.TrainSeq{{Tokens: toks, PromptLen: ec.prompt}}
 	T := float64(len(toks))
 	job := fmt.Sprintf("seq%d", len(toks))

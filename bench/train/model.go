@@ -3,25 +3,12 @@ package main
 import (
 	"bufio"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
-
-	"github.com/bpo-dev/bpo/llama"
 )
-
-// randomIDs draws n ordinary (non-special) token ids of the qwen2 vocabulary.
-func randomIDs(rng *rand.Rand, n int) []llama.Token {
-	const ordinary = 151643 // ids >= this are special tokens of the qwen2 vocabulary
-	ids := make([]llama.Token, n)
-	for i := range ids {
-		ids[i] = llama.Token(rng.IntN(ordinary))
-	}
-	return ids
-}
 
 // statusKB reads a "Key:   N kB" field of a /proc/<pid>/status file, in bytes.
 func statusKB(path, key string) (int64, error) {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/bpo-dev/bpo/align"
 	"github.com/bpo-dev/bpo/bench"
+	"github.com/bpo-dev/bpo/bench/benchmodel"
 	"github.com/bpo-dev/bpo/llama"
 )
 
@@ -62,7 +63,7 @@ func randomPairs(n, prompt, complete int, seed uint64) []align.TokenizedPair {
 	rng := rand.New(rand.NewPCG(seed, 4))
 	out := make([]align.TokenizedPair, n)
 	for i := range out {
-		out[i] = align.TokenizedPair{Line: i + 1, Prompt: randomIDs(rng, prompt), Chosen: randomIDs(rng, complete), Rejected: randomIDs(rng, complete)}
+		out[i] = align.TokenizedPair{Line: i + 1, Prompt: benchmodel.RandomTokens(rng, prompt), Chosen: benchmodel.RandomTokens(rng, complete), Rejected: benchmodel.RandomTokens(rng, complete)}
 	}
 	return out
 }
