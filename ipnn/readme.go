@@ -19,12 +19,12 @@ func Report(w io.Writer, dirs []string, clusterGroup int) error {
 		return nil
 	}
 	fmt.Fprintln(w)
-	return ReportClusters(w, dirs, clusterGroup)
+	return ReportClusters(w, dirs, dirs, clusterGroup)
 }
 
 // ReportClusters writes the clustering report of split group clusterGroup (1-based) for
-// every directory whose runs recorded group states.
-func ReportClusters(w io.Writer, dirs []string, clusterGroup int) error {
+// every directory whose runs recorded group states, headed by the directory's name in names.
+func ReportClusters(w io.Writer, dirs, names []string, clusterGroup int) error {
 	for i, d := range dirs {
 		if runs, err := ReadRuns(d); err != nil || len(runs[0].States) == 0 {
 			continue // not an IPNN run directory with recorded states
@@ -36,7 +36,7 @@ func ReportClusters(w io.Writer, dirs []string, clusterGroup int) error {
 		if i > 0 {
 			fmt.Fprintln(w)
 		}
-		fmt.Fprintf(w, "#### Clusters: %s\n\n", filepath.ToSlash(d))
+		fmt.Fprintf(w, "#### Clusters: %s\n\n", filepath.ToSlash(names[i]))
 		rep.WriteClusters(w)
 	}
 	return nil
@@ -84,24 +84,20 @@ func UpdateReportBlocks(doc []byte, root string) ([]byte, int, error) {
 		if j < 0 {
 			return nil, n, fmt.Errorf("line %d: report block has no %s", line, blockClose)
 		}
+		paths := make([]string, len(dirs))
 		for k := range dirs {
-			dirs[k] = filepath.Join(root, dirs[k])
+			paths[k] = filepath.Join(root, dirs[k])
 		}
 		var body bytes.Buffer
-		report := func() error { return WriteReport(&body, dirs) }
+		report := func() error { return WriteReport(&body, paths) }
 		if group > 0 {
-			report = func() error { return ReportClusters(&body, dirs, group) }
+			report = func() error { return ReportClusters(&body, paths, dirs, group) }
 		}
 		if err := report(); err != nil {
 			return nil, n, fmt.Errorf("line %d: %w", line, err)
 		}
-		text := body.String()
-		if root != "" {
-			// print directories as written in the block, not with the root prefix.
-			text = strings.ReplaceAll(text, filepath.ToSlash(filepath.Clean(root))+"/", "")
-		}
 		out.Write(rest[:bodyStart])
-		out.WriteString("\n" + text)
+		out.WriteString("\n" + body.String())
 		out.WriteString(blockClose)
 		rest = rest[bodyStart+j+len(blockClose):]
 		n++
