@@ -65,26 +65,26 @@ type Experiment struct {
 // RunResult is the per-run JSON record.
 type RunResult struct {
 	Experiment
-	Run         int        `json:"run"`
-	RunSeed     uint64     `json:"run_seed"`
-	LabelSets   []string   `json:"label_sets,omitempty"`
-	TrainSize   int        `json:"train_size"`
-	TestSize    int        `json:"test_size"`
-	Accuracy    float64    `json:"accuracy"`
-	Stats       TrainStats `json:"stats"`
-	EvalSeconds float64    `json:"eval_seconds"`
-	PeakRSSMiB  float64    `json:"peak_rss_mib"`
-	ModelFile   string     `json:"model_file,omitempty"`
-	States      [][]byte   `json:"states,omitempty"`         // per group: argmax state of each test sample
-	TestLabels  []byte     `json:"test_labels,omitempty"`    // test classes when < 256 classes
-	DigitAcc    float64    `json:"digit_accuracy,omitempty"` // number task: per-digit accuracy
+	Run           int        `json:"run"`
+	RunSeed       uint64     `json:"run_seed"`
+	LabelSets     []string   `json:"label_sets,omitempty"`
+	TrainSize     int        `json:"train_size"`
+	TestSize      int        `json:"test_size"`
+	Accuracy      float64    `json:"accuracy"`
+	Stats         TrainStats `json:"stats"`
+	EvalSeconds   float64    `json:"eval_seconds"`
+	PeakRSSMiB    float64    `json:"peak_rss_mib"`
+	ModelFile     string     `json:"model_file,omitempty"`
+	States        [][]byte   `json:"states,omitempty"`         // per group: argmax state of each test sample
+	TestLabels    []byte     `json:"test_labels,omitempty"`    // test classes when < 256 classes
+	DigitAcc      float64    `json:"digit_accuracy,omitempty"` // number task: per-digit accuracy
+	UnseenTest    int        `json:"unseen_test,omitempty"`    // number task: test numbers unseen in training
+	DistinctTrain int        `json:"distinct_train,omitempty"`
 	// GroupBits (toy task, two-state groups): per split group, the input bit its most
 	// probable state follows best on the test set, and the share of test numbers where it does.
-	GroupBits     []GroupBit `json:"group_bits,omitempty"`
-	UnseenTest    int        `json:"unseen_test,omitempty"` // number task: test numbers unseen in training
-	DistinctTrain int        `json:"distinct_train,omitempty"`
-	Classes       int64      `json:"classes"`
-	Finished      string     `json:"finished"`
+	GroupBits []GroupBit `json:"group_bits,omitempty"`
+	Classes   int64      `json:"classes"`
+	Finished  string     `json:"finished"`
 }
 
 // loadData returns the train and test sets of the experiment.
@@ -224,18 +224,21 @@ func (e *Experiment) Run(ctx context.Context, progress func(run, epoch, step, st
 		for _, ls := range cfg.Head.LabelSets {
 			res.LabelSets = append(res.LabelSets, ls.Name)
 		}
-		if cfg.Kind == KindIPNN && train.Classes <= 255 {
-			if res.States, err = GroupStates(m, test, 0); err != nil {
+		keepStates, toy := train.Classes <= 255, e.Dataset == DatasetToyBits
+		if cfg.Kind == KindIPNN && (keepStates || toy) {
+			states, err := GroupStates(m, test, 0)
+			if err != nil {
 				return results, err
 			}
-			res.TestLabels = make([]byte, test.Len())
-			for i, y := range test.Y {
-				res.TestLabels[i] = byte(y)
+			if keepStates {
+				res.States = states
+				res.TestLabels = make([]byte, test.Len())
+				for i, y := range test.Y {
+					res.TestLabels[i] = byte(y)
+				}
 			}
-		}
-		if e.Dataset == DatasetToyBits && cfg.Kind == KindIPNN {
-			if res.GroupBits, err = groupBits(m, test, e.Bits); err != nil {
-				return results, err
+			if toy {
+				res.GroupBits = groupBits(states, m.Head.Split().Sizes, test.Y, e.Bits)
 			}
 		}
 		if nt != nil {
@@ -291,14 +294,10 @@ type GroupBit struct {
 	Agreement float64 `json:"agreement"` // share of test numbers where state (or its flip) equals the bit
 }
 
-// groupBits finds, for every two-state group, the bit of the class that its argmax state
-// follows best (either polarity). Groups of other sizes get Bit -1.
-func groupBits(m *Model, test *Dataset, bits int) ([]GroupBit, error) {
-	states, err := GroupStates(m, test, 0)
-	if err != nil {
-		return nil, err
-	}
-	sizes := m.Head.Split().Sizes
+// groupBits finds, for every two-state group (states as from GroupStates, classes y), the
+// bit of the class that its argmax state follows best (either polarity). Groups of other
+// sizes get Bit -1.
+func groupBits(states [][]byte, sizes []int, y []int64, bits int) []GroupBit {
 	out := make([]GroupBit, len(states))
 	for g, st := range states {
 		out[g] = GroupBit{Bit: -1}
@@ -308,7 +307,7 @@ func groupBits(m *Model, test *Dataset, bits int) ([]GroupBit, error) {
 		for b := 0; b < bits; b++ {
 			same := 0
 			for i, s := range st {
-				if int64(s) == test.Y[i]>>b&1 {
+				if int64(s) == y[i]>>b&1 {
 					same++
 				}
 			}
@@ -319,7 +318,7 @@ func groupBits(m *Model, test *Dataset, bits int) ([]GroupBit, error) {
 			}
 		}
 	}
-	return out, nil
+	return out
 }
 
 // bitsEncoded counts the distinct bits that some group follows on >= 99% of test numbers.

@@ -61,7 +61,7 @@ func UpdateReportBlocks(doc []byte, root string) ([]byte, int, error) {
 	rest := doc
 	n := 0
 	for {
-		i := lineStartIndex(rest, blockOpen, len(out.Bytes()) == 0 && len(rest) == len(doc))
+		i := lineStartIndex(rest, blockOpen, len(rest) == len(doc))
 		if i < 0 {
 			out.Write(rest)
 			return out.Bytes(), n, nil

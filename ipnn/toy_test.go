@@ -83,10 +83,11 @@ func TestToyBitsTrain(t *testing.T) {
 	}
 	last.B[0], last.B[1] = 30, -30
 	_, test, _, _ := e.loadData(nil)
-	gb, err := groupBits(m, test, k)
+	states, err := GroupStates(m, test, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
+	gb := groupBits(states, m.Head.Split().Sizes, test.Y, k)
 	if gb[0].Agreement > 0.6 || bitsEncoded(gb) != k-1 {
 		t.Fatalf("dead group 0: %+v, %d bits encoded", gb[0], bitsEncoded(gb))
 	}
