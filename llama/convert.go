@@ -39,6 +39,8 @@ func convertFloat32(values []float32, typ GGMLType, rowLen int64) ([]byte, error
 		copy(out, unsafe.Slice((*byte)(unsafe.Pointer(src)), 4*n))
 	case TypeF16:
 		C.ggml_fp32_to_fp16_row(src, (*C.ggml_fp16_t)(dst), C.int64_t(n))
+	case TypeBF16:
+		C.ggml_fp32_to_bf16_row(src, (*C.ggml_bf16_t)(dst), C.int64_t(n))
 	default:
 		if !bool(C.ggml_is_quantized(C.enum_ggml_type(typ))) {
 			return nil, fmt.Errorf("%w: cannot encode to %s", ErrInvalidArgument, typ)
@@ -50,6 +52,25 @@ func convertFloat32(values []float32, typ GGMLType, rowLen int64) ([]byte, error
 		C.ggml_quantize_chunk(C.enum_ggml_type(typ), src, dst, 0, C.int64_t(rows), C.int64_t(rowLen), nil)
 	}
 	return out, nil
+}
+
+// decodeInto decodes len(dst) elements of raw data of type typ into dst (a multiple of the block size).
+func decodeInto(typ GGMLType, data []byte, dst []float32) error {
+	n := int64(len(dst))
+	if n%typ.BlockSize() != 0 || typ.RowSize(n) > int64(len(data)) {
+		return fmt.Errorf("%w: %d bytes cannot hold %d %s elements", ErrInvalidArgument, len(data), n, typ)
+	}
+	if n == 0 {
+		return nil
+	}
+	if typ == TypeF32 {
+		copy(dst, unsafe.Slice((*float32)(unsafe.Pointer(unsafe.SliceData(data))), n))
+		return nil
+	}
+	if C.bpo_to_float(C.enum_ggml_type(typ), unsafe.Pointer(unsafe.SliceData(data)), (*C.float)(unsafe.Pointer(unsafe.SliceData(dst))), C.int64_t(n)) != 0 {
+		return fmt.Errorf("%w: no decoder for %s", ErrInvalidArgument, typ)
+	}
+	return nil
 }
 
 // ToFloat32 decodes n elements of raw tensor data of type typ (F32, F16, BF16 or quantized) to float32.

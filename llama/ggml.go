@@ -1,7 +1,10 @@
 package llama
 
 /*
+#include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include "ggml.h"
 #include "ggml-alloc.h"
 #include "ggml-backend.h"
@@ -101,6 +104,109 @@ static struct ggml_cgraph * bpo_rewrite_out_prod(struct ggml_context * ctx, stru
 	}
 	free(cache);
 	return out;
+}
+
+// bpo_transpose makes the custom op cont(transpose(x)) for an F32 x (see bpo_transpose_f32).
+static struct ggml_tensor * bpo_transpose(struct ggml_context * ctx, struct ggml_tensor * x) {
+	return ggml_custom_4d(ctx, GGML_TYPE_F32, x->ne[1], x->ne[0], x->ne[2], x->ne[3], &x, 1, bpo_transpose_f32, GGML_N_TASKS_MAX, NULL);
+}
+
+// bpo_row is a pointer to row (i1, i2, i3) of t.
+static inline float * bpo_row(const struct ggml_tensor * t, int64_t i1, int64_t i2, int64_t i3) {
+	return (float *) ((char *) t->data + i1 * t->nb[1] + i2 * t->nb[2] + i3 * t->nb[3]);
+}
+
+// bpo_f32_arg packs a float into a custom op's userdata pointer (no memory to own), bpo_f32_of unpacks it.
+static inline void * bpo_f32_arg(float f) { uint32_t b; memcpy(&b, &f, 4); return (void *) (uintptr_t) b; }
+static inline float bpo_f32_of(void * p) { uint32_t b = (uint32_t) (uintptr_t) p; float f; memcpy(&f, &b, 4); return f; }
+
+// bpo_dot is a float dot product with 16 independent partial sums, which the compiler vectorizes.
+static inline float bpo_dot(const float * a, const float * b, int64_t n) {
+	float acc[16] = {0};
+	int64_t i = 0;
+	for (; i + 16 <= n; i += 16) {
+		for (int j = 0; j < 16; j++) acc[j] += a[i + j] * b[i + j];
+	}
+	float s = 0;
+	for (; i < n; i++) s += a[i] * b[i];
+	for (int j = 0; j < 16; j++) s += acc[j];
+	return s;
+}
+
+// bpo_softmax_back_f32: dst = scale * y * (dy - dot(y, dy)) row by row, for src[0] = dy and src[1] = y = softmax
+// output (F32, rows contiguous). ggml's SOFT_MAX_BACK computes the same but may be given y's memory as its
+// output by the allocator, and then overwrites y before reading it; a custom op never runs in place.
+static void bpo_softmax_back_f32(struct ggml_tensor * dst, int ith, int nth, void * userdata) {
+	const float scale = bpo_f32_of(userdata);
+	const struct ggml_tensor * dy = dst->src[0];
+	const struct ggml_tensor * y = dst->src[1];
+	const int64_t n = dst->ne[0], rows = dst->ne[1] * dst->ne[2] * dst->ne[3];
+	for (int64_t r = ith; r < rows; r += nth) {
+		const int64_t i1 = r % dst->ne[1], i2 = (r / dst->ne[1]) % dst->ne[2], i3 = r / (dst->ne[1] * dst->ne[2]);
+		const float * pdy = bpo_row(dy, i1, i2, i3);
+		const float * py = bpo_row(y, i1, i2, i3);
+		float * pdx = bpo_row(dst, i1, i2, i3);
+		const float d = bpo_dot(py, pdy, n);
+		for (int64_t i = 0; i < n; i++) pdx[i] = scale * py[i] * (pdy[i] - d);
+	}
+}
+
+// bpo_rms_norm_back_f32: the gradient of rms_norm(x) (src[1] = x) for the output gradient src[0] = dz, row by
+// row: dx = (dz - x * dot(x, dz) / (sum(x^2) + n eps)) / sqrt(mean(x^2) + eps). ggml's RMS_NORM_BACK
+// destroys dz when the allocator gives it dz's memory; a custom op never runs in place.
+static void bpo_rms_norm_back_f32(struct ggml_tensor * dst, int ith, int nth, void * userdata) {
+	const float eps = bpo_f32_of(userdata);
+	const struct ggml_tensor * dz = dst->src[0];
+	const struct ggml_tensor * x = dst->src[1];
+	const int64_t n = dst->ne[0], rows = dst->ne[1] * dst->ne[2] * dst->ne[3];
+	for (int64_t r = ith; r < rows; r += nth) {
+		const int64_t i1 = r % dst->ne[1], i2 = (r / dst->ne[1]) % dst->ne[2], i3 = r / (dst->ne[1] * dst->ne[2]);
+		const float * pdz = bpo_row(dz, i1, i2, i3);
+		const float * px = bpo_row(x, i1, i2, i3);
+		float * pdx = bpo_row(dst, i1, i2, i3);
+		const double sxx = bpo_dot(px, px, n), sxdz = bpo_dot(px, pdz, n);
+		const float rrms = (float) (1.0 / sqrt(sxx / n + eps));
+		const float c = (float) (-sxdz / (sxx + eps * n));
+		for (int64_t i = 0; i < n; i++) pdx[i] = (pdz[i] + c * px[i]) * rrms;
+	}
+}
+
+// bpo_token_logp_f32: dst[c] = log softmax(logits[:, c])[target[c]] for src[0] = logits [V, C], src[1] = the
+// same logits' softmax [V, C] and src[2] = targets (I32 [C]). With m = max(logits[:, c]) at index j,
+// softmax[j] = 1 / sum(exp(logits - m)), so log-prob = logits[t] - m + log(softmax[j]): exact and stable
+// (softmax[j] >= 1/V never underflows, unlike softmax[t]).
+static void bpo_token_logp_f32(struct ggml_tensor * dst, int ith, int nth, void * userdata) {
+	(void) userdata;
+	const struct ggml_tensor * lg = dst->src[0];
+	const struct ggml_tensor * sm = dst->src[1];
+	const struct ggml_tensor * tg = dst->src[2];
+	const int64_t V = lg->ne[0], C = lg->ne[1];
+	for (int64_t c = ith; c < C; c += nth) {
+		const float * l = bpo_row(lg, c, 0, 0);
+		const float * p = bpo_row(sm, c, 0, 0);
+		const int32_t t = *(const int32_t *) ((const char *) tg->data + c * tg->nb[0]);
+		int64_t j = 0;
+		for (int64_t v = 1; v < V; v++) {
+			if (l[v] > l[j]) j = v;
+		}
+		float * out = (float *) ((char *) dst->data + c * dst->nb[0]);
+		*out = (t < 0 || t >= V) ? NAN : (l[t] - l[j]) + logf(p[j]);
+	}
+}
+
+static struct ggml_tensor * bpo_softmax_back(struct ggml_context * ctx, struct ggml_tensor * dy, struct ggml_tensor * y, float scale) {
+	struct ggml_tensor * args[2] = {dy, y};
+	return ggml_custom_4d(ctx, GGML_TYPE_F32, dy->ne[0], dy->ne[1], dy->ne[2], dy->ne[3], args, 2, bpo_softmax_back_f32, GGML_N_TASKS_MAX, bpo_f32_arg(scale));
+}
+
+static struct ggml_tensor * bpo_rms_norm_back(struct ggml_context * ctx, struct ggml_tensor * dz, struct ggml_tensor * x, float eps) {
+	struct ggml_tensor * args[2] = {dz, x};
+	return ggml_custom_4d(ctx, GGML_TYPE_F32, dz->ne[0], dz->ne[1], dz->ne[2], dz->ne[3], args, 2, bpo_rms_norm_back_f32, GGML_N_TASKS_MAX, bpo_f32_arg(eps));
+}
+
+static struct ggml_tensor * bpo_token_logp(struct ggml_context * ctx, struct ggml_tensor * logits, struct ggml_tensor * softmax, struct ggml_tensor * targets) {
+	struct ggml_tensor * args[3] = {logits, softmax, targets};
+	return ggml_custom_4d(ctx, GGML_TYPE_F32, logits->ne[1], 1, 1, 1, args, 3, bpo_token_logp_f32, GGML_N_TASKS_MAX, NULL);
 }
 
 // bpo_node_index returns t's position among g's nodes, or -1.
@@ -495,6 +601,72 @@ func (s *Scheduler) ComputePart(part *Graph) error {
 	}
 	if st := C.ggml_backend_graph_compute(s.backends[0], part.g); st != C.GGML_STATUS_SUCCESS {
 		return fmt.Errorf("ggml: graph compute failed with status %d", int(st))
+	}
+	return nil
+}
+
+// Ops of the hand-written backward pass (see trainblock.go).
+
+// View4D views ne0 x ne1 x ne2 x ne3 elements of a at byte offset with strides nb1, nb2, nb3.
+func (g *GContext) View4D(a Tensor, ne0, ne1, ne2, ne3, nb1, nb2, nb3, offset int64) Tensor {
+	return Tensor{C.ggml_view_4d(g.c, a.t, C.int64_t(ne0), C.int64_t(ne1), C.int64_t(ne2), C.int64_t(ne3),
+		C.size_t(nb1), C.size_t(nb2), C.size_t(nb3), C.size_t(offset))}
+}
+
+// Concat joins a and b along dimension dim.
+func (g *GContext) Concat(a, b Tensor, dim int) Tensor {
+	return Tensor{C.ggml_concat(g.c, a.t, b.t, C.int(dim))}
+}
+
+// Pad appends p1 zero rows along dimension 1.
+func (g *GContext) PadRows(a Tensor, p1 int64) Tensor {
+	return Tensor{C.ggml_pad(g.c, a.t, 0, C.int(p1), 0, 0)}
+}
+
+// Silu is x * sigmoid(x); SiluBack(dy, x) is its gradient dy * silu'(x).
+func (g *GContext) Silu(a Tensor) Tensor         { return Tensor{C.ggml_silu(g.c, a.t)} }
+func (g *GContext) SiluBack(dy, x Tensor) Tensor { return Tensor{C.ggml_silu_back(g.c, dy.t, x.t)} }
+
+// RopeBack is the gradient of Rope with the same settings, applied to the output gradient a.
+func (g *GContext) RopeBack(a, pos, freqFactors Tensor, nDims, mode, nCtxOrig int, base float32) Tensor {
+	return Tensor{C.ggml_rope_ext_back(g.c, a.t, pos.t, freqFactors.t, C.int(nDims), C.int(mode), C.int(nCtxOrig),
+		C.float(base), 1, 0, 1, 32, 1)}
+}
+
+// GetRowsBack scatters the rows of a (the gradient of GetRows(like, rows)) into a zero tensor shaped like like.
+func (g *GContext) GetRowsBack(a, rows, like Tensor) Tensor {
+	return Tensor{C.ggml_get_rows_back(g.c, a.t, rows.t, like.t)}
+}
+
+// TransposeF32 is cont(transpose(a)) of an F32 tensor, in cache-friendly tiles (a custom CPU op).
+func (g *GContext) TransposeF32(a Tensor) Tensor { return Tensor{C.bpo_transpose(g.c, a.t)} }
+
+// SoftMaxBack is the gradient of SoftMaxExt(x, mask, scale) given its output y and output gradient dy.
+func (g *GContext) SoftMaxBack(dy, y Tensor, scale float32) Tensor {
+	return Tensor{C.bpo_softmax_back(g.c, dy.t, y.t, C.float(scale))}
+}
+
+// RMSNormBack is the gradient of RMSNorm(x, eps) given the output gradient dz.
+func (g *GContext) RMSNormBack(dz, x Tensor, eps float32) Tensor {
+	return Tensor{C.bpo_rms_norm_back(g.c, dz.t, x.t, C.float(eps))}
+}
+
+// TokenLogProbs returns, for each column c of logits [V, C], log softmax(logits[:, c])[targets[c]], given
+// softmax = SoftMax(logits) and I32 targets [C].
+func (g *GContext) TokenLogProbs(logits, softmax, targets Tensor) Tensor {
+	return Tensor{C.bpo_token_logp(g.c, logits.t, softmax.t, targets.t)}
+}
+
+// SoftMax is softmax along dimension 0.
+func (g *GContext) SoftMax(a Tensor) Tensor { return Tensor{C.ggml_soft_max(g.c, a.t)} }
+
+// SetBytesAt copies raw data into the tensor starting at byte offset.
+func (t Tensor) SetBytesAt(b []byte, offset int64) error {
+	if offset < 0 || offset+int64(len(b)) > t.Bytes() {
+		return fmt.Errorf("ggml: set %s: %w: %d bytes at offset %d of a tensor of %d bytes", t.Name(), ErrInvalidArgument, len(b), offset, t.Bytes())
+	}
+	if len(b) > 0 {
+		C.ggml_backend_tensor_set(t.t, unsafe.Pointer(&b[0]), C.size_t(offset), C.size_t(len(b)))
 	}
 	return nil
 }

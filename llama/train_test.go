@@ -245,3 +245,73 @@ func TestAdapterRoundTrip(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckpointingAndChunking checks that recomputing activations in the backward pass, and splitting
+// attention and the head into chunks, leave log-probs and gradients unchanged: recomputation runs the
+// same operations (agreement to 1e-6 relative), chunking only reorders float sums (1e-5).
+func TestCheckpointingAndChunking(t *testing.T) {
+	for _, path := range []string{stories260K, randomModel(t, smallSpec("qwen2", TypeF32)), randomModel(t, smallSpec("llama3", TypeQ8_0))} {
+		t.Run(filepath.Base(path), func(t *testing.T) {
+			m := mustLoad(t, path)
+			seqs := trainSeqs(t, m, trainTexts)
+			lora := allLoRA(t, m.File(), m.Info().Layers, 2, 0.05, 5)
+			coef := []float64{0.7, -1.3, 0.4}
+			type result struct {
+				sums  []float64
+				grads [][]float32
+			}
+			run := func(ckpt Checkpointing, limits chunkLimits) result {
+				tm, err := NewTrainModel(path, TrainOptions{LoRA: lora, LoRAAlpha: 4, Threads: 1, Checkpointing: ckpt})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer tm.Close()
+				tm.limits = limits
+				sums, err := tm.LogProbsAndGradient(seqs, func([]float64) ([]float64, error) { return coef, nil })
+				if err != nil {
+					t.Fatal(err)
+				}
+				var r result
+				r.sums = sums
+				for _, p := range tm.Params() {
+					r.grads = append(r.grads, append([]float32(nil), p.Grad...))
+				}
+				return r
+			}
+			// relDiff is max |a - b| over max |a|, over all gradient entries.
+			relDiff := func(a, b result) (float64, float64) {
+				num, den, sumDiff := 0.0, 0.0, 0.0
+				for i := range a.grads {
+					for j := range a.grads[i] {
+						num = math.Max(num, math.Abs(float64(a.grads[i][j]-b.grads[i][j])))
+						den = math.Max(den, math.Abs(float64(a.grads[i][j])))
+					}
+				}
+				for s := range a.sums {
+					sumDiff = math.Max(sumDiff, math.Abs(a.sums[s]-b.sums[s]))
+				}
+				return num / den, sumDiff
+			}
+			small := chunkLimits{attention: 4 * m.Info().Heads * len(seqs), head: 3 * m.VocabSize()}
+			whole := run(CheckpointOff, defaultChunkLimits)
+			for _, c := range []struct {
+				name  string
+				ckpt  Checkpointing
+				lim   chunkLimits
+				tol   float64
+				other result
+			}{
+				{"recompute", CheckpointOn, defaultChunkLimits, 1e-6, whole},
+				{"chunks", CheckpointOff, small, 1e-5, whole},
+				{"chunks+recompute", CheckpointOn, small, 1e-6, run(CheckpointOff, small)},
+			} {
+				got := run(c.ckpt, c.lim)
+				rel, sumDiff := relDiff(c.other, got)
+				t.Logf("%s: gradients differ by %.3g relative, log-prob sums by %.3g", c.name, rel, sumDiff)
+				if rel > c.tol || sumDiff > 1e-4 {
+					t.Errorf("%s: gradient difference %.3g (want <= %.0g), log-prob sum difference %.3g", c.name, rel, c.tol, sumDiff)
+				}
+			}
+		})
+	}
+}

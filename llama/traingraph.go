@@ -251,23 +251,16 @@ func (tm *TrainModel) LogProbs(seqs []TrainSeq) ([][]float64, error) {
 	if err != nil {
 		return nil, err
 	}
-	tg := tm.build(p, modeLogits)
-	defer tg.ctx.Free()
-	if err := tm.prepare(tg, p); err != nil {
+	logp, err := tm.runStep(p, nil)
+	if err != nil {
 		return nil, err
 	}
-	if err := tm.sched.Compute(tg.gr); err != nil {
+	if err := checkLogProbs(logp, "train forward"); err != nil {
 		return nil, err
 	}
-	logits := tg.logits.Float32(nil)
-	V := tm.hp.nVocab
 	out := make([][]float64, len(seqs))
-	for r := range p.rows {
-		lp := logSoftmaxAt(logits[r*V:(r+1)*V], p.targets[r])
-		if math.IsNaN(lp) || math.IsInf(lp, 0) {
-			return nil, fmt.Errorf("train forward: %w: log-prob %v at scored row %d", ErrNumerical, lp, r)
-		}
-		out[p.seqOf[r]] = append(out[p.seqOf[r]], lp)
+	for r, v := range logp {
+		out[p.seqOf[r]] = append(out[p.seqOf[r]], float64(v))
 	}
 	return out, nil
 }
@@ -282,11 +275,12 @@ func (tm *TrainModel) ZeroGrads() {
 	}
 }
 
-// addGrads adds the graph's gradients into the parameters' Grad, checking they are finite.
-func (tm *TrainModel) addGrads(tg *trainGraph) error {
+// addGradTensors adds the gradient tensors (one per parameter, nil when it gets none) into the
+// parameters' Grad, checking they are finite.
+func (tm *TrainModel) addGradTensors(grads []Tensor) error {
 	var tmp []float32
 	for i, p := range tm.params {
-		gt := tg.grads[i]
+		gt := grads[i]
 		if gt.Nil() {
 			continue
 		}
@@ -309,6 +303,38 @@ func (tm *TrainModel) LogProbsAndGradient(seqs []TrainSeq, coefFn func(sums []fl
 	p, err := tm.plan(seqs)
 	if err != nil {
 		return nil, err
+	}
+	if !tm.full {
+		sums := make([]float64, len(seqs))
+		_, err := tm.runStep(p, func(logp []float32) ([]float32, error) {
+			if err := checkLogProbs(logp, "train forward"); err != nil {
+				return nil, err
+			}
+			for r, v := range logp {
+				sums[p.seqOf[r]] += float64(v)
+			}
+			coef, err := coefFn(sums)
+			if err != nil {
+				return nil, err
+			}
+			if len(coef) != len(seqs) {
+				return nil, fmt.Errorf("train gradient: %w: %d coefficients for %d sequences", ErrInvalidArgument, len(coef), len(seqs))
+			}
+			for s, c := range coef {
+				if math.IsNaN(c) || math.IsInf(c, 0) {
+					return nil, fmt.Errorf("train gradient: %w: coefficient %v for sequence %d", ErrNumerical, c, s)
+				}
+			}
+			w := make([]float32, len(logp))
+			for r := range w {
+				w[r] = float32(coef[p.seqOf[r]])
+			}
+			return w, nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		return sums, nil
 	}
 	tg := tm.build(p, modeWeighted)
 	defer tg.ctx.Free()
@@ -352,7 +378,7 @@ func (tm *TrainModel) LogProbsAndGradient(seqs []TrainSeq, coefFn func(sums []fl
 	if l := tg.loss.Float32(nil)[0]; math.IsNaN(float64(l)) || math.IsInf(float64(l), 0) {
 		return nil, fmt.Errorf("train gradient: %w: weighted log-prob %v", ErrNumerical, l)
 	}
-	return sums, tm.addGrads(tg)
+	return sums, tm.addGradTensors(tg.grads)
 }
 
 // NLLGradient adds the gradient of the mean negative log-likelihood of all completion tokens of the
@@ -361,6 +387,22 @@ func (tm *TrainModel) NLLGradient(seqs []TrainSeq) (float64, error) {
 	p, err := tm.plan(seqs)
 	if err != nil {
 		return 0, err
+	}
+	if !tm.full {
+		var nll float64
+		_, err := tm.runStep(p, func(logp []float32) ([]float32, error) {
+			if err := checkLogProbs(logp, "sft"); err != nil {
+				return nil, err
+			}
+			w := make([]float32, len(logp))
+			for r, v := range logp {
+				nll -= float64(v)
+				w[r] = -1 / float32(len(logp))
+			}
+			nll /= float64(len(logp))
+			return w, nil
+		})
+		return nll, err
 	}
 	tg := tm.build(p, modeCE)
 	defer tg.ctx.Free()
@@ -374,5 +416,5 @@ func (tm *TrainModel) NLLGradient(seqs []TrainSeq) (float64, error) {
 	if math.IsNaN(loss) || math.IsInf(loss, 0) {
 		return 0, fmt.Errorf("sft: %w: loss %v", ErrNumerical, loss)
 	}
-	return loss, tm.addGrads(tg)
+	return loss, tm.addGradTensors(tg.grads)
 }

@@ -23,6 +23,44 @@ type TrainOptions struct {
 	FullParams bool
 	// Threads is the number of CPU threads (0: DefaultThreads()).
 	Threads int
+	// Checkpointing chooses whether the backward pass recomputes each block's activations from its
+	// input instead of keeping them from the forward pass (LoRA training; see Checkpointing).
+	Checkpointing Checkpointing
+}
+
+// Checkpointing is the activation-recomputation setting of a training step.
+type Checkpointing int
+
+const (
+	// CheckpointAuto recomputes when the activations of all blocks would take more than
+	// checkpointAutoBytes, and keeps them otherwise.
+	CheckpointAuto Checkpointing = iota
+	// CheckpointOn keeps only each block's input (and the head's per-row results) for the backward pass
+	// and recomputes the rest block by block: memory grows with layers x tokens x embedding, at the cost
+	// of about one more forward pass.
+	CheckpointOn
+	// CheckpointOff keeps every activation of the forward pass.
+	CheckpointOff
+)
+
+// checkpointAutoBytes is the estimated activation memory above which CheckpointAuto recomputes.
+const checkpointAutoBytes = 1 << 30
+
+// ParseCheckpointing reads "auto", "on" or "off".
+func ParseCheckpointing(s string) (Checkpointing, error) {
+	switch strings.ToLower(s) {
+	case "", "auto":
+		return CheckpointAuto, nil
+	case "on", "true":
+		return CheckpointOn, nil
+	case "off", "false":
+		return CheckpointOff, nil
+	}
+	return 0, fmt.Errorf("%w: checkpointing %q (want auto, on or off)", ErrInvalidArgument, s)
+}
+
+func (c Checkpointing) String() string {
+	return [...]string{"auto", "on", "off"}[c]
 }
 
 // TrainParam is one trainable tensor: host values (the master copy the optimizer updates) and the
@@ -59,9 +97,13 @@ type TrainModel struct {
 	hp        hyper
 	backend   *Backend
 	sched     *Scheduler
+	schedSize int
 	wctx      *GContext
 	wbuf      *Buffer
 	weights   map[string]Tensor
+	wT        map[string]Tensor // transposed frozen weights for the backward pass (see transposed.go)
+	ckpt      Checkpointing
+	limits    chunkLimits
 	pctx      *GContext
 	pbuf      *Buffer
 	params    []*TrainParam
@@ -84,7 +126,11 @@ func NewTrainModel(path string, opts TrainOptions) (*TrainModel, error) {
 	if opts.FullParams == (len(opts.LoRA) > 0) {
 		return nil, fmt.Errorf("train model: %w: set exactly one of LoRA tensors and FullParams", ErrInvalidArgument)
 	}
-	tm := &TrainModel{path: path, hp: hp, weights: map[string]Tensor{}, lora: map[string][2]Tensor{}, full: opts.FullParams}
+	if opts.Checkpointing < CheckpointAuto || opts.Checkpointing > CheckpointOff {
+		return nil, fmt.Errorf("train model: %w: checkpointing setting %d", ErrInvalidArgument, opts.Checkpointing)
+	}
+	tm := &TrainModel{path: path, hp: hp, weights: map[string]Tensor{}, wT: map[string]Tensor{}, lora: map[string][2]Tensor{},
+		full: opts.FullParams, ckpt: opts.Checkpointing, limits: defaultChunkLimits}
 	ok := false
 	defer func() {
 		if !ok {
@@ -105,7 +151,7 @@ func NewTrainModel(path string, opts TrainOptions) (*TrainModel, error) {
 			return nil, fmt.Errorf("train model %s: %w", path, err)
 		}
 	}
-	if tm.sched, err = NewScheduler(trainGraphSize(hp), tm.backend); err != nil {
+	if err := tm.ensureScheduler(trainGraphSize(hp)); err != nil {
 		return nil, err
 	}
 	ok = true
@@ -246,20 +292,29 @@ func isLoRATarget(base string) bool {
 	return false
 }
 
-// loadWeights creates the weight tensors (F16/BF16 widened to F32: ggml's CPU out_prod, used for the
-// input gradient through a frozen weight, has no F16 path) and reads their data from the file.
+// loadWeights creates the weight tensors and reads their data from the file. Full-parameter training
+// widens F16/BF16 to F32 (ggml's automatic differentiation needs F32 parameters); LoRA training keeps
+// every weight in its own type and adds the transposed copies the backward pass multiplies by.
 func (tm *TrainModel) loadWeights(f *GGUFFile) error {
 	names := tm.weightNames(f)
-	tm.wctx = NewGContext(len(names)+8, 0, false)
+	var transposed []string
+	if !tm.full {
+		transposed = tm.backwardWeights(f)
+	}
+	tm.wctx = NewGContext(len(names)+len(transposed)+8, 0, false)
 	infos := make([]GGUFTensor, len(names))
 	for i, n := range names {
 		t, _ := f.Tensor(n)
 		infos[i] = t
 		typ := t.Type
-		if typ == TypeF16 || typ == TypeBF16 {
+		if tm.full && (typ == TypeF16 || typ == TypeBF16) {
 			typ = TypeF32
 		}
 		tm.weights[n] = tm.wctx.NewTensor(typ, t.Shape...).SetName(n)
+	}
+	for _, n := range transposed {
+		t, _ := f.Tensor(n)
+		tm.wT[n] = tm.wctx.NewTensor(transposedType(t.Type, t.Shape[1]), t.Shape[1], t.Shape[0]).SetName(n + ".T")
 	}
 	var err error
 	if tm.wbuf, err = tm.backend.AllocTensors(tm.wctx); err != nil {
@@ -292,6 +347,11 @@ func (tm *TrainModel) loadWeights(f *GGUFFile) error {
 		} else if err := w.SetBytes(buf); err != nil {
 			return err
 		}
+		if wt, ok := tm.wT[n]; ok {
+			if err := writeTransposed(wt, info.Type, buf, info.Shape[0], info.Shape[1]); err != nil {
+				return fmt.Errorf("transpose %s: %w", n, err)
+			}
+		}
 		if tm.full {
 			p := &TrainParam{Name: n, Shape: append([]int64(nil), info.Shape...), tensor: w}
 			p.Values = w.Float32(nil)
@@ -305,6 +365,21 @@ func (tm *TrainModel) loadWeights(f *GGUFFile) error {
 		}
 	}
 	return nil
+}
+
+// backwardWeights lists the frozen 2-D weights the backward pass multiplies by transposed: every
+// projection of every block, and the output matrix (the token embedding when the output is tied).
+func (tm *TrainModel) backwardWeights(f *GGUFFile) []string {
+	var names []string
+	for l := 0; l < tm.hp.nLayer; l++ {
+		for _, t := range LoRATargets {
+			names = append(names, fmt.Sprintf("blk.%d.%s.weight", l, t))
+		}
+	}
+	if _, ok := f.Tensor("output.weight"); ok {
+		return append(names, "output.weight")
+	}
+	return append(names, "token_embd.weight")
 }
 
 // setupLoRA creates the trainable A/B tensors.

@@ -1,0 +1,514 @@
+package llama
+
+import (
+	"fmt"
+	"math"
+)
+
+// The LoRA training step is one ggml graph with a hand-written backward pass (ggml's automatic
+// differentiation is used only for full-parameter training, see traingraph_full.go):
+//
+//  1. forward: embedding, the blocks, then the head on the scored rows only, in row chunks: logits,
+//     softmax, each row's log-prob and g_r = d logp_r / d h_r = W_out[target] - W_out^T softmax (so no
+//     vocabulary-sized tensor outlives its chunk, and no one-hot label tensor exists);
+//  2. the caller reads the log-probs and sets each row's weight w_r = dLoss/dlogp_r;
+//  3. backward: from sum_r w_r g_r through the final norm, then block by block from the last,
+//     recomputing each block's activations from its input when checkpointing is on.
+//
+// Attention is computed in query chunks (each chunk attends to the keys up to its last query), so the
+// score matrices that exist at one time are chunk x keys, not L x L, and the causal upper triangle is
+// never computed. Grouped-query attention broadcasts K/V heads in the forward and sums the query
+// heads' K/V gradients per group in the backward: no per-head copies. The frozen weights are multiplied
+// transposed through stored transposes (transposed.go), so the backward costs about one forward.
+
+// attnChunkElems bounds the elements of one chunk's attention scores (keys x queries x heads x rows).
+const attnChunkElems = 8 << 20
+
+// headChunkElems bounds the elements of one chunk's logits (vocabulary x rows).
+const headChunkElems = 16 << 20
+
+// chunk is a range of query positions [q0, q1) and the offset of its causal mask in the mask input.
+type chunk struct{ q0, q1, maskOff int }
+
+// attentionChunks splits L query positions into chunks whose scores fit attnChunkElems.
+func attentionChunks(L, heads, B, limit int) []chunk {
+	n := max(limit/max(L*heads*B, 1), 1)
+	n = min(n, L)
+	var cs []chunk
+	off := 0
+	for q0 := 0; q0 < L; q0 += n {
+		q1 := min(q0+n, L)
+		cs = append(cs, chunk{q0, q1, off})
+		off += q1 * (q1 - q0)
+	}
+	return cs
+}
+
+// chunkMasks is the causal mask of every chunk, one after the other: chunk [q0, q1) has q1 - q0 rows of
+// q1 keys, key k hidden (-inf) from query q when k > q.
+func chunkMasks(cs []chunk) []float32 {
+	last := cs[len(cs)-1]
+	m := make([]float32, last.maskOff+last.q1*(last.q1-last.q0))
+	negInf := float32(math.Inf(-1))
+	for _, c := range cs {
+		for q := c.q0; q < c.q1; q++ {
+			row := m[c.maskOff+(q-c.q0)*c.q1:]
+			for k := q + 1; k < c.q1; k++ {
+				row[k] = negInf
+			}
+		}
+	}
+	return m
+}
+
+// stepGraph is one built LoRA training (or scoring) graph with its inputs and outputs.
+type stepGraph struct {
+	ctx                            *GContext
+	gr                             *Graph
+	tokens, pos, masks, rows, tgts Tensor
+	rowWeight                      Tensor   // backward: dLoss/dlogp of each scored row
+	split                          Tensor   // the first node that reads rowWeight
+	logp                           Tensor   // log-prob of each scored row
+	grads                          []Tensor // gradient of each of tm.params
+}
+
+// stepBuilder builds a stepGraph.
+type stepBuilder struct {
+	tm     *TrainModel
+	g      *GContext
+	gr     *Graph
+	sg     *stepGraph
+	p      *batchPlan
+	chunks []chunk
+	freq   Tensor
+	grads  map[string]Tensor
+}
+
+// blockActs are the activations of one block the backward pass reads.
+type blockActs struct {
+	x, xn            Tensor // block input, normed input
+	q, k, v          Tensor // projections (with bias), [hd*heads, T]
+	uq, uk, uv, uo   Tensor // LoRA A x of each projection (nil without LoRA)
+	Q, K, Vn, Vt     Tensor // [hd, L, heads, B]; Vt is V transposed, [L, hd, kv heads, B]
+	probs            []Tensor
+	o                Tensor // attention output before attn_output, [d, T]
+	h, hn            Tensor // after the attention residual, normed
+	a, b, m          Tensor // gate, up, silu(gate)*up
+	ug, uu, ud       Tensor
+	out              Tensor // the block output h + W_down m
+	kt               Tensor // K transposed (made in the backward)
+	xnT, hnT, oT, mT Tensor // transposed inputs of the projections (made in the backward, for LoRA)
+}
+
+// build makes the graph for plan p; withGrad adds the backward pass.
+func (tm *TrainModel) buildStep(p *batchPlan, withGrad bool) (*stepGraph, error) {
+	hp := tm.hp
+	chunks := tm.chunksOf(p)
+	size := tm.graphSize(len(chunks), len(p.rows), withGrad)
+	if err := tm.ensureScheduler(size); err != nil {
+		return nil, err
+	}
+	g := NewGContext(2*size+64, size, false)
+	sg := &stepGraph{ctx: g}
+	sg.gr = g.NewGraph(size, false)
+	b := &stepBuilder{tm: tm, g: g, gr: sg.gr, sg: sg, p: p, chunks: chunks, grads: map[string]Tensor{}}
+	T, R := int64(len(p.tokens)), int64(len(p.rows))
+	sg.tokens = g.NewTensor(TypeI32, T).SetName("tokens")
+	sg.pos = g.NewTensor(TypeI32, T).SetName("positions")
+	last := chunks[len(chunks)-1]
+	sg.masks = g.NewTensor(TypeF32, int64(last.maskOff+last.q1*(last.q1-last.q0))).SetName("kq_masks")
+	sg.rows = g.NewTensor(TypeI32, R).SetName("scored_rows")
+	sg.tgts = g.NewTensor(TypeI32, R).SetName("targets")
+	for _, t := range []Tensor{sg.tokens, sg.pos, sg.masks, sg.rows, sg.tgts} {
+		t.SetInput()
+	}
+	if w, ok := tm.weights["rope_freqs.weight"]; ok {
+		b.freq = w
+	}
+	ckpt := withGrad && tm.recompute(p)
+	x := g.GetRows(tm.weights["token_embd.weight"], sg.tokens)
+	acts := make([]*blockActs, hp.nLayer)
+	for l := range hp.nLayer {
+		acts[l] = b.blockForward(l, x, !withGrad || ckpt)
+		x = acts[l].out
+	}
+	xN := x
+	xs, gs := b.headForward(xN, withGrad)
+	sg.logp.SetOutput()
+	sg.gr.Expand(sg.logp)
+	if !withGrad {
+		return sg, nil
+	}
+	gs.SetOutput()
+	sg.gr.Expand(gs)
+	// Backward: row weights, the head's final norm, then the blocks from the last.
+	sg.rowWeight = g.NewTensor(TypeF32, R).SetName("row_weight")
+	sg.rowWeight.SetInput()
+	dhn := g.Mul(gs, g.Reshape2D(sg.rowWeight, 1, R))
+	sg.split = dhn
+	dxs := g.RMSNormBack(g.Mul(dhn, tm.weights["output_norm.weight"]), xs, hp.eps)
+	dx := g.GetRowsBack(dxs, sg.rows, xN)
+	sg.gr.Expand(dx)
+	for l := hp.nLayer - 1; l >= 0; l-- {
+		a := acts[l]
+		if ckpt {
+			a = b.blockForward(l, a.x, true)
+		}
+		dx = b.blockBackward(l, a, dx)
+		sg.gr.Expand(dx)
+	}
+	for _, p := range tm.params {
+		gt, ok := b.grads[p.Name]
+		if !ok {
+			return nil, fmt.Errorf("train graph: no gradient for %s", p.Name)
+		}
+		gt.SetOutput()
+		sg.gr.Expand(gt)
+		sg.grads = append(sg.grads, gt)
+	}
+	return sg, nil
+}
+
+// w returns the weight blk.<l>.<name>.
+func (b *stepBuilder) w(l int, name string) string { return fmt.Sprintf("blk.%d.%s", l, name) }
+
+// lin applies the frozen weight name and its LoRA pair, if any, to x: W x + s B (A x). u = A x.
+func (b *stepBuilder) lin(name string, x Tensor) (y, u Tensor) {
+	y = b.g.MulMat(b.tm.weights[name], x)
+	if ab, ok := b.tm.lora[name]; ok {
+		u = b.g.MulMat(ab[0], x)
+		y = b.g.Add(y, b.g.Scale(b.g.MulMat(ab[1], u), b.tm.loraScale))
+	}
+	return y, u
+}
+
+// linBack is the backward pass of lin: it records the LoRA gradients of name and returns dL/dx. xT is
+// x transposed, made on first use and shared by the projections that read the same x.
+func (b *stepBuilder) linBack(name string, x, u, dy Tensor, xT *Tensor) Tensor {
+	g := b.g
+	dx := g.MulMat(b.tm.wT[name], dy)
+	ab, ok := b.tm.lora[name]
+	if !ok {
+		return dx
+	}
+	s := b.tm.loraScale
+	du := g.Scale(g.MulMat(g.TransposeF32(ab[1]), dy), s) // [r, T]
+	dyT := g.TransposeF32(dy)                             // [T, out]
+	b.grads[name+".lora_b"] = g.Scale(g.MulMat(g.TransposeF32(u), dyT), s)
+	if xT.Nil() {
+		*xT = g.TransposeF32(x)
+	}
+	b.grads[name+".lora_a"] = g.MulMat(*xT, g.TransposeF32(du))
+	return g.Add(dx, g.MulMat(g.TransposeF32(ab[0]), du))
+}
+
+// blockForward builds block l on input x. dropProbs lets each attention chunk's probabilities die with
+// the chunk (the backward recomputes them); otherwise they are kept for the backward pass.
+func (b *stepBuilder) blockForward(l int, x Tensor, dropProbs bool) *blockActs {
+	tm, g, hp := b.tm, b.g, b.tm.hp
+	hd, nh, nkv := int64(hp.headDim), int64(hp.nHead), int64(hp.nKV)
+	L, B := int64(b.p.L), int64(b.p.B)
+	T := L * B
+	a := &blockActs{x: x}
+	a.xn = g.Mul(g.RMSNorm(x, hp.eps), tm.weights[b.w(l, "attn_norm.weight")])
+	a.q, a.uq = b.lin(b.w(l, "attn_q.weight"), a.xn)
+	a.k, a.uk = b.lin(b.w(l, "attn_k.weight"), a.xn)
+	a.v, a.uv = b.lin(b.w(l, "attn_v.weight"), a.xn)
+	for _, qkv := range []struct {
+		t    *Tensor
+		name string
+	}{{&a.q, "attn_q.bias"}, {&a.k, "attn_k.bias"}, {&a.v, "attn_v.bias"}} {
+		if bias, ok := tm.weights[b.w(l, qkv.name)]; ok {
+			*qkv.t = g.Add(*qkv.t, bias)
+		}
+	}
+	q := b.rope(g.Reshape3D(a.q, hd, nh, T))
+	k := b.rope(g.Reshape3D(a.k, hd, nkv, T))
+	a.Q = g.Cont(g.Permute(g.Reshape4D(q, hd, nh, L, B), 0, 2, 1, 3))     // [hd, L, nh, B]
+	a.K = g.Cont(g.Permute(g.Reshape4D(k, hd, nkv, L, B), 0, 2, 1, 3))    // [hd, L, nkv, B]
+	a.Vn = g.Cont(g.Permute(g.Reshape4D(a.v, hd, nkv, L, B), 0, 2, 1, 3)) // [hd, L, nkv, B]
+	a.Vt = g.Cont(g.Permute(g.Reshape4D(a.v, hd, nkv, L, B), 1, 2, 0, 3)) // [L, hd, nkv, B]
+	var O Tensor
+	for i, c := range b.chunks {
+		P := b.probs(a, c)
+		if !dropProbs {
+			a.probs = append(a.probs, P)
+		}
+		q1 := int64(c.q1)
+		Vc := g.View4D(a.Vt, q1, hd, nkv, B, a.Vt.Nb(1), a.Vt.Nb(2), a.Vt.Nb(3), 0)
+		Oc := g.MulMat(Vc, P) // [hd, n, nh, B]
+		if i == 0 {
+			O = Oc
+		} else {
+			O = g.Concat(O, Oc, 1)
+		}
+	}
+	a.o = g.Reshape2D(g.Cont(g.Permute(O, 0, 2, 1, 3)), hd*nh, T)
+	var att Tensor
+	att, a.uo = b.lin(b.w(l, "attn_output.weight"), a.o)
+	a.h = g.Add(att, x)
+	a.hn = g.Mul(g.RMSNorm(a.h, hp.eps), tm.weights[b.w(l, "ffn_norm.weight")])
+	a.a, a.ug = b.lin(b.w(l, "ffn_gate.weight"), a.hn)
+	a.b, a.uu = b.lin(b.w(l, "ffn_up.weight"), a.hn)
+	a.m = g.SwigluSplit(a.a, a.b)
+	var down Tensor
+	down, a.ud = b.lin(b.w(l, "ffn_down.weight"), a.m)
+	a.out = g.Add(down, a.h)
+	return a
+}
+
+// rope rotates a [hd, heads, T] tensor.
+func (b *stepBuilder) rope(x Tensor) Tensor {
+	hp := b.tm.hp
+	return b.g.Rope(x, b.sg.pos, b.freq, hp.headDim, hp.ropeMode, hp.nCtxTrain, hp.ropeBase)
+}
+
+// probs is chunk c's attention probabilities softmax(K^T Q / sqrt(hd) + mask), [q1, n, heads, B].
+func (b *stepBuilder) probs(a *blockActs, c chunk) Tensor {
+	g, hp := b.g, b.tm.hp
+	hd, nh, nkv := int64(hp.headDim), int64(hp.nHead), int64(hp.nKV)
+	B := int64(b.p.B)
+	n, q1 := int64(c.q1-c.q0), int64(c.q1)
+	Qc := g.View4D(a.Q, hd, n, nh, B, a.Q.Nb(1), a.Q.Nb(2), a.Q.Nb(3), int64(c.q0)*a.Q.Nb(1))
+	Kc := g.View4D(a.K, hd, q1, nkv, B, a.K.Nb(1), a.K.Nb(2), a.K.Nb(3), 0)
+	mask := g.View2D(b.sg.masks, q1, n, 4*q1, 4*int64(c.maskOff))
+	return g.SoftMaxExt(g.MulMat(Kc, Qc), mask, float32(1/math.Sqrt(float64(hp.headDim))))
+}
+
+// groupSum sums a per-query-head gradient [hd, n, heads, B] over each KV head's group of query heads
+// (query head h reads KV head h / group) to [hd, n, kv heads, B].
+func (b *stepBuilder) groupSum(x Tensor) Tensor {
+	hp := b.tm.hp
+	group := int64(hp.nHead / hp.nKV)
+	if group == 1 {
+		return x
+	}
+	nkv, B := int64(hp.nKV), int64(b.p.B)
+	var s Tensor
+	for j := range group {
+		v := b.g.View4D(x, x.Ne(0), x.Ne(1), nkv, B, x.Nb(1), x.Nb(2)*group, x.Nb(3), j*x.Nb(2))
+		if j == 0 {
+			s = v
+		} else {
+			s = b.g.Add(s, v)
+		}
+	}
+	return s
+}
+
+// blockBackward builds the gradient of block l's input from the gradient dy of its output, recording
+// the LoRA gradients of its projections.
+func (b *stepBuilder) blockBackward(l int, a *blockActs, dy Tensor) Tensor {
+	tm, g, hp := b.tm, b.g, b.tm.hp
+	hd, nh, nkv := int64(hp.headDim), int64(hp.nHead), int64(hp.nKV)
+	L, B := int64(b.p.L), int64(b.p.B)
+	T := L * B
+	// MLP: y = h + W_down (silu(a) * b), a = W_gate hn, b = W_up hn.
+	dm := b.linBack(b.w(l, "ffn_down.weight"), a.m, a.ud, dy, &a.mT)
+	da := g.SiluBack(g.Mul(dm, a.b), a.a)
+	db := g.Mul(dm, g.Silu(a.a))
+	dhn := g.Add(b.linBack(b.w(l, "ffn_gate.weight"), a.hn, a.ug, da, &a.hnT), b.linBack(b.w(l, "ffn_up.weight"), a.hn, a.uu, db, &a.hnT))
+	dh := g.Add(dy, g.RMSNormBack(g.Mul(dhn, tm.weights[b.w(l, "ffn_norm.weight")]), a.h, hp.eps))
+	b.gr.Expand(dh)
+	// Attention.
+	do := b.linBack(b.w(l, "attn_output.weight"), a.o, a.uo, dh, &a.oT)
+	dO := g.Cont(g.Permute(g.Reshape4D(do, hd, nh, L, B), 0, 2, 1, 3)) // [hd, L, nh, B]
+	a.kt = g.TransposeF32(a.K)                                         // [L, hd, nkv, B]
+	scale := float32(1 / math.Sqrt(float64(hp.headDim)))
+	var dQ, dK, dV Tensor
+	for i, c := range b.chunks {
+		n, q1 := int64(c.q1-c.q0), int64(c.q1)
+		var P Tensor
+		if len(a.probs) > 0 {
+			P = a.probs[i]
+		} else {
+			P = b.probs(a, c)
+		}
+		dOc := g.View4D(dO, hd, n, nh, B, dO.Nb(1), dO.Nb(2), dO.Nb(3), int64(c.q0)*dO.Nb(1))
+		Qc := g.View4D(a.Q, hd, n, nh, B, a.Q.Nb(1), a.Q.Nb(2), a.Q.Nb(3), int64(c.q0)*a.Q.Nb(1))
+		Vc := g.View4D(a.Vn, hd, q1, nkv, B, a.Vn.Nb(1), a.Vn.Nb(2), a.Vn.Nb(3), 0)
+		Ktc := g.View4D(a.kt, q1, hd, nkv, B, a.kt.Nb(1), a.kt.Nb(2), a.kt.Nb(3), 0)
+		dS := g.SoftMaxBack(g.MulMat(Vc, dOc), P, scale)                    // [q1, n, nh, B]
+		dQc := g.MulMat(Ktc, dS)                                            // [hd, n, nh, B]
+		dKc := b.groupSum(g.MulMat(g.TransposeF32(Qc), g.TransposeF32(dS))) // [hd, q1, nkv, B]
+		dVc := b.groupSum(g.MulMat(g.TransposeF32(dOc), g.TransposeF32(P))) // [hd, q1, nkv, B]
+		if pad := L - q1; pad > 0 {
+			dKc, dVc = g.PadRows(dKc, pad), g.PadRows(dVc, pad)
+		}
+		if i == 0 {
+			dQ, dK, dV = dQc, dKc, dVc
+		} else {
+			dQ, dK, dV = g.Concat(dQ, dQc, 1), g.Add(dK, dKc), g.Add(dV, dVc)
+		}
+		b.gr.Expand(dQ)
+		b.gr.Expand(dK)
+		b.gr.Expand(dV)
+	}
+	back := func(d Tensor, heads int64) Tensor { // [hd, L, heads, B] -> [hd, heads, T]
+		return g.Reshape3D(g.Cont(g.Permute(d, 0, 2, 1, 3)), hd, heads, T)
+	}
+	dq := g.Reshape2D(g.RopeBack(back(dQ, nh), b.sg.pos, b.freq, hp.headDim, hp.ropeMode, hp.nCtxTrain, hp.ropeBase), hd*nh, T)
+	dk := g.Reshape2D(g.RopeBack(back(dK, nkv), b.sg.pos, b.freq, hp.headDim, hp.ropeMode, hp.nCtxTrain, hp.ropeBase), hd*nkv, T)
+	dv := g.Reshape2D(back(dV, nkv), hd*nkv, T)
+	dxn := b.linBack(b.w(l, "attn_q.weight"), a.xn, a.uq, dq, &a.xnT)
+	dxn = g.Add(dxn, b.linBack(b.w(l, "attn_k.weight"), a.xn, a.uk, dk, &a.xnT))
+	dxn = g.Add(dxn, b.linBack(b.w(l, "attn_v.weight"), a.xn, a.uv, dv, &a.xnT))
+	return g.Add(dh, g.RMSNormBack(g.Mul(dxn, tm.weights[b.w(l, "attn_norm.weight")]), a.x, hp.eps))
+}
+
+// headForward builds the head on the scored rows of the last block's output xN: the final norm, then,
+// per row chunk, logits, softmax and log-probs (into sg.logp), and with withGrad g = d logp / d hn.
+func (b *stepBuilder) headForward(xN Tensor, withGrad bool) (xs, gs Tensor) {
+	tm, g, hp := b.tm, b.g, b.tm.hp
+	d, V, R := int64(hp.nEmbd), int64(hp.nVocab), int64(len(b.p.rows))
+	out, ok := tm.weights["output.weight"]
+	outName := "output.weight"
+	if !ok {
+		out, outName = tm.weights["token_embd.weight"], "token_embd.weight"
+	}
+	xs = g.GetRows(xN, b.sg.rows) // [d, R]
+	hn := g.Mul(g.RMSNorm(xs, hp.eps), tm.weights["output_norm.weight"])
+	n := max(min(int64(tm.limits.head)/V, R), 1)
+	for r0 := int64(0); r0 < R; r0 += n {
+		c := min(n, R-r0)
+		hc := g.View2D(hn, d, c, hn.Nb(1), r0*hn.Nb(1))
+		tc := g.View1D(b.sg.tgts, c, 4*r0)
+		logits := g.MulMat(out, hc) // [V, c]
+		sm := g.SoftMax(logits)
+		lp := g.TokenLogProbs(logits, sm, tc)
+		var gc Tensor
+		if withGrad {
+			gc = g.Sub(g.GetRows(out, tc), g.MulMat(tm.wT[outName], sm)) // [d, c]
+		}
+		if r0 == 0 {
+			b.sg.logp, gs = lp, gc
+		} else {
+			b.sg.logp = g.Concat(b.sg.logp, lp, 0)
+			if withGrad {
+				gs = g.Concat(gs, gc, 1)
+			}
+		}
+		b.gr.Expand(b.sg.logp)
+		if withGrad {
+			b.gr.Expand(gs)
+		}
+	}
+	return xs, gs
+}
+
+// chunkLimits bound the elements of one attention chunk's scores and of one head chunk's logits.
+type chunkLimits struct{ attention, head int }
+
+var defaultChunkLimits = chunkLimits{attnChunkElems, headChunkElems}
+
+// chunksOf is the attention chunking of plan p.
+func (tm *TrainModel) chunksOf(p *batchPlan) []chunk {
+	return attentionChunks(p.L, tm.hp.nHead, p.B, tm.limits.attention)
+}
+
+// graphSize bounds the nodes plus leaves of a step graph with the given attention and head chunks.
+func (tm *TrainModel) graphSize(chunks, rows int, withGrad bool) int {
+	hp := tm.hp
+	group := hp.nHead / max(hp.nKV, 1)
+	perLayer := 120 + chunks*12
+	if withGrad {
+		perLayer = 400 + chunks*(60+2*group)
+	}
+	headChunks := rows*hp.nVocab/tm.limits.head + 1
+	return 1024 + hp.nLayer*perLayer + 32*headChunks
+}
+
+// ensureScheduler makes sure the scheduler takes graphs of size nodes and leaves.
+func (tm *TrainModel) ensureScheduler(size int) error {
+	if tm.sched != nil && size <= tm.schedSize {
+		return nil
+	}
+	s, err := NewScheduler(size, tm.backend)
+	if err != nil {
+		return err
+	}
+	if tm.sched != nil {
+		s.peak = tm.sched.peak
+		tm.sched.Free()
+	}
+	tm.sched, tm.schedSize = s, size
+	return nil
+}
+
+// activationBytes estimates the memory a step without checkpointing keeps for the backward pass.
+func (tm *TrainModel) activationBytes(p *batchPlan) int64 {
+	hp := tm.hp
+	T := int64(p.L * p.B)
+	perToken := int64(10*hp.nEmbd + 4*hp.nFF + 3*(hp.nHead+2*hp.nKV)*hp.headDim)
+	probs := int64(p.L) * int64(p.L+1) / 2 * int64(hp.nHead*p.B)
+	return 4 * int64(hp.nLayer) * (T*perToken + probs)
+}
+
+// recompute reports whether a step over p recomputes block activations in the backward pass.
+func (tm *TrainModel) recompute(p *batchPlan) bool {
+	switch tm.ckpt {
+	case CheckpointOn:
+		return true
+	case CheckpointOff:
+		return false
+	}
+	return tm.activationBytes(p) > checkpointAutoBytes
+}
+
+// runStep builds, allocates and runs a step graph over seqs: the forward part, then (when rowWeights is
+// not nil) rowWeights(log-probs) gives each scored row's weight and the backward part runs, adding the
+// gradient of sum_r weight_r * logp_r into every parameter's Grad. It returns the log-prob of each
+// scored row, in plan order.
+func (tm *TrainModel) runStep(p *batchPlan, rowWeights func(logp []float32) ([]float32, error)) ([]float32, error) {
+	withGrad := rowWeights != nil
+	sg, err := tm.buildStep(p, withGrad)
+	if err != nil {
+		return nil, err
+	}
+	defer sg.ctx.Free()
+	if err := tm.sched.Alloc(sg.gr); err != nil {
+		return nil, fmt.Errorf("%w (sequences of %d tokens x %d: use shorter sequences, fewer pairs per micro-batch, or --checkpointing on)", err, p.L, p.B)
+	}
+	chunks := tm.chunksOf(p)
+	for _, err := range []error{sg.tokens.SetInt32(p.tokens), sg.pos.SetInt32(p.pos), sg.masks.SetFloat32(chunkMasks(chunks)),
+		sg.rows.SetInt32(p.rows), sg.tgts.SetInt32(p.targets)} {
+		if err != nil {
+			return nil, err
+		}
+	}
+	if !withGrad {
+		if err := tm.sched.Compute(sg.gr); err != nil {
+			return nil, err
+		}
+		return sg.logp.Float32(nil), nil
+	}
+	forward, backward, err := sg.gr.SplitAt(sg.ctx, sg.split)
+	if err != nil {
+		return nil, err
+	}
+	if err := tm.sched.ComputePart(forward); err != nil {
+		return nil, err
+	}
+	logp := sg.logp.Float32(nil)
+	w, err := rowWeights(logp)
+	if err != nil {
+		return nil, err
+	}
+	if err := sg.rowWeight.SetFloat32(w); err != nil {
+		return nil, err
+	}
+	if err := tm.sched.ComputePart(backward); err != nil {
+		return nil, err
+	}
+	return logp, tm.addGradTensors(sg.grads)
+}
+
+// checkLogProbs fails on a non-finite log-prob.
+func checkLogProbs(logp []float32, what string) error {
+	for r, v := range logp {
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			return fmt.Errorf("%s: %w: log-prob %v at scored row %d", what, ErrNumerical, v, r)
+		}
+	}
+	return nil
+}

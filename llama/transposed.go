@@ -1,0 +1,74 @@
+package llama
+
+import "fmt"
+
+// The backward pass through a frozen weight W (ggml shape [in, out]) needs dx = W^T dy, a product that
+// ggml's fast mul_mat computes only when W^T itself is stored, with rows of length out. TrainModel keeps
+// such a transposed copy of every weight the backward passes through, made once at load:
+//   - F32, F16 and BF16 weights are transposed exactly, in their own type;
+//   - a quantized weight is decoded, transposed and re-encoded in its own type when out is a multiple of
+//     the type's block size (else Q8_0, else F32). Re-encoding rounds again, so the input gradient through
+//     a quantized weight is that of a weight within one quantization step of W; the forward pass, and so
+//     every log-prob, uses W itself.
+
+// transposedType is the type in which the transpose of a weight of type typ with out output rows is kept.
+func transposedType(typ GGMLType, out int64) GGMLType {
+	switch {
+	case typ == TypeF32 || typ == TypeF16 || typ == TypeBF16:
+		return typ
+	case out%typ.BlockSize() == 0 && encodable(typ):
+		return typ
+	case out%TypeQ8_0.BlockSize() == 0:
+		return TypeQ8_0
+	default:
+		return TypeF32
+	}
+}
+
+// encodable reports whether convertFloat32 can write typ without an importance matrix.
+func encodable(typ GGMLType) bool {
+	_, err := convertFloat32(make([]float32, typ.BlockSize()), typ, typ.BlockSize())
+	return err == nil
+}
+
+// transposeBand is how many rows of W^T are made at a time (a multiple of every block size), so that
+// the temporary float copy stays small for large vocabularies.
+const transposeBand = 256
+
+// writeTransposed fills dst ([out, in], type dstType) with the transpose of the weight whose raw data
+// (type typ, ggml shape [in, out]) is raw.
+func writeTransposed(dst Tensor, typ GGMLType, raw []byte, in, out int64) error {
+	dstType := dst.Type()
+	srcRow := typ.RowSize(in)
+	dstRow := dstType.RowSize(out)
+	if int64(len(raw)) < srcRow*out {
+		return fmt.Errorf("%w: %d bytes for a %s tensor of %d x %d", ErrInvalidArgument, len(raw), typ, in, out)
+	}
+	bs := typ.BlockSize()
+	band := max(transposeBand/bs, 1) * bs
+	piece := make([]float32, band)
+	buf := make([]float32, band*out)
+	for i0 := int64(0); i0 < in; i0 += band {
+		n := min(band, in-i0)
+		if n%bs != 0 {
+			return fmt.Errorf("%w: row length %d is not a multiple of %s's block size", ErrInvalidArgument, in, typ)
+		}
+		for o := int64(0); o < out; o++ {
+			start := o*srcRow + typ.RowSize(i0)
+			if err := decodeInto(typ, raw[start:start+typ.RowSize(n)], piece[:n]); err != nil {
+				return err
+			}
+			for i := int64(0); i < n; i++ {
+				buf[i*out+o] = piece[i]
+			}
+		}
+		enc, err := convertFloat32(buf[:n*out], dstType, out)
+		if err != nil {
+			return err
+		}
+		if err := dst.SetBytesAt(enc, i0*dstRow); err != nil {
+			return err
+		}
+	}
+	return nil
+}
