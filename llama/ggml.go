@@ -670,3 +670,7 @@ func (t Tensor) SetBytesAt(b []byte, offset int64) error {
 	}
 	return nil
 }
+
+// OutProd is sum_k a[:, k] b[:, k]^T: a [m, k] and b [n, k] give [m, n] (the contraction runs over
+// dimension 1 of both).
+func (g *GContext) OutProd(a, b Tensor) Tensor { return Tensor{C.ggml_out_prod(g.c, a.t, b.t)} }

@@ -182,9 +182,10 @@ func (b *stepBuilder) lin(name string, x Tensor) (y, u Tensor) {
 	return y, u
 }
 
-// linBack is the backward pass of lin: it records the LoRA gradients of name and returns dL/dx. xT is
-// x transposed, made on first use and shared by the projections that read the same x.
-func (b *stepBuilder) linBack(name string, x, u, dy Tensor, xT *Tensor) Tensor {
+// linBack is the backward pass of lin: it records the LoRA gradients of name and returns dL/dx.
+// The LoRA gradients are outer products summed over tokens (ggml's out_prod contracts the token
+// dimension of both operands directly, so neither needs a transposed copy).
+func (b *stepBuilder) linBack(name string, x, u, dy Tensor) Tensor {
 	g := b.g
 	dx := g.MulMat(b.tm.wT[name], dy)
 	ab, ok := b.tm.lora[name]
@@ -193,12 +194,8 @@ func (b *stepBuilder) linBack(name string, x, u, dy Tensor, xT *Tensor) Tensor {
 	}
 	s := b.tm.loraScale
 	du := g.Scale(g.MulMat(g.TransposeF32(ab[1]), dy), s) // [r, T]
-	dyT := g.TransposeF32(dy)                             // [T, out]
-	b.grads[name+".lora_b"] = g.Scale(g.MulMat(g.TransposeF32(u), dyT), s)
-	if xT.Nil() {
-		*xT = g.TransposeF32(x)
-	}
-	b.grads[name+".lora_a"] = g.MulMat(*xT, g.TransposeF32(du))
+	b.grads[name+".lora_b"] = g.Scale(g.MulMat(g.TransposeF32(u), g.TransposeF32(dy)), s)
+	b.grads[name+".lora_a"] = g.OutProd(x, du)
 	return g.Add(dx, g.MulMat(g.TransposeF32(ab[0]), du))
 }
 
@@ -304,14 +301,14 @@ func (b *stepBuilder) blockBackward(l int, a *blockActs, dy Tensor) Tensor {
 	L, B := int64(b.p.L), int64(b.p.B)
 	T := L * B
 	// MLP: y = h + W_down (silu(a) * b), a = W_gate hn, b = W_up hn.
-	dm := b.linBack(b.w(l, "ffn_down.weight"), a.m, a.ud, dy, &a.mT)
+	dm := b.linBack(b.w(l, "ffn_down.weight"), a.m, a.ud, dy)
 	da := g.SiluBack(g.Mul(dm, a.b), a.a)
 	db := g.Mul(dm, g.Silu(a.a))
-	dhn := g.Add(b.linBack(b.w(l, "ffn_gate.weight"), a.hn, a.ug, da, &a.hnT), b.linBack(b.w(l, "ffn_up.weight"), a.hn, a.uu, db, &a.hnT))
+	dhn := g.Add(b.linBack(b.w(l, "ffn_gate.weight"), a.hn, a.ug, da), b.linBack(b.w(l, "ffn_up.weight"), a.hn, a.uu, db))
 	dh := g.Add(dy, g.RMSNormBack(g.Mul(dhn, tm.weights[b.w(l, "ffn_norm.weight")]), a.h, hp.eps))
 	b.gr.Expand(dh)
 	// Attention.
-	do := b.linBack(b.w(l, "attn_output.weight"), a.o, a.uo, dh, &a.oT)
+	do := b.linBack(b.w(l, "attn_output.weight"), a.o, a.uo, dh)
 	dO := g.Cont(g.Permute(g.Reshape4D(do, hd, nh, L, B), 0, 2, 1, 3)) // [hd, L, nh, B]
 	a.kt = g.TransposeF32(a.K)                                         // [L, hd, nkv, B]
 	scale := float32(1 / math.Sqrt(float64(hp.headDim)))
@@ -350,9 +347,9 @@ func (b *stepBuilder) blockBackward(l int, a *blockActs, dy Tensor) Tensor {
 	dq := g.Reshape2D(g.RopeBack(back(dQ, nh), b.sg.pos, b.freq, hp.headDim, hp.ropeMode, hp.nCtxTrain, hp.ropeBase), hd*nh, T)
 	dk := g.Reshape2D(g.RopeBack(back(dK, nkv), b.sg.pos, b.freq, hp.headDim, hp.ropeMode, hp.nCtxTrain, hp.ropeBase), hd*nkv, T)
 	dv := g.Reshape2D(back(dV, nkv), hd*nkv, T)
-	dxn := b.linBack(b.w(l, "attn_q.weight"), a.xn, a.uq, dq, &a.xnT)
-	dxn = g.Add(dxn, b.linBack(b.w(l, "attn_k.weight"), a.xn, a.uk, dk, &a.xnT))
-	dxn = g.Add(dxn, b.linBack(b.w(l, "attn_v.weight"), a.xn, a.uv, dv, &a.xnT))
+	dxn := b.linBack(b.w(l, "attn_q.weight"), a.xn, a.uq, dq)
+	dxn = g.Add(dxn, b.linBack(b.w(l, "attn_k.weight"), a.xn, a.uk, dk))
+	dxn = g.Add(dxn, b.linBack(b.w(l, "attn_v.weight"), a.xn, a.uv, dv))
 	return g.Add(dh, g.RMSNormBack(g.Mul(dxn, tm.weights[b.w(l, "attn_norm.weight")]), a.x, hp.eps))
 }
 
