@@ -130,3 +130,22 @@ func TestEvalWithoutData(t *testing.T) {
 		}
 	}
 }
+
+// TestPairsDefaultSplit: without --data, bpo pairs samples the train split where the benchmark has
+// one (GSM8K) and the test split otherwise (AMC23).
+func TestPairsDefaultSplit(t *testing.T) {
+	for _, c := range []struct{ benchmark, want string }{
+		{"gsm8k", "gsm8k/train: 7473 questions (embedded)"},
+		{"amc23", "amc23/test: 40 questions (embedded)"},
+	} {
+		out := filepath.Join(t.TempDir(), "pairs.jsonl")
+		_, stderr, err := runCLI(t, "pairs", "--model", cliStories(t), "--benchmark", c.benchmark, "--limit", "1", "--n", "2",
+			"--template", "chatml", "--max-new-tokens", "2", "--threads", "1", "--parallel", "2", "--out", out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(stderr, c.want) {
+			t.Errorf("%s: stderr does not say %q:\n%s", c.benchmark, c.want, stderr)
+		}
+	}
+}
