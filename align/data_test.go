@@ -2,15 +2,16 @@ package align
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-)
 
-const gsm8kTrain = "../../shared/data/gsm8k/train.jsonl"
+	"github.com/bpo-dev/bpo/eval/benchdata"
+)
 
 type gsmRow struct {
 	Question string `json:"question"`
@@ -20,13 +21,16 @@ type gsmRow struct {
 // readGSM8K reads the first n rows of the real GSM8K training file.
 func readGSM8K(t testing.TB, n int) []gsmRow {
 	t.Helper()
-	f, err := os.Open(gsm8kTrain)
+	set, err := benchdata.Find("gsm8k", "train")
 	if err != nil {
-		t.Fatalf("real data missing: %v", err)
+		t.Fatal(err)
 	}
-	defer f.Close()
+	data, err := set.Data()
+	if err != nil {
+		t.Fatal(err)
+	}
 	var rows []gsmRow
-	sc := bufio.NewScanner(f)
+	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() && len(rows) < n {
 		var r gsmRow

@@ -6,13 +6,16 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/bpo-dev/bpo/internal/fixture"
 )
 
 func TestRefCacheRoundTrip(t *testing.T) {
-	model, err := FileFingerprint("../../shared/models/stories260K.gguf")
+	model, err := FileFingerprint(fixture.File(t, testStories))
 	if err != nil {
 		t.Fatal(err)
 	}
+	gsm8kTrain := fixture.EvalSet(t, "gsm8k/train")
 	data, err := FileHash(gsm8kTrain)
 	if err != nil {
 		t.Fatal(err)

@@ -10,16 +10,18 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/bpo-dev/bpo/internal/fixture"
 	"github.com/bpo-dev/bpo/llama"
 )
 
+// Fixtures of the repository's testdata/ folder; fixture.File gives their path.
 const (
-	testStories = "../../shared/models/stories260K.gguf"
-	testQwen2   = "../../shared/models/ggml-vocab-qwen2.gguf"
+	testStories = "models/stories260K.gguf"
+	testQwen2   = "models/ggml-vocab-qwen2.gguf"
 )
 
 func TestTokenizePreferencesTemplatesAndEOS(t *testing.T) {
-	m, err := llama.LoadModel(testQwen2, llama.ModelOptions{VocabOnly: true})
+	m, err := llama.LoadModel(fixture.File(t, testQwen2), llama.ModelOptions{VocabOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +105,7 @@ func TestLoadSFTShapesAndErrors(t *testing.T) {
 // TestReferenceLogpsMatchTrainingGraph scores pairs through llama.cpp and through the training graph
 // with LoRA at zero: the reference the trainer uses must agree with the policy at step 0.
 func TestReferenceLogpsMatchTrainingGraph(t *testing.T) {
-	m, err := llama.LoadModel(testStories, llama.ModelOptions{})
+	m, err := llama.LoadModel(fixture.File(t, testStories), llama.ModelOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +122,7 @@ func TestReferenceLogpsMatchTrainingGraph(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	base, err := BaseTensors(testStories)
+	base, err := BaseTensors(fixture.File(t, testStories))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +130,7 @@ func TestReferenceLogpsMatchTrainingGraph(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pol, err := NewLlamaLoRAPolicy(testStories, lora, 1)
+	pol, err := NewLlamaLoRAPolicy(fixture.File(t, testStories), lora, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +149,7 @@ func TestReferenceLogpsMatchTrainingGraph(t *testing.T) {
 // TestCompletionContinuesPrompt checks that with a SentencePiece vocabulary a completion starting with a
 // space is tokenized as the model sees it after the prompt, not with an extra leading space token.
 func TestCompletionContinuesPrompt(t *testing.T) {
-	m, err := llama.LoadModel(testStories, llama.ModelOptions{VocabOnly: true})
+	m, err := llama.LoadModel(fixture.File(t, testStories), llama.ModelOptions{VocabOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}

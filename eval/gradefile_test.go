@@ -14,7 +14,7 @@ import (
 )
 
 func TestGradeFileOnGoldSolutions(t *testing.T) {
-	ss := loadSamples(t, bench.MATH500, "math500/test.jsonl", 0)
+	ss := loadSamples(t, bench.MATH500, "test", 0)
 	dir := t.TempDir()
 	in := filepath.Join(dir, "in.jsonl")
 	var b bytes.Buffer

@@ -16,7 +16,7 @@ import (
 )
 
 func TestBuildPairsFromSampledRun(t *testing.T) {
-	ss := loadSamples(t, bench.GSM8K, "gsm8k/train.jsonl", 30)
+	ss := loadSamples(t, bench.GSM8K, "train", 30)
 	dir := t.TempDir()
 	sum, err := Run(context.Background(), newReplay(ss, 3), bench.GSM8K, ss, Options{Gen: GenParams{N: 4, Temperature: 0.7}}, dir)
 	if err != nil {
@@ -88,10 +88,10 @@ func TestCompareRuns(t *testing.T) {
 	root := t.TempDir()
 	a, b := filepath.Join(root, "dpo"), filepath.Join(root, "bpo")
 	for _, c := range []struct {
-		name, path string
-		n          int
-	}{{bench.MATH500, "math500/test.jsonl", 80}, {bench.GSM8K, "gsm8k/test.jsonl", 80}} {
-		ss := loadSamples(t, c.name, c.path, c.n)
+		name string
+		n    int
+	}{{bench.MATH500, 80}, {bench.GSM8K, 80}} {
+		ss := loadSamples(t, c.name, "test", c.n)
 		if _, err := Run(context.Background(), newReplay(ss, 2), c.name, ss, Options{}, filepath.Join(b, c.name)); err != nil {
 			t.Fatal(err)
 		}

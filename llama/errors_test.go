@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/bpo-dev/bpo/internal/fixture"
 )
 
 var errNotExist = fs.ErrNotExist
@@ -32,7 +34,7 @@ func TestLoadErrors(t *testing.T) {
 	short := filepath.Join(dir, "short.gguf")
 	os.WriteFile(short, []byte("GG"), 0o644)
 	truncated := filepath.Join(dir, "truncated.gguf")
-	raw, err := os.ReadFile(stories260K)
+	raw, err := os.ReadFile(fixture.File(t, stories260K))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +44,7 @@ func TestLoadErrors(t *testing.T) {
 	otherArch := filepath.Join(dir, "mamba.gguf")
 	w := NewGGUFWriter()
 	w.SetString("general.architecture", "mamba")
-	if err := w.CopyKV(vocabSPM, "tokenizer."); err != nil {
+	if err := w.CopyKV(fixture.File(t, vocabSPM), "tokenizer."); err != nil {
 		t.Fatal(err)
 	}
 	if err := w.AddFloat32Tensor("token_embd.weight", TypeF32, []int64{4, 2}, make([]float32, 8)); err != nil {
@@ -64,7 +66,7 @@ func TestLoadErrors(t *testing.T) {
 		{"truncated metadata", truncated, ModelOptions{}, ErrNotGGUF},
 		{"truncated tensor data", truncatedData, ModelOptions{}, ErrNotGGUF},
 		{"unsupported architecture", otherArch, ModelOptions{}, ErrUnsupportedArch},
-		{"vocab-only file as a model", vocabSPM, ModelOptions{}, ErrInvalidArgument},
+		{"vocab-only file as a model", fixture.File(t, vocabSPM), ModelOptions{}, ErrInvalidArgument},
 	}
 	for _, c := range cases {
 		_, err := LoadModel(c.path, c.opts)
@@ -77,7 +79,7 @@ func TestLoadErrors(t *testing.T) {
 }
 
 func TestInputErrors(t *testing.T) {
-	m := mustLoad(t, stories260K)
+	m := mustLoad(t, fixture.File(t, stories260K))
 	ctx := mustContext(t, m, ContextOptions{NCtx: 64, NSeq: 2})
 	bg := context.Background()
 	_, err := ctx.TokenLogProbs(bg, []Token{1, 600, 3})
@@ -124,7 +126,7 @@ func TestInputErrors(t *testing.T) {
 // TestNoLeaks loads and frees models, contexts and adapters many times and bounds the RSS growth.
 func TestNoLeaks(t *testing.T) {
 	cycle := func() {
-		m, err := LoadModel(stories260K, ModelOptions{})
+		m, err := LoadModel(fixture.File(t, stories260K), ModelOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}

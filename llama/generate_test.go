@@ -5,12 +5,14 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/bpo-dev/bpo/internal/fixture"
 )
 
 // TestGreedyDeterministicAcrossParallelism generates 8 greedy continuations with 1 and with 8 sequences
 // in parallel and requires identical tokens.
 func TestGreedyDeterministicAcrossParallelism(t *testing.T) {
-	for _, path := range []string{stories260K, randomModel(t, smallSpec("qwen2", TypeQ8_0))} {
+	for _, path := range []string{fixture.File(t, stories260K), randomModel(t, smallSpec(t, "qwen2", TypeQ8_0))} {
 		m := mustLoad(t, path)
 		ctx := mustContext(t, m, ContextOptions{NCtx: 1024, NSeq: 8})
 		var reqs []GenRequest
@@ -52,7 +54,7 @@ func TestGreedyDeterministicAcrossParallelism(t *testing.T) {
 }
 
 func TestGenerateStopsAndSampling(t *testing.T) {
-	m := mustLoad(t, stories260K)
+	m := mustLoad(t, fixture.File(t, stories260K))
 	ctx := mustContext(t, m, ContextOptions{NCtx: 512, NSeq: 4})
 	prompt := mustTokenize(t, m, "Once upon a time", true)
 	greedy, err := ctx.Generate(context.Background(), []GenRequest{{Prompt: prompt, MaxTokens: 40}}, GenerateOptions{})

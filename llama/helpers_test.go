@@ -6,15 +6,17 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+
+	"github.com/bpo-dev/bpo/internal/fixture"
 )
 
+// Fixtures of the repository's testdata/ folder; fixture.File(t, name) gives their path.
 const (
-	sharedModels = "../../shared/models"
-	stories260K  = sharedModels + "/stories260K.gguf"
-	tinyRandom   = sharedModels + "/llama-2-tiny-random.gguf"
-	vocabBPE     = sharedModels + "/ggml-vocab-llama-bpe.gguf"
-	vocabQwen2   = sharedModels + "/ggml-vocab-qwen2.gguf"
-	vocabSPM     = sharedModels + "/ggml-vocab-llama-spm.gguf"
+	stories260K = "models/stories260K.gguf"
+	tinyRandom  = "models/llama-2-tiny-random.gguf"
+	vocabBPE    = "models/ggml-vocab-llama-bpe.gguf"
+	vocabQwen2  = "models/ggml-vocab-qwen2.gguf"
+	vocabSPM    = "models/ggml-vocab-llama-spm.gguf"
 )
 
 // fixtures caches generated random models for the whole test binary.
@@ -34,16 +36,16 @@ func TestMain(m *testing.M) {
 }
 
 // smallSpec is a small llama3- or qwen2-shaped model with the real tokenizer.
-func smallSpec(arch string, typ GGMLType) RandomModelSpec {
+func smallSpec(t testing.TB, arch string, typ GGMLType) RandomModelSpec {
 	s := RandomModelSpec{Arch: arch, Layers: 2, Embedding: 64, FeedForward: 128, Heads: 4, HeadsKV: 2, Type: typ, Seed: 7}
 	switch arch {
 	case "llama3":
-		s.VocabFrom = vocabBPE
+		s.VocabFrom = fixture.File(t, vocabBPE)
 	case "qwen2":
-		s.VocabFrom = vocabQwen2
+		s.VocabFrom = fixture.File(t, vocabQwen2)
 		s.TiedOutput = true
 	default:
-		s.VocabFrom = vocabSPM
+		s.VocabFrom = fixture.File(t, vocabSPM)
 	}
 	return s
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"testing"
+
+	"github.com/bpo-dev/bpo/internal/fixture"
 )
 
 var storyPrompts = []string{
@@ -20,10 +22,10 @@ func TestLogProbsMatchReference(t *testing.T) {
 		name, path string
 		tol        float64
 	}{
-		{"stories260K", stories260K, 2e-3},
-		{"llama3-f32", randomModel(t, smallSpec("llama3", TypeF32)), 2e-3},
-		{"qwen2-f32", randomModel(t, smallSpec("qwen2", TypeF32)), 2e-3},
-		{"llama2-tiny-f16", tinyRandom, 2e-3},
+		{"stories260K", fixture.File(t, stories260K), 2e-3},
+		{"llama3-f32", randomModel(t, smallSpec(t, "llama3", TypeF32)), 2e-3},
+		{"qwen2-f32", randomModel(t, smallSpec(t, "qwen2", TypeF32)), 2e-3},
+		{"llama2-tiny-f16", fixture.File(t, tinyRandom), 2e-3},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -55,7 +57,7 @@ func TestLogProbsMatchReference(t *testing.T) {
 
 // TestBatchedScoringEqualsOneByOne scores 32 prompt/two-completion requests in shared batches and alone.
 func TestBatchedScoringEqualsOneByOne(t *testing.T) {
-	m := mustLoad(t, stories260K)
+	m := mustLoad(t, fixture.File(t, stories260K))
 	var reqs []ScoreRequest
 	for i := 0; i < 32; i++ {
 		p := mustTokenize(t, m, storyPrompts[i%len(storyPrompts)], true)
@@ -109,7 +111,7 @@ func TestRandomModelsScoreAndGenerate(t *testing.T) {
 	for _, arch := range []string{"llama3", "qwen2"} {
 		for _, typ := range []GGMLType{TypeF32, TypeQ8_0} {
 			t.Run(arch+"-"+typ.String(), func(t *testing.T) {
-				path := randomModel(t, smallSpec(arch, typ))
+				path := randomModel(t, smallSpec(t, arch, typ))
 				m := mustLoad(t, path)
 				info := m.Info()
 				if info.Arch != map[string]string{"llama3": "llama", "qwen2": "qwen2"}[arch] || info.Layers != 2 || info.FileType != typ.String() {

@@ -2,25 +2,28 @@ package llama
 
 import (
 	"os"
+	"path"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/bpo-dev/bpo/internal/fixture"
 )
 
 // TestTokenizerParity tokenizes every string of llama.cpp's tokenizer test vectors and compares the ids.
 func TestTokenizerParity(t *testing.T) {
 	for _, vocab := range []string{vocabBPE, vocabQwen2, vocabSPM} {
-		t.Run(vocab[len(sharedModels)+1:], func(t *testing.T) {
-			m, err := LoadModel(vocab, ModelOptions{VocabOnly: true})
+		t.Run(path.Base(vocab), func(t *testing.T) {
+			m, err := LoadModel(fixture.File(t, vocab), ModelOptions{VocabOnly: true})
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer m.Close()
-			inp, err := os.ReadFile(vocab + ".inp")
+			inp, err := os.ReadFile(fixture.File(t, vocab+".inp"))
 			if err != nil {
 				t.Fatal(err)
 			}
-			out, err := os.ReadFile(vocab + ".out")
+			out, err := os.ReadFile(fixture.File(t, vocab+".out"))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -51,7 +54,7 @@ func TestTokenizerParity(t *testing.T) {
 }
 
 func TestDetokenizeRoundTrip(t *testing.T) {
-	m, err := LoadModel(vocabQwen2, ModelOptions{VocabOnly: true})
+	m, err := LoadModel(fixture.File(t, vocabQwen2), ModelOptions{VocabOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,9 +95,9 @@ func TestChatTemplates(t *testing.T) {
 	cases := []struct {
 		vocab, template, want string
 	}{
-		{vocabQwen2, "", "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\n2+2?<|im_end|>\n<|im_start|>assistant\n"},
-		{vocabBPE, "llama3", "<|start_header_id|>system<|end_header_id|>\n\nBe brief.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\n2+2?<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"},
-		{vocabBPE, "chatml", "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\n2+2?<|im_end|>\n<|im_start|>assistant\n"},
+		{fixture.File(t, vocabQwen2), "", "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\n2+2?<|im_end|>\n<|im_start|>assistant\n"},
+		{fixture.File(t, vocabBPE), "llama3", "<|start_header_id|>system<|end_header_id|>\n\nBe brief.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\n2+2?<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"},
+		{fixture.File(t, vocabBPE), "chatml", "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\n2+2?<|im_end|>\n<|im_start|>assistant\n"},
 	}
 	for _, c := range cases {
 		m, err := LoadModel(c.vocab, ModelOptions{VocabOnly: true})
@@ -110,7 +113,7 @@ func TestChatTemplates(t *testing.T) {
 			t.Errorf("%s %q:\ngot  %q\nwant %q", c.vocab, c.template, got, c.want)
 		}
 	}
-	m, err := LoadModel(vocabBPE, ModelOptions{VocabOnly: true})
+	m, err := LoadModel(fixture.File(t, vocabBPE), ModelOptions{VocabOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,8 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"testing"
+
+	"github.com/bpo-dev/bpo/internal/fixture"
 )
 
 // trainSeqs tokenizes prompt/completion texts into training sequences.
@@ -54,13 +56,13 @@ func TestTrainGraphMatchesLlamaCpp(t *testing.T) {
 		name, path string
 		tol        float64
 	}{
-		{"stories260K", stories260K, 1e-3},
-		{"llama3-f32", randomModel(t, smallSpec("llama3", TypeF32)), 1e-3},
-		{"qwen2-f32", randomModel(t, smallSpec("qwen2", TypeF32)), 1e-3},
-		{"llama3-q8_0", randomModel(t, smallSpec("llama3", TypeQ8_0)), 1e-2},
-		{"qwen2-q8_0", randomModel(t, smallSpec("qwen2", TypeQ8_0)), 1e-2},
-		{"llama3-q4_k", randomModel(t, withEmbd(smallSpec("llama3", TypeQ4_K), 256)), 1e-2},
-		{"qwen2-q4_k", randomModel(t, withEmbd(smallSpec("qwen2", TypeQ4_K), 256)), 1e-2},
+		{"stories260K", fixture.File(t, stories260K), 1e-3},
+		{"llama3-f32", randomModel(t, smallSpec(t, "llama3", TypeF32)), 1e-3},
+		{"qwen2-f32", randomModel(t, smallSpec(t, "qwen2", TypeF32)), 1e-3},
+		{"llama3-q8_0", randomModel(t, smallSpec(t, "llama3", TypeQ8_0)), 1e-2},
+		{"qwen2-q8_0", randomModel(t, smallSpec(t, "qwen2", TypeQ8_0)), 1e-2},
+		{"llama3-q4_k", randomModel(t, withEmbd(smallSpec(t, "llama3", TypeQ4_K), 256)), 1e-2},
+		{"qwen2-q4_k", randomModel(t, withEmbd(smallSpec(t, "qwen2", TypeQ4_K), 256)), 1e-2},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -107,7 +109,7 @@ func withEmbd(s RandomModelSpec, e int) RandomModelSpec {
 // TestTrainGradientFiniteDifferences checks the graph's LoRA gradients (B non-zero) against central
 // finite differences of the same objective, in F32, for both architectures.
 func TestTrainGradientFiniteDifferences(t *testing.T) {
-	for _, path := range []string{stories260K, randomModel(t, smallSpec("qwen2", TypeF32))} {
+	for _, path := range []string{fixture.File(t, stories260K), randomModel(t, smallSpec(t, "qwen2", TypeF32))} {
 		t.Run(filepath.Base(path), func(t *testing.T) {
 			m := mustLoad(t, path)
 			seqs := trainSeqs(t, m, trainTexts)
@@ -195,7 +197,7 @@ func TestTrainGradientFiniteDifferences(t *testing.T) {
 // TestAdapterRoundTrip exports the training graph's LoRA as a GGUF adapter, loads it in llama.cpp
 // through the bridge and compares log-probs with the training graph, for both architectures.
 func TestAdapterRoundTrip(t *testing.T) {
-	for _, path := range []string{stories260K, randomModel(t, smallSpec("llama3", TypeQ8_0)), randomModel(t, smallSpec("qwen2", TypeF32))} {
+	for _, path := range []string{fixture.File(t, stories260K), randomModel(t, smallSpec(t, "llama3", TypeQ8_0)), randomModel(t, smallSpec(t, "qwen2", TypeF32))} {
 		t.Run(filepath.Base(path), func(t *testing.T) {
 			m := mustLoad(t, path)
 			lora := allLoRA(t, m.File(), m.Info().Layers, 4, 0.05, 21)

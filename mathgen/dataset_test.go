@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/bpo-dev/bpo/eval/bench"
+	"github.com/bpo-dev/bpo/eval/benchdata"
 )
 
 func TestGenerateSplits(t *testing.T) {
@@ -148,10 +149,10 @@ func FuzzParseLevels(f *testing.F) {
 	})
 }
 
-// TestJSONLReadsAsGSM8K writes a split and reads it back with the GSM8K loader that reads
-// ../shared/data/gsm8k/test.jsonl, checking both files have the same shape.
+// TestJSONLReadsAsGSM8K writes a split and reads it back with the GSM8K loader that reads the
+// public GSM8K test file (embedded), checking both files have the same shape.
 func TestJSONLReadsAsGSM8K(t *testing.T) {
-	gsm, err := bench.Load(bench.GSM8K, "../../shared/data/gsm8k/test.jsonl")
+	gsm, err := bench.LoadEmbedded(bench.GSM8K, "test")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +188,14 @@ func TestJSONLReadsAsGSM8K(t *testing.T) {
 			t.Errorf("first line %s lacks %s", first, k)
 		}
 	}
-	gdata, _ := os.ReadFile("../../shared/data/gsm8k/test.jsonl")
+	gset, err := benchdata.Find(bench.GSM8K, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gdata, err := gset.Data()
+	if err != nil {
+		t.Fatal(err)
+	}
 	gfirst := string(bytes.SplitN(gdata, []byte("\n"), 2)[0])
 	for _, k := range []string{`"question":`, `"answer":`} {
 		if !strings.Contains(gfirst, k) {

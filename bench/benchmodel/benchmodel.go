@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/bpo-dev/bpo/internal/fixture"
 	"github.com/bpo-dev/bpo/llama"
 )
 
@@ -17,6 +18,18 @@ import (
 var Spec = llama.RandomModelSpec{
 	Arch: "qwen2", Layers: 24, Embedding: 896, FeedForward: 4864, Heads: 14, HeadsKV: 2,
 	ContextLength: 32768, Type: llama.TypeQ8_0, TiedOutput: true, Seed: 1, Name: "bpo-bench-qwen2.5-0.5b-shape",
+}
+
+// DefaultVocab is the repository fixture whose qwen2 tokenizer the benchmark model uses.
+const DefaultVocab = "models/ggml-vocab-qwen2.gguf"
+
+// VocabPath returns vocab, or when it is empty the path of DefaultVocab in the repository's
+// testdata/ folder (decompressed into the cache on first use).
+func VocabPath(vocab string) (string, error) {
+	if vocab != "" {
+		return vocab, nil
+	}
+	return fixture.Path(DefaultVocab)
 }
 
 // Describe is a one-line description of the model for a result's settings.

@@ -47,7 +47,7 @@ func main() {
 	run := flag.String("run", "", "runner mode: do the work of this work file with the Go bridge and print one JSON line")
 	cbase := flag.String("cbaseline", "bin/bench-cbaseline", "C baseline binary (go build ./bench/cbaseline)")
 	defBuild := flag.String("default-build", "", "this benchmark built with default cgo flags, for the march comparison (empty: skip)")
-	vocab := flag.String("vocab", "../shared/models/ggml-vocab-qwen2.gguf", "vocabulary-only GGUF with the qwen2 tokenizer")
+	vocab := flag.String("vocab", "", "vocabulary-only GGUF with the qwen2 tokenizer (default: the repository's testdata/"+benchmodel.DefaultVocab+")")
 	cache := flag.String("cache", "bench/.cache", "directory for the generated model and work files")
 	out := flag.String("out", "bench/results", "directory for bridge.json")
 	threads := flag.Int("threads", 1, "CPU threads of every run (keep at most the number of idle cores: ggml threads spin-wait)")
@@ -63,6 +63,11 @@ func main() {
 			os.Exit(1)
 		}
 		return
+	}
+	var err error
+	if *vocab, err = benchmodel.VocabPath(*vocab); err != nil {
+		fmt.Fprintln(os.Stderr, "bridge:", err)
+		os.Exit(1)
 	}
 	if err := orchestrate(*cbase, *defBuild, *vocab, *cache, *out, *threads, *reps, *marchReps, *pairs, *only, *command); err != nil {
 		fmt.Fprintln(os.Stderr, "bridge:", err)

@@ -23,8 +23,8 @@ import (
 func main() {
 	model := flag.String("model", "", "GGUF model (default: the benchmarks' shared Qwen2.5-0.5B-shaped model, generated into -cache)")
 	cache := flag.String("cache", "bench/.cache", "directory of the generated benchmark model")
-	vocab := flag.String("vocab", "../shared/models/ggml-vocab-qwen2.gguf", "tokenizer of the generated benchmark model")
-	data := flag.String("data", "../shared/data/math500/test.jsonl", "MATH-500 JSONL")
+	vocab := flag.String("vocab", "", "tokenizer of the generated benchmark model (default: the repository's testdata/"+benchmodel.DefaultVocab+")")
+	data := flag.String("data", "", "MATH-500 JSONL (default: the set embedded in the binary)")
 	questions := flag.Int("questions", 8, "questions per run")
 	maxNew := flag.Int("max-new-tokens", 48, "tokens generated per answer")
 	threads := flag.Int("threads", 1, "CPU threads")
@@ -33,7 +33,12 @@ func main() {
 	command := flag.String("command", "make bench", "command recorded in the result")
 	flag.Parse()
 	if *model == "" {
-		path, err := benchmodel.Ensure(*cache, *vocab, benchmodel.Spec.Type)
+		vocabPath, err := benchmodel.VocabPath(*vocab)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "evalrun:", err)
+			os.Exit(1)
+		}
+		path, err := benchmodel.Ensure(*cache, vocabPath, benchmodel.Spec.Type)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "evalrun:", err)
 			os.Exit(1)
@@ -53,7 +58,13 @@ func cpuSeconds() float64 {
 }
 
 func run(modelPath, data string, questions, maxNew, threads, reps int, outDir, command string) error {
-	samples, err := evbench.Load("math500", data)
+	var samples []evbench.Sample
+	var err error
+	if data == "" {
+		samples, err = evbench.LoadEmbedded(evbench.MATH500, "test")
+	} else {
+		samples, err = evbench.Load(evbench.MATH500, data)
+	}
 	if err != nil {
 		return err
 	}

@@ -40,7 +40,7 @@ type options struct {
 
 func main() {
 	var o options
-	flag.StringVar(&o.vocab, "vocab", "../shared/models/ggml-vocab-qwen2.gguf", "vocabulary-only GGUF with the qwen2 tokenizer")
+	flag.StringVar(&o.vocab, "vocab", "", "vocabulary-only GGUF with the qwen2 tokenizer (default: the repository's testdata/"+benchmodel.DefaultVocab+")")
 	flag.StringVar(&o.cache, "cache", "bench/.cache", "directory of the generated model (shared with bench/bridge) and temporary run directories")
 	flag.StringVar(&o.out, "out", "bench/results", "directory for train.json")
 	flag.StringVar(&o.command, "command", "make bench", "command recorded in the result")
@@ -116,6 +116,9 @@ func run(o options) error {
 		name, title = "train-"+strings.ToLower(typ.String()), strings.Replace(title, "Q8_0", typ.String(), 1)
 	}
 	res := bench.Start(name, title, o.command)
+	if o.vocab, err = benchmodel.VocabPath(o.vocab); err != nil {
+		return fmt.Errorf("model: %w", err)
+	}
 	model, err := benchmodel.Ensure(o.cache, o.vocab, typ)
 	if err != nil {
 		return fmt.Errorf("model: %w", err)

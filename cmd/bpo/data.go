@@ -4,18 +4,93 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"text/tabwriter"
 
+	"github.com/bpo-dev/bpo/eval/benchdata"
+	"github.com/bpo-dev/bpo/internal/atomicfile"
 	"github.com/bpo-dev/bpo/mathgen"
 	"github.com/urfave/cli/v2"
 )
 
-// dataCommand groups the data-set generators.
+// dataCommand groups the embedded evaluation sets and the data-set generators.
 func dataCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "data",
-		Usage: "generate data sets (the demo's synthetic math task)",
+		Usage: "list and export the evaluation sets built into bpo; generate the demo's synthetic math task",
 		Subcommands: []*cli.Command{
+			dataListCommand(),
+			dataExportCommand(),
 			dataMathgenCommand(),
+		},
+	}
+}
+
+// dataListCommand prints the embedded evaluation sets with their provenance.
+func dataListCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "list",
+		Usage: "list the public evaluation sets built into bpo (rows, sizes, sha256, source, licence)",
+		Description: "bpo eval and bpo pairs read these when --data is not given; bpo data export writes one out.\n" +
+			"SHA256 is of the original public file, which export reproduces byte for byte.",
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return fmt.Errorf("data list: unexpected arguments %v", c.Args().Slice())
+			}
+			tw := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tROWS\tBYTES\tGZIP\tSHA256\tLICENCE")
+			for _, s := range benchdata.All() {
+				gz, err := s.CompressedSize()
+				if err != nil {
+					return fmt.Errorf("data list: %w", err)
+				}
+				fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\n", s.Name(), s.Rows, s.Bytes, gz, s.SHA256, s.License)
+			}
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			fmt.Fprintln(c.App.Writer, "\nSources:")
+			for _, s := range benchdata.All() {
+				fmt.Fprintf(c.App.Writer, "  %s: %s\n", s.Name(), s.Source)
+			}
+			return nil
+		},
+	}
+}
+
+// dataExportCommand writes an embedded evaluation set out as JSONL.
+func dataExportCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "export",
+		Usage:     "write an embedded evaluation set out as JSONL (the original public file)",
+		ArgsUsage: "[--out FILE] NAME",
+		Description: "NAME is benchmark/split as bpo data list shows it, or a benchmark alone for its test split.\n\n" +
+			"   bpo data export --out gsm8k-train.jsonl gsm8k/train\n" +
+			"   bpo data export math500 | head -1",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Usage: "file to write (default: standard output)"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 1 {
+				return fmt.Errorf("data export: expected one set name (see bpo data list; options go before it), got %d arguments", c.NArg())
+			}
+			set, err := benchdata.Lookup(c.Args().First())
+			if err != nil {
+				return fmt.Errorf("data export: %w", err)
+			}
+			data, err := set.Data()
+			if err != nil {
+				return fmt.Errorf("data export: %w", err)
+			}
+			out := c.String("out")
+			if out == "" {
+				_, err = c.App.Writer.Write(data)
+				return err
+			}
+			if err := atomicfile.Write(out, data); err != nil {
+				return fmt.Errorf("data export: %w", err)
+			}
+			fmt.Fprintf(c.App.ErrWriter, "wrote %s (%s, %d rows, %d bytes)\n", out, set.Name(), set.Rows, set.Bytes)
+			return nil
 		},
 	}
 }

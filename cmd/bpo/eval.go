@@ -10,21 +10,25 @@ import (
 
 	"github.com/bpo-dev/bpo/eval"
 	"github.com/bpo-dev/bpo/eval/bench"
+	"github.com/bpo-dev/bpo/eval/benchdata"
 	"github.com/bpo-dev/bpo/eval/grader"
 	"github.com/bpo-dev/bpo/eval/llamagen"
 	"github.com/bpo-dev/bpo/llama"
 )
 
 // generationFlags are shared by `bpo eval` and `bpo pairs`.
-func generationFlags(defaultN int, defaultTemp float64) []cli.Flag {
+//
+// defaultSplit describes which embedded split is read without --data and --split.
+func generationFlags(defaultN int, defaultTemp float64, defaultSplit string) []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "model", Aliases: []string{"m"}, Required: true, Usage: "GGUF model"},
 		&cli.StringSliceFlag{Name: "adapter", Usage: "LoRA adapter FILE[:SCALE] (repeatable)"},
 		&cli.StringFlag{Name: "benchmark", Aliases: []string{"b"}, Value: "gsm8k", Usage: "benchmark: " + strings.Join(bench.Names(), ", ")},
-		&cli.StringFlag{Name: "data", Aliases: []string{"d"}, Required: true, Usage: "benchmark JSONL file"},
+		&cli.StringFlag{Name: "data", Aliases: []string{"d"}, Usage: "benchmark JSONL file (default: the public set embedded in bpo, see `bpo data list`)"},
+		&cli.StringFlag{Name: "split", Usage: "split of the embedded set: test or train (default: " + defaultSplit + ")"},
 		&cli.StringFlag{Name: "prompt", Value: bench.FormatBoxed, Usage: "prompt format: " + strings.Join(bench.Formats(), ", ")},
 		&cli.IntFlag{Name: "shots", Value: 0, Usage: "gsm8k-fewshot: number of shots taken from --shots-data"},
-		&cli.StringFlag{Name: "shots-data", Usage: "gsm8k-fewshot: JSONL file of the shot examples (e.g. GSM8K train)"},
+		&cli.StringFlag{Name: "shots-data", Usage: "gsm8k-fewshot: JSONL file of the shot examples (default: the embedded GSM8K train set)"},
 		&cli.StringFlag{Name: "prompt-template", Usage: "template format: Go text/template file"},
 		&cli.StringFlag{Name: "template", Usage: "chat template for chat prompts: the model's own (default) or a built-in name (chatml, llama3, ...)"},
 		&cli.StringFlag{Name: "method", Value: string(grader.MethodQwen), Usage: "grading: qwen (Qwen2.5-Math extraction + equivalence), strict (#### N) or flexible (last number)"},
@@ -48,12 +52,13 @@ func evalCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "eval",
 		Usage:     "generate answers to a math benchmark with a GGUF model (and adapters) and grade them",
-		UsageText: "bpo eval --model M.gguf [--adapter A.gguf] --benchmark gsm8k --data test.jsonl --out RUN_DIR [options]",
+		UsageText: "bpo eval --model M.gguf [--adapter A.gguf] --benchmark math500 [--data test.jsonl] --out RUN_DIR [options]",
 		Description: `Writes RUN_DIR/samples.jsonl (prompt, responses, extracted answers, gold, correct, tokens per
 question), RUN_DIR/summary.json and RUN_DIR/summary.md (accuracy with a 95% Wilson interval, per
 subject/level, maj@k and pass@k for --n > 1, tokens/s). Re-running resumes: finished questions are kept.
-Greedy decoding (the default) gives the same answers whatever --parallel is.`,
-		Flags:  append(generationFlags(1, 0), &cli.StringFlag{Name: "out", Aliases: []string{"o"}, Required: true, Usage: "run directory"}),
+Greedy decoding (the default) gives the same answers whatever --parallel is. Without --data the
+benchmark's test split built into bpo is evaluated (bpo data list shows the sets).`,
+		Flags:  append(generationFlags(1, 0, "test"), &cli.StringFlag{Name: "out", Aliases: []string{"o"}, Required: true, Usage: "run directory"}),
 		Action: runEval,
 	}
 }
@@ -80,8 +85,33 @@ func (s *evalSetup) Close() {
 	}
 }
 
-func setupEval(c *cli.Context) (*evalSetup, error) {
-	samples, err := bench.Load(c.String("benchmark"), c.String("data"))
+// loadBenchmark reads the questions of --benchmark: from --data, else from the embedded set's
+// --split (default: test, or for preferTrain the train split where the benchmark has one).
+func loadBenchmark(c *cli.Context, preferTrain bool) ([]bench.Sample, error) {
+	name, data, split := c.String("benchmark"), c.String("data"), c.String("split")
+	if data != "" {
+		if split != "" {
+			return nil, fmt.Errorf("--split %s picks an embedded set; it does not apply to --data %s", split, data)
+		}
+		return bench.Load(name, data)
+	}
+	if split == "" {
+		split = "test"
+		if preferTrain && benchdata.Has(name, "train") {
+			split = "train"
+		}
+	}
+	samples, err := bench.LoadEmbedded(name, split)
+	if err != nil {
+		return nil, fmt.Errorf("%w (or pass --data FILE)", err)
+	}
+	fmt.Fprintf(c.App.ErrWriter, "%s/%s: %d questions (embedded)\n", name, split, len(samples))
+	return samples, nil
+}
+
+// setupEval loads the model and the selected questions; preferTrain as in loadBenchmark.
+func setupEval(c *cli.Context, preferTrain bool) (*evalSetup, error) {
+	samples, err := loadBenchmark(c, preferTrain)
 	if err != nil {
 		return nil, err
 	}
@@ -96,10 +126,12 @@ func setupEval(c *cli.Context) (*evalSetup, error) {
 	}
 	var shots []bench.Sample
 	if k := c.Int("shots"); k > 0 {
-		if c.String("shots-data") == "" {
-			return nil, fmt.Errorf("--shots %d needs --shots-data (e.g. the GSM8K train file)", k)
+		var all []bench.Sample
+		if p := c.String("shots-data"); p != "" {
+			all, err = bench.Load(bench.GSM8K, p)
+		} else {
+			all, err = bench.LoadEmbedded(bench.GSM8K, "train")
 		}
-		all, err := bench.Load("gsm8k", c.String("shots-data"))
 		if err != nil {
 			return nil, err
 		}
@@ -173,7 +205,7 @@ func setupEval(c *cli.Context) (*evalSetup, error) {
 }
 
 func runEval(c *cli.Context) error {
-	s, err := setupEval(c)
+	s, err := setupEval(c, false)
 	if err != nil {
 		return err
 	}

@@ -23,7 +23,7 @@ func generateCommand() *cli.Command {
 			"is greedy decoding. One sample streams to stdout as it is generated; with --n K the K samples\n" +
 			"(seeds SEED..SEED+K-1) are decoded together and each is printed when it finishes. A summary\n" +
 			"(tokens, stop reason, speed) goes to stderr. Examples:\n\n" +
-			"   bpo generate --model ../shared/models/stories260K.gguf --prompt \"Once upon a time\" --max-tokens 40 --temperature 0\n" +
+			"   bpo generate --model testdata/models/stories260K.gguf --prompt \"Once upon a time\" --max-tokens 40 --temperature 0\n" +
 			"   bpo generate --model M.gguf --chat \"What is 2+3?\" --template chatml --n 4 --stop \"<|im_end|>\"",
 		Flags: []cli.Flag{
 			modelFlag(),

@@ -20,7 +20,7 @@ func infoCommand() *cli.Command {
 		Description: "Prints architecture, layers, embedding size, heads, KV heads, vocabulary, context length,\n" +
 			"rope settings, file type, parameter count and chat template. Vocabulary-only files (no tensors)\n" +
 			"are shown too, without the hyper-parameters. Example:\n\n" +
-			"   bpo info ../shared/models/stories260K.gguf\n" +
+			"   bpo info testdata/models/stories260K.gguf\n" +
 			"   bpo info --json model.gguf",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "json", Usage: "print the metadata as one JSON object"},

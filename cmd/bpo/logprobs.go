@@ -32,8 +32,8 @@ func logprobsCommand() *cli.Command {
 			"(BOS added when the model adds one) and split where the prompt's own tokens end. --json prints exactly\n" +
 			"   {\"tokens\":[ids incl. BOS],\"logprobs\":[...],\"sum\":...}\n" +
 			"Examples:\n\n" +
-			"   bpo logprobs --model ../shared/models/stories260K.gguf --text \"Once upon a time\" --json\n" +
-			"   bpo logprobs --model ../shared/models/stories260K.gguf --prompt \"Once upon a\" --completion \" time\"",
+			"   bpo logprobs --model testdata/models/stories260K.gguf --text \"Once upon a time\" --json\n" +
+			"   bpo logprobs --model testdata/models/stories260K.gguf --prompt \"Once upon a\" --completion \" time\"",
 		Flags: []cli.Flag{
 			modelFlag(),
 			adapterFlag(),

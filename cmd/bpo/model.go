@@ -31,11 +31,11 @@ func modelRandomCommand() *cli.Command {
 			"tokenizer.* metadata) is copied from --vocab-from, e.g. a vocabulary-only file, or --vocab math\n" +
 			"uses the demo's math-task tokenizer (package mathgen). Example: a\n" +
 			"Qwen2.5-0.5B-shaped Q8_0 model:\n\n" +
-			"   bpo model random --arch qwen2 --vocab-from ../shared/models/ggml-vocab-qwen2.gguf \\\n" +
+			"   bpo model random --arch qwen2 --vocab-from ggml-vocab-qwen2.gguf \\\n" +
 			"      --layers 24 --embedding 896 --ff 4864 --heads 14 --heads-kv 2 --tied-output --type q8_0 --out qwen2-0.5b-random.gguf",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "arch", Value: "llama", Usage: "llama (Llama-2 style), llama3 (Llama-3.1 rope scaling) or qwen2 (QKV bias)"},
-			&cli.StringFlag{Name: "vocab-from", Usage: "GGUF file whose tokenizer is copied (e.g. ../shared/models/ggml-vocab-qwen2.gguf)"},
+			&cli.StringFlag{Name: "vocab-from", Usage: "GGUF file whose tokenizer is copied (e.g. ggml-vocab-qwen2.gguf)"},
 			&cli.StringFlag{Name: "vocab", Usage: "built-in tokenizer instead of --vocab-from: \"math\" (the demo's math-task SPM vocabulary, ChatML template)"},
 			&cli.IntFlag{Name: "layers", Value: 2, Usage: "transformer blocks"},
 			&cli.IntFlag{Name: "embedding", Value: 64, Usage: "embedding (hidden) size"},

@@ -11,7 +11,7 @@ import (
 )
 
 func pairsCommand() *cli.Command {
-	flags := generationFlags(8, 1.0)
+	flags := generationFlags(8, 1.0, "train where the benchmark has one, else test")
 	flags = append(flags,
 		&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Required: true, Usage: "pairs JSONL file to write"},
 		&cli.StringFlag{Name: "samples-dir", Usage: "run directory for the graded samples (default: OUT.samples/); re-running resumes"},
@@ -20,7 +20,7 @@ func pairsCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "pairs",
 		Usage:     "build on-policy preference pairs: sample k answers per question, grade them, pair a correct with an incorrect one",
-		UsageText: "bpo pairs --model M.gguf --benchmark gsm8k --data train.jsonl --n 8 --out pairs.jsonl [options]",
+		UsageText: "bpo pairs --model M.gguf --benchmark gsm8k [--data train.jsonl] --n 8 --out pairs.jsonl [options]",
 		Description: `Samples --n answers per question (temperature 1 by default), grades them against the gold answer
 and writes one {"prompt","chosen","rejected",...} line per pair, readable by bpo train. Questions whose
 answers are all correct or all wrong give no pair; the counts are printed.`,
@@ -30,7 +30,7 @@ answers are all correct or all wrong give no pair; the counts are printed.`,
 }
 
 func runPairs(c *cli.Context) error {
-	s, err := setupEval(c)
+	s, err := setupEval(c, true)
 	if err != nil {
 		return err
 	}

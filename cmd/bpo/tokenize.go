@@ -16,8 +16,8 @@ func tokenizeCommand() *cli.Command {
 		Description: "Loads only the tokenizer, so vocabulary-only GGUF files work too. By default BOS/EOS are\n" +
 			"added as the model's metadata asks and special-token text (e.g. \"<|im_start|>\") is kept as plain\n" +
 			"text. Example:\n\n" +
-			"   bpo tokenize --model ../shared/models/stories260K.gguf --text \"Once upon a time\"\n" +
-			"   bpo tokenize --model ../shared/models/ggml-vocab-qwen2.gguf --parse-special --json --text \"<|im_start|>user\"",
+			"   bpo tokenize --model testdata/models/stories260K.gguf --text \"Once upon a time\"\n" +
+			"   bpo tokenize --model ggml-vocab-qwen2.gguf --parse-special --json --text \"<|im_start|>user\"",
 		Flags: []cli.Flag{
 			modelFlag(),
 			&cli.StringFlag{Name: "text", Usage: "text to tokenize", Required: true},

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/bpo-dev/bpo/align"
+	"github.com/bpo-dev/bpo/internal/fixture"
 )
 
 // TestMain lets the tests run this test binary as the bpo command (BPO_TEST_MAIN=1), so a real
@@ -26,7 +27,8 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-const stories = "../../../shared/models/stories260K.gguf"
+// stories is the path of the stories260K fixture (testdata/).
+func stories(t testing.TB) string { return fixture.File(t, "models/stories260K.gguf") }
 
 // writeStoryData writes small SFT and preference files in stories260K's domain.
 func writeStoryData(t *testing.T, dir string) (sft, pairs string) {
@@ -84,7 +86,7 @@ func TestSFTKillAndResume(t *testing.T) {
 	dir := t.TempDir()
 	sft, _ := writeStoryData(t, dir)
 	args := func(out string) []string {
-		return []string{"sft", "--model", stories, "--data", sft, "--out", out, "--full", "--lr", "2e-3", "--epochs", "3",
+		return []string{"sft", "--model", stories(t), "--data", sft, "--out", out, "--full", "--lr", "2e-3", "--epochs", "3",
 			"--batch-size", "4", "--save-every", "2", "--threads", "1", "--warmup-ratio", "0"}
 	}
 	full := filepath.Join(dir, "full")
@@ -148,7 +150,7 @@ func TestDPOvsBPO(t *testing.T) {
 	final := map[string]align.StepMetrics{}
 	for _, loss := range []string{"dpo", "bpo"} {
 		out := filepath.Join(dir, loss)
-		res, err := bpoCmd("train", "--model", stories, "--data", pairs, "--loss", loss, "--out", out, "--lr", "5e-3",
+		res, err := bpoCmd("train", "--model", stories(t), "--data", pairs, "--loss", loss, "--out", out, "--lr", "5e-3",
 			"--epochs", "2", "--batch-size", "8", "--lora-rank", "4", "--lora-alpha", "8", "--threads", "1", "--warmup-ratio", "0").CombinedOutput()
 		if err != nil {
 			t.Fatalf("%s: %v\n%s", loss, err, res)

@@ -7,8 +7,6 @@ import (
 	"github.com/bpo-dev/bpo/eval/grader"
 )
 
-const dataDir = "../../../shared/data/"
-
 // Acceptance 2: every reference solution, used as the model response, grades correct against the
 // reference answer. Measured exceptions (Qwen2.5-Math's grader behaves the same way on them):
 //   - math500 test/algebra/101.json: the answer "x \in [-2,7]" has a space, so strip_string's
@@ -17,18 +15,18 @@ const dataDir = "../../../shared/data/"
 // The bound leaves room for one or two more such data quirks per benchmark, no more.
 func TestGoldSolutionsGradeCorrect(t *testing.T) {
 	cases := []struct {
-		name, path string
-		maxWrong   int
-		knownWrong []string
-		knownRight []string
+		name, split string
+		maxWrong    int
+		knownWrong  []string
+		knownRight  []string
 	}{
-		{MATH500, "math500/test.jsonl", 3, []string{"test/algebra/101.json"}, []string{"test/precalculus/807.json"}},
-		{MATH, "math/test.jsonl", 3, nil, []string{"0", "4999"}},
-		{GSM8K, "gsm8k/test.jsonl", 3, nil, []string{"0", "1318"}},
+		{MATH500, "test", 3, []string{"test/algebra/101.json"}, []string{"test/precalculus/807.json"}},
+		{MATH, "test", 3, nil, []string{"0", "4999"}},
+		{GSM8K, "test", 3, nil, []string{"0", "1318"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			ss, err := Load(c.name, dataDir+c.path)
+			ss, err := LoadEmbedded(c.name, c.split)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -61,11 +59,11 @@ func TestGoldSolutionsGradeCorrect(t *testing.T) {
 // The MATH gold answers come from the solutions' last \boxed; MATH-500 rows (a subset of the MATH
 // test set) carry a separate answer field. Both must agree for the shared problems.
 func TestMATHGoldMatchesMATH500Answers(t *testing.T) {
-	full, err := Load(MATH, dataDir+"math/test.jsonl")
+	full, err := LoadEmbedded(MATH, "test")
 	if err != nil {
 		t.Fatal(err)
 	}
-	sub, err := Load(MATH500, dataDir+"math500/test.jsonl")
+	sub, err := LoadEmbedded(MATH500, "test")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +95,7 @@ func TestMATHGoldMatchesMATH500Answers(t *testing.T) {
 
 // The lm-eval GSM8K filters must also accept every reference solution ("... #### N").
 func TestGSM8KGoldWithLMEvalFilters(t *testing.T) {
-	ss, err := Load(GSM8K, dataDir+"gsm8k/test.jsonl")
+	ss, err := LoadEmbedded(GSM8K, "test")
 	if err != nil {
 		t.Fatal(err)
 	}

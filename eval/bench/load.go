@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/bpo-dev/bpo/eval/benchdata"
 	"github.com/bpo-dev/bpo/eval/grader"
 )
 
@@ -27,6 +28,23 @@ func Load(name, path string) ([]Sample, error) {
 	}
 	defer f.Close()
 	return Parse(name, f, path)
+}
+
+// LoadEmbedded reads the split ("test" or "train") of benchmark name from the public sets built
+// into the binary (package benchdata), checked against their SHA-256 before parsing.
+func LoadEmbedded(name, split string) ([]Sample, error) {
+	if err := CheckName(name); err != nil {
+		return nil, err
+	}
+	set, err := benchdata.Find(name, split)
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", name, err)
+	}
+	data, err := set.Data()
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", name, err)
+	}
+	return Parse(name, bytes.NewReader(data), "embedded "+set.Name())
 }
 
 // Parse reads JSONL rows of benchmark name from r; file names the source in error messages,

@@ -3,29 +3,32 @@ package bench
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/bpo-dev/bpo/eval/benchdata"
 )
 
 func TestLoadAllBenchmarks(t *testing.T) {
 	cases := []struct {
-		name, path         string
+		name, split        string
 		n                  int
 		firstID, firstAns  string
 		hasSubject, hasLvl bool
 	}{
-		{GSM8K, "gsm8k/test.jsonl", 1319, "0", "18", false, false},
-		{GSM8K, "gsm8k/train.jsonl", 7473, "0", "72", false, false},
-		{MATH, "math/test.jsonl", 5000, "0", "2", true, true},
-		{MATH500, "math500/test.jsonl", 500, "test/precalculus/807.json", `\left( 3, \frac{\pi}{2} \right)`, true, true},
-		{AIME24, "aime24/test.jsonl", 30, "60", "204", false, false},
-		{AMC23, "amc23/test.jsonl", 40, "0", "27.0", false, false},
-		{MinervaMath, "minerva_math/test.jsonl", 272, "0", "1.6", true, false},
-		{OlympiadBench, "olympiadbench/test.jsonl", 675, "1606", "2", true, false},
+		{GSM8K, "test", 1319, "0", "18", false, false},
+		{GSM8K, "train", 7473, "0", "72", false, false},
+		{MATH, "test", 5000, "0", "2", true, true},
+		{MATH500, "test", 500, "test/precalculus/807.json", `\left( 3, \frac{\pi}{2} \right)`, true, true},
+		{AIME24, "test", 30, "60", "204", false, false},
+		{AMC23, "test", 40, "0", "27.0", false, false},
+		{MinervaMath, "test", 272, "0", "1.6", true, false},
+		{OlympiadBench, "test", 675, "1606", "2", true, false},
 	}
 	for _, c := range cases {
-		t.Run(c.name+"/"+c.path, func(t *testing.T) {
-			ss, err := Load(c.name, dataDir+c.path)
+		t.Run(c.name+"/"+c.split, func(t *testing.T) {
+			ss, err := LoadEmbedded(c.name, c.split)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -44,7 +47,7 @@ func TestLoadAllBenchmarks(t *testing.T) {
 }
 
 func TestMATHLevelNormalized(t *testing.T) {
-	ss, err := Load(MATH, dataDir+"math/test.jsonl")
+	ss, err := LoadEmbedded(MATH, "test")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +93,7 @@ func unwrapAll(err error) error {
 }
 
 func TestSelect(t *testing.T) {
-	ss, err := Load(AIME24, dataDir+"aime24/test.jsonl")
+	ss, err := LoadEmbedded(AIME24, "test")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,11 +134,11 @@ func TestSelect(t *testing.T) {
 }
 
 func TestPrompts(t *testing.T) {
-	test, err := Load(GSM8K, dataDir+"gsm8k/test.jsonl")
+	test, err := LoadEmbedded(GSM8K, "test")
 	if err != nil {
 		t.Fatal(err)
 	}
-	train, err := Load(GSM8K, dataDir+"gsm8k/train.jsonl")
+	train, err := LoadEmbedded(GSM8K, "train")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,4 +203,43 @@ func FuzzParseJSONL(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestLoadFileEqualsEmbedded: a benchmark file on disk (--data) and the embedded copy of the same
+// file give the same samples.
+func TestLoadFileEqualsEmbedded(t *testing.T) {
+	set, err := benchdata.Find(AMC23, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := set.Data()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "amc23.jsonl")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fromFile, err := Load(AMC23, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	embedded, err := LoadEmbedded(AMC23, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(fromFile, embedded) {
+		t.Errorf("file and embedded copy differ: %d vs %d samples", len(fromFile), len(embedded))
+	}
+}
+
+func TestLoadEmbeddedErrors(t *testing.T) {
+	for _, c := range []struct{ name, split, want string }{
+		{MATH500, "train", "no embedded evaluation set math500/train"},
+		{"gsm9k", "test", `unknown benchmark "gsm9k"`},
+	} {
+		if _, err := LoadEmbedded(c.name, c.split); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("LoadEmbedded(%q, %q): err = %v, want %q", c.name, c.split, err, c.want)
+		}
+	}
 }

@@ -7,17 +7,13 @@ import (
 
 	"github.com/bpo-dev/bpo/eval"
 	"github.com/bpo-dev/bpo/eval/bench"
+	"github.com/bpo-dev/bpo/internal/fixture"
 	"github.com/bpo-dev/bpo/llama"
-)
-
-const (
-	stories = "../../../shared/models/stories260K.gguf"
-	gsm8k   = "../../../shared/data/gsm8k/test.jsonl"
 )
 
 func newGenerator(t *testing.T, parallel int) *Generator {
 	t.Helper()
-	m, err := llama.LoadModel(stories, llama.ModelOptions{})
+	m, err := llama.LoadModel(fixture.File(t, "models/stories260K.gguf"), llama.ModelOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,7 +29,7 @@ func newGenerator(t *testing.T, parallel int) *Generator {
 // TestRunParallelAndResume evaluates GSM8K questions with stories260K: 1 and 4 parallel sequences give
 // identical greedy records, and a run cancelled midway resumes to the same result.
 func TestRunParallelAndResume(t *testing.T) {
-	samples, err := bench.Load("gsm8k", gsm8k)
+	samples, err := bench.LoadEmbedded(bench.GSM8K, "test")
 	if err != nil {
 		t.Fatal(err)
 	}
