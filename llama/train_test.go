@@ -250,9 +250,19 @@ func TestAdapterRoundTrip(t *testing.T) {
 
 // TestCheckpointingAndChunking checks that recomputing activations in the backward pass, and splitting
 // attention and the head into chunks, leave log-probs and gradients unchanged: recomputation runs the
-// same operations (agreement to 1e-6 relative), chunking only reorders float sums (1e-5).
+// same operations (agreement to 1e-6 relative), chunking only reorders float sums (1e-5 with float
+// weights; through Q8_0 weights the backward quantizes each gradient to 8 bits, so a reordered sum can
+// move an entry by one quantization step: 1e-2).
 func TestCheckpointingAndChunking(t *testing.T) {
-	for _, path := range []string{stories260K, randomModel(t, smallSpec("qwen2", TypeF32)), randomModel(t, smallSpec("llama3", TypeQ8_0))} {
+	for _, c := range []struct {
+		path     string
+		chunkTol float64
+	}{
+		{fixture.File(t, stories260K), 1e-5},
+		{randomModel(t, smallSpec(t, "qwen2", TypeF32)), 1e-5},
+		{randomModel(t, smallSpec(t, "llama3", TypeQ8_0)), 1e-2},
+	} {
+		path, chunkTol := c.path, c.chunkTol
 		t.Run(filepath.Base(path), func(t *testing.T) {
 			m := mustLoad(t, path)
 			seqs := trainSeqs(t, m, trainTexts)
@@ -304,7 +314,7 @@ func TestCheckpointingAndChunking(t *testing.T) {
 				other result
 			}{
 				{"recompute", CheckpointOn, defaultChunkLimits, 1e-6, whole},
-				{"chunks", CheckpointOff, small, 1e-5, whole},
+				{"chunks", CheckpointOff, small, chunkTol, whole},
 				{"chunks+recompute", CheckpointOn, small, 1e-6, run(CheckpointOff, small)},
 			} {
 				got := run(c.ckpt, c.lim)
