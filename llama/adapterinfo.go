@@ -152,3 +152,30 @@ func targetRank(module string) int {
 	}
 	return len(targetOrder)
 }
+
+// CheckAdapterFits checks that the GGUF file at adapterPath is a LoRA adapter (ErrNotAdapter) for
+// base's architecture whose every pair fits a weight of base (ErrAdapterMismatch), without
+// loading either into llama.cpp.
+func CheckAdapterFits(adapterPath string, base *GGUFFile) error {
+	_, err := checkAdapterFits(adapterPath, base)
+	return err
+}
+
+// checkAdapterFits is CheckAdapterFits returning the adapter's rank (-1 when ranks differ).
+func checkAdapterFits(adapterPath string, base *GGUFFile) (int, error) {
+	f, err := ReadGGUF(adapterPath)
+	if err != nil {
+		return 0, err
+	}
+	if f.String("general.type") != "adapter" || f.String("adapter.type") != "lora" {
+		return 0, fmt.Errorf("%s: %w: general.type = %q, adapter.type = %q, want \"adapter\" and \"lora\"", adapterPath, ErrNotAdapter, f.String("general.type"), f.String("adapter.type"))
+	}
+	if a, m := f.Arch(), base.Arch(); a != m {
+		return 0, fmt.Errorf("%w: adapter %s is for architecture %q, model %s is %q", ErrAdapterMismatch, adapterPath, a, base.Path, m)
+	}
+	rank, err := checkAdapterShapes(f, base)
+	if err != nil {
+		return 0, fmt.Errorf("adapter %s vs model %s: %w", adapterPath, base.Path, err)
+	}
+	return rank, nil
+}

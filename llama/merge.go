@@ -97,19 +97,9 @@ func planMerge(modelPath, adapterPath, outPath string, opts MergeOptions) (*merg
 	if len(base.Tensors) == 0 {
 		return nil, fmt.Errorf("%w: %s has no tensors (vocabulary-only file?)", ErrInvalidArgument, modelPath)
 	}
-	adFile, err := ReadGGUF(adapterPath)
+	rank, err := checkAdapterFits(adapterPath, base)
 	if err != nil {
 		return nil, err
-	}
-	if adFile.String("general.type") != "adapter" || adFile.String("adapter.type") != "lora" {
-		return nil, fmt.Errorf("%s: %w: general.type = %q, adapter.type = %q, want \"adapter\" and \"lora\"", adapterPath, ErrNotAdapter, adFile.String("general.type"), adFile.String("adapter.type"))
-	}
-	if a, m := adFile.Arch(), base.Arch(); a != m {
-		return nil, fmt.Errorf("%w: adapter %s is for architecture %q, model %s is %q", ErrAdapterMismatch, adapterPath, a, modelPath, m)
-	}
-	rank, err := checkAdapterShapes(adFile, base)
-	if err != nil {
-		return nil, fmt.Errorf("adapter %s vs model %s: %w", adapterPath, modelPath, err)
 	}
 	ad, err := ReadAdapterFile(adapterPath)
 	if err != nil {

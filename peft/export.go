@@ -54,7 +54,7 @@ func Export(ad *llama.AdapterFile, dir string, opts ExportOptions) error {
 	}
 	rank := ad.Tensors[0].Rank
 	views := map[string]safetensors.TensorView{}
-	var targets []string
+	present := map[string]bool{}
 	for _, lt := range ad.Tensors {
 		if err := lt.Validate(); err != nil {
 			return fmt.Errorf("peft export: %w", err)
@@ -91,7 +91,12 @@ func Export(ad *llama.AdapterFile, dir string, opts ExportOptions) error {
 			}
 			views[key] = v
 		}
-		if _, short, _ := strings.Cut(mod.hf, "."); !slices.Contains(targets, short) {
+		present[mod.gguf] = true
+	}
+	var targets []string // canonical order, whatever the tensor order
+	for _, m := range modules {
+		if present[m.gguf] {
+			_, short, _ := strings.Cut(m.hf, ".")
 			targets = append(targets, short)
 		}
 	}

@@ -97,13 +97,7 @@ func Import(dir string, model *llama.GGUFFile) (*llama.AdapterFile, error) {
 	for n := range pairs {
 		names = append(names, n)
 	}
-	sort.Slice(names, func(i, j int) bool {
-		pi, pj := pairs[names[i]], pairs[names[j]]
-		if pi.layer != pj.layer {
-			return pi.layer < pj.layer
-		}
-		return moduleIndex(pi.mod) < moduleIndex(pj.mod)
-	})
+	sort.Strings(names) // the order training writes (llama.TrainModel.LoRATensors): round trips are byte-identical
 	out := &llama.AdapterFile{Arch: arch, Meta: map[string]string{}}
 	for _, base := range names {
 		p := pairs[base]
@@ -192,6 +186,7 @@ func checkConfig(c Config) error {
 	return nil
 }
 
+// moduleIndex is the position of a GGUF projection in modules.
 func moduleIndex(gguf string) int {
 	return slices.IndexFunc(modules, func(m module) bool { return m.gguf == gguf })
 }

@@ -34,7 +34,7 @@ func qwen2Model(t testing.TB) string {
 }
 
 // writeAdapter writes a GGUF adapter with random A and B for every projection of every layer of
-// model (in canonical order, as training writes them) and returns its path and the base file.
+// model (sorted by name, as training writes them) and returns its path and the base file.
 func writeAdapter(t testing.TB, model string, rank int, alpha float32, meta map[string]string) (string, *llama.GGUFFile) {
 	t.Helper()
 	f, err := llama.ReadGGUF(model)
@@ -62,6 +62,7 @@ func writeAdapter(t testing.TB, model string, rank int, alpha float32, meta map[
 			ts = append(ts, lt)
 		}
 	}
+	slices.SortFunc(ts, func(a, b llama.LoRATensor) int { return strings.Compare(a.Base, b.Base) })
 	path := filepath.Join(t.TempDir(), "adapter.gguf")
 	if err := llama.WriteAdapterFile(path, f.Arch(), alpha, ts, meta); err != nil {
 		t.Fatal(err)
