@@ -56,7 +56,7 @@ func TestAdapterInfoCommand(t *testing.T) {
 	}
 	for _, w := range []string{"type:            LoRA adapter", "arch:            llama", "rank:            4", "alpha:           8 (scale alpha/r = 2)",
 		"targets:         attn_q, attn_k, attn_v, attn_output, ffn_gate, ffn_up, ffn_down", "layers:          0-4 (5)", "lora pairs:      35",
-		"base model:      stories260K.gguf", "base fingerprint: feed", "bpo.loss:        bpo"} {
+		"base model:      stories260K.gguf", "fingerprint:     feed", "bpo.loss:        bpo"} {
 		if !strings.Contains(out, w) {
 			t.Errorf("output lacks %q:\n%s", w, out)
 		}

@@ -138,7 +138,7 @@ func writeAdapterInfo(w io.Writer, ai llama.AdapterInfo) {
 	}
 	row("base model", base)
 	if ai.BaseFingerprint != "" {
-		row("base fingerprint", ai.BaseFingerprint)
+		row("fingerprint", ai.BaseFingerprint)
 	}
 	keys := make([]string, 0, len(ai.Meta))
 	for k := range ai.Meta {
