@@ -59,7 +59,7 @@ func exportMergeCommand() *cli.Command {
 			if err != nil {
 				return fmt.Errorf("export merge: %w", err)
 			}
-			fmt.Fprintf(c.App.Writer, "merged %d LoRA pairs (rank %d, alpha %g) into %d weights; %d tensors re-typed\n", res.Merged, res.Rank, res.Alpha, res.Merged, res.Retyped)
+			fmt.Fprintf(c.App.Writer, "merged %d LoRA pairs (rank %d, alpha %g); %d tensors re-typed\n", res.Merged, res.Rank, res.Alpha, res.Retyped)
 			return describeWritten(c, c.String("out"))
 		},
 	}
