@@ -210,6 +210,11 @@ func LoRAFromAdapterFile(path string) (*LoRA, error) {
 	if err != nil {
 		return nil, err
 	}
+	return LoRAFromAdapter(af)
+}
+
+// LoRAFromAdapter wraps the tensors of an adapter read or converted elsewhere (e.g. from PEFT).
+func LoRAFromAdapter(af *llama.AdapterFile) (*LoRA, error) {
 	ts := make([]*LoRATensor, len(af.Tensors))
 	rank := 0
 	for i, t := range af.Tensors {

@@ -25,11 +25,8 @@ func transposedType(typ GGMLType, out int64) GGMLType {
 	}
 }
 
-// encodable reports whether convertFloat32 can write typ without an importance matrix.
-func encodable(typ GGMLType) bool {
-	_, err := convertFloat32(make([]float32, typ.BlockSize()), typ, typ.BlockSize())
-	return err == nil
-}
+// encodable reports whether convertFloat32 can write typ.
+func encodable(typ GGMLType) bool { return checkEncodable(typ, typ.BlockSize()) == nil }
 
 // transposeBand is how many rows of W^T are made at a time (a multiple of every block size), so that
 // the temporary float copy stays small for large vocabularies.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 
 	"github.com/bpo-dev/bpo/llama"
@@ -15,12 +16,14 @@ import (
 func infoCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "info",
-		Usage:     "show a GGUF model's metadata (architecture, sizes, tokenizer, chat template)",
-		ArgsUsage: "MODEL.gguf",
+		Usage:     "show a GGUF model's metadata (architecture, sizes, tokenizer, chat template) or a LoRA adapter's (rank, alpha, targets, base model)",
+		ArgsUsage: "MODEL.gguf|ADAPTER.gguf",
 		Description: "Prints architecture, layers, embedding size, heads, KV heads, vocabulary, context length,\n" +
 			"rope settings, file type, parameter count and chat template. Vocabulary-only files (no tensors)\n" +
-			"are shown too, without the hyper-parameters. Example:\n\n" +
+			"are shown too, without the hyper-parameters. For a LoRA adapter: architecture, rank, alpha,\n" +
+			"target projections, layers and the base model it was trained on. Example:\n\n" +
 			"   bpo info testdata/models/stories260K.gguf\n" +
+			"   bpo info run/adapter.gguf\n" +
 			"   bpo info --json model.gguf",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "json", Usage: "print the metadata as one JSON object"},
@@ -33,6 +36,19 @@ func infoCommand() *cli.Command {
 			f, err := llama.ReadGGUF(path)
 			if err != nil {
 				return fmt.Errorf("info: %w", err)
+			}
+			if f.String("general.type") == "adapter" {
+				ai, err := llama.ReadAdapterInfo(path)
+				if err != nil {
+					return fmt.Errorf("info: %w", err)
+				}
+				if c.Bool("json") {
+					enc := json.NewEncoder(c.App.Writer)
+					enc.SetIndent("", "  ")
+					return enc.Encode(ai)
+				}
+				writeAdapterInfo(c.App.Writer, ai)
+				return nil
 			}
 			m, err := openModel(path, len(f.Tensors) == 0)
 			if err != nil {
@@ -97,6 +113,59 @@ func writeInfo(w io.Writer, info llama.ModelInfo, tensors int) {
 		}
 		row("chat template", fmt.Sprintf("%q... (%d bytes; --json shows all)", first, len(t)))
 	}
+}
+
+// writeAdapterInfo prints a LoRA adapter's description as aligned "key: value" lines.
+func writeAdapterInfo(w io.Writer, ai llama.AdapterInfo) {
+	row := func(k string, v any) { fmt.Fprintf(w, "%-16s %v\n", k+":", v) }
+	row("file", ai.Path)
+	row("type", "LoRA adapter")
+	row("arch", ai.Arch)
+	if ai.Rank > 0 {
+		row("rank", ai.Rank)
+	} else {
+		row("rank", fmt.Sprintf("varies: %v", ai.Ranks))
+	}
+	row("alpha", fmt.Sprintf("%g (scale alpha/r = %g)", ai.Alpha, ai.Scale))
+	row("targets", strings.Join(ai.Targets, ", "))
+	row("layers", layerSpan(ai.Layers))
+	row("lora pairs", ai.Pairs)
+	row("params", fmt.Sprintf("%d (%s)", ai.Params, humanCount(float64(ai.Params))))
+	row("tensor types", strings.Join(ai.Types, ", "))
+	base := ai.BaseModel
+	if base == "" {
+		base = "not recorded"
+	}
+	row("base model", base)
+	if ai.BaseFingerprint != "" {
+		row("fingerprint", ai.BaseFingerprint)
+	}
+	keys := make([]string, 0, len(ai.Meta))
+	for k := range ai.Meta {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		row(k, ai.Meta[k])
+	}
+}
+
+// layerSpan writes sorted layer numbers compactly: "0-31 (32)" or "0, 2, 5 (3)".
+func layerSpan(layers []int) string {
+	if len(layers) == 0 {
+		return "none"
+	}
+	if layers[len(layers)-1]-layers[0] == len(layers)-1 {
+		if len(layers) == 1 {
+			return fmt.Sprintf("%d (1)", layers[0])
+		}
+		return fmt.Sprintf("%d-%d (%d)", layers[0], layers[len(layers)-1], len(layers))
+	}
+	s := make([]string, len(layers))
+	for i, l := range layers {
+		s[i] = fmt.Sprint(l)
+	}
+	return fmt.Sprintf("%s (%d)", strings.Join(s, ", "), len(layers))
 }
 
 // humanCount writes 1234567 as "1.23M".

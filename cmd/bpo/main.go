@@ -40,6 +40,8 @@ func newApp() *cli.App {
 			generateCommand(),
 			logprobsCommand(),
 			modelCommand(),
+			exportCommand(),
+			importCommand(),
 			sftCommand(),
 			trainCommand(),
 			plotCommand(),

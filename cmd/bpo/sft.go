@@ -68,6 +68,9 @@ func runSFT(c *cli.Context) error {
 			return err
 		}
 		meta := map[string]string{"bpo.base_model": filepath.Base(modelPath), "bpo.trainer": "sft"}
+		if fp, err := align.FileFingerprint(modelPath); err == nil {
+			meta[llama.KeyAdapterBaseFingerprint] = fp
+		}
 		save = func(dir string) error { return policy.SaveAdapter(dir, meta) }
 		load = policy.LoadAdapter
 	}

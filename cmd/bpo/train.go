@@ -136,7 +136,7 @@ func runTrain(c *cli.Context) error {
 		return err
 	}
 	defer policy.Close()
-	adapterMeta := map[string]string{"bpo.base_model": filepath.Base(modelPath), "bpo.loss": loss.Name(), "bpo.loss_params": loss.Params().String()}
+	adapterMeta := map[string]string{"bpo.base_model": filepath.Base(modelPath), llama.KeyAdapterBaseFingerprint: fp, "bpo.loss": loss.Name(), "bpo.loss_params": loss.Params().String()}
 	var bar *progress
 	cfg := align.TrainConfig{
 		RunDir: runDir, Loss: loss, Optimizer: adamConfig(c), LR: c.Float64("lr"), Scheduler: c.String("scheduler"),

@@ -8,6 +8,8 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/bpo-dev/bpo/align"
+	"github.com/bpo-dev/bpo/llama"
+	"github.com/bpo-dev/bpo/peft"
 )
 
 // Flags shared by `bpo sft` and `bpo train`: model, data, run directory, LoRA and optimizer.
@@ -19,7 +21,7 @@ func trainingFlags(defaultLR float64, defaultBatch int) []cli.Flag {
 		&cli.IntFlag{Name: "lora-rank", Value: 16, Usage: "LoRA rank r"},
 		&cli.Float64Flag{Name: "lora-alpha", Value: 16, Usage: "LoRA alpha (update scale alpha/r)"},
 		&cli.StringFlag{Name: "lora-targets", Value: strings.Join(align.LoRATargets(), ","), Usage: "comma-separated projections to adapt"},
-		&cli.StringFlag{Name: "init-adapter", Usage: "continue training from this GGUF LoRA adapter (its rank and targets are used)"},
+		&cli.StringFlag{Name: "init-adapter", Usage: "continue training from this LoRA adapter, a GGUF file or a HuggingFace PEFT folder (its rank and targets are used)"},
 		&cli.Float64Flag{Name: "lr", Value: defaultLR, Usage: "peak learning rate"},
 		&cli.StringFlag{Name: "scheduler", Value: "constant", Usage: "learning-rate schedule: constant, linear or cosine (all with linear warmup)"},
 		&cli.Float64Flag{Name: "warmup-ratio", Value: 0.03, Usage: "share of the steps used for warmup"},
@@ -47,7 +49,18 @@ func adamConfig(c *cli.Context) align.AdamWConfig {
 func initialLoRA(c *cli.Context) (*align.LoRA, error) {
 	model := c.String("model")
 	if path := c.String("init-adapter"); path != "" {
-		return align.LoRAFromAdapterFile(path)
+		if !peft.IsFolder(path) {
+			return align.LoRAFromAdapterFile(path)
+		}
+		base, err := llama.ReadGGUF(model)
+		if err != nil {
+			return nil, err
+		}
+		ad, err := peft.Import(path, base)
+		if err != nil {
+			return nil, fmt.Errorf("--init-adapter: %w", err)
+		}
+		return align.LoRAFromAdapter(ad)
 	}
 	base, err := align.BaseTensors(model)
 	if err != nil {
