@@ -509,3 +509,6 @@ func checkLogProbs(logp []float32, what string) error {
 	}
 	return nil
 }
+
+// SetCheckpointing changes the activation-recomputation setting of later steps.
+func (tm *TrainModel) SetCheckpointing(c Checkpointing) { tm.ckpt = c }

@@ -34,6 +34,10 @@ the last checkpoint and reproduces the uninterrupted run's losses; Ctrl-C saves 
 
 func runSFT(c *cli.Context) error {
 	modelPath, runDir := c.String("model"), c.String("out")
+	ckpt, err := checkpointing(c)
+	if err != nil {
+		return err
+	}
 	examples, err := align.LoadSFT(c.String("data"))
 	if err != nil {
 		return err
@@ -67,6 +71,7 @@ func runSFT(c *cli.Context) error {
 		if err != nil {
 			return err
 		}
+		policy.Model().SetCheckpointing(ckpt)
 		meta := map[string]string{"bpo.base_model": filepath.Base(modelPath), "bpo.trainer": "sft"}
 		if fp, err := align.FileFingerprint(modelPath); err == nil {
 			meta[llama.KeyAdapterBaseFingerprint] = fp

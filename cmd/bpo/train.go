@@ -47,6 +47,10 @@ llama.cpp, ollama and --adapter). Re-running resumes; Ctrl-C saves a checkpoint.
 
 func runTrain(c *cli.Context) error {
 	modelPath, runDir, dataPath := c.String("model"), c.String("out"), c.String("data")
+	ckpt, err := checkpointing(c)
+	if err != nil {
+		return err
+	}
 	params, err := align.DefaultLossParams(c.String("loss"))
 	if err != nil {
 		return err
@@ -136,6 +140,7 @@ func runTrain(c *cli.Context) error {
 		return err
 	}
 	defer policy.Close()
+	policy.Model().SetCheckpointing(ckpt)
 	adapterMeta := map[string]string{"bpo.base_model": filepath.Base(modelPath), llama.KeyAdapterBaseFingerprint: fp, "bpo.loss": loss.Name(), "bpo.loss_params": loss.Params().String()}
 	var bar *progress
 	cfg := align.TrainConfig{

@@ -38,7 +38,18 @@ func trainingFlags(defaultLR float64, defaultBatch int) []cli.Flag {
 		&cli.IntFlag{Name: "max-length", Value: 2048, Usage: "max tokens of prompt + completion"},
 		&cli.StringFlag{Name: "template", Usage: "chat template for conversational prompts: the model's own (default) or a built-in name (chatml, llama3, ...)"},
 		&cli.IntFlag{Name: "threads", Value: runtime.NumCPU(), Usage: "CPU threads"},
+		&cli.StringFlag{Name: "checkpointing", Value: "auto", Usage: "LoRA training: recompute each block's activations in the backward pass instead of keeping them " +
+			"(on: memory linear in sequence length, about one more forward pass of time; auto: on when keeping them would take more than 1 GiB; off)"},
 	}
+}
+
+// checkpointing reads --checkpointing.
+func checkpointing(c *cli.Context) (llama.Checkpointing, error) {
+	ck, err := llama.ParseCheckpointing(c.String("checkpointing"))
+	if err != nil {
+		return 0, fmt.Errorf("--checkpointing: %w", err)
+	}
+	return ck, nil
 }
 
 func adamConfig(c *cli.Context) align.AdamWConfig {
