@@ -499,7 +499,15 @@ func (b *Buffer) Free() {
 type Scheduler struct {
 	s        C.ggml_backend_sched_t
 	backends []C.ggml_backend_t
+	cpu      []*Backend // the CPU backends, whose thread count follows the machine's load (threads.go)
 	peak     int64
+}
+
+// adaptThreads sets each CPU backend's threads for the next compute call (see computeThreads).
+func (s *Scheduler) adaptThreads() {
+	for _, b := range s.cpu {
+		C.ggml_backend_cpu_set_n_threads(b.b, C.int(computeThreads(b.threads)))
+	}
 }
 
 // NewScheduler makes a scheduler over backends (the first has priority) for graphs of up to graphSize nodes.
@@ -514,6 +522,7 @@ func NewScheduler(graphSize int, backends ...*Backend) (*Scheduler, error) {
 	for i, b := range backends {
 		view[i] = b.b
 		s.backends = append(s.backends, b.b)
+		s.cpu = append(s.cpu, b)
 	}
 	s.s = C.ggml_backend_sched_new(bs, nil, C.int(len(backends)), C.size_t(graphSize), false, true)
 	if s.s == nil {
@@ -538,6 +547,7 @@ func (s *Scheduler) Alloc(gr *Graph) error {
 
 // Compute runs the graph.
 func (s *Scheduler) Compute(gr *Graph) error {
+	s.adaptThreads()
 	if st := C.ggml_backend_sched_graph_compute(s.s, gr.run()); st != C.GGML_STATUS_SUCCESS {
 		return fmt.Errorf("ggml: graph compute failed with status %d", int(st))
 	}
@@ -599,6 +609,7 @@ func (s *Scheduler) ComputePart(part *Graph) error {
 	if len(s.backends) != 1 {
 		return fmt.Errorf("ggml: %w: graph parts need a single-backend scheduler", ErrInvalidArgument)
 	}
+	s.adaptThreads()
 	if st := C.ggml_backend_graph_compute(s.backends[0], part.g); st != C.GGML_STATUS_SUCCESS {
 		return fmt.Errorf("ggml: graph compute failed with status %d", int(st))
 	}

@@ -512,3 +512,13 @@ func checkLogProbs(logp []float32, what string) error {
 
 // SetCheckpointing changes the activation-recomputation setting of later steps.
 func (tm *TrainModel) SetCheckpointing(c Checkpointing) { tm.ckpt = c }
+
+// KeptActivationBytes estimates the activation memory a step over seqs keeps for its backward pass
+// without checkpointing (the quantity CheckpointAuto compares with 1 GiB).
+func (tm *TrainModel) KeptActivationBytes(seqs []TrainSeq) (int64, error) {
+	p, err := tm.plan(seqs)
+	if err != nil {
+		return 0, err
+	}
+	return tm.activationBytes(p), nil
+}

@@ -38,12 +38,25 @@ func Describe(vocab string, typ llama.GGMLType) string {
 		Spec.Layers, Spec.Embedding, Spec.FeedForward, Spec.Heads, Spec.HeadsKV, typ, filepath.Base(vocab))
 }
 
+// Llama8BSpec is the Llama-3.1-8B shape: llama, 32 layers, embedding 4096, FFN 14336, 32 heads,
+// 8 KV heads, untied output, rope base 500000; VocabFrom (the llama-bpe tokenizer) is set by the caller.
+var Llama8BSpec = llama.RandomModelSpec{
+	Arch: "llama3", Layers: 32, Embedding: 4096, FeedForward: 14336, Heads: 32, HeadsKV: 8,
+	ContextLength: 131072, Type: llama.TypeQ4_K, Seed: 1, Name: "bpo-bench-llama3.1-8b-shape",
+}
+
 // Ensure returns the absolute path of the model with weights of type typ and the tokenizer of vocab,
 // generating it into cache the first time (the file name records the spec).
 func Ensure(cache, vocab string, typ llama.GGMLType) (string, error) {
 	spec := Spec
 	spec.VocabFrom = vocab
 	spec.Type = typ
+	return EnsureSpec(cache, spec)
+}
+
+// EnsureSpec returns the absolute path of the random model of spec, generating it into cache the
+// first time (the file name records the shape, type and seed).
+func EnsureSpec(cache string, spec llama.RandomModelSpec) (string, error) {
 	name := fmt.Sprintf("%s-%dL-%d-%d-%dh-%dkv-%s-seed%d.gguf", spec.Arch, spec.Layers, spec.Embedding, spec.FeedForward, spec.Heads, spec.HeadsKV, spec.Type, spec.Seed)
 	path, err := filepath.Abs(filepath.Join(cache, name))
 	if err != nil {
@@ -62,6 +75,15 @@ func Ensure(cache, vocab string, typ llama.GGMLType) (string, error) {
 	}
 	fmt.Fprintf(os.Stderr, "bench: generated in %.0f s\n", time.Since(start).Seconds())
 	return path, nil
+}
+
+// RandomTokensBelow draws n token ids uniformly from [0, limit).
+func RandomTokensBelow(rng *rand.Rand, n, limit int) []llama.Token {
+	out := make([]llama.Token, n)
+	for i := range out {
+		out[i] = llama.Token(rng.IntN(limit))
+	}
+	return out
 }
 
 // RandomTokens draws n ordinary (non-special) token ids of the qwen2 vocabulary the

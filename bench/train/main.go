@@ -25,13 +25,17 @@ import (
 
 	"github.com/bpo-dev/bpo/bench"
 	"github.com/bpo-dev/bpo/bench/benchmodel"
+	"github.com/bpo-dev/bpo/internal/fixture"
 	"github.com/bpo-dev/bpo/llama"
 )
+
+// llama8BVocab is the fixture whose tokenizer (Llama-3 BPE) the 8B-shaped model uses.
+const llama8BVocab = "models/ggml-vocab-llama-bpe.gguf"
 
 // options are the command-line settings.
 type options struct {
 	vocab, cache, out, command, only, cpuprofile string
-	weights                                      string
+	weights, probe, probeModel                   string
 	threads, reps, prompt, complete              int
 	batch, steps, pairPrompt, pairComplete       int
 	loss                                         string
@@ -57,7 +61,16 @@ func main() {
 	flag.IntVar(&o.pairComplete, "pair-completion", 96, "trainer: tokens of each completion")
 	flag.StringVar(&o.loss, "loss", "bpo", "trainer: preference loss (align.LossNames)")
 	flag.Uint64Var(&o.seed, "seed", 1, "seed of the token ids and the LoRA init")
+	flag.StringVar(&o.probe, "probe", "", "internal (memory jobs): run one step of TOKENS,CHECKPOINTING on -probe-model in this process and print its peak RSS as JSON")
+	flag.StringVar(&o.probeModel, "probe-model", "", "internal: the model of -probe")
 	flag.Parse()
+	if o.probe != "" {
+		if err := runProbe(o.probeModel, o.probe, o.threads, o.seed); err != nil {
+			fmt.Fprintln(os.Stderr, "train -probe:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "train:", err)
 		os.Exit(1)
@@ -66,7 +79,7 @@ func main() {
 
 // jobs parses -only.
 func jobs(only string) (map[string]bool, error) {
-	all := []string{"engine", "llama", "trainer"}
+	all := []string{"engine", "llama", "trainer", "memory", "memory8b"}
 	sel := map[string]bool{}
 	if only == "" {
 		for _, j := range all {
@@ -136,6 +149,31 @@ func run(o options) error {
 		tc := trainerConfig{model: model, cache: o.cache, threads: o.threads, batch: o.batch, steps: o.steps,
 			prompt: o.pairPrompt, complete: o.pairComplete, loss: o.loss, seed: o.seed}
 		if err := runTrainer(res, tc); err != nil {
+			return err
+		}
+	}
+	if sel["memory"] {
+		mc := memoryConfig{model: model, name: "qwen2.5-0.5b-shape " + typ.String(), lengths: []int{256, 512, 1024, 2048},
+			ckpts: []string{"on", "off"}, threads: 2, seed: o.seed}
+		if err := runMemory(res, mc); err != nil {
+			return err
+		}
+	}
+	if sel["memory8b"] {
+		vocab, err := fixture.Path(llama8BVocab)
+		if err != nil {
+			return err
+		}
+		spec := benchmodel.Llama8BSpec
+		spec.VocabFrom = vocab
+		big, err := benchmodel.EnsureSpec(o.cache, spec)
+		if err != nil {
+			return fmt.Errorf("8B model: %w", err)
+		}
+		res.Config["memory8b model"] = fmt.Sprintf("llama3 %d layers, embedding %d, ff %d, %d heads, %d KV heads, %s, vocab %s (random weights)",
+			spec.Layers, spec.Embedding, spec.FeedForward, spec.Heads, spec.HeadsKV, spec.Type, llama8BVocab)
+		mc := memoryConfig{model: big, name: "llama3.1-8b-shape " + spec.Type.String(), lengths: []int{1024}, ckpts: []string{"on"}, threads: 2, seed: o.seed}
+		if err := runMemory(res, mc); err != nil {
 			return err
 		}
 	}
