@@ -464,6 +464,12 @@ func NewCPUBackend(threads int) (*Backend, error) {
 	return &Backend{b: b, threads: threads}, nil
 }
 
+// SetThreads sets the backend's thread count (at least 1).
+func (b *Backend) SetThreads(n int) {
+	b.threads = max(n, 1)
+	C.ggml_backend_cpu_set_n_threads(b.b, C.int(b.threads))
+}
+
 // Free releases the backend.
 func (b *Backend) Free() {
 	if b.b != nil {

@@ -522,3 +522,6 @@ func (tm *TrainModel) KeptActivationBytes(seqs []TrainSeq) (int64, error) {
 	}
 	return tm.activationBytes(p), nil
 }
+
+// SetThreads changes the CPU threads of later steps (at most the idle cores are used; see threads.go).
+func (tm *TrainModel) SetThreads(n int) { tm.backend.SetThreads(n) }

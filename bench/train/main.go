@@ -3,15 +3,19 @@
 //
 //   - engine: one 256-token sequence (prompt 64 + completion 192), LoRA rank 16 on all seven
 //     projections: forward only (LogProbs) against forward + backward (LogProbsAndGradient), tokens/s,
-//     peak RSS (VmHWM), PeakComputeBytes;
+//     CPU time, peak RSS (VmHWM), PeakComputeBytes; the first step's warm-up apart; the same work by
+//     PyTorch (torchpeer.py, F32 and bf16 autocast) alternating with ours; and one step with 1 and
+//     with 2 threads while a competing CPU-bound process runs;
 //   - llama: the training graph's forward against llama.cpp's forward of the same tokens (same threads);
 //   - trainer: align.Trainer steps of preference pairs (reference log-probs through llama.cpp), pairs/s
-//     and where a step's time goes.
+//     and where a step's time goes;
+//   - memory: peak RSS of one step on a pair of 256, 512, 1,024 and 2,048 tokens per sequence, with
+//     checkpointing on and off, each in a fresh process (2 threads);
+//   - memory8b: the same for a Llama-3.1-8B-shaped Q4_K model and 1,024 tokens (generated once, 4.6 GB).
 //
-// Every sample records the 1-minute load average. ggml threads spin-wait: run with at most as many
-// threads as idle cores. Results go to -out/train.json (see package bench).
+// Every sample records the 1-minute load average. Results go to -out/train.json (see package bench).
 //
-//	train [-threads 1] [-reps 3] [-steps 2] [-only engine,llama,trainer] [-cpuprofile FILE]
+//	train [-threads 1] [-reps 3] [-steps 2] [-only engine,llama,trainer,memory,memory8b] [-cpuprofile FILE]
 package main
 
 import (
@@ -50,7 +54,7 @@ func main() {
 	flag.StringVar(&o.command, "command", "make bench", "command recorded in the result")
 	flag.StringVar(&o.only, "only", "", "comma-separated jobs to run: engine, llama, trainer (default all)")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the run to this file (ggml time shows as cgo)")
-	flag.StringVar(&o.weights, "weights", "q8_0", "type of the generated model's 2-D weights (q8_0 as bench/bridge; f16 is widened to F32 by the training graph)")
+	flag.StringVar(&o.weights, "weights", "q8_0", "type of the generated model's 2-D weights (q8_0 as bench/bridge; f16 and bf16 run in their own type)")
 	flag.IntVar(&o.threads, "threads", 1, "CPU threads of every job (keep at most the number of idle cores: ggml threads spin-wait)")
 	flag.IntVar(&o.reps, "reps", 3, "timed runs of each engine and llama.cpp measurement (after one warm-up)")
 	flag.IntVar(&o.prompt, "prompt", 64, "engine: prompt tokens of the sequence")
@@ -63,7 +67,11 @@ func main() {
 	flag.Uint64Var(&o.seed, "seed", 1, "seed of the token ids and the LoRA init")
 	flag.StringVar(&o.probe, "probe", "", "internal (memory jobs): run one step of TOKENS,CHECKPOINTING on -probe-model in this process and print its peak RSS as JSON")
 	flag.StringVar(&o.probeModel, "probe-model", "", "internal: the model of -probe")
+	spin := flag.Bool("spin", false, "internal: burn one CPU until killed (the competing process of the engine job)")
 	flag.Parse()
+	if *spin {
+		spinForever()
+	}
 	if o.probe != "" {
 		if err := runProbe(o.probeModel, o.probe, o.threads, o.seed); err != nil {
 			fmt.Fprintln(os.Stderr, "train -probe:", err)

@@ -65,7 +65,7 @@ func TestJobs(t *testing.T) {
 		want []string
 		bad  bool
 	}{
-		{"", []string{"engine", "llama", "trainer"}, false},
+		{"", []string{"engine", "llama", "trainer", "memory", "memory8b"}, false},
 		{"trainer", []string{"trainer"}, false},
 		{"engine, llama", []string{"engine", "llama"}, false},
 		{"engines", nil, true},
