@@ -327,3 +327,117 @@ func TestCheckpointingAndChunking(t *testing.T) {
 		})
 	}
 }
+
+// TestTokenGradient checks the per-token objective: with every token of a sequence given the same
+// coefficient it equals the per-sequence gradient, and with distinct per-token coefficients its
+// gradient agrees with central finite differences of sum c_{s,i} logp_{s,i}.
+func TestTokenGradient(t *testing.T) {
+	path := fixture.File(t, stories260K)
+	m := mustLoad(t, path)
+	seqs := trainSeqs(t, m, trainTexts)
+	lora := allLoRA(t, m.File(), m.Info().Layers, 2, 0.05, 5)
+	for i := range lora {
+		for j := range lora[i].A {
+			lora[i].A[j] *= 0.2
+		}
+	}
+	tm, err := NewTrainModel(path, TrainOptions{LoRA: lora, LoRAAlpha: 4, Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tm.Close()
+	grads := func() [][]float32 {
+		var g [][]float32
+		for _, p := range tm.Params() {
+			g = append(g, append([]float32(nil), p.Grad...))
+		}
+		return g
+	}
+	coef := []float64{0.7, -1.3, 0.4}
+	tm.ZeroGrads()
+	if _, err := tm.LogProbsAndGradient(seqs, func([]float64) ([]float64, error) { return coef, nil }); err != nil {
+		t.Fatal(err)
+	}
+	perSeq := grads()
+	tm.ZeroGrads()
+	if _, err := tm.TokenLogProbsAndGradient(seqs, func(lp [][]float64) ([][]float64, error) {
+		c := make([][]float64, len(lp))
+		for s := range lp {
+			for range lp[s] {
+				c[s] = append(c[s], coef[s])
+			}
+		}
+		return c, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for i, g := range grads() {
+		for j := range g {
+			if g[j] != perSeq[i][j] {
+				t.Fatalf("%s[%d]: per-token %v, per-sequence %v", tm.Params()[i].Name, j, g[j], perSeq[i][j])
+			}
+		}
+	}
+	// Distinct per-token coefficients against finite differences.
+	rng := rand.New(rand.NewPCG(3, 4))
+	var tokCoef [][]float64
+	for _, s := range seqs {
+		var c []float64
+		for range len(s.Tokens) - s.PromptLen {
+			c = append(c, rng.NormFloat64())
+		}
+		tokCoef = append(tokCoef, c)
+	}
+	tm.ZeroGrads()
+	if _, err := tm.TokenLogProbsAndGradient(seqs, func([][]float64) ([][]float64, error) { return tokCoef, nil }); err != nil {
+		t.Fatal(err)
+	}
+	objective := func() float64 {
+		lp, err := tm.LogProbs(seqs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := 0.0
+		for i := range lp {
+			for k, v := range lp[i] {
+				s += tokCoef[i][k] * v
+			}
+		}
+		return s
+	}
+	checked := 0
+	for _, p := range tm.Params() {
+		j := rng.IntN(len(p.Values))
+		orig := p.Values[j]
+		central := func(h float32) float64 {
+			p.Values[j] = orig + h
+			tm.UploadParams()
+			up := objective()
+			p.Values[j] = orig - h
+			tm.UploadParams()
+			down := objective()
+			p.Values[j] = orig
+			tm.UploadParams()
+			return (up - down) / (2 * float64(h))
+		}
+		fd := (4*central(3e-2) - central(6e-2)) / 3
+		g := float64(p.Grad[j])
+		if math.Abs(fd) < 0.2 && math.Abs(g) < 0.2 {
+			if d := math.Abs(fd - g); d > 2e-3 {
+				t.Errorf("%s[%d]: graph %.6g, finite difference %.6g", p.Name, j, g, fd)
+			}
+			continue
+		}
+		checked++
+		if rel := math.Abs(fd-g) / math.Max(math.Abs(fd), math.Abs(g)); rel > 1e-2 {
+			t.Errorf("%s[%d]: graph %.6g, finite difference %.6g (relative error %.3g)", p.Name, j, g, fd, rel)
+		}
+	}
+	t.Logf("%d per-token gradient entries >= 0.2 checked against finite differences", checked)
+	if checked < 10 {
+		t.Errorf("only %d entries had a measurable gradient", checked)
+	}
+	if _, err := tm.TokenLogProbsAndGradient(seqs, func(lp [][]float64) ([][]float64, error) { return lp[:1], nil }); err == nil {
+		t.Error("coefficients for too few sequences accepted")
+	}
+}

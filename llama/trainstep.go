@@ -525,3 +525,52 @@ func (tm *TrainModel) KeptActivationBytes(seqs []TrainSeq) (int64, error) {
 
 // SetThreads changes the CPU threads of later steps (at most the idle cores are used; see threads.go).
 func (tm *TrainModel) SetThreads(n int) { tm.backend.SetThreads(n) }
+
+// TokenLogProbsAndGradient is the per-token form of LogProbsAndGradient (LoRA training): it computes
+// the log-prob of every completion token of every sequence, asks coefFn for the coefficients
+// c_{s,i} = dLoss/dlogp_{s,i} (same shape), then adds the exact gradient of sum_{s,i} c_{s,i} logp_{s,i}
+// to every parameter's Grad, and returns the log-probs. Token-level objectives (GRPO's clipped
+// importance ratios, per-token KL) need it; with all of a sequence's coefficients equal it is
+// LogProbsAndGradient.
+func (tm *TrainModel) TokenLogProbsAndGradient(seqs []TrainSeq, coefFn func(logps [][]float64) ([][]float64, error)) ([][]float64, error) {
+	if tm.full {
+		return nil, fmt.Errorf("train gradient: %w: per-token coefficients need LoRA training", ErrInvalidArgument)
+	}
+	p, err := tm.plan(seqs)
+	if err != nil {
+		return nil, err
+	}
+	out := make([][]float64, len(seqs))
+	_, err = tm.runStep(p, func(logp []float32) ([]float32, error) {
+		if err := checkLogProbs(logp, "train forward"); err != nil {
+			return nil, err
+		}
+		for r, v := range logp {
+			out[p.seqOf[r]] = append(out[p.seqOf[r]], float64(v))
+		}
+		coef, err := coefFn(out)
+		if err != nil {
+			return nil, err
+		}
+		if len(coef) != len(seqs) {
+			return nil, fmt.Errorf("train gradient: %w: coefficients for %d sequences, want %d", ErrInvalidArgument, len(coef), len(seqs))
+		}
+		w := make([]float32, 0, len(logp))
+		for s, cs := range coef {
+			if len(cs) != len(out[s]) {
+				return nil, fmt.Errorf("train gradient: %w: sequence %d has %d coefficients for %d tokens", ErrInvalidArgument, s, len(cs), len(out[s]))
+			}
+			for i, c := range cs {
+				if math.IsNaN(c) || math.IsInf(c, 0) {
+					return nil, fmt.Errorf("train gradient: %w: coefficient %v for token %d of sequence %d", ErrNumerical, c, i, s)
+				}
+				w = append(w, float32(c))
+			}
+		}
+		return w, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
