@@ -10,8 +10,8 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"slices"
 	"runtime"
+	"slices"
 	"strings"
 	"unsafe"
 )
