@@ -198,6 +198,23 @@ func (f *GGUFFile) Tensor(name string) (GGUFTensor, bool) {
 // Arch is general.architecture.
 func (f *GGUFFile) Arch() string { return f.String("general.architecture") }
 
+// ggmlReadCounts opens path with ggml's own GGUF reader (metadata only) and returns its key/value and
+// tensor counts and data offset; ok is false when ggml refuses the file. It lets tests cross-check
+// ReadGGUF against ggml; call it only on files ReadGGUF accepted.
+func ggmlReadCounts(path string) (nKV, nTensors, dataOffset int64, ok bool) {
+	initBackend()
+	cpath := C.CString(path)
+	defer C.free(unsafe.Pointer(cpath))
+	var meta *C.struct_ggml_context
+	g := C.bpo_gguf_open(cpath, &meta)
+	if g == nil {
+		return 0, 0, 0, false
+	}
+	defer C.gguf_free(g)
+	defer C.ggml_free(meta)
+	return int64(C.gguf_get_n_kv(g)), int64(C.gguf_get_n_tensors(g)), int64(C.gguf_get_data_offset(g)), true
+}
+
 // GGUFWriter builds a GGUF file with ggml's gguf writer: key/value pairs and tensors.
 // Tensor data is copied into C memory when added; Close (or WriteFile's caller) frees it.
 type GGUFWriter struct {

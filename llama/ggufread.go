@@ -90,6 +90,14 @@ func (p *ggufParser) fail(field, format string, args ...any) error {
 	return &GGUFFormatError{Path: p.path, Offset: p.pos, Field: field, Msg: fmt.Sprintf(format, args...)}
 }
 
+// own sets the owner of the fields that follow, and of the two just read (the name's length and bytes).
+func (p *ggufParser) own(owner string) {
+	p.owner = owner
+	for i := max(0, len(p.layout)-2); i < len(p.layout); i++ {
+		p.layout[i].Owner = owner
+	}
+}
+
 func (p *ggufParser) remaining() int64 { return p.size - p.pos }
 
 // read reads n bytes as field kind, recording it in the layout.
@@ -221,7 +229,7 @@ func ParseGGUF(name string, r io.Reader, size int64) (*GGUFFile, error) {
 			p.pos = start
 			return nil, p.fail("key", "duplicate key %q", key)
 		}
-		p.owner = key
+		p.own(key)
 		v, err := p.value(key)
 		if err != nil {
 			return nil, err
@@ -255,7 +263,7 @@ func ParseGGUF(name string, r io.Reader, size int64) (*GGUFFile, error) {
 			return nil, p.fail("tensor_name", "duplicate tensor %q", name)
 		}
 		names[name] = true
-		p.owner = name
+		p.own(name)
 		t, err := p.tensorInfo(name)
 		if err != nil {
 			return nil, err

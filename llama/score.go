@@ -3,6 +3,8 @@ package llama
 import (
 	"context"
 	"fmt"
+	"math"
+	"slices"
 )
 
 // ScoreRequest asks for the log-probs of one or more completions of a shared prompt. The prompt is
@@ -71,6 +73,13 @@ func (c *Context) Score(ctx context.Context, reqs []ScoreRequest) ([][]Completio
 			return nil, err
 		}
 		start = end
+	}
+	for i, r := range out {
+		for j, cs := range r {
+			if k := slices.IndexFunc(cs.LogProbs, func(v float64) bool { return math.IsNaN(v) || math.IsInf(v, 0) }); k >= 0 {
+				return nil, fmt.Errorf("score request %d completion %d token %d: %w: log-prob %v (corrupt weights or adapter?)", i, j, k, ErrNotFinite, cs.LogProbs[k])
+			}
+		}
 	}
 	return out, nil
 }
