@@ -118,7 +118,7 @@ func Run(ctx context.Context, gen Generator, benchmark string, samples []bench.S
 			prompts[i] = p
 			params := opts.Gen
 			params.Stop = append(append([]string{}, opts.Gen.Stop...), p.Stop...)
-			reqs[i] = GenRequest{Prompt: p, Params: params}
+			reqs[i] = GenRequest{ID: s.ID, Prompt: p, Params: params}
 		}
 		genErr = gen.Generate(runCtx, reqs, func(i int, res GenResult) {
 			mu.Lock()
