@@ -143,7 +143,7 @@ func setupEval(c *cli.Context) (*evalSetup, error) {
 	}
 	gen.Ctx = s.ctx
 	var scales []llama.AdapterScale
-	var names []string
+	var names, adapterIDs []string
 	for _, spec := range c.StringSlice("adapter") {
 		path, scale := spec, float32(1)
 		if i := strings.LastIndex(spec, ":"); i > 0 {
@@ -159,6 +159,19 @@ func setupEval(c *cli.Context) (*evalSetup, error) {
 		s.adapters = append(s.adapters, a)
 		scales = append(scales, llama.AdapterScale{Adapter: a, Scale: scale})
 		names = append(names, spec)
+		fp, err := eval.FileFingerprint(path)
+		if err != nil {
+			return nil, err
+		}
+		adapterIDs = append(adapterIDs, fmt.Sprintf("scale %g, file %s", scale, fp))
+	}
+	modelID, err := eval.FileFingerprint(c.String("model"))
+	if err != nil {
+		return nil, err
+	}
+	promptID, err := promptFingerprint(c)
+	if err != nil {
+		return nil, err
 	}
 	if err := s.ctx.SetAdapters(scales...); err != nil {
 		return nil, err
@@ -167,7 +180,8 @@ func setupEval(c *cli.Context) (*evalSetup, error) {
 	s.opts = eval.Options{Prompter: prompter, PromptName: c.String("prompt"), Method: grader.Method(c.String("method")),
 		Gen: eval.GenParams{N: c.Int("n"), MaxNewTokens: maxNew, Temperature: c.Float64("temperature"), TopP: c.Float64("top-p"),
 			TopK: c.Int("top-k"), Seed: c.Uint64("seed"), Stop: c.StringSlice("stop")},
-		Model: c.String("model"), Adapters: names, BatchSize: 4 * parallel}
+		Model: c.String("model"), Adapters: names, BatchSize: 4 * parallel,
+		ModelID: modelID, AdapterIDs: adapterIDs, PromptID: promptID, ChatTemplate: c.String("template")}
 	ok = true
 	return s, nil
 }
@@ -194,4 +208,25 @@ func runEval(c *cli.Context) error {
 	}
 	fmt.Printf("accuracy: %.4f (%d/%d)\n", sum.Accuracy, sum.Correct, sum.N)
 	return nil
+}
+
+// promptFingerprint identifies the files the prompts are made from (a --prompt-template file, the
+// --shots examples), "" when there are none.
+func promptFingerprint(c *cli.Context) (string, error) {
+	var parts []string
+	if p := c.String("prompt-template"); p != "" {
+		fp, err := eval.FileFingerprint(p)
+		if err != nil {
+			return "", fmt.Errorf("--prompt-template: %w", err)
+		}
+		parts = append(parts, "template "+fp)
+	}
+	if k := c.Int("shots"); k > 0 && c.String("shots-data") != "" {
+		fp, err := eval.FileFingerprint(c.String("shots-data"))
+		if err != nil {
+			return "", fmt.Errorf("--shots-data: %w", err)
+		}
+		parts = append(parts, fmt.Sprintf("%d shots from %s", k, fp))
+	}
+	return strings.Join(parts, ", "), nil
 }

@@ -41,7 +41,7 @@ model through llama.cpp, computed once and cached next to the run (RUN_DIR/../.b
 with TRL's names go to RUN_DIR/metrics.jsonl; the adapter to RUN_DIR/adapter.gguf (loadable by
 llama.cpp, ollama and --adapter). Re-running resumes; Ctrl-C saves a checkpoint.`,
 		Flags:  flags,
-		Action: runTrain,
+		Action: lockedRun(runTrain),
 	}
 }
 
