@@ -81,10 +81,14 @@ func runSFT(c *cli.Context) error {
 		return err
 	}
 	var bar *progress
+	interval, err := saveInterval(c)
+	if err != nil {
+		return err
+	}
 	cfg := align.SFTConfig{
 		RunDir: runDir, Optimizer: adamConfig(c), LR: c.Float64("lr"), Scheduler: c.String("scheduler"),
 		WarmupRatio: c.Float64("warmup-ratio"), MaxGradNorm: c.Float64("max-grad-norm"), BatchSize: c.Int("batch-size"),
-		Epochs: c.Int("epochs"), MaxSteps: c.Int("max-steps"), Seed: c.Uint64("seed"), SaveEvery: c.Int("save-every"),
+		Epochs: c.Int("epochs"), MaxSteps: c.Int("max-steps"), Seed: c.Uint64("seed"), SaveEvery: c.Int("save-every"), SaveInterval: interval,
 		Meta: map[string]string{"model": fp, "data": dataHash, "full": fmt.Sprint(full)},
 		Save: save, Load: load,
 		OnStep: func(s align.SFTStep) {

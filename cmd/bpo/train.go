@@ -138,11 +138,15 @@ func runTrain(c *cli.Context) error {
 	defer policy.Close()
 	adapterMeta := map[string]string{"bpo.base_model": filepath.Base(modelPath), "bpo.loss": loss.Name(), "bpo.loss_params": loss.Params().String()}
 	var bar *progress
+	interval, err := saveInterval(c)
+	if err != nil {
+		return err
+	}
 	cfg := align.TrainConfig{
 		RunDir: runDir, Loss: loss, Optimizer: adamConfig(c), LR: c.Float64("lr"), Scheduler: c.String("scheduler"),
 		WarmupRatio: c.Float64("warmup-ratio"), MaxGradNorm: c.Float64("max-grad-norm"), BatchSize: c.Int("batch-size"),
 		MicroBatch: c.Int("micro-batch"), Epochs: c.Int("epochs"), MaxSteps: c.Int("max-steps"), Seed: c.Uint64("seed"),
-		SaveEvery: c.Int("save-every"), KeepCheckpoints: c.Int("keep-checkpoints"), EvalEvery: c.Int("eval-every"),
+		SaveEvery: c.Int("save-every"), SaveInterval: interval, KeepCheckpoints: c.Int("keep-checkpoints"), EvalEvery: c.Int("eval-every"),
 		Meta:        map[string]string{"model": fp, "data": dataHash, "lora_rank": fmt.Sprint(lora.Rank), "lora_alpha": fmt.Sprint(lora.Alpha)},
 		SaveAdapter: func(dir string) error { return policy.SaveAdapter(dir, adapterMeta) },
 		LoadAdapter: policy.LoadAdapter,

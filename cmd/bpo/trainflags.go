@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"runtime"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -33,6 +34,7 @@ func trainingFlags(defaultLR float64, defaultBatch int) []cli.Flag {
 		&cli.IntFlag{Name: "max-steps", Usage: "stop after this many optimizer steps (0: epochs decide)"},
 		&cli.Uint64Flag{Name: "seed", Value: 42, Usage: "seed for LoRA init and data order"},
 		&cli.IntFlag{Name: "save-every", Usage: "checkpoint every N steps (0: at the end and on Ctrl-C)"},
+		&cli.Float64Flag{Name: "save-minutes", Value: 10, Usage: "also checkpoint when this many minutes passed since the last checkpoint, so a kill loses minutes, not the run (0: off)"},
 		&cli.IntFlag{Name: "max-length", Value: 2048, Usage: "max tokens of prompt + completion"},
 		&cli.StringFlag{Name: "template", Usage: "chat template for conversational prompts: the model's own (default) or a built-in name (chatml, llama3, ...)"},
 		&cli.IntFlag{Name: "threads", Value: runtime.NumCPU(), Usage: "CPU threads"},
@@ -64,4 +66,13 @@ func initialLoRA(c *cli.Context) (*align.LoRA, error) {
 		return nil, fmt.Errorf("--lora-*: %w", err)
 	}
 	return l, nil
+}
+
+// saveInterval is --save-minutes as a duration; negative or non-finite values are an error.
+func saveInterval(c *cli.Context) (time.Duration, error) {
+	m := c.Float64("save-minutes")
+	if !(m >= 0) || m > 1e6 {
+		return 0, fmt.Errorf("--save-minutes %v: want a number of minutes >= 0", m)
+	}
+	return time.Duration(m * float64(time.Minute)), nil
 }
