@@ -316,3 +316,25 @@ func TestRunRefusesLockedDir(t *testing.T) {
 		t.Fatalf("after release: %v", err)
 	}
 }
+
+// TestPartialSummarySaysSo: summary.md of an interrupted run says it is partial; a finished one does not.
+func TestPartialSummarySaysSo(t *testing.T) {
+	ss := loadSamples(t, bench.AMC23, "amc23/test.jsonl", 6)
+	dir := t.TempDir()
+	g := newReplay(ss, 1)
+	g.failQ = ss[2].Question
+	if _, err := Run(context.Background(), g, bench.AMC23, ss, Options{}, dir); err != nil {
+		t.Fatal(err)
+	}
+	md, err := os.ReadFile(filepath.Join(dir, "summary.md"))
+	if err != nil || !strings.Contains(string(md), "**Partial run:** 5 of 6 questions") {
+		t.Fatalf("partial summary.md lacks the partial note (%v):\n%s", err, md)
+	}
+	if _, err := Run(context.Background(), newReplay(ss, 1), bench.AMC23, ss, Options{}, dir); err != nil {
+		t.Fatal(err)
+	}
+	md, _ = os.ReadFile(filepath.Join(dir, "summary.md"))
+	if strings.Contains(string(md), "Partial") {
+		t.Fatalf("complete run's summary.md says partial:\n%s", md)
+	}
+}

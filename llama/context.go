@@ -60,6 +60,10 @@ func NewContext(model *Model, opts ContextOptions) (*Context, error) {
 	if opts.NCtx < 0 || opts.NBatch < 0 || opts.NSeq < 0 || opts.Threads < 0 {
 		return nil, fmt.Errorf("new context: %w: negative size in %+v", ErrInvalidArgument, opts)
 	}
+	if cpus := runtime.NumCPU(); opts.Threads > cpus {
+		// ggml's workers spin-wait: more threads than CPUs only slow decoding down.
+		return nil, fmt.Errorf("new context: %w: %d threads for %d logical CPUs", ErrInvalidArgument, opts.Threads, cpus)
+	}
 	if opts.NCtx == 0 {
 		opts.NCtx = 4096
 		if t := model.info.ContextLength; t > 0 && t < opts.NCtx {

@@ -411,6 +411,9 @@ func (w *GGUFWriter) WriteFile(path string) error {
 	if w.closed {
 		return fmt.Errorf("gguf: %w", ErrClosed)
 	}
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return fmt.Errorf("write GGUF %s: %w: it is a directory; want a file path", path, ErrInvalidArgument)
+	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
 	if err != nil {
 		return fmt.Errorf("write GGUF %s: %w", path, err)

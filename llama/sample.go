@@ -24,13 +24,13 @@ type Sampling struct {
 // Validate reports an out-of-range setting.
 func (s Sampling) Validate() error {
 	switch {
-	case s.Temperature < 0 || math.IsNaN(s.Temperature):
-		return fmt.Errorf("%w: temperature %v, want >= 0", ErrInvalidArgument, s.Temperature)
+	case !(s.Temperature >= 0) || math.IsInf(s.Temperature, 0):
+		return fmt.Errorf("%w: temperature %v, want a finite number >= 0", ErrInvalidArgument, s.Temperature)
 	case s.TopK < 0:
 		return fmt.Errorf("%w: top_k %d, want >= 0", ErrInvalidArgument, s.TopK)
-	case s.TopP < 0 || s.TopP > 1:
+	case !(s.TopP >= 0 && s.TopP <= 1): // also NaN
 		return fmt.Errorf("%w: top_p %v, want in [0, 1]", ErrInvalidArgument, s.TopP)
-	case s.MinP < 0 || s.MinP > 1:
+	case !(s.MinP >= 0 && s.MinP <= 1):
 		return fmt.Errorf("%w: min_p %v, want in [0, 1]", ErrInvalidArgument, s.MinP)
 	}
 	return nil

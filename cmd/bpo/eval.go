@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"runtime"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -40,7 +39,7 @@ func generationFlags(defaultN int, defaultTemp float64) []cli.Flag {
 		&cli.StringSliceFlag{Name: "stop", Usage: "extra stop string (repeatable)"},
 		&cli.IntFlag{Name: "parallel", Value: 8, Usage: "sequences decoded in parallel"},
 		&cli.IntFlag{Name: "ctx", Usage: "KV-cache cells shared by the parallel sequences (default: parallel x (longest prompt + max new tokens))"},
-		&cli.IntFlag{Name: "threads", Value: runtime.NumCPU(), Usage: "CPU threads"},
+		threadsFlag(),
 	}
 }
 
@@ -81,6 +80,11 @@ func (s *evalSetup) Close() {
 }
 
 func setupEval(c *cli.Context) (*evalSetup, error) {
+	genParams := eval.GenParams{N: c.Int("n"), MaxNewTokens: c.Int("max-new-tokens"), Temperature: c.Float64("temperature"), TopP: c.Float64("top-p"),
+		TopK: c.Int("top-k"), Seed: c.Uint64("seed"), Stop: c.StringSlice("stop")}
+	if err := checkGenFlags(genParams, c.Int("parallel")); err != nil {
+		return nil, err
+	}
 	samples, err := bench.Load(c.String("benchmark"), c.String("data"))
 	if err != nil {
 		return nil, err
@@ -93,6 +97,9 @@ func setupEval(c *cli.Context) (*evalSetup, error) {
 	}
 	if samples, err = bench.Select(samples, sel); err != nil {
 		return nil, err
+	}
+	if len(samples) == 0 {
+		return nil, fmt.Errorf("--data %s: no questions to evaluate (empty file, or --id/--shard/--limit selected none)", c.String("data"))
 	}
 	var shots []bench.Sample
 	if k := c.Int("shots"); k > 0 {
@@ -122,35 +129,47 @@ func setupEval(c *cli.Context) (*evalSetup, error) {
 	parallel := max(1, c.Int("parallel"))
 	maxNew := c.Int("max-new-tokens")
 	gen := &llamagen.Generator{Model: s.model, Template: c.String("template"), Parallel: parallel, DefaultMaxNewTokens: maxNew}
+	// Every prompt must leave room for an answer within the model's context: checked for the whole
+	// selection before the KV cache is sized (a huge question used to allocate gigabytes first).
+	limit := s.model.Info().ContextLength
+	longest := 0
+	var tooLong []string
+	for _, smp := range samples {
+		p, err := prompter.Prompt(smp)
+		if err != nil {
+			return nil, err
+		}
+		toks, err := gen.RenderPrompt(p)
+		if err != nil {
+			return nil, err
+		}
+		if limit > 0 && len(toks) >= limit {
+			tooLong = append(tooLong, fmt.Sprintf("%s (%d tokens)", smp.ID, len(toks)))
+			continue
+		}
+		longest = max(longest, len(toks))
+	}
+	if len(tooLong) > 0 {
+		return nil, fmt.Errorf("--data %s: %d question(s) do not fit the model's %d-token context: %s", c.String("data"), len(tooLong), limit, strings.Join(tooLong[:min(len(tooLong), 10)], ", "))
+	}
 	nctx := c.Int("ctx")
 	if nctx <= 0 {
-		longest := 0
-		for _, smp := range samples {
-			p, err := prompter.Prompt(smp)
-			if err != nil {
-				return nil, err
-			}
-			toks, err := gen.RenderPrompt(p)
-			if err != nil {
-				return nil, err
-			}
-			longest = max(longest, len(toks))
+		perSeq := longest + maxNew
+		if limit > 0 {
+			perSeq = min(perSeq, limit)
 		}
-		nctx = parallel * (longest + maxNew)
+		nctx = parallel * perSeq
 	}
-	if s.ctx, err = llama.NewContext(s.model, llama.ContextOptions{NCtx: nctx, NSeq: parallel, Threads: c.Int("threads"), KVF16: true}); err != nil {
+	if s.ctx, err = llama.NewContext(s.model, llama.ContextOptions{NCtx: nctx, NSeq: parallel, Threads: threadsOf(c), KVF16: true}); err != nil {
 		return nil, err
 	}
 	gen.Ctx = s.ctx
 	var scales []llama.AdapterScale
 	var names, adapterIDs []string
 	for _, spec := range c.StringSlice("adapter") {
-		path, scale := spec, float32(1)
-		if i := strings.LastIndex(spec, ":"); i > 0 {
-			var f float64
-			if _, err := fmt.Sscanf(spec[i+1:], "%g", &f); err == nil {
-				path, scale = spec[:i], float32(f)
-			}
+		path, scale, err := parseAdapterSpec(spec)
+		if err != nil {
+			return nil, err
 		}
 		a, err := llama.LoadAdapter(s.model, path)
 		if err != nil {
@@ -178,8 +197,7 @@ func setupEval(c *cli.Context) (*evalSetup, error) {
 	}
 	s.gen = gen
 	s.opts = eval.Options{Prompter: prompter, PromptName: c.String("prompt"), Method: grader.Method(c.String("method")),
-		Gen: eval.GenParams{N: c.Int("n"), MaxNewTokens: maxNew, Temperature: c.Float64("temperature"), TopP: c.Float64("top-p"),
-			TopK: c.Int("top-k"), Seed: c.Uint64("seed"), Stop: c.StringSlice("stop")},
+		Gen:   genParams,
 		Model: c.String("model"), Adapters: names, BatchSize: 4 * parallel,
 		ModelID: modelID, AdapterIDs: adapterIDs, PromptID: promptID, ChatTemplate: c.String("template")}
 	ok = true
@@ -229,4 +247,21 @@ func promptFingerprint(c *cli.Context) (string, error) {
 		parts = append(parts, fmt.Sprintf("%d shots from %s", k, fp))
 	}
 	return strings.Join(parts, ", "), nil
+}
+
+// checkGenFlags checks the generation settings of eval and pairs before any work starts.
+func checkGenFlags(g eval.GenParams, parallel int) error {
+	switch {
+	case g.N < 1:
+		return fmt.Errorf("--n %d: want at least 1 sample per question", g.N)
+	case g.MaxNewTokens < 1:
+		return fmt.Errorf("--max-new-tokens %d: want at least 1 (0 would generate nothing)", g.MaxNewTokens)
+	case parallel < 1:
+		return fmt.Errorf("--parallel %d: want at least 1", parallel)
+	}
+	s := llama.Sampling{Temperature: g.Temperature, TopK: g.TopK, TopP: g.TopP, MinP: g.MinP}
+	if err := s.Validate(); err != nil {
+		return fmt.Errorf("sampling flags (--temperature, --top-p, --top-k): %w", err)
+	}
+	return nil
 }

@@ -30,6 +30,9 @@ answers are all correct or all wrong give no pair; the counts are printed.`,
 }
 
 func runPairs(c *cli.Context) error {
+	if fi, err := os.Stat(c.String("out")); err == nil && fi.IsDir() {
+		return fmt.Errorf("pairs: --out %s is a directory; want the pairs JSONL file to write", c.String("out"))
+	}
 	s, err := setupEval(c)
 	if err != nil {
 		return err

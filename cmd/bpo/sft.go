@@ -34,6 +34,13 @@ the last checkpoint and reproduces the uninterrupted run's losses; Ctrl-C saves 
 
 func runSFT(c *cli.Context) error {
 	modelPath, runDir := c.String("model"), c.String("out")
+	if c.Bool("full") {
+		for _, f := range []string{"lora-rank", "lora-alpha", "lora-targets"} {
+			if c.IsSet(f) {
+				return fmt.Errorf("sft: --%s has no effect with --full (every weight is trained, no adapter): drop one of them", f)
+			}
+		}
+	}
 	examples, err := align.LoadSFT(c.String("data"))
 	if err != nil {
 		return err
@@ -52,7 +59,7 @@ func runSFT(c *cli.Context) error {
 	var policy *align.LlamaPolicy
 	var save, load func(dir string) error
 	if full {
-		policy, err = align.NewLlamaFullPolicy(modelPath, c.Int("threads"))
+		policy, err = align.NewLlamaFullPolicy(modelPath, threadsOf(c))
 		if err != nil {
 			return err
 		}
@@ -63,7 +70,7 @@ func runSFT(c *cli.Context) error {
 		if err != nil {
 			return err
 		}
-		policy, err = align.NewLlamaLoRAPolicy(modelPath, lora, c.Int("threads"))
+		policy, err = align.NewLlamaLoRAPolicy(modelPath, lora, threadsOf(c))
 		if err != nil {
 			return err
 		}

@@ -131,7 +131,7 @@ func runTrain(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	policy, err := align.NewLlamaLoRAPolicy(modelPath, lora, c.Int("threads"))
+	policy, err := align.NewLlamaLoRAPolicy(modelPath, lora, threadsOf(c))
 	if err != nil {
 		return err
 	}
@@ -205,7 +205,7 @@ func cachedReference(c *cli.Context, m *llama.Model, pairs []align.TokenizedPair
 	}
 	bar := newProgress(len(pairs), "reference log-probs ("+split+")")
 	done := 0
-	refs, err := align.ReferenceLogps(c.Context, m, pairs, c.Int("threads"), func(n int) { bar.Add(n - done); done = n })
+	refs, err := align.ReferenceLogps(c.Context, m, pairs, threadsOf(c), func(n int) { bar.Add(n - done); done = n })
 	bar.Finish()
 	if err != nil {
 		return nil, err

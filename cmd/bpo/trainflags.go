@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"runtime"
 	"strings"
 	"time"
 
@@ -37,7 +36,7 @@ func trainingFlags(defaultLR float64, defaultBatch int) []cli.Flag {
 		&cli.Float64Flag{Name: "save-minutes", Value: 10, Usage: "also checkpoint when this many minutes passed since the last checkpoint, so a kill loses minutes, not the run (0: off)"},
 		&cli.IntFlag{Name: "max-length", Value: 2048, Usage: "max tokens of prompt + completion"},
 		&cli.StringFlag{Name: "template", Usage: "chat template for conversational prompts: the model's own (default) or a built-in name (chatml, llama3, ...)"},
-		&cli.IntFlag{Name: "threads", Value: runtime.NumCPU(), Usage: "CPU threads"},
+		threadsFlag(),
 	}
 }
 

@@ -1,0 +1,72 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const cliGSM8K = "../../../shared/data/gsm8k/test.jsonl"
+
+// TestBadSettingsRefusedEarly: each bad setting or argument of the robustness report ends in an
+// error naming it, before any model work (or, for --version, prints the version).
+func TestBadSettingsRefusedEarly(t *testing.T) {
+	dir := t.TempDir()
+	empty := filepath.Join(dir, "empty.jsonl")
+	os.WriteFile(empty, nil, 0o644)
+	huge := filepath.Join(dir, "huge.jsonl")
+	os.WriteFile(huge, []byte(`{"question":"`+strings.Repeat("one two three ", 3000)+`","answer":"x #### 1"}`+"\n"), 0o644)
+	modelCopy := filepath.Join(dir, "m.gguf")
+	raw, err := os.ReadFile(cliStories)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(modelCopy, raw, 0o644)
+	sft := filepath.Join(dir, "sft.jsonl")
+	os.WriteFile(sft, []byte(`{"prompt":"Once upon a time","completion":" there was a cat."}`+"\n"), 0o644)
+	existingDir := filepath.Join(dir, "existing")
+	os.Mkdir(existingDir, 0o755)
+	evalArgs := func(data string, extra ...string) []string {
+		return append([]string{"eval", "--model", cliStories, "--data", data, "--out", filepath.Join(dir, "run"), "--threads", "1", "--max-new-tokens", "4"}, extra...)
+	}
+	cases := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"eval on an empty file", evalArgs(empty), "no questions to evaluate"},
+		{"eval --max-new-tokens 0", evalArgs(cliGSM8K, "--max-new-tokens", "0", "--limit", "1"), "--max-new-tokens 0"},
+		{"eval --temperature nan", evalArgs(cliGSM8K, "--temperature", "nan", "--limit", "1"), "temperature NaN"},
+		{"eval --top-p 2", evalArgs(cliGSM8K, "--top-p", "2", "--limit", "1"), "top_p 2"},
+		{"eval --n 0", evalArgs(cliGSM8K, "--n", "0", "--limit", "1"), "--n 0"},
+		{"eval question longer than the context", evalArgs(huge, "--template", "chatml"), "do not fit the model's 2048-token context"},
+		{"eval --threads 1000", evalArgs(cliGSM8K, "--threads", "1000", "--limit", "1"), "--threads 1000"},
+		{"logprobs --threads 1000", []string{"logprobs", "--model", cliStories, "--threads", "1000", "--text", "Once upon a time"}, "--threads 1000"},
+		{"logprobs --threads -1", []string{"logprobs", "--model", cliStories, "--threads", "-1", "--text", "Once upon a time"}, "--threads -1"},
+		{"generate --top-p nan", []string{"generate", "--model", cliStories, "--threads", "1", "--prompt", "Once", "--top-p", "nan"}, "top_p NaN"},
+		{"logprobs --adapter F:nan", []string{"logprobs", "--model", cliStories, "--threads", "1", "--adapter", "a.gguf:nan", "--text", "Once upon a time"}, "want a finite number"},
+		{"sft --full --lora-rank 4", []string{"sft", "--model", cliStories, "--data", sft, "--out", filepath.Join(dir, "sft"), "--full", "--lora-rank", "4"}, "--lora-rank has no effect with --full"},
+		{"model quantize X X", []string{"model", "quantize", "--type", "q8_0", modelCopy, modelCopy}, "is the input file"},
+		{"model random --out DIR", []string{"model", "random", "--arch", "llama", "--vocab-from", cliVocabSPM, "--layers", "1", "--embedding", "32", "--ff", "64", "--heads", "2", "--heads-kv", "2", "--out", existingDir}, "is a directory"},
+		{"pairs --out DIR", []string{"pairs", "--model", cliStories, "--data", cliGSM8K, "--out", existingDir, "--threads", "1"}, "is a directory"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := runLlamaCLI(t, tc.args...)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want an error containing %q", err, tc.want)
+			}
+		})
+	}
+	if raw2, _ := os.ReadFile(modelCopy); len(raw2) != len(raw) {
+		t.Errorf("quantize X X changed its input")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "run", "samples.jsonl")); err == nil {
+		t.Errorf("a refused eval wrote samples")
+	}
+	out, err := runLlamaCLI(t, "--version")
+	if err != nil || !strings.HasPrefix(out, "bpo version ") {
+		t.Errorf("--version: %q, %v", out, err)
+	}
+}
