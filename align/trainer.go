@@ -166,12 +166,43 @@ func NewTrainer(cfg TrainConfig, policy Policy, train []TokenizedPair, trainRef 
 	return t, nil
 }
 
+// CheckSettings validates the hyper-parameters of c (learning rate and schedule, warmup, batch sizes,
+// epochs, clipping, checkpoint and eval intervals, AdamW) without any data or model, so that a
+// command can refuse bad settings before its expensive preparation (tokenizing, the reference pass).
+func (c TrainConfig) CheckSettings() error {
+	if err := checkTrainSettings(&c); err != nil {
+		return err
+	}
+	if err := c.Optimizer.Validate(); err != nil {
+		return err
+	}
+	if _, err := WarmupStepsFromRatio(c.WarmupRatio, 1); err != nil {
+		return err
+	}
+	if c.WarmupSteps < 0 {
+		return fmt.Errorf("warmup steps must be >= 0, got %d", c.WarmupSteps)
+	}
+	if _, err := NewSchedule(c.Scheduler, c.LR, 0, 1); err != nil {
+		return err
+	}
+	return nil
+}
+
 func checkTrainConfig(c *TrainConfig) error {
 	switch {
 	case c.RunDir == "":
 		return errors.New("no run directory")
 	case c.Loss == nil:
 		return errors.New("no loss")
+	case c.SaveAdapter == nil || c.LoadAdapter == nil:
+		return errors.New("SaveAdapter and LoadAdapter are required")
+	}
+	return checkTrainSettings(c)
+}
+
+// checkTrainSettings checks the step-count and interval settings and fills their defaults.
+func checkTrainSettings(c *TrainConfig) error {
+	switch {
 	case c.BatchSize <= 0:
 		return fmt.Errorf("batch size must be > 0, got %d", c.BatchSize)
 	case c.MicroBatch < 0 || c.MicroBatch > c.BatchSize:
@@ -180,10 +211,8 @@ func checkTrainConfig(c *TrainConfig) error {
 		return fmt.Errorf("need epochs > 0 or max steps > 0 (got %d, %d)", c.Epochs, c.MaxSteps)
 	case !isFinite(c.MaxGradNorm) || c.MaxGradNorm < 0:
 		return fmt.Errorf("max grad norm must be >= 0, got %v", c.MaxGradNorm)
-	case c.SaveEvery < 0 || c.EvalEvery < 0 || c.KeepCheckpoints < 0:
-		return errors.New("save-every, eval-every and keep-checkpoints must be >= 0")
-	case c.SaveAdapter == nil || c.LoadAdapter == nil:
-		return errors.New("SaveAdapter and LoadAdapter are required")
+	case c.SaveEvery < 0 || c.EvalEvery < 0 || c.KeepCheckpoints < 0 || c.SaveInterval < 0:
+		return errors.New("save-every, eval-every, keep-checkpoints and the save interval must be >= 0")
 	}
 	if c.MicroBatch == 0 {
 		c.MicroBatch = c.BatchSize

@@ -30,11 +30,22 @@ func TestBadSettingsRefusedEarly(t *testing.T) {
 	evalArgs := func(data string, extra ...string) []string {
 		return append([]string{"eval", "--model", cliStories, "--data", data, "--out", filepath.Join(dir, "run"), "--threads", "1", "--max-new-tokens", "4"}, extra...)
 	}
+	pairs := filepath.Join(dir, "pairs.jsonl")
+	os.WriteFile(pairs, []byte(`{"prompt":"Once upon a time","chosen":" there was a cat.","rejected":" the end."}`+"\n"), 0o644)
+	trainArgs := func(extra ...string) []string {
+		return append([]string{"train", "--model", cliStories, "--data", pairs, "--loss", "dpo", "--out", filepath.Join(dir, "train"), "--threads", "1"}, extra...)
+	}
 	cases := []struct {
 		name string
 		args []string
 		want string
 	}{
+		{"train --lr nan", trainArgs("--lr", "nan"), "learning rate"},
+		{"train --batch-size 0", trainArgs("--batch-size", "0"), "batch size"},
+		{"train --lora-rank 0", trainArgs("--lora-rank", "0"), "--lora-*"},
+		{"train --init-adapter missing", trainArgs("--init-adapter", filepath.Join(dir, "missing.gguf")), "missing.gguf"},
+		{"train --save-minutes -1", trainArgs("--save-minutes", "-1"), "--save-minutes"},
+		{"train --scheduler wavy", trainArgs("--scheduler", "wavy"), "unknown lr schedule"},
 		{"eval on an empty file", evalArgs(empty), "no questions to evaluate"},
 		{"eval --max-new-tokens 0", evalArgs(cliGSM8K, "--max-new-tokens", "0", "--limit", "1"), "--max-new-tokens 0"},
 		{"eval --temperature nan", evalArgs(cliGSM8K, "--temperature", "nan", "--limit", "1"), "temperature NaN"},
@@ -65,8 +76,34 @@ func TestBadSettingsRefusedEarly(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "run", "samples.jsonl")); err == nil {
 		t.Errorf("a refused eval wrote samples")
 	}
+	if _, err := os.Stat(filepath.Join(dir, ".bpo-refcache")); err == nil {
+		t.Errorf("a refused train ran the reference pass")
+	}
 	out, err := runLlamaCLI(t, "--version")
 	if err != nil || !strings.HasPrefix(out, "bpo version ") {
 		t.Errorf("--version: %q, %v", out, err)
+	}
+}
+
+// TestTrainMaxLengthCappedToContext: a pair longer than the model's context with a --max-length
+// above it is truncated to the context (it used to abort training at the step that met it).
+func TestTrainMaxLengthCappedToContext(t *testing.T) {
+	dir := t.TempDir()
+	model := filepath.Join(dir, "small-ctx.gguf")
+	if _, err := runLlamaCLI(t, "model", "random", "--arch", "llama", "--vocab-from", cliVocabSPM, "--layers", "1", "--embedding", "32",
+		"--ff", "64", "--heads", "2", "--heads-kv", "2", "--context-length", "64", "--out", model); err != nil {
+		t.Fatal(err)
+	}
+	pairs := filepath.Join(dir, "pairs.jsonl")
+	long := strings.Repeat(" The cat sat on the mat and looked at the big red ball.", 10)
+	os.WriteFile(pairs, []byte(`{"prompt":"Once upon a time","chosen":"`+long+`","rejected":" the end."}`+"\n"+
+		`{"prompt":"Lily saw a cat.","chosen":" She was happy.","rejected":" She ran away."}`+"\n"), 0o644)
+	out, err := bpoCmd("train", "--model", model, "--data", pairs, "--loss", "dpo", "--out", filepath.Join(dir, "run"), "--threads", "1",
+		"--max-length", "100000", "--batch-size", "2", "--max-steps", "1", "--lora-rank", "2").CombinedOutput()
+	if err != nil {
+		t.Fatalf("train with a pair longer than the context: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "capped to the model's context length 64") || !strings.Contains(string(out), "1 truncated") {
+		t.Fatalf("no cap/truncation reported:\n%s", out)
 	}
 }

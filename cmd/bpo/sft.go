@@ -49,7 +49,7 @@ func runSFT(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	seqs, cut, err := align.TokenizeSFT(m, examples, align.PromptTemplate(c.String("template")), c.Int("max-length"))
+	seqs, cut, err := align.TokenizeSFT(m, examples, align.PromptTemplate(c.String("template")), capToContext(m, c.Int("max-length")))
 	m.Close()
 	if err != nil {
 		return fmt.Errorf("%s: %w", c.String("data"), err)

@@ -62,6 +62,19 @@ func runTrain(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	// Settings first: LoRA (and --init-adapter) and the optimizer settings are checked before the
+	// data is tokenized and the reference pass runs (hours on a real model).
+	lora, err := initialLoRA(c)
+	if err != nil {
+		return err
+	}
+	settings, err := trainSettings(c)
+	if err == nil {
+		err = settings.CheckSettings()
+	}
+	if err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
 	data, err := align.LoadPreferences(dataPath, align.LoadOptions{Strict: c.Bool("strict")})
 	if err != nil {
 		return err
@@ -92,6 +105,7 @@ func runTrain(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	trunc.MaxLength = capToContext(m, trunc.MaxLength)
 	trainPairs, cut1, err := align.TokenizePreferences(m, trainEx, tmpl, trunc)
 	if err != nil {
 		m.Close()
@@ -127,10 +141,6 @@ func runTrain(c *cli.Context) error {
 	}
 	m.Close()
 
-	lora, err := initialLoRA(c)
-	if err != nil {
-		return err
-	}
 	policy, err := align.NewLlamaLoRAPolicy(modelPath, lora, threadsOf(c))
 	if err != nil {
 		return err

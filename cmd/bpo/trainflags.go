@@ -2,12 +2,14 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/bpo-dev/bpo/align"
+	"github.com/bpo-dev/bpo/llama"
 )
 
 // Flags shared by `bpo sft` and `bpo train`: model, data, run directory, LoRA and optimizer.
@@ -74,4 +76,26 @@ func saveInterval(c *cli.Context) (time.Duration, error) {
 		return 0, fmt.Errorf("--save-minutes %v: want a number of minutes >= 0", m)
 	}
 	return time.Duration(m * float64(time.Minute)), nil
+}
+
+// trainSettings are the hyper-parameter flags of `bpo train` as a TrainConfig (for CheckSettings).
+func trainSettings(c *cli.Context) (align.TrainConfig, error) {
+	interval, err := saveInterval(c)
+	return align.TrainConfig{Optimizer: adamConfig(c), LR: c.Float64("lr"), Scheduler: c.String("scheduler"),
+		WarmupRatio: c.Float64("warmup-ratio"), MaxGradNorm: c.Float64("max-grad-norm"), BatchSize: c.Int("batch-size"),
+		MicroBatch: c.Int("micro-batch"), Epochs: c.Int("epochs"), MaxSteps: c.Int("max-steps"),
+		SaveEvery: c.Int("save-every"), SaveInterval: interval, KeepCheckpoints: c.Int("keep-checkpoints"), EvalEvery: c.Int("eval-every")}, err
+}
+
+// capToContext caps a --max-length (0: none) at the model's training context: longer sequences
+// cannot be scored, and used to abort training at the step that met them.
+func capToContext(m *llama.Model, maxLength int) int {
+	// From the file: a vocabulary-only load (sft tokenizes with one) has no hyper-parameters.
+	ctxLen, _ := m.File().Uint(m.Info().Arch + ".context_length")
+	n := int(min(ctxLen, 1<<30))
+	if n > 0 && (maxLength <= 0 || maxLength > n) {
+		fmt.Fprintf(os.Stderr, "note: --max-length %d capped to the model's context length %d\n", maxLength, n)
+		return n
+	}
+	return maxLength
 }
