@@ -16,6 +16,7 @@ import (
 
 func sftCommand() *cli.Command {
 	flags := append(trainingFlags(1e-4, 8),
+		&cli.BoolFlag{Name: "strict", Usage: "stop at the first malformed data line instead of skipping it"},
 		&cli.BoolFlag{Name: "full", Usage: "train every weight (small F32/F16 models) instead of a LoRA adapter; writes RUN_DIR/model.gguf"},
 	)
 	return &cli.Command{
@@ -41,9 +42,19 @@ func runSFT(c *cli.Context) error {
 			}
 		}
 	}
-	examples, err := align.LoadSFT(c.String("data"))
+	examples, skipped, err := align.LoadSFTFile(c.String("data"), align.LoadOptions{Strict: c.Bool("strict")})
 	if err != nil {
 		return err
+	}
+	for i, s := range skipped {
+		if i == 5 {
+			fmt.Fprintf(os.Stderr, "  ... %d more skipped lines\n", len(skipped)-5)
+			break
+		}
+		fmt.Fprintf(os.Stderr, "  skipped %v\n", s)
+	}
+	if len(skipped) > 0 {
+		fmt.Fprintf(os.Stderr, "sft: %d malformed lines skipped (--strict stops at the first)\n", len(skipped))
 	}
 	m, err := llama.LoadModel(modelPath, llama.ModelOptions{VocabOnly: true})
 	if err != nil {
