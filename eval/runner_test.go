@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"sort"
 	"strings"
 	"syscall"
@@ -336,5 +337,37 @@ func TestPartialSummarySaysSo(t *testing.T) {
 	md, _ = os.ReadFile(filepath.Join(dir, "summary.md"))
 	if strings.Contains(string(md), "Partial") {
 		t.Fatalf("complete run's summary.md says partial:\n%s", md)
+	}
+}
+
+// TestBuildPairsIndependentOfRecordOrder: a resumed run appends records in another order; the pairs
+// chosen for each question must not change.
+func TestBuildPairsIndependentOfRecordOrder(t *testing.T) {
+	var recs []Record
+	for q := range 12 {
+		r := Record{ID: "q" + string(rune('a'+q)), Benchmark: bench.GSM8K, Prompt: bench.Prompt{Text: "question"}}
+		for j := range 6 {
+			r.Responses = append(r.Responses, "answer "+string(rune('0'+j)))
+			r.Corrects = append(r.Corrects, (q+j)%3 == 0)
+			r.Preds = append(r.Preds, string(rune('0'+j)))
+		}
+		recs = append(recs, r)
+	}
+	byID := func(ps []Pair) map[string][]Pair {
+		out := map[string][]Pair{}
+		for _, p := range ps {
+			out[p.ID] = append(out[p.ID], p)
+		}
+		return out
+	}
+	opts := PairOptions{Seed: 9, MaxPerQuestion: 2}
+	want, st := BuildPairs(recs, opts)
+	reversed := append([]Record(nil), recs...)
+	for i, j := 0, len(reversed)-1; i < j; i, j = i+1, j-1 {
+		reversed[i], reversed[j] = reversed[j], reversed[i]
+	}
+	got, _ := BuildPairs(reversed, opts)
+	if st.Pairs == 0 || !reflect.DeepEqual(byID(got), byID(want)) {
+		t.Fatalf("pairs depend on the record order (%d pairs)", st.Pairs)
 	}
 }
