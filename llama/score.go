@@ -51,6 +51,7 @@ func (c *Context) Score(ctx context.Context, reqs []ScoreRequest) ([][]Completio
 			return nil, fmt.Errorf("score request %d: %w: %d completions need %d sequences, context has %d", i, ErrInvalidArgument, len(r.Completions), need, c.nSeq)
 		}
 	}
+	defer c.abortOn(ctx)()
 	out := make([][]CompletionScore, len(reqs))
 	for start := 0; start < len(reqs); {
 		if err := ctx.Err(); err != nil {
@@ -70,6 +71,9 @@ func (c *Context) Score(ctx context.Context, reqs []ScoreRequest) ([][]Completio
 			end++
 		}
 		if err := c.scoreWave(reqs[start:end], out[start:end]); err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
 			return nil, err
 		}
 		start = end
