@@ -196,6 +196,23 @@ func checkVocab(f *GGUFFile) error {
 	return nil
 }
 
+// CheckModelFile reads the GGUF model at path and checks it as LoadModel does (format, architecture,
+// hyper-parameters, tokenizer, tensor types) without loading it: for code that hands the file to
+// llama.cpp or ggml by another route (quantizing, the training graph).
+func CheckModelFile(path string) error {
+	f, err := ReadGGUF(path)
+	if err != nil {
+		return err
+	}
+	if !archSupported(f.Arch()) {
+		return fmt.Errorf("%s: %w: general.architecture = %q, supported: %s", path, ErrUnsupportedArch, f.Arch(), strings.Join(supportedArchitectures, ", "))
+	}
+	if err := validateModelFile(f, len(f.Tensors) == 0); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nil
+}
+
 // validateModelFile checks everything in a model's metadata and tensor table that llama.cpp would
 // otherwise assert on, divide by, allocate from or silently compute with: key types, hyper-parameter
 // ranges, finiteness, tokenizer array lengths and tensor types.
