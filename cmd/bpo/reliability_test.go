@@ -107,3 +107,47 @@ func TestTrainMaxLengthCappedToContext(t *testing.T) {
 		t.Fatalf("no cap/truncation reported:\n%s", out)
 	}
 }
+
+// TestEvalResumeRefusesChangedSettings: through the CLI, a run directory started with one setup
+// refuses a resume with another model, adapter, prompt, sampling or length, naming the flag.
+func TestEvalResumeRefusesChangedSettings(t *testing.T) {
+	dir := t.TempDir()
+	adapter := writeTestAdapter(t, dir)
+	run := filepath.Join(dir, "run")
+	base := []string{"eval", "--data", cliGSM8K, "--out", run, "--threads", "1", "--limit", "1", "--prompt", "gsm8k-fewshot"}
+	args := func(extra ...string) []string {
+		return append(append([]string{}, base...), extra...)
+	}
+	if _, err := runLlamaCLI(t, args("--model", cliStories, "--max-new-tokens", "2")...); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		extra []string
+		want  string
+	}{
+		{[]string{"--model", tinyModelForCLI(t, dir), "--max-new-tokens", "2"}, "--model"},
+		{[]string{"--model", cliStories, "--max-new-tokens", "2", "--adapter", adapter}, "--adapter"},
+		{[]string{"--model", cliStories, "--max-new-tokens", "3"}, "--max-new-tokens: was 2, now 3"},
+		{[]string{"--model", cliStories, "--max-new-tokens", "2", "--temperature", "0.5"}, "--temperature: was 0, now 0.5"},
+		{[]string{"--model", cliStories, "--max-new-tokens", "2", "--prompt", "boxed", "--template", "chatml"}, "--prompt"},
+	}
+	for _, tc := range cases {
+		if _, err := runLlamaCLI(t, args(tc.extra...)...); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: got %v, want an error naming %q", tc.extra, err, tc.want)
+		}
+	}
+	if _, err := runLlamaCLI(t, args("--model", cliStories, "--max-new-tokens", "2", "--limit", "2")...); err != nil {
+		t.Fatalf("same settings, larger --limit: %v", err)
+	}
+}
+
+// tinyModelForCLI writes a small random llama model with the SPM vocabulary.
+func tinyModelForCLI(t *testing.T, dir string) string {
+	t.Helper()
+	path := filepath.Join(dir, "tiny.gguf")
+	if _, err := runLlamaCLI(t, "model", "random", "--arch", "llama", "--vocab-from", cliVocabSPM, "--layers", "1", "--embedding", "32",
+		"--ff", "64", "--heads", "2", "--heads-kv", "2", "--out", path); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
