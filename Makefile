@@ -65,6 +65,8 @@ bench: headers
 		-threads $(BENCH_THREADS) -reps $(BENCH_REPS) -command "make bench BENCH_THREADS=$(BENCH_THREADS) BENCH_REPS=$(BENCH_REPS)"
 	$(GO) build -o bin/bench-eval ./bench/evalrun
 	bin/bench-eval -threads $(BENCH_THREADS) -command "make bench BENCH_THREADS=$(BENCH_THREADS)"
+	$(GO) build -o bin/bench-sampling ./bench/sampling
+	bin/bench-sampling -threads $(BENCH_THREADS) -reps $(BENCH_REPS) -command "make bench BENCH_THREADS=$(BENCH_THREADS) BENCH_REPS=$(BENCH_REPS)"
 	$(GO) build -o bin/bench-train ./bench/train
 	bin/bench-train -threads $(BENCH_THREADS) -reps $(BENCH_TRAIN_REPS) -command "make bench BENCH_THREADS=$(BENCH_THREADS) BENCH_TRAIN_REPS=$(BENCH_TRAIN_REPS)"
 	$(GO) run ./bench/report -results bench/results -out bench/RESULTS.md

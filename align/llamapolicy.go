@@ -30,6 +30,9 @@ func NewLlamaLoRAPolicy(modelPath string, init *LoRA, threads int) (*LlamaPolicy
 	for i, t := range init.Tensors {
 		pairs[i] = llama.LoRATensor{Base: t.Name, Rank: init.Rank, NIn: t.NIn, NOut: t.NOut, A: t.A, B: t.B}
 	}
+	if err := llama.CheckModelFile(modelPath); err != nil { // before ggml sees the file
+		return nil, err
+	}
 	tm, err := llama.NewTrainModel(modelPath, llama.TrainOptions{LoRA: pairs, LoRAAlpha: float32(init.Alpha), Threads: threads})
 	if err != nil {
 		return nil, err
@@ -39,6 +42,9 @@ func NewLlamaLoRAPolicy(modelPath string, init *LoRA, threads int) (*LlamaPolicy
 
 // NewLlamaFullPolicy loads a (small, float) model with every weight trainable.
 func NewLlamaFullPolicy(modelPath string, threads int) (*LlamaPolicy, error) {
+	if err := llama.CheckModelFile(modelPath); err != nil { // before ggml sees the file
+		return nil, err
+	}
 	tm, err := llama.NewTrainModel(modelPath, llama.TrainOptions{FullParams: true, Threads: threads})
 	if err != nil {
 		return nil, err

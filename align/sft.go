@@ -31,6 +31,8 @@ type SFTConfig struct {
 	MaxSteps    int
 	Seed        uint64
 	SaveEvery   int // checkpoint every N steps (0: only at the end and on interrupt)
+	// SaveInterval also checkpoints once this much time has passed since the last checkpoint (0: off).
+	SaveInterval time.Duration
 	// Meta is stored in checkpoints; a resumed run must match it.
 	Meta map[string]string
 	// Save writes the trained weights (adapter or model) into a checkpoint directory; Load restores them.
@@ -159,9 +161,11 @@ func RunSFT(ctx context.Context, cfg SFTConfig, policy SFTPolicy, seqs []llama.T
 		}
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("sft: %w", err)
-	} else if _, err := os.Stat(metricsPath); err == nil {
-		return nil, fmt.Errorf("sft: %s already has metrics but no checkpoint; use a new run directory", cfg.RunDir)
+	} else if err := truncateJSONLSteps(metricsPath, 0); err != nil {
+		// Metrics without a checkpoint: a run killed before its first checkpoint starts over.
+		return nil, fmt.Errorf("sft: clear the metrics of a run killed before its first checkpoint: %w", err)
 	}
+	lastSavedAt := time.Now()
 	mf, err := os.OpenFile(metricsPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("sft: %w", err)
@@ -253,7 +257,10 @@ func RunSFT(ctx context.Context, cfg SFTConfig, policy SFTPolicy, seqs []llama.T
 		if cfg.OnStep != nil {
 			cfg.OnStep(line)
 		}
-		if cfg.SaveEvery > 0 && step%cfg.SaveEvery == 0 && step < total {
+		everyN := cfg.SaveEvery > 0 && step%cfg.SaveEvery == 0
+		everyT := cfg.SaveInterval > 0 && time.Since(lastSavedAt) >= cfg.SaveInterval
+		if (everyN || everyT) && step < total {
+			lastSavedAt = time.Now()
 			if err := save(); err != nil {
 				return nil, fmt.Errorf("sft: checkpoint: %w", err)
 			}

@@ -171,14 +171,44 @@ type SFTExample struct {
 // {"prompt": "...", "completion": "..."}; {"text": "..."} (completion of an empty prompt);
 // {"question": "...", "answer": "..."} (GSM8K style, prompt "Question: q\nAnswer:", completion " a");
 // {"messages": [{"role","content"}...]} ending with an assistant message (the completion).
-// Every malformed line is an error naming file:line.
+// Every malformed line is an error naming file:line (LoadSFTFile can skip them instead).
 func LoadSFT(path string) ([]SFTExample, error) {
+	out, _, err := LoadSFTFile(path, LoadOptions{Strict: true})
+	return out, err
+}
+
+// LoadSFTFile reads supervised examples like LoadSFT. Unless opts.Strict, a malformed line is
+// skipped and returned among the skipped lines (as `bpo train` does with preference data); a file
+// without any valid example is an error either way.
+func LoadSFTFile(path string, opts LoadOptions) ([]SFTExample, []*LineError, error) {
+	out, skipped, err := loadSFT(path, opts)
+	if err != nil {
+		return nil, skipped, err
+	}
+	if len(out) == 0 {
+		if len(skipped) > 0 {
+			return nil, skipped, fmt.Errorf("sft data %s: no valid examples (%d lines skipped, first: %w)", path, len(skipped), skipped[0])
+		}
+		return nil, nil, fmt.Errorf("sft data %s: no examples", path)
+	}
+	return out, skipped, nil
+}
+
+func loadSFT(path string, opts LoadOptions) ([]SFTExample, []*LineError, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("sft data: %w", err)
+		return nil, nil, fmt.Errorf("sft data: %w", err)
 	}
 	defer f.Close()
 	var out []SFTExample
+	var skipped []*LineError
+	bad := func(le *LineError) error {
+		if opts.Strict {
+			return le
+		}
+		skipped = append(skipped, le)
+		return nil
+	}
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 1<<20), 64<<20)
 	line := 0
@@ -193,7 +223,10 @@ func LoadSFT(path string) ([]SFTExample, error) {
 			Messages                                   []Message
 		}
 		if err := json.Unmarshal([]byte(raw), &v); err != nil {
-			return nil, &LineError{File: path, Line: line, Msg: "not a JSON object: " + err.Error()}
+			if err := bad(&LineError{File: path, Line: line, Msg: "not a JSON object: " + err.Error()}); err != nil {
+				return nil, nil, err
+			}
+			continue
 		}
 		e := SFTExample{Line: line}
 		switch {
@@ -206,20 +239,23 @@ func LoadSFT(path string) ([]SFTExample, error) {
 		case len(v.Messages) >= 2 && v.Messages[len(v.Messages)-1].Role == "assistant":
 			e.PromptMessages, e.Completion = v.Messages[:len(v.Messages)-1], v.Messages[len(v.Messages)-1].Content
 		default:
-			return nil, &LineError{File: path, Line: line, Msg: `expected {"prompt","completion"}, {"text"}, {"question","answer"} or {"messages"} ending with an assistant message`}
+			if err := bad(&LineError{File: path, Line: line, Msg: `expected {"prompt","completion"}, {"text"}, {"question","answer"} or {"messages"} ending with an assistant message`}); err != nil {
+				return nil, nil, err
+			}
+			continue
 		}
 		if e.Completion == "" {
-			return nil, &LineError{File: path, Line: line, Msg: "empty completion"}
+			if err := bad(&LineError{File: path, Line: line, Msg: "empty completion"}); err != nil {
+				return nil, nil, err
+			}
+			continue
 		}
 		out = append(out, e)
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("sft data %s: %w", path, err)
+		return nil, nil, fmt.Errorf("sft data %s: %w", path, err)
 	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("sft data %s: no examples", path)
-	}
-	return out, nil
+	return out, skipped, nil
 }
 
 // TokenizeSFT turns examples into training sequences (EOS appended), cutting each to maxLen tokens

@@ -102,6 +102,24 @@ func TestLoadSFTShapesAndErrors(t *testing.T) {
 	}
 }
 
+// TestLoadSFTFileSkipsAndCounts: without --strict, malformed lines are skipped and listed with their
+// line numbers (as for preference data); with it, the first one is the error.
+func TestLoadSFTFileSkipsAndCounts(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "mixed.jsonl")
+	os.WriteFile(p, []byte("{\"text\":\"a\"}\nnot json\n\n{\"prompt\":\"q\"}\n{\"prompt\":\"q\",\"completion\":\" a\"}\n"), 0o644)
+	ex, skipped, err := LoadSFTFile(p, LoadOptions{})
+	if err != nil || len(ex) != 2 || len(skipped) != 2 || skipped[0].Line != 2 || skipped[1].Line != 4 {
+		t.Fatalf("lenient: %d examples, skipped %v, %v", len(ex), skipped, err)
+	}
+	if _, _, err := LoadSFTFile(p, LoadOptions{Strict: true}); err == nil || !strings.Contains(err.Error(), ":2: not a JSON object") {
+		t.Fatalf("strict: %v", err)
+	}
+	os.WriteFile(p, []byte("not json\n"), 0o644)
+	if _, _, err := LoadSFTFile(p, LoadOptions{}); err == nil || !strings.Contains(err.Error(), "no valid examples (1 lines skipped") {
+		t.Fatalf("only bad lines: %v", err)
+	}
+}
+
 // TestReferenceLogpsMatchTrainingGraph scores pairs through llama.cpp and through the training graph
 // with LoRA at zero: the reference the trainer uses must agree with the policy at step 0.
 func TestReferenceLogpsMatchTrainingGraph(t *testing.T) {

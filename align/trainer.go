@@ -19,22 +19,25 @@ import (
 
 // TrainConfig configures a preference-optimization run.
 type TrainConfig struct {
-	RunDir          string      // metrics.jsonl, checkpoint-NNNNNN/ and latest-checkpoint go here
-	Loss            Loss        // the preference loss
-	Optimizer       AdamWConfig // AdamW hyper-parameters
-	LR              float64     // peak learning rate
-	Scheduler       string      // constant, linear or cosine
-	WarmupRatio     float64     // share of the total steps used for warmup (ceil)
-	WarmupSteps     int         // when > 0, overrides WarmupRatio
-	MaxGradNorm     float64     // global-norm clipping threshold; 0 disables clipping
-	BatchSize       int         // pairs per optimizer step (effective batch)
-	MicroBatch      int         // pairs per forward/backward; 0 means BatchSize
-	Epochs          int         // passes over the training pairs
-	MaxSteps        int         // when > 0, caps the number of optimizer steps
-	Seed            uint64      // data order (per-epoch permutations) and the saved RNG
-	SaveEvery       int         // checkpoint every N steps; 0 saves only at the end and on interrupt
-	KeepCheckpoints int         // checkpoints kept on disk; 0 means 2
-	EvalEvery       int         // evaluate every N steps (and at the end) when eval pairs are given
+	RunDir      string      // metrics.jsonl, checkpoint-NNNNNN/ and latest-checkpoint go here
+	Loss        Loss        // the preference loss
+	Optimizer   AdamWConfig // AdamW hyper-parameters
+	LR          float64     // peak learning rate
+	Scheduler   string      // constant, linear or cosine
+	WarmupRatio float64     // share of the total steps used for warmup (ceil)
+	WarmupSteps int         // when > 0, overrides WarmupRatio
+	MaxGradNorm float64     // global-norm clipping threshold; 0 disables clipping
+	BatchSize   int         // pairs per optimizer step (effective batch)
+	MicroBatch  int         // pairs per forward/backward; 0 means BatchSize
+	Epochs      int         // passes over the training pairs
+	MaxSteps    int         // when > 0, caps the number of optimizer steps
+	Seed        uint64      // data order (per-epoch permutations) and the saved RNG
+	SaveEvery   int         // checkpoint every N steps; 0 saves only at the end and on interrupt
+	// SaveInterval also checkpoints once this much time has passed since the last checkpoint (0:
+	// off), so that a SIGKILL, OOM kill or reboot loses minutes of work, not the run.
+	SaveInterval    time.Duration
+	KeepCheckpoints int // checkpoints kept on disk; 0 means 2
+	EvalEvery       int // evaluate every N steps (and at the end) when eval pairs are given
 	// Meta is stored in every checkpoint (e.g. model path and hashes); a resumed run must match it.
 	Meta map[string]string
 	// SaveAdapter writes the current Params as an adapter into a checkpoint directory; LoadAdapter
@@ -85,6 +88,7 @@ type Trainer struct {
 	step, total, perEp int
 	resumedFrom        int
 	lastSaved          int
+	lastSavedAt        time.Time
 	microGrads, avgBuf [][]float32
 	acc                *GradAccumulator
 	metrics            *MetricsWriter
@@ -162,12 +166,43 @@ func NewTrainer(cfg TrainConfig, policy Policy, train []TokenizedPair, trainRef 
 	return t, nil
 }
 
+// CheckSettings validates the hyper-parameters of c (learning rate and schedule, warmup, batch sizes,
+// epochs, clipping, checkpoint and eval intervals, AdamW) without any data or model, so that a
+// command can refuse bad settings before its expensive preparation (tokenizing, the reference pass).
+func (c TrainConfig) CheckSettings() error {
+	if err := checkTrainSettings(&c); err != nil {
+		return err
+	}
+	if err := c.Optimizer.Validate(); err != nil {
+		return err
+	}
+	if _, err := WarmupStepsFromRatio(c.WarmupRatio, 1); err != nil {
+		return err
+	}
+	if c.WarmupSteps < 0 {
+		return fmt.Errorf("warmup steps must be >= 0, got %d", c.WarmupSteps)
+	}
+	if _, err := NewSchedule(c.Scheduler, c.LR, 0, 1); err != nil {
+		return err
+	}
+	return nil
+}
+
 func checkTrainConfig(c *TrainConfig) error {
 	switch {
 	case c.RunDir == "":
 		return errors.New("no run directory")
 	case c.Loss == nil:
 		return errors.New("no loss")
+	case c.SaveAdapter == nil || c.LoadAdapter == nil:
+		return errors.New("SaveAdapter and LoadAdapter are required")
+	}
+	return checkTrainSettings(c)
+}
+
+// checkTrainSettings checks the step-count and interval settings and fills their defaults.
+func checkTrainSettings(c *TrainConfig) error {
+	switch {
 	case c.BatchSize <= 0:
 		return fmt.Errorf("batch size must be > 0, got %d", c.BatchSize)
 	case c.MicroBatch < 0 || c.MicroBatch > c.BatchSize:
@@ -176,10 +211,8 @@ func checkTrainConfig(c *TrainConfig) error {
 		return fmt.Errorf("need epochs > 0 or max steps > 0 (got %d, %d)", c.Epochs, c.MaxSteps)
 	case !isFinite(c.MaxGradNorm) || c.MaxGradNorm < 0:
 		return fmt.Errorf("max grad norm must be >= 0, got %v", c.MaxGradNorm)
-	case c.SaveEvery < 0 || c.EvalEvery < 0 || c.KeepCheckpoints < 0:
-		return errors.New("save-every, eval-every and keep-checkpoints must be >= 0")
-	case c.SaveAdapter == nil || c.LoadAdapter == nil:
-		return errors.New("SaveAdapter and LoadAdapter are required")
+	case c.SaveEvery < 0 || c.EvalEvery < 0 || c.KeepCheckpoints < 0 || c.SaveInterval < 0:
+		return errors.New("save-every, eval-every, keep-checkpoints and the save interval must be >= 0")
 	}
 	if c.MicroBatch == 0 {
 		c.MicroBatch = c.BatchSize
@@ -283,6 +316,7 @@ func (t *Trainer) Run(ctx context.Context) (*TrainResult, error) {
 			return nil, err
 		}
 	}
+	t.lastSavedAt = time.Now()
 	mw, err := OpenMetricsWriter(filepath.Join(t.cfg.RunDir, MetricsFileName))
 	if err != nil {
 		return nil, fmt.Errorf("train: %w", err)
@@ -313,7 +347,9 @@ func (t *Trainer) Run(ctx context.Context) (*TrainResult, error) {
 				return finish(err)
 			}
 		}
-		if t.cfg.SaveEvery > 0 && t.step%t.cfg.SaveEvery == 0 && t.step < t.total {
+		everyN := t.cfg.SaveEvery > 0 && t.step%t.cfg.SaveEvery == 0
+		everyT := t.cfg.SaveInterval > 0 && time.Since(t.lastSavedAt) >= t.cfg.SaveInterval
+		if (everyN || everyT) && t.step < t.total {
 			if err := t.checkpoint(); err != nil {
 				return finish(err)
 			}
@@ -335,13 +371,16 @@ func (t *Trainer) Run(ctx context.Context) (*TrainResult, error) {
 	return finish(nil)
 }
 
-// checkFreshRunDir refuses to start a new run over an earlier one's checkpoint or metrics.
+// checkFreshRunDir refuses to start a new run over an earlier one's checkpoint. Metrics without a
+// checkpoint are from a run killed before its first checkpoint: nothing can be resumed, so they
+// are cleared and the run starts over.
 func (t *Trainer) checkFreshRunDir() error {
-	for _, name := range []string{latestCheckpointFile, MetricsFileName} {
-		fi, err := os.Stat(filepath.Join(t.cfg.RunDir, name))
-		if err == nil && fi.Size() > 0 {
-			return fmt.Errorf("train: %s already holds %s from an earlier run: resume it or use a new run directory", t.cfg.RunDir, name)
-		}
+	fi, err := os.Stat(filepath.Join(t.cfg.RunDir, latestCheckpointFile))
+	if err == nil && fi.Size() > 0 {
+		return fmt.Errorf("train: %s already holds %s from an earlier run: resume it or use a new run directory", t.cfg.RunDir, latestCheckpointFile)
+	}
+	if err := truncateJSONLSteps(filepath.Join(t.cfg.RunDir, MetricsFileName), 0); err != nil {
+		return fmt.Errorf("train: clear the metrics of a run killed before its first checkpoint: %w", err)
 	}
 	return nil
 }
@@ -520,7 +559,7 @@ func (t *Trainer) checkpoint() error {
 	}); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
-	t.lastSaved = t.step
+	t.lastSaved, t.lastSavedAt = t.step, time.Now()
 	t.result.Checkpoint = final
 	return t.prune(name)
 }

@@ -2,6 +2,8 @@ package eval
 
 import (
 	"context"
+	"encoding/binary"
+	"hash/fnv"
 
 	"github.com/bpo-dev/bpo/eval/bench"
 )
@@ -14,12 +16,15 @@ type GenParams struct {
 	TopP         float64  `json:"top_p,omitempty"`
 	TopK         int      `json:"top_k,omitempty"`
 	MinP         float64  `json:"min_p,omitempty"`
-	Seed         uint64   `json:"seed,omitempty"` // completion j of a request should use its own stream, e.g. Seed+j
+	Seed         uint64   `json:"seed,omitempty"` // completion j of question ID samples with SampleSeed(Seed, ID, j)
 	Stop         []string `json:"stop,omitempty"` // extra stop strings (the prompt format adds its own)
 }
 
 // GenRequest asks for Params.N completions of one prompt.
 type GenRequest struct {
+	// ID identifies the question; sampled completions draw from a random stream of (Params.Seed,
+	// ID, sample index), so they do not depend on which other questions share a batch.
+	ID string
 	// Prompt is either chat messages (the generator applies the model's chat template and the
 	// generation prompt for the assistant turn) or raw text (used as is, BOS per the model).
 	Prompt bench.Prompt
@@ -39,7 +44,7 @@ type GenResult struct {
 
 // Generator produces completions. The llama.cpp bridge implements it: a GenRequest with N
 // completions maps to N llama.GenRequests (tokenized chat-template or text prompt, MaxTokens,
-// Stop, Sampling{Temperature, TopK, TopP, MinP, Seed: Seed+j}), and llama's OnDone per request
+// Stop, Sampling{Temperature, TopK, TopP, MinP, Seed: SampleSeed(Seed, ID, j)}), and llama's OnDone per request
 // is collected until all N completions of a GenRequest are in.
 //
 // Generate runs all reqs (in any order, with whatever parallelism the backend has) and calls
@@ -50,4 +55,17 @@ type GenResult struct {
 // in parallel.
 type Generator interface {
 	Generate(ctx context.Context, reqs []GenRequest, onDone func(i int, res GenResult)) error
+}
+
+// SampleSeed is the seed of completion sample of question id in a run seeded with seed: a hash of
+// all three, so that a question's samples are the same however a run is batched, interrupted,
+// resumed or parallelised.
+func SampleSeed(seed uint64, id string, sample int) uint64 {
+	h := fnv.New64a()
+	var b [16]byte
+	binary.LittleEndian.PutUint64(b[:8], seed)
+	binary.LittleEndian.PutUint64(b[8:], uint64(sample))
+	h.Write(b[:])
+	h.Write([]byte(id))
+	return h.Sum64()
 }

@@ -29,7 +29,8 @@ type Pair struct {
 
 // PairOptions configure BuildPairs.
 type PairOptions struct {
-	// Seed makes the choice among several correct/incorrect responses reproducible.
+	// Seed makes the choice among several correct/incorrect responses reproducible (per question,
+	// whatever the order of the records).
 	Seed uint64
 	// MaxPerQuestion is the number of pairs per question (distinct chosen and distinct rejected
 	// responses where available); 0 means 1.
@@ -57,7 +58,6 @@ func (s PairStats) String() string {
 // no pair and are counted in the stats.
 func BuildPairs(recs []Record, opts PairOptions) ([]Pair, PairStats) {
 	per := max(opts.MaxPerQuestion, 1)
-	rng := rand.New(rand.NewPCG(opts.Seed, 0x70616972))
 	var st PairStats
 	var out []Pair
 	for i := range recs {
@@ -82,6 +82,9 @@ func BuildPairs(recs []Record, opts PairOptions) ([]Pair, PairStats) {
 			st.AllCorrect++
 			continue
 		}
+		// One random stream per question: the choice does not depend on the records' order, which
+		// differs between an interrupted-and-resumed run and an uninterrupted one.
+		rng := rand.New(rand.NewPCG(opts.Seed, SampleSeed(0x70616972, r.ID, 0)))
 		rng.Shuffle(len(good), func(a, b int) { good[a], good[b] = good[b], good[a] })
 		rng.Shuffle(len(bad), func(a, b int) { bad[a], bad[b] = bad[b], bad[a] })
 		prompt := promptJSON(r)

@@ -12,6 +12,7 @@ import (
 	"github.com/bpo-dev/bpo/eval/bench"
 	"github.com/bpo-dev/bpo/eval/grader"
 	"github.com/bpo-dev/bpo/eval/stats"
+	"github.com/bpo-dev/bpo/internal/runlock"
 )
 
 // Options configure Run.
@@ -22,6 +23,13 @@ type Options struct {
 	Gen        GenParams      // sampling settings; Gen.N is k
 	Model      string         // recorded in the summary
 	Adapters   []string       // recorded in the summary
+	// ModelID, AdapterIDs (scale and fingerprint per adapter), PromptID (fingerprint of a prompt
+	// template or shots) and ChatTemplate identify what generated the answers; with the benchmark,
+	// prompt name, method and Gen they are the run's settings.json, which a resumed run must match.
+	ModelID      string
+	AdapterIDs   []string
+	PromptID     string
+	ChatTemplate string
 	// BatchSize caps the requests handed to one Generate call (0: all pending at once).
 	BatchSize int
 	// OnProgress, if set, is called after each finished question with the number of requested
@@ -54,7 +62,12 @@ func Run(ctx context.Context, gen Generator, benchmark string, samples []bench.S
 	if opts.Gen.N <= 0 {
 		opts.Gen.N = 1
 	}
-	if err := os.MkdirAll(runDir, 0o755); err != nil {
+	lock, err := runlock.Acquire(runDir)
+	if err != nil {
+		return nil, fmt.Errorf("eval run: %w", err)
+	}
+	defer lock.Release()
+	if err := checkSettings(runDir, settingsOf(benchmark, opts)); err != nil {
 		return nil, fmt.Errorf("eval run: %w", err)
 	}
 	path := filepath.Join(runDir, SamplesFile)
@@ -118,7 +131,7 @@ func Run(ctx context.Context, gen Generator, benchmark string, samples []bench.S
 			prompts[i] = p
 			params := opts.Gen
 			params.Stop = append(append([]string{}, opts.Gen.Stop...), p.Stop...)
-			reqs[i] = GenRequest{Prompt: p, Params: params}
+			reqs[i] = GenRequest{ID: s.ID, Prompt: p, Params: params}
 		}
 		genErr = gen.Generate(runCtx, reqs, func(i int, res GenResult) {
 			mu.Lock()

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"sort"
 	"strings"
 	"syscall"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/bpo-dev/bpo/eval/bench"
 	"github.com/bpo-dev/bpo/eval/grader"
+	"github.com/bpo-dev/bpo/internal/runlock"
 )
 
 // loadSamples reads the first limit questions (0: all) of an embedded evaluation set.
@@ -233,11 +235,11 @@ func TestRunRejectsMismatchedRunDir(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := Run(context.Background(), newReplay(ss, 1), bench.AIME24, ss, Options{}, dir)
-	if err == nil || !strings.Contains(err.Error(), `holds benchmark "amc23"`) {
+	if err == nil || !strings.Contains(err.Error(), "--benchmark: was amc23, now aime24") {
 		t.Errorf("other benchmark: %v", err)
 	}
 	_, err = Run(context.Background(), newReplay(ss, 1), bench.AMC23, ss, Options{Gen: GenParams{N: 4}}, dir)
-	if err == nil || !strings.Contains(err.Error(), "1 responses per question") {
+	if err == nil || !strings.Contains(err.Error(), "--n: was 1, now 4") {
 		t.Errorf("other k: %v", err)
 	}
 	_, err = Run(context.Background(), newReplay(ss, 1), bench.AMC23, ss, Options{Method: "exact"}, dir)
@@ -248,5 +250,123 @@ func TestRunRejectsMismatchedRunDir(t *testing.T) {
 	_, err = Run(context.Background(), newReplay(ss, 1), bench.AMC23, ss, Options{}, dir)
 	if err == nil || !strings.Contains(err.Error(), "samples.jsonl:1:") {
 		t.Errorf("corrupt file: %v", err)
+	}
+}
+
+// TestRunRefusesChangedSettings: resuming a run directory with any changed setting is refused with
+// a message naming that setting; the same settings resume.
+func TestRunRefusesChangedSettings(t *testing.T) {
+	ss := loadSamples(t, bench.AMC23, "test", 4)
+	base := Options{ModelID: "m1", AdapterIDs: []string{"scale 1, file a1"}, PromptName: bench.FormatBoxed, ChatTemplate: "",
+		Gen: GenParams{N: 2, MaxNewTokens: 64, Temperature: 0.7, TopP: 0.95, Seed: 3}}
+	dir := t.TempDir()
+	if _, err := Run(context.Background(), newReplay(ss[:2], 1), bench.AMC23, ss[:2], base, dir); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		flag   string
+		change func(o *Options)
+	}{
+		{"--model", func(o *Options) { o.ModelID = "m2" }},
+		{"--adapter", func(o *Options) { o.AdapterIDs = nil }},
+		{"--adapter", func(o *Options) { o.AdapterIDs = []string{"scale 0.5, file a1"} }},
+		{"--prompt", func(o *Options) { o.PromptName = bench.FormatGSM8KFewShot }},
+		{"--prompt-template", func(o *Options) { o.PromptID = "template 1234" }},
+		{"--template", func(o *Options) { o.ChatTemplate = "chatml" }},
+		{"--temperature", func(o *Options) { o.Gen.Temperature = 1 }},
+		{"--top-p", func(o *Options) { o.Gen.TopP = 1 }},
+		{"--top-k", func(o *Options) { o.Gen.TopK = 5 }},
+		{"--seed", func(o *Options) { o.Gen.Seed = 4 }},
+		{"--max-new-tokens", func(o *Options) { o.Gen.MaxNewTokens = 32 }},
+		{"--stop", func(o *Options) { o.Gen.Stop = []string{"###"} }},
+		{"--method", func(o *Options) { o.Method = grader.MethodStrict }},
+	}
+	for _, tc := range cases {
+		o := base
+		tc.change(&o)
+		_, err := Run(context.Background(), newReplay(ss, 1), bench.AMC23, ss, o, dir)
+		if err == nil || !strings.Contains(err.Error(), tc.flag) {
+			t.Errorf("changed %s: got %v", tc.flag, err)
+		}
+	}
+	if recs, _ := ReadRecords(dir); len(recs) != 2 {
+		t.Fatalf("refused runs wrote records: %d", len(recs))
+	}
+	// A larger selection with the same settings extends the run.
+	sum, err := Run(context.Background(), newReplay(ss, 1), bench.AMC23, ss, base, dir)
+	if err != nil || sum.N != 4 {
+		t.Fatalf("same settings: %v %+v", err, sum)
+	}
+}
+
+// TestRunRefusesLockedDir: a run directory held by another run is refused before any work.
+func TestRunRefusesLockedDir(t *testing.T) {
+	ss := loadSamples(t, bench.AMC23, "test", 2)
+	dir := t.TempDir()
+	lock, err := runlock.Acquire(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Run(context.Background(), newReplay(ss, 1), bench.AMC23, ss, Options{}, dir)
+	if !errors.Is(err, runlock.ErrLocked) {
+		t.Fatalf("locked dir: got %v", err)
+	}
+	lock.Release()
+	if _, err := Run(context.Background(), newReplay(ss, 1), bench.AMC23, ss, Options{}, dir); err != nil {
+		t.Fatalf("after release: %v", err)
+	}
+}
+
+// TestPartialSummarySaysSo: summary.md of an interrupted run says it is partial; a finished one does not.
+func TestPartialSummarySaysSo(t *testing.T) {
+	ss := loadSamples(t, bench.AMC23, "test", 6)
+	dir := t.TempDir()
+	g := newReplay(ss, 1)
+	g.failQ = ss[2].Question
+	if _, err := Run(context.Background(), g, bench.AMC23, ss, Options{}, dir); err != nil {
+		t.Fatal(err)
+	}
+	md, err := os.ReadFile(filepath.Join(dir, "summary.md"))
+	if err != nil || !strings.Contains(string(md), "**Partial run:** 5 of 6 questions") {
+		t.Fatalf("partial summary.md lacks the partial note (%v):\n%s", err, md)
+	}
+	if _, err := Run(context.Background(), newReplay(ss, 1), bench.AMC23, ss, Options{}, dir); err != nil {
+		t.Fatal(err)
+	}
+	md, _ = os.ReadFile(filepath.Join(dir, "summary.md"))
+	if strings.Contains(string(md), "Partial") {
+		t.Fatalf("complete run's summary.md says partial:\n%s", md)
+	}
+}
+
+// TestBuildPairsIndependentOfRecordOrder: a resumed run appends records in another order; the pairs
+// chosen for each question must not change.
+func TestBuildPairsIndependentOfRecordOrder(t *testing.T) {
+	var recs []Record
+	for q := range 12 {
+		r := Record{ID: "q" + string(rune('a'+q)), Benchmark: bench.GSM8K, Prompt: bench.Prompt{Text: "question"}}
+		for j := range 6 {
+			r.Responses = append(r.Responses, "answer "+string(rune('0'+j)))
+			r.Corrects = append(r.Corrects, (q+j)%3 == 0)
+			r.Preds = append(r.Preds, string(rune('0'+j)))
+		}
+		recs = append(recs, r)
+	}
+	byID := func(ps []Pair) map[string][]Pair {
+		out := map[string][]Pair{}
+		for _, p := range ps {
+			out[p.ID] = append(out[p.ID], p)
+		}
+		return out
+	}
+	opts := PairOptions{Seed: 9, MaxPerQuestion: 2}
+	want, st := BuildPairs(recs, opts)
+	reversed := append([]Record(nil), recs...)
+	for i, j := 0, len(reversed)-1; i < j; i, j = i+1, j-1 {
+		reversed[i], reversed[j] = reversed[j], reversed[i]
+	}
+	got, _ := BuildPairs(reversed, opts)
+	if st.Pairs == 0 || !reflect.DeepEqual(byID(got), byID(want)) {
+		t.Fatalf("pairs depend on the record order (%d pairs)", st.Pairs)
 	}
 }

@@ -181,6 +181,9 @@ func (s *Summary) WriteMarkdown(w io.Writer) error {
 		title += " — " + s.Model
 	}
 	fmt.Fprintf(w, "# %s\n\n", title)
+	if !s.Complete {
+		fmt.Fprintf(w, "**Partial run:** %d of %d questions answered; re-run the same command to finish it.\n\n", s.N, s.Requested)
+	}
 	t := stats.Table{Header: []string{"metric", "value"}, Align: []byte{'l', 'r'}}
 	t.AddRow("accuracy (%)", fmt.Sprintf("%s [%s, %s]", stats.Pct(s.Accuracy), stats.Pct(s.CILow), stats.Pct(s.CIHigh)))
 	t.AddRow("correct / n", fmt.Sprintf("%d / %d", s.Correct, s.N))

@@ -8,7 +8,10 @@ import "C"
 
 import (
 	"fmt"
+	"math"
+	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"unsafe"
 )
@@ -42,12 +45,18 @@ func LoadAdapter(model *Model, path string) (*Adapter, error) {
 	if f.String("general.type") != "adapter" || f.String("adapter.type") != "lora" {
 		return nil, fmt.Errorf("load adapter %s: %w: general.type = %q, adapter.type = %q, want \"adapter\" and \"lora\"", path, ErrNotAdapter, f.String("general.type"), f.String("adapter.type"))
 	}
+	if err := validateAdapterFile(f); err != nil {
+		return nil, fmt.Errorf("load adapter %s: %w", path, err)
+	}
 	if arch := f.Arch(); arch != model.info.Arch {
 		return nil, fmt.Errorf("load adapter %s: %w: adapter is for architecture %q, model %s is %q", path, ErrAdapterMismatch, arch, model.path, model.info.Arch)
 	}
 	rank, err := checkAdapterShapes(f, model.file)
 	if err != nil {
 		return nil, fmt.Errorf("load adapter %s: %w", path, err)
+	}
+	if err := checkAdapterValues(path, f); err != nil {
+		return nil, fmt.Errorf("load adapter: %w", err)
 	}
 	alpha, _ := f.Float("adapter.lora.alpha")
 	cpath := C.CString(path)
@@ -135,6 +144,30 @@ func (c *Context) SetAdapters(adapters ...AdapterScale) error {
 		if rc := C.llama_set_adapter_lora(c.c, as.Adapter.a, C.float(as.Scale)); rc != 0 {
 			C.llama_clear_adapter_lora(c.c)
 			return fmt.Errorf("set adapters: llama.cpp refused %s (code %d)", as.Adapter.path, int(rc))
+		}
+	}
+	return nil
+}
+
+// checkAdapterValues decodes every tensor of the adapter and refuses NaN or infinite values, which
+// would make every log-prob NaN.
+func checkAdapterValues(path string, f *GGUFFile) error {
+	fh, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer fh.Close()
+	for _, t := range f.Tensors {
+		raw := make([]byte, t.Size)
+		if _, err := fh.ReadAt(raw, t.Offset); err != nil {
+			return fmt.Errorf("%s: tensor %s: %w", path, t.Name, err)
+		}
+		vals, err := ToFloat32(t.Type, raw, t.Elements())
+		if err != nil {
+			return fmt.Errorf("%s: tensor %s: %w", path, t.Name, err)
+		}
+		if i := slices.IndexFunc(vals, func(v float32) bool { return math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) }); i >= 0 {
+			return fmt.Errorf("%s: %w: tensor %s element %d is %v, want finite values", path, ErrInvalidArgument, t.Name, i, vals[i])
 		}
 	}
 	return nil

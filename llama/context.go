@@ -13,13 +13,25 @@ static void bpo_batch_add(struct llama_batch * b, llama_token tok, llama_pos pos
 	b->logits[i] = logits;
 	b->n_tokens = i + 1;
 }
+
+// The abort flag is polled by ggml between graph nodes, so a cancelled decode stops within one node
+// instead of running to the end of a (possibly long) batch.
+static bool bpo_abort_cb(void * data) { return __atomic_load_n((int *) data, __ATOMIC_RELAXED) != 0; }
+static int * bpo_abort_flag(struct llama_context * c) {
+	int * f = (int *) calloc(1, sizeof(int));
+	if (f) llama_set_abort_callback(c, bpo_abort_cb, f);
+	return f;
+}
+static void bpo_abort_set(int * f, int v) { __atomic_store_n(f, v, __ATOMIC_RELAXED); }
 */
 import "C"
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"runtime"
+	"unsafe"
 )
 
 // ContextOptions configure NewContext. Zero values pick defaults.
@@ -46,6 +58,7 @@ type Context struct {
 	nSeq   int
 	batch  C.struct_llama_batch
 	nVocab int
+	abort  *C.int // set while a decode should stop (see abortOn)
 }
 
 // NewContext creates an inference context for model.
@@ -59,6 +72,10 @@ func NewContext(model *Model, opts ContextOptions) (*Context, error) {
 	}
 	if opts.NCtx < 0 || opts.NBatch < 0 || opts.NSeq < 0 || opts.Threads < 0 {
 		return nil, fmt.Errorf("new context: %w: negative size in %+v", ErrInvalidArgument, opts)
+	}
+	if cpus := runtime.NumCPU(); opts.Threads > cpus {
+		// ggml's workers spin-wait: more threads than CPUs only slow decoding down.
+		return nil, fmt.Errorf("new context: %w: %d threads for %d logical CPUs", ErrInvalidArgument, opts.Threads, cpus)
 	}
 	if opts.NCtx == 0 {
 		opts.NCtx = 4096
@@ -101,6 +118,7 @@ func NewContext(model *Model, opts ContextOptions) (*Context, error) {
 		nCtx: int(C.llama_n_ctx(c)), nBatch: int(C.llama_n_batch(c)), nSeq: opts.NSeq,
 		batch:  C.llama_batch_init(C.int32_t(opts.NBatch), 0, 1),
 		nVocab: model.info.VocabSize,
+		abort:  C.bpo_abort_flag(c),
 	}
 	runtime.SetFinalizer(ctx, (*Context).Close)
 	return ctx, nil
@@ -111,7 +129,8 @@ func (c *Context) Close() error {
 	if c.c != nil {
 		C.llama_batch_free(c.batch)
 		C.llama_free(c.c)
-		c.c = nil
+		C.free(unsafe.Pointer(c.abort))
+		c.c, c.abort = nil, nil
 		runtime.SetFinalizer(c, nil)
 	}
 	return nil
@@ -128,6 +147,32 @@ func (c *Context) NSeq() int { return c.nSeq }
 
 // NBatch is the most tokens per decode call.
 func (c *Context) NBatch() int { return c.nBatch }
+
+// abortOn makes decodes stop early once ctx is done (Ctrl-C during a long decode); call the returned
+// function when the work is over.
+func (c *Context) abortOn(ctx context.Context) (stop func()) {
+	if c.abort == nil {
+		return func() {}
+	}
+	C.bpo_abort_set(c.abort, 0)
+	if ctx.Done() == nil {
+		return func() {}
+	}
+	done, exited := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(exited)
+		select {
+		case <-ctx.Done():
+			C.bpo_abort_set(c.abort, 1)
+		case <-done:
+		}
+	}()
+	// Wait for the watcher, so that it cannot raise the flag during a later call.
+	return func() { close(done); <-exited }
+}
+
+// errAborted is what decode returns when abortOn's context ended during it.
+var errAborted = errors.New("decode: aborted")
 
 // batchToken is one token of a decode batch.
 type batchToken struct {
@@ -155,7 +200,7 @@ func (c *Context) decode(toks []batchToken, onLogits func(i int, row []float32))
 	case rc == 1:
 		return fmt.Errorf("decode: %w: no free KV-cache slot for %d tokens (n_ctx %d)", ErrContextOverflow, len(toks), c.nCtx)
 	case rc == 2:
-		return errors.New("decode: aborted")
+		return errAborted
 	case rc != 0:
 		return fmt.Errorf("decode: llama_decode failed with code %d (set BPO_LLAMA_LOG=1 for its log)", int(rc))
 	}

@@ -18,6 +18,8 @@ var (
 	ErrNotAdapter = errors.New("not a LoRA adapter")
 	// ErrClosed means a model or context was used after Close.
 	ErrClosed = errors.New("use of closed model or context")
+	// ErrNotFinite means the model computed NaN or infinite values (corrupt weights or adapter).
+	ErrNotFinite = errors.New("non-finite model output")
 	// ErrInvalidArgument means an option or input is out of its valid range.
 	ErrInvalidArgument = errors.New("invalid argument")
 )

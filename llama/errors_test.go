@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/bpo-dev/bpo/internal/fixture"
 )
@@ -169,4 +170,35 @@ func rssKiB(t *testing.T) int {
 	}
 	t.Fatal("no VmRSS")
 	return 0
+}
+
+// TestDecodeAbortsWhenCancelled: once the context of a Score or Generate call is done, ggml's abort
+// callback stops the decode in progress (Ctrl-C during a long decode); the next call decodes again.
+func TestDecodeAbortsWhenCancelled(t *testing.T) {
+	m := mustLoad(t, fixture.File(t, stories260K))
+	c := mustContext(t, m, ContextOptions{NCtx: 256, NSeq: 1})
+	toks := make([]batchToken, 200)
+	for i := range toks {
+		toks[i] = batchToken{tok: Token(1 + i%500), pos: i, logits: i == len(toks)-1}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	stop := c.abortOn(ctx)
+	cancel()
+	var err error
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
+		c.clearMemory()
+		if err = c.decode(toks, nil); errors.Is(err, errAborted) {
+			break
+		}
+	}
+	stop()
+	if !errors.Is(err, errAborted) {
+		t.Fatalf("decode after cancel: %v, want aborted", err)
+	}
+	if _, err := c.TokenLogProbs(context.Background(), []Token{1, 403, 407}); err != nil {
+		t.Fatalf("scoring after an aborted decode: %v", err)
+	}
+	if _, err := c.TokenLogProbs(ctx, []Token{1, 403, 407}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("scoring with a cancelled context: %v", err)
+	}
 }

@@ -61,6 +61,7 @@ func (c *Context) Generate(ctx context.Context, reqs []GenRequest, opts Generate
 	if c.c == nil {
 		return nil, ErrClosed
 	}
+	defer c.abortOn(ctx)()
 	parallel := opts.Parallel
 	if parallel <= 0 || parallel > c.nSeq {
 		parallel = c.nSeq
@@ -174,6 +175,9 @@ func (c *Context) Generate(ctx context.Context, reqs []GenRequest, opts Generate
 			sl.pending = append(sl.pending, tok)
 		})
 		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
 			return nil, err
 		}
 		if cbErr != nil {

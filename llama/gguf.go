@@ -11,16 +11,6 @@ static struct gguf_context * bpo_gguf_open(const char * path, struct ggml_contex
 	return gguf_init_from_file(path, p);
 }
 
-static int64_t bpo_tensor_ne(struct ggml_context * meta, const char * name, int i) {
-	struct ggml_tensor * t = ggml_get_tensor(meta, name);
-	return t ? t->ne[i] : -1;
-}
-
-static int bpo_tensor_ndims(struct ggml_context * meta, const char * name) {
-	struct ggml_tensor * t = ggml_get_tensor(meta, name);
-	return t ? ggml_n_dims(t) : -1;
-}
-
 // bpo_gguf_copy_kv copies one key/value pair (scalar or array) from src to dst.
 static void bpo_gguf_copy_kv(struct gguf_context * dst, const struct gguf_context * src, int64_t id) {
 	const char * key = gguf_get_key(src, id);
@@ -58,10 +48,7 @@ static void bpo_gguf_copy_kv(struct gguf_context * dst, const struct gguf_contex
 import "C"
 
 import (
-	"bytes"
-	"encoding/binary"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -94,6 +81,11 @@ func (t GGMLType) String() string {
 		return fmt.Sprintf("type(%d)", uint32(t))
 	}
 	return C.GoString(name)
+}
+
+// valid reports whether t is a ggml type that still exists (removed types have block size 0).
+func (t GGMLType) valid() bool {
+	return t < C.GGML_TYPE_COUNT && C.ggml_blck_size(C.enum_ggml_type(t)) > 0 && C.ggml_type_size(C.enum_ggml_type(t)) > 0
 }
 
 // BlockSize is the number of elements in one quantization block of the type (1 for float types).
@@ -146,6 +138,8 @@ type GGUFFile struct {
 	// KV maps keys to values: string, bool, uint8..int64, float32, float64, or slices of those.
 	KV      map[string]any
 	Tensors []GGUFTensor
+	// Layout lists the byte range of every header field and tensor's data, in file order.
+	Layout []GGUFField
 }
 
 // String returns the string value of key, or "" when absent or not a string.
@@ -204,140 +198,21 @@ func (f *GGUFFile) Tensor(name string) (GGUFTensor, bool) {
 // Arch is general.architecture.
 func (f *GGUFFile) Arch() string { return f.String("general.architecture") }
 
-// checkGGUFHeader verifies that path exists and starts with the GGUF magic and a supported version,
-// so that bad files get a clear Go error before any C code sees them.
-func checkGGUFHeader(path string) error {
-	fh, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer fh.Close()
-	st, err := fh.Stat()
-	if err != nil {
-		return err
-	}
-	if st.IsDir() {
-		return fmt.Errorf("%s: %w: is a directory", path, ErrNotGGUF)
-	}
-	var hdr [8]byte
-	if _, err := io.ReadFull(fh, hdr[:]); err != nil {
-		return fmt.Errorf("%s: %w: file too short for a GGUF header (%d bytes)", path, ErrNotGGUF, st.Size())
-	}
-	if !bytes.Equal(hdr[:4], []byte("GGUF")) {
-		return fmt.Errorf("%s: %w: magic %q, want \"GGUF\"", path, ErrNotGGUF, hdr[:4])
-	}
-	if v := binary.LittleEndian.Uint32(hdr[4:]); v < 2 || v > 3 {
-		return fmt.Errorf("%s: %w: GGUF version %d, want 2 or 3", path, ErrNotGGUF, v)
-	}
-	return nil
-}
-
-// ReadGGUF reads the metadata and tensor descriptions of a GGUF file with ggml's gguf reader.
-func ReadGGUF(path string) (*GGUFFile, error) {
-	if err := checkGGUFHeader(path); err != nil {
-		return nil, fmt.Errorf("read GGUF: %w", err)
-	}
+// ggmlReadCounts opens path with ggml's own GGUF reader (metadata only) and returns its key/value and
+// tensor counts and data offset; ok is false when ggml refuses the file. It lets tests cross-check
+// ReadGGUF against ggml; call it only on files ReadGGUF accepted.
+func ggmlReadCounts(path string) (nKV, nTensors, dataOffset int64, ok bool) {
 	initBackend()
 	cpath := C.CString(path)
 	defer C.free(unsafe.Pointer(cpath))
 	var meta *C.struct_ggml_context
 	g := C.bpo_gguf_open(cpath, &meta)
 	if g == nil {
-		return nil, fmt.Errorf("read GGUF %s: %w: ggml's reader rejected it (truncated or corrupt)", path, ErrNotGGUF)
+		return 0, 0, 0, false
 	}
 	defer C.gguf_free(g)
 	defer C.ggml_free(meta)
-
-	f := &GGUFFile{Path: path, Version: uint32(C.gguf_get_version(g)), KV: map[string]any{}}
-	for i := C.int64_t(0); i < C.gguf_get_n_kv(g); i++ {
-		key := C.GoString(C.gguf_get_key(g, i))
-		f.KV[key] = ggufValue(g, i)
-	}
-	st, err := os.Stat(path)
-	if err != nil {
-		return nil, fmt.Errorf("read GGUF: %w", err)
-	}
-	dataOffset := int64(C.gguf_get_data_offset(g))
-	for i := C.int64_t(0); i < C.gguf_get_n_tensors(g); i++ {
-		cname := C.gguf_get_tensor_name(g, i)
-		t := GGUFTensor{
-			Name:   C.GoString(cname),
-			Type:   GGMLType(C.gguf_get_tensor_type(g, i)),
-			Offset: dataOffset + int64(C.gguf_get_tensor_offset(g, i)),
-			Size:   int64(C.gguf_get_tensor_size(g, i)),
-		}
-		nd := int(C.bpo_tensor_ndims(meta, cname))
-		for d := 0; d < nd; d++ {
-			t.Shape = append(t.Shape, int64(C.bpo_tensor_ne(meta, cname, C.int(d))))
-		}
-		if t.Offset+t.Size > st.Size() {
-			return nil, fmt.Errorf("read GGUF %s: %w: tensor %s ends at byte %d but the file has %d bytes (truncated?)", path, ErrNotGGUF, t.Name, t.Offset+t.Size, st.Size())
-		}
-		f.Tensors = append(f.Tensors, t)
-	}
-	return f, nil
-}
-
-func ggufValue(g *C.struct_gguf_context, i C.int64_t) any {
-	switch C.gguf_get_kv_type(g, i) {
-	case C.GGUF_TYPE_UINT8:
-		return uint8(C.gguf_get_val_u8(g, i))
-	case C.GGUF_TYPE_INT8:
-		return int8(C.gguf_get_val_i8(g, i))
-	case C.GGUF_TYPE_UINT16:
-		return uint16(C.gguf_get_val_u16(g, i))
-	case C.GGUF_TYPE_INT16:
-		return int16(C.gguf_get_val_i16(g, i))
-	case C.GGUF_TYPE_UINT32:
-		return uint32(C.gguf_get_val_u32(g, i))
-	case C.GGUF_TYPE_INT32:
-		return int32(C.gguf_get_val_i32(g, i))
-	case C.GGUF_TYPE_FLOAT32:
-		return float32(C.gguf_get_val_f32(g, i))
-	case C.GGUF_TYPE_UINT64:
-		return uint64(C.gguf_get_val_u64(g, i))
-	case C.GGUF_TYPE_INT64:
-		return int64(C.gguf_get_val_i64(g, i))
-	case C.GGUF_TYPE_FLOAT64:
-		return float64(C.gguf_get_val_f64(g, i))
-	case C.GGUF_TYPE_BOOL:
-		return bool(C.gguf_get_val_bool(g, i))
-	case C.GGUF_TYPE_STRING:
-		return C.GoString(C.gguf_get_val_str(g, i))
-	case C.GGUF_TYPE_ARRAY:
-		n := int(C.gguf_get_arr_n(g, i))
-		at := C.gguf_get_arr_type(g, i)
-		if at == C.GGUF_TYPE_STRING {
-			out := make([]string, n)
-			for j := range out {
-				out[j] = C.GoString(C.gguf_get_arr_str(g, i, C.size_t(j)))
-			}
-			return out
-		}
-		if n == 0 {
-			return []any{}
-		}
-		data := C.gguf_get_arr_data(g, i)
-		switch at {
-		case C.GGUF_TYPE_INT32:
-			return append([]int32(nil), unsafe.Slice((*int32)(data), n)...)
-		case C.GGUF_TYPE_UINT32:
-			return append([]uint32(nil), unsafe.Slice((*uint32)(data), n)...)
-		case C.GGUF_TYPE_FLOAT32:
-			return append([]float32(nil), unsafe.Slice((*float32)(data), n)...)
-		case C.GGUF_TYPE_INT64:
-			return append([]int64(nil), unsafe.Slice((*int64)(data), n)...)
-		case C.GGUF_TYPE_UINT64:
-			return append([]uint64(nil), unsafe.Slice((*uint64)(data), n)...)
-		case C.GGUF_TYPE_FLOAT64:
-			return append([]float64(nil), unsafe.Slice((*float64)(data), n)...)
-		case C.GGUF_TYPE_UINT8, C.GGUF_TYPE_INT8, C.GGUF_TYPE_BOOL:
-			return append([]uint8(nil), unsafe.Slice((*uint8)(data), n)...)
-		case C.GGUF_TYPE_INT16, C.GGUF_TYPE_UINT16:
-			return append([]uint16(nil), unsafe.Slice((*uint16)(data), n)...)
-		}
-	}
-	return nil
+	return int64(C.gguf_get_n_kv(g)), int64(C.gguf_get_n_tensors(g)), int64(C.gguf_get_data_offset(g)), true
 }
 
 // GGUFWriter builds a GGUF file with ggml's gguf writer: key/value pairs and tensors.
@@ -442,7 +317,7 @@ func (w *GGUFWriter) setArr(key string, t C.enum_gguf_type, data unsafe.Pointer,
 // CopyKV copies every key/value pair of the GGUF file at src whose key starts with one of prefixes
 // (all pairs when no prefix is given).
 func (w *GGUFWriter) CopyKV(src string, prefixes ...string) error {
-	if err := checkGGUFHeader(src); err != nil {
+	if _, err := ReadGGUF(src); err != nil { // validated before ggml's reader sees it
 		return fmt.Errorf("copy GGUF metadata: %w", err)
 	}
 	cpath := C.CString(src)
@@ -535,6 +410,9 @@ func (w *GGUFWriter) AddFloat32Tensor(name string, typ GGMLType, ne []int64, val
 func (w *GGUFWriter) WriteFile(path string) error {
 	if w.closed {
 		return fmt.Errorf("gguf: %w", ErrClosed)
+	}
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return fmt.Errorf("write GGUF %s: %w: it is a directory; want a file path", path, ErrInvalidArgument)
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
 	if err != nil {

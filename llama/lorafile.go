@@ -92,6 +92,12 @@ func ReadAdapterFile(path string) (*AdapterFile, error) {
 	if f.String("general.type") != "adapter" || f.String("adapter.type") != "lora" {
 		return nil, fmt.Errorf("read adapter %s: %w: general.type = %q, adapter.type = %q", path, ErrNotAdapter, f.String("general.type"), f.String("adapter.type"))
 	}
+	if err := validateAdapterFile(f); err != nil {
+		return nil, fmt.Errorf("read adapter %s: %w", path, err)
+	}
+	if err := checkAdapterValues(path, f); err != nil {
+		return nil, fmt.Errorf("read adapter: %w", err)
+	}
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read adapter: %w", err)

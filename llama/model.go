@@ -115,30 +115,6 @@ func LoadModel(path string, opts ModelOptions) (*Model, error) {
 	return model, nil
 }
 
-// validateModelFile checks the metadata llama.cpp would otherwise assert on.
-func validateModelFile(f *GGUFFile, vocabOnly bool) error {
-	arch := f.Arch()
-	if _, ok := f.KV["tokenizer.ggml.tokens"].([]string); !ok {
-		return fmt.Errorf("%w: missing tokenizer.ggml.tokens", ErrInvalidArgument)
-	}
-	if vocabOnly {
-		return nil
-	}
-	for _, k := range []string{".block_count", ".embedding_length", ".attention.head_count"} {
-		if _, ok := f.Uint(arch + k); !ok {
-			return fmt.Errorf("%w: missing or non-integer %s%s", ErrInvalidArgument, arch, k)
-		}
-	}
-	for _, t := range f.Tensors {
-		for _, d := range t.Shape {
-			if d <= 0 {
-				return fmt.Errorf("%w: tensor %s has shape %v", ErrInvalidArgument, t.Name, t.Shape)
-			}
-		}
-	}
-	return nil
-}
-
 // readInfo collects the metadata; hyper-parameters only when weights were loaded (llama.cpp asserts otherwise).
 func (m *Model) readInfo(vocabOnly bool) ModelInfo {
 	f := m.file

@@ -17,12 +17,8 @@ import (
 // QuantizeModel re-encodes a GGUF model with llama.cpp's quantizer (llama_model_quantize) as typ
 // (F16, Q8_0, Q4_0, Q4_K (Q4_K_M), Q6_K), writing out atomically.
 func QuantizeModel(in, out string, typ GGMLType, threads int) error {
-	f, err := ReadGGUF(in)
-	if err != nil {
+	if err := CheckModelFile(in); err != nil {
 		return fmt.Errorf("quantize: %w", err)
-	}
-	if !archSupported(f.Arch()) {
-		return fmt.Errorf("quantize %s: %w: %q", in, ErrUnsupportedArch, f.Arch())
 	}
 	ftype := fileTypeFor(typ)
 	if ftype == 0 && typ != TypeF32 {

@@ -3,6 +3,8 @@ package llama
 import (
 	"context"
 	"fmt"
+	"math"
+	"slices"
 )
 
 // ScoreRequest asks for the log-probs of one or more completions of a shared prompt. The prompt is
@@ -49,6 +51,7 @@ func (c *Context) Score(ctx context.Context, reqs []ScoreRequest) ([][]Completio
 			return nil, fmt.Errorf("score request %d: %w: %d completions need %d sequences, context has %d", i, ErrInvalidArgument, len(r.Completions), need, c.nSeq)
 		}
 	}
+	defer c.abortOn(ctx)()
 	out := make([][]CompletionScore, len(reqs))
 	for start := 0; start < len(reqs); {
 		if err := ctx.Err(); err != nil {
@@ -68,9 +71,19 @@ func (c *Context) Score(ctx context.Context, reqs []ScoreRequest) ([][]Completio
 			end++
 		}
 		if err := c.scoreWave(reqs[start:end], out[start:end]); err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
 			return nil, err
 		}
 		start = end
+	}
+	for i, r := range out {
+		for j, cs := range r {
+			if k := slices.IndexFunc(cs.LogProbs, func(v float64) bool { return math.IsNaN(v) || math.IsInf(v, 0) }); k >= 0 {
+				return nil, fmt.Errorf("score request %d completion %d token %d: %w: log-prob %v (corrupt weights or adapter?)", i, j, k, ErrNotFinite, cs.LogProbs[k])
+			}
+		}
 	}
 	return out, nil
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"runtime"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -44,7 +43,7 @@ func generationFlags(defaultN int, defaultTemp float64, defaultSplit string) []c
 		&cli.StringSliceFlag{Name: "stop", Usage: "extra stop string (repeatable)"},
 		&cli.IntFlag{Name: "parallel", Value: 8, Usage: "sequences decoded in parallel"},
 		&cli.IntFlag{Name: "ctx", Usage: "KV-cache cells shared by the parallel sequences (default: parallel x (longest prompt + max new tokens))"},
-		&cli.IntFlag{Name: "threads", Value: runtime.NumCPU(), Usage: "CPU threads"},
+		threadsFlag(),
 	}
 }
 
@@ -111,6 +110,11 @@ func loadBenchmark(c *cli.Context, preferTrain bool) ([]bench.Sample, error) {
 
 // setupEval loads the model and the selected questions; preferTrain as in loadBenchmark.
 func setupEval(c *cli.Context, preferTrain bool) (*evalSetup, error) {
+	genParams := eval.GenParams{N: c.Int("n"), MaxNewTokens: c.Int("max-new-tokens"), Temperature: c.Float64("temperature"), TopP: c.Float64("top-p"),
+		TopK: c.Int("top-k"), Seed: c.Uint64("seed"), Stop: c.StringSlice("stop")}
+	if err := checkGenFlags(genParams, c.Int("parallel")); err != nil {
+		return nil, err
+	}
 	samples, err := loadBenchmark(c, preferTrain)
 	if err != nil {
 		return nil, err
@@ -123,6 +127,9 @@ func setupEval(c *cli.Context, preferTrain bool) (*evalSetup, error) {
 	}
 	if samples, err = bench.Select(samples, sel); err != nil {
 		return nil, err
+	}
+	if len(samples) == 0 {
+		return nil, fmt.Errorf("--data %s: no questions to evaluate (empty file, or --id/--shard/--limit selected none)", c.String("data"))
 	}
 	var shots []bench.Sample
 	if k := c.Int("shots"); k > 0 {
@@ -154,35 +161,47 @@ func setupEval(c *cli.Context, preferTrain bool) (*evalSetup, error) {
 	parallel := max(1, c.Int("parallel"))
 	maxNew := c.Int("max-new-tokens")
 	gen := &llamagen.Generator{Model: s.model, Template: c.String("template"), Parallel: parallel, DefaultMaxNewTokens: maxNew}
+	// Every prompt must leave room for an answer within the model's context: checked for the whole
+	// selection before the KV cache is sized (a huge question used to allocate gigabytes first).
+	limit := s.model.Info().ContextLength
+	longest := 0
+	var tooLong []string
+	for _, smp := range samples {
+		p, err := prompter.Prompt(smp)
+		if err != nil {
+			return nil, err
+		}
+		toks, err := gen.RenderPrompt(p)
+		if err != nil {
+			return nil, err
+		}
+		if limit > 0 && len(toks) >= limit {
+			tooLong = append(tooLong, fmt.Sprintf("%s (%d tokens)", smp.ID, len(toks)))
+			continue
+		}
+		longest = max(longest, len(toks))
+	}
+	if len(tooLong) > 0 {
+		return nil, fmt.Errorf("--data %s: %d question(s) do not fit the model's %d-token context: %s", c.String("data"), len(tooLong), limit, strings.Join(tooLong[:min(len(tooLong), 10)], ", "))
+	}
 	nctx := c.Int("ctx")
 	if nctx <= 0 {
-		longest := 0
-		for _, smp := range samples {
-			p, err := prompter.Prompt(smp)
-			if err != nil {
-				return nil, err
-			}
-			toks, err := gen.RenderPrompt(p)
-			if err != nil {
-				return nil, err
-			}
-			longest = max(longest, len(toks))
+		perSeq := longest + maxNew
+		if limit > 0 {
+			perSeq = min(perSeq, limit)
 		}
-		nctx = parallel * (longest + maxNew)
+		nctx = parallel * perSeq
 	}
-	if s.ctx, err = llama.NewContext(s.model, llama.ContextOptions{NCtx: nctx, NSeq: parallel, Threads: c.Int("threads"), KVF16: true}); err != nil {
+	if s.ctx, err = llama.NewContext(s.model, llama.ContextOptions{NCtx: nctx, NSeq: parallel, Threads: threadsOf(c), KVF16: true}); err != nil {
 		return nil, err
 	}
 	gen.Ctx = s.ctx
 	var scales []llama.AdapterScale
-	var names []string
+	var names, adapterIDs []string
 	for _, spec := range c.StringSlice("adapter") {
-		path, scale := spec, float32(1)
-		if i := strings.LastIndex(spec, ":"); i > 0 {
-			var f float64
-			if _, err := fmt.Sscanf(spec[i+1:], "%g", &f); err == nil {
-				path, scale = spec[:i], float32(f)
-			}
+		path, scale, err := parseAdapterSpec(spec)
+		if err != nil {
+			return nil, err
 		}
 		a, err := llama.LoadAdapter(s.model, path)
 		if err != nil {
@@ -191,15 +210,28 @@ func setupEval(c *cli.Context, preferTrain bool) (*evalSetup, error) {
 		s.adapters = append(s.adapters, a)
 		scales = append(scales, llama.AdapterScale{Adapter: a, Scale: scale})
 		names = append(names, spec)
+		fp, err := eval.FileFingerprint(path)
+		if err != nil {
+			return nil, err
+		}
+		adapterIDs = append(adapterIDs, fmt.Sprintf("scale %g, file %s", scale, fp))
+	}
+	modelID, err := eval.FileFingerprint(c.String("model"))
+	if err != nil {
+		return nil, err
+	}
+	promptID, err := promptFingerprint(c)
+	if err != nil {
+		return nil, err
 	}
 	if err := s.ctx.SetAdapters(scales...); err != nil {
 		return nil, err
 	}
 	s.gen = gen
 	s.opts = eval.Options{Prompter: prompter, PromptName: c.String("prompt"), Method: grader.Method(c.String("method")),
-		Gen: eval.GenParams{N: c.Int("n"), MaxNewTokens: maxNew, Temperature: c.Float64("temperature"), TopP: c.Float64("top-p"),
-			TopK: c.Int("top-k"), Seed: c.Uint64("seed"), Stop: c.StringSlice("stop")},
-		Model: c.String("model"), Adapters: names, BatchSize: 4 * parallel}
+		Gen:   genParams,
+		Model: c.String("model"), Adapters: names, BatchSize: 4 * parallel,
+		ModelID: modelID, AdapterIDs: adapterIDs, PromptID: promptID, ChatTemplate: c.String("template")}
 	ok = true
 	return s, nil
 }
@@ -225,5 +257,43 @@ func runEval(c *cli.Context) error {
 		return err
 	}
 	fmt.Printf("accuracy: %.4f (%d/%d)\n", sum.Accuracy, sum.Correct, sum.N)
+	return nil
+}
+
+// promptFingerprint identifies the files the prompts are made from (a --prompt-template file, the
+// --shots examples), "" when there are none.
+func promptFingerprint(c *cli.Context) (string, error) {
+	var parts []string
+	if p := c.String("prompt-template"); p != "" {
+		fp, err := eval.FileFingerprint(p)
+		if err != nil {
+			return "", fmt.Errorf("--prompt-template: %w", err)
+		}
+		parts = append(parts, "template "+fp)
+	}
+	if k := c.Int("shots"); k > 0 && c.String("shots-data") != "" {
+		fp, err := eval.FileFingerprint(c.String("shots-data"))
+		if err != nil {
+			return "", fmt.Errorf("--shots-data: %w", err)
+		}
+		parts = append(parts, fmt.Sprintf("%d shots from %s", k, fp))
+	}
+	return strings.Join(parts, ", "), nil
+}
+
+// checkGenFlags checks the generation settings of eval and pairs before any work starts.
+func checkGenFlags(g eval.GenParams, parallel int) error {
+	switch {
+	case g.N < 1:
+		return fmt.Errorf("--n %d: want at least 1 sample per question", g.N)
+	case g.MaxNewTokens < 1:
+		return fmt.Errorf("--max-new-tokens %d: want at least 1 (0 would generate nothing)", g.MaxNewTokens)
+	case parallel < 1:
+		return fmt.Errorf("--parallel %d: want at least 1", parallel)
+	}
+	s := llama.Sampling{Temperature: g.Temperature, TopK: g.TopK, TopP: g.TopP, MinP: g.MinP}
+	if err := s.Validate(); err != nil {
+		return fmt.Errorf("sampling flags (--temperature, --top-p, --top-k): %w", err)
+	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
@@ -31,8 +32,9 @@ func main() {
 // newApp builds the command tree. Each subcommand lives in its own file of this package.
 func newApp() *cli.App {
 	return &cli.App{
-		Name:  "bpo",
-		Usage: "preference optimization (BPO, DPO, ...) and math evaluation for local GGUF models",
+		Name:    "bpo",
+		Version: buildVersion(),
+		Usage:   "preference optimization (BPO, DPO, ...) and math evaluation for local GGUF models",
 		Commands: []*cli.Command{
 			// COMMANDS: one line per subcommand constructor, kept in this order.
 			infoCommand(),
@@ -53,4 +55,29 @@ func newApp() *cli.App {
 			dataCommand(),
 		},
 	}
+}
+
+// buildVersion is the module version and VCS revision the binary was built from (go build records
+// them), e.g. "(devel) 3b5cd8d (modified)".
+func buildVersion() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	v := bi.Main.Version
+	var rev, modified string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value[:min(len(s.Value), 12)]
+		case "vcs.modified":
+			if s.Value == "true" {
+				modified = " (modified)"
+			}
+		}
+	}
+	if rev != "" {
+		v += " " + rev + modified
+	}
+	return v
 }

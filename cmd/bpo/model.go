@@ -106,8 +106,12 @@ func modelQuantizeCommand() *cli.Command {
 			if err != nil {
 				return fmt.Errorf("model quantize: --type: %w", err)
 			}
-			if _, err := os.Stat(in); err != nil {
+			inInfo, err := os.Stat(in)
+			if err != nil {
 				return fmt.Errorf("model quantize: %w", err)
+			}
+			if outInfo, err := os.Stat(out); err == nil && os.SameFile(inInfo, outInfo) {
+				return fmt.Errorf("model quantize: OUT %s is the input file: give another path (the input would be overwritten)", out)
 			}
 			if err := llama.QuantizeModel(in, out, typ, threadsOf(c)); err != nil {
 				return fmt.Errorf("model quantize: %w", err)

@@ -6,6 +6,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"math"
 	"runtime"
 	"strconv"
 	"strings"
@@ -26,7 +27,17 @@ func adapterFlag() *cli.StringSliceFlag {
 
 // threadsFlag is the --threads flag; 0 means half the logical CPUs (see defaultThreads).
 func threadsFlag() *cli.IntFlag {
-	return &cli.IntFlag{Name: "threads", Aliases: []string{"t"}, Value: 0, Usage: "CPU threads (0: half the logical CPUs, at least 1; ggml threads spin-wait, so never use more than the idle cores)"}
+	return &cli.IntFlag{Name: "threads", Aliases: []string{"t"}, Value: 0, Usage: "CPU threads (0: half the logical CPUs, at least 1; ggml threads spin-wait, so never use more than the idle cores)",
+		Action: func(_ *cli.Context, n int) error { return checkThreads(n, runtime.NumCPU()) }}
+}
+
+// checkThreads refuses a --threads value outside 0..cpus: ggml's worker threads spin-wait, so more
+// threads than logical CPUs only slow decoding down (1,000 of them also made Ctrl-C unresponsive).
+func checkThreads(n, cpus int) error {
+	if n < 0 || n > cpus {
+		return fmt.Errorf("--threads %d: want 0 (half the CPUs) to %d, the logical CPUs of this machine", n, cpus)
+	}
+	return nil
 }
 
 // defaultThreads is half the logical CPUs (at least 1), like llama.cpp's default of one thread per
@@ -64,6 +75,9 @@ func parseAdapterSpec(spec string) (string, float32, error) {
 	}
 	if i := strings.LastIndexByte(spec, ':'); i > 0 {
 		if s, err := strconv.ParseFloat(spec[i+1:], 32); err == nil {
+			if math.IsNaN(s) || math.IsInf(s, 0) {
+				return "", 0, fmt.Errorf("--adapter %s: scale %v, want a finite number", spec, s)
+			}
 			return spec[:i], float32(s), nil
 		}
 	}

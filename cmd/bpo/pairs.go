@@ -1,9 +1,12 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -30,6 +33,9 @@ answers are all correct or all wrong give no pair; the counts are printed.`,
 }
 
 func runPairs(c *cli.Context) error {
+	if fi, err := os.Stat(c.String("out")); err == nil && fi.IsDir() {
+		return fmt.Errorf("pairs: --out %s is a directory; want the pairs JSONL file to write", c.String("out"))
+	}
 	s, err := setupEval(c, true)
 	if err != nil {
 		return err
@@ -52,6 +58,26 @@ func runPairs(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	// Pairs in the data file's question order (records are appended in finishing order, which
+	// an interruption changes); records of questions outside this selection go last, by id.
+	rank := map[string]int{}
+	for i, smp := range s.samples {
+		rank[smp.ID] = i
+	}
+	slices.SortStableFunc(recs, func(a, b eval.Record) int {
+		ra, okA := rank[a.ID]
+		rb, okB := rank[b.ID]
+		switch {
+		case okA && okB:
+			return cmp.Compare(ra, rb)
+		case okA != okB:
+			if okA {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
 	pairs, st := eval.BuildPairs(recs, eval.PairOptions{Seed: c.Uint64("seed"), MaxPerQuestion: c.Int("per-question")})
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return err

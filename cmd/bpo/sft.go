@@ -16,6 +16,7 @@ import (
 
 func sftCommand() *cli.Command {
 	flags := append(trainingFlags(1e-4, 8),
+		&cli.BoolFlag{Name: "strict", Usage: "stop at the first malformed data line instead of skipping it"},
 		&cli.BoolFlag{Name: "full", Usage: "train every weight (small F32/F16 models) instead of a LoRA adapter; writes RUN_DIR/model.gguf"},
 	)
 	return &cli.Command{
@@ -28,7 +29,7 @@ EOS is appended to every completion. Metrics go to RUN_DIR/metrics.jsonl; the re
 RUN_DIR/adapter.gguf (LoRA) or RUN_DIR/model.gguf (--full). Re-running the same command resumes from
 the last checkpoint and reproduces the uninterrupted run's losses; Ctrl-C saves a checkpoint.`,
 		Flags:  flags,
-		Action: runSFT,
+		Action: lockedRun(runSFT),
 	}
 }
 
@@ -38,15 +39,32 @@ func runSFT(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	examples, err := align.LoadSFT(c.String("data"))
+	if c.Bool("full") {
+		for _, f := range []string{"lora-rank", "lora-alpha", "lora-targets"} {
+			if c.IsSet(f) {
+				return fmt.Errorf("sft: --%s has no effect with --full (every weight is trained, no adapter): drop one of them", f)
+			}
+		}
+	}
+	examples, skipped, err := align.LoadSFTFile(c.String("data"), align.LoadOptions{Strict: c.Bool("strict")})
 	if err != nil {
 		return err
+	}
+	for i, s := range skipped {
+		if i == 5 {
+			fmt.Fprintf(os.Stderr, "  ... %d more skipped lines\n", len(skipped)-5)
+			break
+		}
+		fmt.Fprintf(os.Stderr, "  skipped %v\n", s)
+	}
+	if len(skipped) > 0 {
+		fmt.Fprintf(os.Stderr, "sft: %d malformed lines skipped (--strict stops at the first)\n", len(skipped))
 	}
 	m, err := llama.LoadModel(modelPath, llama.ModelOptions{VocabOnly: true})
 	if err != nil {
 		return err
 	}
-	seqs, cut, err := align.TokenizeSFT(m, examples, align.PromptTemplate(c.String("template")), c.Int("max-length"))
+	seqs, cut, err := align.TokenizeSFT(m, examples, align.PromptTemplate(c.String("template")), capToContext(m, c.Int("max-length")))
 	m.Close()
 	if err != nil {
 		return fmt.Errorf("%s: %w", c.String("data"), err)
@@ -56,7 +74,7 @@ func runSFT(c *cli.Context) error {
 	var policy *align.LlamaPolicy
 	var save, load func(dir string) error
 	if full {
-		policy, err = align.NewLlamaFullPolicy(modelPath, c.Int("threads"))
+		policy, err = align.NewLlamaFullPolicy(modelPath, threadsOf(c))
 		if err != nil {
 			return err
 		}
@@ -67,7 +85,7 @@ func runSFT(c *cli.Context) error {
 		if err != nil {
 			return err
 		}
-		policy, err = align.NewLlamaLoRAPolicy(modelPath, lora, c.Int("threads"))
+		policy, err = align.NewLlamaLoRAPolicy(modelPath, lora, threadsOf(c))
 		if err != nil {
 			return err
 		}
@@ -89,10 +107,14 @@ func runSFT(c *cli.Context) error {
 		return err
 	}
 	var bar *progress
+	interval, err := saveInterval(c)
+	if err != nil {
+		return err
+	}
 	cfg := align.SFTConfig{
 		RunDir: runDir, Optimizer: adamConfig(c), LR: c.Float64("lr"), Scheduler: c.String("scheduler"),
 		WarmupRatio: c.Float64("warmup-ratio"), MaxGradNorm: c.Float64("max-grad-norm"), BatchSize: c.Int("batch-size"),
-		Epochs: c.Int("epochs"), MaxSteps: c.Int("max-steps"), Seed: c.Uint64("seed"), SaveEvery: c.Int("save-every"),
+		Epochs: c.Int("epochs"), MaxSteps: c.Int("max-steps"), Seed: c.Uint64("seed"), SaveEvery: c.Int("save-every"), SaveInterval: interval,
 		Meta: map[string]string{"model": fp, "data": dataHash, "full": fmt.Sprint(full)},
 		Save: save, Load: load,
 		OnStep: func(s align.SFTStep) {

@@ -41,7 +41,7 @@ model through llama.cpp, computed once and cached next to the run (RUN_DIR/../.b
 with TRL's names go to RUN_DIR/metrics.jsonl; the adapter to RUN_DIR/adapter.gguf (loadable by
 llama.cpp, ollama and --adapter). Re-running resumes; Ctrl-C saves a checkpoint.`,
 		Flags:  flags,
-		Action: runTrain,
+		Action: lockedRun(runTrain),
 	}
 }
 
@@ -65,6 +65,19 @@ func runTrain(c *cli.Context) error {
 	loss, err := align.NewLoss(c.String("loss"), params)
 	if err != nil {
 		return err
+	}
+	// Settings first: LoRA (and --init-adapter) and the optimizer settings are checked before the
+	// data is tokenized and the reference pass runs (hours on a real model).
+	lora, err := initialLoRA(c)
+	if err != nil {
+		return err
+	}
+	settings, err := trainSettings(c)
+	if err == nil {
+		err = settings.CheckSettings()
+	}
+	if err != nil {
+		return fmt.Errorf("train: %w", err)
 	}
 	data, err := align.LoadPreferences(dataPath, align.LoadOptions{Strict: c.Bool("strict")})
 	if err != nil {
@@ -96,6 +109,7 @@ func runTrain(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	trunc.MaxLength = capToContext(m, trunc.MaxLength)
 	trainPairs, cut1, err := align.TokenizePreferences(m, trainEx, tmpl, trunc)
 	if err != nil {
 		m.Close()
@@ -131,11 +145,7 @@ func runTrain(c *cli.Context) error {
 	}
 	m.Close()
 
-	lora, err := initialLoRA(c)
-	if err != nil {
-		return err
-	}
-	policy, err := align.NewLlamaLoRAPolicy(modelPath, lora, c.Int("threads"))
+	policy, err := align.NewLlamaLoRAPolicy(modelPath, lora, threadsOf(c))
 	if err != nil {
 		return err
 	}
@@ -143,11 +153,15 @@ func runTrain(c *cli.Context) error {
 	policy.Model().SetCheckpointing(ckpt)
 	adapterMeta := map[string]string{"bpo.base_model": filepath.Base(modelPath), llama.KeyAdapterBaseFingerprint: fp, "bpo.loss": loss.Name(), "bpo.loss_params": loss.Params().String()}
 	var bar *progress
+	interval, err := saveInterval(c)
+	if err != nil {
+		return err
+	}
 	cfg := align.TrainConfig{
 		RunDir: runDir, Loss: loss, Optimizer: adamConfig(c), LR: c.Float64("lr"), Scheduler: c.String("scheduler"),
 		WarmupRatio: c.Float64("warmup-ratio"), MaxGradNorm: c.Float64("max-grad-norm"), BatchSize: c.Int("batch-size"),
 		MicroBatch: c.Int("micro-batch"), Epochs: c.Int("epochs"), MaxSteps: c.Int("max-steps"), Seed: c.Uint64("seed"),
-		SaveEvery: c.Int("save-every"), KeepCheckpoints: c.Int("keep-checkpoints"), EvalEvery: c.Int("eval-every"),
+		SaveEvery: c.Int("save-every"), SaveInterval: interval, KeepCheckpoints: c.Int("keep-checkpoints"), EvalEvery: c.Int("eval-every"),
 		Meta:        map[string]string{"model": fp, "data": dataHash, "lora_rank": fmt.Sprint(lora.Rank), "lora_alpha": fmt.Sprint(lora.Alpha)},
 		SaveAdapter: func(dir string) error { return policy.SaveAdapter(dir, adapterMeta) },
 		LoadAdapter: policy.LoadAdapter,
@@ -206,7 +220,7 @@ func cachedReference(c *cli.Context, m *llama.Model, pairs []align.TokenizedPair
 	}
 	bar := newProgress(len(pairs), "reference log-probs ("+split+")")
 	done := 0
-	refs, err := align.ReferenceLogps(c.Context, m, pairs, c.Int("threads"), func(n int) { bar.Add(n - done); done = n })
+	refs, err := align.ReferenceLogps(c.Context, m, pairs, threadsOf(c), func(n int) { bar.Add(n - done); done = n })
 	bar.Finish()
 	if err != nil {
 		return nil, err

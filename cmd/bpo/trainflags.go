@@ -2,8 +2,9 @@ package main
 
 import (
 	"fmt"
-	"runtime"
+	"os"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -35,9 +36,10 @@ func trainingFlags(defaultLR float64, defaultBatch int) []cli.Flag {
 		&cli.IntFlag{Name: "max-steps", Usage: "stop after this many optimizer steps (0: epochs decide)"},
 		&cli.Uint64Flag{Name: "seed", Value: 42, Usage: "seed for LoRA init and data order"},
 		&cli.IntFlag{Name: "save-every", Usage: "checkpoint every N steps (0: at the end and on Ctrl-C)"},
+		&cli.Float64Flag{Name: "save-minutes", Value: 10, Usage: "also checkpoint when this many minutes passed since the last checkpoint, so a kill loses minutes, not the run (0: off)"},
 		&cli.IntFlag{Name: "max-length", Value: 2048, Usage: "max tokens of prompt + completion"},
 		&cli.StringFlag{Name: "template", Usage: "chat template for conversational prompts: the model's own (default) or a built-in name (chatml, llama3, ...)"},
-		&cli.IntFlag{Name: "threads", Value: runtime.NumCPU(), Usage: "CPU threads"},
+		threadsFlag(),
 		&cli.StringFlag{Name: "checkpointing", Value: "auto", Usage: "LoRA training: recompute each block's activations in the backward pass instead of keeping them " +
 			"(on: memory linear in sequence length, about one more forward pass of time; auto: on when keeping them would take more than 1 GiB; off)"},
 	}
@@ -88,4 +90,35 @@ func initialLoRA(c *cli.Context) (*align.LoRA, error) {
 		return nil, fmt.Errorf("--lora-*: %w", err)
 	}
 	return l, nil
+}
+
+// saveInterval is --save-minutes as a duration; negative or non-finite values are an error.
+func saveInterval(c *cli.Context) (time.Duration, error) {
+	m := c.Float64("save-minutes")
+	if !(m >= 0) || m > 1e6 {
+		return 0, fmt.Errorf("--save-minutes %v: want a number of minutes >= 0", m)
+	}
+	return time.Duration(m * float64(time.Minute)), nil
+}
+
+// trainSettings are the hyper-parameter flags of `bpo train` as a TrainConfig (for CheckSettings).
+func trainSettings(c *cli.Context) (align.TrainConfig, error) {
+	interval, err := saveInterval(c)
+	return align.TrainConfig{Optimizer: adamConfig(c), LR: c.Float64("lr"), Scheduler: c.String("scheduler"),
+		WarmupRatio: c.Float64("warmup-ratio"), MaxGradNorm: c.Float64("max-grad-norm"), BatchSize: c.Int("batch-size"),
+		MicroBatch: c.Int("micro-batch"), Epochs: c.Int("epochs"), MaxSteps: c.Int("max-steps"),
+		SaveEvery: c.Int("save-every"), SaveInterval: interval, KeepCheckpoints: c.Int("keep-checkpoints"), EvalEvery: c.Int("eval-every")}, err
+}
+
+// capToContext caps a --max-length (0: none) at the model's training context: longer sequences
+// cannot be scored, and used to abort training at the step that met them.
+func capToContext(m *llama.Model, maxLength int) int {
+	// From the file: a vocabulary-only load (sft tokenizes with one) has no hyper-parameters.
+	ctxLen, _ := m.File().Uint(m.Info().Arch + ".context_length")
+	n := int(min(ctxLen, 1<<30))
+	if n > 0 && (maxLength <= 0 || maxLength > n) {
+		fmt.Fprintf(os.Stderr, "note: --max-length %d capped to the model's context length %d\n", maxLength, n)
+		return n
+	}
+	return maxLength
 }

@@ -176,3 +176,66 @@ func TestDPOvsBPO(t *testing.T) {
 		t.Errorf("reference cache holds %d files, want 1 shared by both runs", len(entries))
 	}
 }
+
+// TestTrainKillWithDefaultsAndLock: `bpo train` without --save-every checkpoints on a timer
+// (--save-minutes, shortened here from its 10-minute default), so a SIGKILL loses little and the
+// re-run resumes from the last checkpoint; while the first run holds the directory a second run on
+// it is refused; a directory holding only the metrics of a run killed before its first checkpoint
+// restarts cleanly.
+func TestTrainKillWithDefaultsAndLock(t *testing.T) {
+	dir := t.TempDir()
+	_, pairs := writeStoryData(t, dir)
+	run := filepath.Join(dir, "run")
+	trainArgs := func(out, epochs, saveMinutes string) []string {
+		return []string{"train", "--model", stories(t), "--data", pairs, "--loss", "dpo", "--out", out, "--lr", "5e-3",
+			"--epochs", epochs, "--batch-size", "2", "--lora-rank", "2", "--threads", "1", "--warmup-ratio", "0", "--save-minutes", saveMinutes}
+	}
+	args := trainArgs(run, "3", "0.003")
+	cmd := bpoCmd(args...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	metrics := filepath.Join(run, align.MetricsFileName)
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		raw, _ := os.ReadFile(metrics)
+		_, cerr := os.Stat(filepath.Join(run, "latest-checkpoint"))
+		if (strings.Count(string(raw), "\n") >= 6 && cerr == nil) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	out, err := bpoCmd(args...).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "in use by another run") {
+		t.Errorf("second run on the same --out while the first runs: %v\n%s", err, out)
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	ms, err := align.ReadMetrics(metrics)
+	if err != nil || len(ms) >= 48 {
+		t.Fatalf("killed run: %d steps logged (of 48), %v", len(ms), err)
+	}
+	if _, err := os.Stat(filepath.Join(run, "latest-checkpoint")); err != nil {
+		t.Fatalf("no timed checkpoint before the kill: %v", err)
+	}
+	killedAt := len(ms)
+	out, err = bpoCmd(args...).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "resuming at step") {
+		t.Fatalf("re-run after SIGKILL: %v\n%s", err, out)
+	}
+	if ms, err = align.ReadMetrics(metrics); err != nil || ms[len(ms)-1].Step != 48 {
+		t.Fatalf("resumed run ends at step %d, want 48 (%v)", ms[len(ms)-1].Step, err)
+	}
+	t.Logf("killed after %d steps, then %s", killedAt, string(out)[strings.Index(string(out), "resuming at step"):][:25])
+
+	// Metrics but no checkpoint: the earlier run was killed before its first checkpoint.
+	fresh := filepath.Join(dir, "fresh")
+	os.MkdirAll(fresh, 0o755)
+	os.WriteFile(filepath.Join(fresh, align.MetricsFileName), []byte(`{"step":1,"split":"train","loss":0.69}`+"\n"), 0o644)
+	if out, err := bpoCmd(trainArgs(fresh, "1", "0")...).CombinedOutput(); err != nil {
+		t.Fatalf("run over metrics without a checkpoint: %v\n%s", err, out)
+	}
+	if ms, err := align.ReadMetrics(filepath.Join(fresh, align.MetricsFileName)); err != nil || len(ms) != 16 || ms[0].Loss == 0.69 {
+		t.Fatalf("restarted run: %d steps (%v), want 16 fresh ones", len(ms), err)
+	}
+}

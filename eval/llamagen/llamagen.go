@@ -41,8 +41,8 @@ func (g *Generator) RenderPrompt(p bench.Prompt) ([]llama.Token, error) {
 	return g.Model.Tokenize(p.Text, true, false)
 }
 
-// Generate implements eval.Generator. Completion j of request i samples with seed Seed + N*i + j, so
-// results do not depend on scheduling.
+// Generate implements eval.Generator. Completion j of request r samples with seed
+// eval.SampleSeed(Seed, r.ID, j), so results do not depend on scheduling, batching or resumption.
 func (g *Generator) Generate(ctx context.Context, reqs []eval.GenRequest, onDone func(i int, res eval.GenResult)) error {
 	type origin struct{ req, sample int }
 	var subs []llama.GenRequest
@@ -71,7 +71,7 @@ func (g *Generator) Generate(ctx context.Context, reqs []eval.GenRequest, onDone
 		for j := 0; j < n; j++ {
 			subs = append(subs, llama.GenRequest{Prompt: toks, MaxTokens: maxNew, Stop: r.Params.Stop,
 				Sampling: llama.Sampling{Temperature: float64(r.Params.Temperature), TopP: float64(r.Params.TopP), TopK: r.Params.TopK,
-					Seed: r.Params.Seed + uint64(n*i+j)}})
+					Seed: eval.SampleSeed(r.Params.Seed, r.ID, j)}})
 			from = append(from, origin{i, j})
 		}
 	}

@@ -17,6 +17,9 @@ const Perm os.FileMode = 0o644
 // WriteFunc creates path atomically with the bytes that write produces (buffered). If
 // write or any file operation fails, path is left untouched and the temporary file removed.
 func WriteFunc(path string, write func(w io.Writer) error) (err error) {
+	if fi, serr := os.Stat(path); serr == nil && fi.IsDir() {
+		return fmt.Errorf("write %s: it is a directory; want a file path", path)
+	}
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {

@@ -49,3 +49,16 @@ func TestWrite(t *testing.T) {
 		t.Fatalf("write into a missing directory: %v", err)
 	}
 }
+
+// TestWriteOntoDirectory: a directory as the target is a clear error (it used to be "file exists"),
+// and the directory is left alone.
+func TestWriteOntoDirectory(t *testing.T) {
+	dir := t.TempDir()
+	err := Write(dir, []byte("x"))
+	if err == nil || !strings.Contains(err.Error(), "is a directory; want a file path") {
+		t.Fatalf("got %v", err)
+	}
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		t.Fatalf("directory changed: %v", err)
+	}
+}
