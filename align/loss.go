@@ -49,52 +49,85 @@ type Loss interface {
 // DefaultLossParams(name) and override; NewLoss rejects a parameter set to a non-zero value for a
 // loss that does not use it.
 type LossParams struct {
-	Beta           float64 // temperature beta (all losses; ORPO's lambda is called beta as in TRL)
-	LabelSmoothing float64 // DPO/RPO conservative label smoothing eps in [0, 0.5)
+	Beta           float64 // temperature beta (all losses but sft; ORPO's lambda is called beta as in TRL)
+	LabelSmoothing float64 // DPO/RPO/robust/aot label smoothing eps in [0, 0.5); EXO's eps in (0, 0.5)
 	Alpha          float64 // BPO gap adaptor in (0, 1]; RPO weight of the chosen NLL (>= 0)
 	F              string  // BPO loss family: logistic, hinge, square, exponential, truncated-quadratic, savage
 	Lambda         float64 // DPOP penalty weight (>= 0)
 	Gamma          float64 // SimPO target reward margin gamma
+	Tau            float64 // DiscoPOP temperature of the mixing coefficient (> 0)
+	// Divergence is the f-divergence of the score-based losses (f-DPO): reverse_kl (the default, ""),
+	// forward_kl, js_divergence or alpha_divergence; DivergenceAlpha is the alpha of alpha_divergence.
+	Divergence      string
+	DivergenceAlpha float64
 }
 
 // lossSpec describes one registered loss.
 type lossSpec struct {
 	defaults LossParams
-	uses     map[string]bool // which optional parameters apply (beta always does)
+	uses     map[string]bool // which optional parameters apply (beta does unless noBeta)
+	noBeta   bool            // the loss has no temperature (sft)
 	needsRef bool
 	needsLen bool // token counts must be > 0
-	pair     pairFunc
-	rewards  func(p PairLogps, q LossParams) (float64, float64)
+	// Exactly one of pair, score and batch is set. score losses are functions of the (f-divergence
+	// transformed) log-ratios a and b and accept the divergence parameters; batch losses couple the
+	// pairs of a batch (AOT sorts them).
+	pair    pairFunc
+	score   scoreFunc
+	batch   batchFunc
+	rewards func(p PairLogps, q LossParams) (float64, float64)
 }
 
 // pairFunc returns one pair's loss contribution and its derivatives with respect to the pair's
 // policy log-probs. Batch-level terms that are batch means decompose into per-pair terms.
 type pairFunc func(p PairLogps, q LossParams) (l, dChosen, dRejected float64, err error)
 
+// scoreFunc returns one pair's loss and its derivatives with respect to the pair's scores sa = φ(a)
+// and sb = φ(b), φ being the f-divergence's transform of the log-ratios (the identity for reverse KL).
+type scoreFunc func(sa, sb float64, q LossParams) (l, dsa, dsb float64)
+
+// batchFunc returns every pair's loss and the derivatives of that loss with respect to all pairs'
+// policy log-probs, summed per pair (not divided by the batch size).
+type batchFunc func(batch []PairLogps, q LossParams) (l []float64, grads []PairGrad, err error)
+
 // lossAliases maps accepted alternative names to registry names.
 var lossAliases = map[string]string{
-	"sigmoid": "dpo",
-	"slic":    "hinge",
-	"caldpo":  "cal-dpo",
-	"cal_dpo": "cal-dpo",
+	"sigmoid":  "dpo",
+	"slic":     "hinge",
+	"caldpo":   "cal-dpo",
+	"cal_dpo":  "cal-dpo",
+	"aot_pair": "aot_unpaired", // TRL's name before it was renamed
+}
+
+// scoreUses are the parameters every score-based loss accepts.
+var scoreUses = []string{"divergence", "divergence_alpha"}
+
+// usesOf builds a uses map from parameter names; score losses add the divergence parameters.
+func usesOf(score bool, names ...string) map[string]bool {
+	m := map[string]bool{}
+	for _, n := range names {
+		m[n] = true
+	}
+	if score {
+		for _, n := range scoreUses {
+			m[n] = true
+		}
+	}
+	return m
 }
 
 // lossSpecs returns the registry. It is a function, not a package variable, so that no global
 // mutable state exists.
 func lossSpecs() map[string]lossSpec {
-	return map[string]lossSpec{
-		"dpo": {
-			defaults: LossParams{Beta: 0.1},
-			uses:     map[string]bool{"label_smoothing": true},
-			needsRef: true, pair: dpoPair, rewards: refRewards,
-		},
+	ref := func(score scoreFunc, uses ...string) lossSpec {
+		return lossSpec{defaults: LossParams{Beta: 0.1}, uses: usesOf(true, uses...), needsRef: true, score: score, rewards: refRewards}
+	}
+	specs := map[string]lossSpec{
+		"dpo":   ref(dpoScore, "label_smoothing"),
+		"hinge": ref(hingeScore),
 		"ipo": {
 			defaults: LossParams{Beta: 0.1},
 			needsRef: true, pair: ipoPair, rewards: refRewards,
-		},
-		"hinge": {
-			defaults: LossParams{Beta: 0.1},
-			needsRef: true, pair: hingePair, rewards: refRewards,
 		},
 		"cal-dpo": {
 			defaults: LossParams{Beta: 0.1},
@@ -124,7 +157,42 @@ func lossSpecs() map[string]lossSpec {
 			uses:     map[string]bool{"alpha": true, "label_smoothing": true},
 			needsRef: true, needsLen: true, pair: rpoPair, rewards: refRewards,
 		},
+		"robust":    ref(robustScore, "label_smoothing"),
+		"exo_pair":  ref(exoScore, "label_smoothing"),
+		"nca_pair":  ref(ncaScore),
+		"bco_pair":  ref(bcoScore),
+		"sppo_hard": ref(sppoHardScore),
+		"apo_zero":  ref(apoZeroScore),
+		"apo_down":  ref(apoDownScore),
+		"discopop":  ref(discopopScore, "tau"),
+		"sigmoid_norm": {
+			defaults: LossParams{Beta: 0.1},
+			needsRef: true, needsLen: true, pair: sigmoidNormPair, rewards: refRewards,
+		},
+		"aot": {
+			defaults: LossParams{Beta: 0.1},
+			uses:     map[string]bool{"label_smoothing": true},
+			needsRef: true, batch: aotBatch, rewards: refRewards,
+		},
+		"aot_unpaired": {
+			defaults: LossParams{Beta: 0.1},
+			uses:     map[string]bool{"label_smoothing": true},
+			needsRef: true, batch: aotUnpairedBatch, rewards: refRewards,
+		},
+		"sft": {
+			noBeta: true, needsLen: true, pair: sftPair, rewards: meanLogpRewards,
+		},
 	}
+	robust := specs["robust"]
+	robust.defaults.LabelSmoothing = 0.1
+	specs["robust"] = robust
+	exo := specs["exo_pair"]
+	exo.defaults.LabelSmoothing = 1e-3
+	specs["exo_pair"] = exo
+	disco := specs["discopop"]
+	disco.defaults.Tau = 0.05
+	specs["discopop"] = disco
+	return specs
 }
 
 // LossNames returns the registered loss names, sorted.
@@ -138,11 +206,20 @@ func LossNames() []string {
 	return names
 }
 
-// canonicalLossName resolves aliases and case.
+// canonicalLossName resolves aliases, case, and dashes written for underscores (or the reverse).
 func canonicalLossName(name string) string {
 	n := strings.ToLower(strings.TrimSpace(name))
 	if a, ok := lossAliases[n]; ok {
 		return a
+	}
+	specs := lossSpecs()
+	for _, c := range []string{n, strings.ReplaceAll(n, "-", "_"), strings.ReplaceAll(n, "_", "-")} {
+		if _, ok := specs[c]; ok {
+			return c
+		}
+		if a, ok := lossAliases[c]; ok {
+			return a
+		}
 	}
 	return n
 }
@@ -154,6 +231,20 @@ func DefaultLossParams(name string) (LossParams, error) {
 		return LossParams{}, unknownLossError(name)
 	}
 	return spec.defaults, nil
+}
+
+// LossUsesParam reports whether the named loss accepts the named hyper-parameter (as in
+// LossParamNames); false for an unknown loss or parameter.
+func LossUsesParam(loss, param string) bool {
+	spec, ok := lossSpecs()[canonicalLossName(loss)]
+	if !ok {
+		return false
+	}
+	key := paramKey(param)
+	if key == "beta" {
+		return !spec.noBeta
+	}
+	return spec.uses[key]
 }
 
 func unknownLossError(name string) error {
@@ -173,28 +264,47 @@ func NewLoss(name string, params LossParams) (Loss, error) {
 	if spec.uses["f"] {
 		params.F = strings.ToLower(params.F)
 	}
+	if spec.score != nil {
+		params.Divergence = canonicalDivergence(params.Divergence)
+	}
 	return &pairLoss{name: canon, spec: spec, params: params}, nil
 }
 
 func validateLossParams(name string, spec lossSpec, q LossParams) error {
-	if !isFinite(q.Beta) || q.Beta <= 0 {
+	if spec.noBeta {
+		if q.Beta != 0 {
+			return fmt.Errorf("parameter beta does not apply to loss %s", name)
+		}
+	} else if !isFinite(q.Beta) || q.Beta <= 0 {
 		return fmt.Errorf("beta must be a finite number > 0, got %v", q.Beta)
 	}
 	set := map[string]bool{
-		"label_smoothing": q.LabelSmoothing != 0,
-		"alpha":           q.Alpha != 0,
-		"f":               q.F != "",
-		"lambda":          q.Lambda != 0,
-		"gamma":           q.Gamma != 0,
+		"label_smoothing":  q.LabelSmoothing != 0,
+		"alpha":            q.Alpha != 0,
+		"f":                q.F != "",
+		"lambda":           q.Lambda != 0,
+		"gamma":            q.Gamma != 0,
+		"tau":              q.Tau != 0,
+		"divergence":       q.Divergence != "",
+		"divergence_alpha": q.DivergenceAlpha != 0,
 	}
-	for _, p := range []string{"label_smoothing", "alpha", "f", "lambda", "gamma"} {
+	for _, p := range LossParamNames()[1:] {
 		if set[p] && !spec.uses[p] {
 			return fmt.Errorf("parameter %s does not apply to loss %s", p, name)
 		}
 	}
 	if spec.uses["label_smoothing"] {
-		if !isFinite(q.LabelSmoothing) || q.LabelSmoothing < 0 || q.LabelSmoothing >= 0.5 {
+		if name == "exo_pair" {
+			if !isFinite(q.LabelSmoothing) || q.LabelSmoothing <= 0 || q.LabelSmoothing >= 0.5 {
+				return fmt.Errorf("label_smoothing (EXO's epsilon) must be in (0, 0.5), got %v", q.LabelSmoothing)
+			}
+		} else if !isFinite(q.LabelSmoothing) || q.LabelSmoothing < 0 || q.LabelSmoothing >= 0.5 {
 			return fmt.Errorf("label_smoothing must be in [0, 0.5), got %v", q.LabelSmoothing)
+		}
+	}
+	if spec.score != nil {
+		if err := validateDivergence(q); err != nil {
+			return err
 		}
 	}
 	switch name {
@@ -216,6 +326,10 @@ func validateLossParams(name string, spec lossSpec, q LossParams) error {
 	case "simpo":
 		if !isFinite(q.Gamma) {
 			return fmt.Errorf("gamma must be finite, got %v", q.Gamma)
+		}
+	case "discopop":
+		if !isFinite(q.Tau) || q.Tau <= 0 {
+			return fmt.Errorf("tau must be a finite number > 0, got %v", q.Tau)
 		}
 	}
 	return nil
@@ -245,30 +359,65 @@ func (l *pairLoss) Rewards(p PairLogps) (chosen, rejected float64) {
 }
 
 func (l *pairLoss) Compute(batch []PairLogps) (float64, []PairGrad, error) {
-	if len(batch) == 0 {
-		return 0, nil, errors.New(l.name + ": empty batch")
-	}
-	for i, p := range batch {
-		if err := l.checkPair(p); err != nil {
-			return 0, nil, fmt.Errorf("%s: pair %d: %w", l.name, i, err)
-		}
+	vals, grads, err := l.perPair(batch)
+	if err != nil {
+		return 0, nil, err
 	}
 	n := float64(len(batch))
-	grads := make([]PairGrad, len(batch))
 	var total float64
-	for i, p := range batch {
-		v, dc, dr, err := l.spec.pair(p, l.params)
-		if err != nil {
-			return 0, nil, fmt.Errorf("%s: pair %d: %w", l.name, i, err)
-		}
+	for i, v := range vals {
 		total += v
-		grads[i] = PairGrad{Chosen: dc / n, Rejected: dr / n}
+		grads[i].Chosen /= n
+		grads[i].Rejected /= n
 	}
 	loss := total / n
 	if !isFinite(loss) {
 		return 0, nil, fmt.Errorf("%s: loss is not finite (%v)", l.name, loss)
 	}
 	return loss, grads, nil
+}
+
+// perPair returns each pair's loss and the derivatives of the summed loss with respect to each
+// pair's policy log-probs (the batch mean is taken by Compute).
+func (l *pairLoss) perPair(batch []PairLogps) ([]float64, []PairGrad, error) {
+	if len(batch) == 0 {
+		return nil, nil, errors.New(l.name + ": empty batch")
+	}
+	for i, p := range batch {
+		if err := l.checkPair(p); err != nil {
+			return nil, nil, fmt.Errorf("%s: pair %d: %w", l.name, i, err)
+		}
+	}
+	if l.spec.batch != nil {
+		vals, grads, err := l.spec.batch(batch, l.params)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", l.name, err)
+		}
+		return vals, grads, nil
+	}
+	vals := make([]float64, len(batch))
+	grads := make([]PairGrad, len(batch))
+	for i, p := range batch {
+		var v, dc, dr float64
+		if l.spec.score != nil {
+			a, b := logRatios(p)
+			sa, dsa := divergenceScore(a, l.params)
+			sb, dsb := divergenceScore(b, l.params)
+			var ga, gb float64
+			v, ga, gb = l.spec.score(sa, sb, l.params)
+			dc, dr = ga*dsa, gb*dsb
+		} else {
+			var err error
+			if v, dc, dr, err = l.spec.pair(p, l.params); err != nil {
+				return nil, nil, fmt.Errorf("%s: pair %d: %w", l.name, i, err)
+			}
+		}
+		if !isFinite(v) || !isFinite(dc) || !isFinite(dr) {
+			return nil, nil, fmt.Errorf("%s: pair %d: loss or gradient is not finite (%v, %v, %v)", l.name, i, v, dc, dr)
+		}
+		vals[i], grads[i] = v, PairGrad{Chosen: dc, Rejected: dr}
+	}
+	return vals, grads, nil
 }
 
 func (l *pairLoss) checkPair(p PairLogps) error {
@@ -291,7 +440,7 @@ func (l *pairLoss) checkPair(p PairLogps) error {
 		if p.ChosenTokens <= 0 {
 			return fmt.Errorf("chosen token count must be > 0 for %s, got %d", l.name, p.ChosenTokens)
 		}
-		if p.RejectedTokens <= 0 && l.name != "rpo" {
+		if p.RejectedTokens <= 0 && l.name != "rpo" && l.name != "sft" {
 			return fmt.Errorf("rejected token count must be > 0 for %s, got %d", l.name, p.RejectedTokens)
 		}
 	}
@@ -313,6 +462,11 @@ func lengthNormRewards(p PairLogps, q LossParams) (float64, float64) {
 		r = q.Beta * p.PolicyRejected / float64(p.RejectedTokens)
 	}
 	return c, r
+}
+
+// meanLogpRewards returns each side's mean token log-prob (0 when a count is 0): sft has no beta.
+func meanLogpRewards(p PairLogps, _ LossParams) (float64, float64) {
+	return lengthNormRewards(p, LossParams{Beta: 1})
 }
 
 // logRatios returns a = policy - ref on the chosen side and b on the rejected side.

@@ -211,6 +211,9 @@ func (t *Trainer) runMeta() map[string]string {
 		"scheduler":   t.sched.Kind,
 		"total_steps": strconv.Itoa(t.total),
 	}
+	if c, ok := t.cfg.Loss.(*ComposedLoss); ok {
+		m["loss_spec"] = c.Spec() // the components' weights and parameters (loss_params is the first's)
+	}
 	for k, v := range t.cfg.Meta {
 		m["user."+k] = v
 	}
