@@ -18,6 +18,10 @@ type PairLogps struct {
 	RefRejected    float64 // log ref(y_l|x)
 	ChosenTokens   int     // number of chosen completion tokens
 	RejectedTokens int     // number of rejected completion tokens
+	// PolicyPrompt is log π of the prompt's tokens after the first (BOS), each given the ones before,
+	// and PromptTokens their count; filled only for losses that ask for them (ORPO's include_prompt).
+	PolicyPrompt float64
+	PromptTokens int
 }
 
 // PairGrad is the gradient of the batch loss (the mean over the pairs of a batch) with respect to
@@ -26,6 +30,7 @@ type PairLogps struct {
 type PairGrad struct {
 	Chosen   float64 // dL/d PolicyChosen
 	Rejected float64 // dL/d PolicyRejected
+	Prompt   float64 // dL/d PolicyPrompt (0 unless the loss reads the prompt's log-probs)
 }
 
 // Loss is a preference loss. Compute returns the batch loss, the mean of the per-pair losses
@@ -60,6 +65,9 @@ type LossParams struct {
 	// forward_kl, js_divergence or alpha_divergence; DivergenceAlpha is the alpha of alpha_divergence.
 	Divergence      string
 	DivergenceAlpha float64
+	// IncludePrompt makes ORPO's NLL term cover the prompt tokens as well as the chosen completion,
+	// as TRL and the ORPO authors' code do; off by default (completion tokens only).
+	IncludePrompt bool
 }
 
 // lossSpec describes one registered loss.
@@ -150,6 +158,7 @@ func lossSpecs() map[string]lossSpec {
 		},
 		"orpo": {
 			defaults: LossParams{Beta: 0.1},
+			uses:     map[string]bool{"include_prompt": true},
 			needsLen: true, pair: orpoPair, rewards: lengthNormRewards,
 		},
 		"rpo": {
@@ -287,6 +296,7 @@ func validateLossParams(name string, spec lossSpec, q LossParams) error {
 		"tau":              q.Tau != 0,
 		"divergence":       q.Divergence != "",
 		"divergence_alpha": q.DivergenceAlpha != 0,
+		"include_prompt":   q.IncludePrompt,
 	}
 	for _, p := range LossParamNames()[1:] {
 		if set[p] && !spec.uses[p] {
@@ -346,6 +356,9 @@ func (l *pairLoss) Name() string         { return l.name }
 func (l *pairLoss) Params() LossParams   { return l.params }
 func (l *pairLoss) NeedsReference() bool { return l.spec.needsRef }
 
+// NeedsPromptLogps reports whether Compute reads PolicyPrompt (ORPO with include_prompt).
+func (l *pairLoss) NeedsPromptLogps() bool { return l.params.IncludePrompt }
+
 // GapAdaptor returns BPO's alpha, or 1 for the other losses (the plain balanced margin min(a, -b)).
 func (l *pairLoss) GapAdaptor() float64 {
 	if l.name == "bpo" {
@@ -369,6 +382,7 @@ func (l *pairLoss) Compute(batch []PairLogps) (float64, []PairGrad, error) {
 		total += v
 		grads[i].Chosen /= n
 		grads[i].Rejected /= n
+		grads[i].Prompt /= n
 	}
 	loss := total / n
 	if !isFinite(loss) {
@@ -412,10 +426,19 @@ func (l *pairLoss) perPair(batch []PairLogps) ([]float64, []PairGrad, error) {
 				return nil, nil, fmt.Errorf("%s: pair %d: %w", l.name, i, err)
 			}
 		}
+		var dp float64
+		if l.params.IncludePrompt {
+			// ORPO's NLL over prompt and chosen tokens: -(prompt + chosen logp)/(their count)
+			// replaces the completion-only -logp_w/|y_w| that orpoPair included.
+			nc, all := float64(p.ChosenTokens), float64(p.ChosenTokens+p.PromptTokens)
+			v += p.PolicyChosen/nc - (p.PolicyChosen+p.PolicyPrompt)/all
+			dc += 1/nc - 1/all
+			dp = -1 / all
+		}
 		if !isFinite(v) || !isFinite(dc) || !isFinite(dr) {
 			return nil, nil, fmt.Errorf("%s: pair %d: loss or gradient is not finite (%v, %v, %v)", l.name, i, v, dc, dr)
 		}
-		vals[i], grads[i] = v, PairGrad{Chosen: dc, Rejected: dr}
+		vals[i], grads[i] = v, PairGrad{Chosen: dc, Rejected: dr, Prompt: dp}
 	}
 	return vals, grads, nil
 }
@@ -434,6 +457,11 @@ func (l *pairLoss) checkPair(p PairLogps) error {
 	for _, f := range fields {
 		if f.use && !isFinite(f.v) {
 			return fmt.Errorf("%s is not finite (%v)", f.name, f.v)
+		}
+	}
+	if l.params.IncludePrompt {
+		if !isFinite(p.PolicyPrompt) || p.PromptTokens < 0 || (p.PromptTokens == 0 && p.PolicyPrompt != 0) {
+			return fmt.Errorf("prompt log-probs %v over %d tokens: expected a finite sum over >= 0 tokens", p.PolicyPrompt, p.PromptTokens)
 		}
 	}
 	if l.spec.needsLen {

@@ -112,6 +112,22 @@ func (c *ComposedLoss) NeedsReference() bool {
 	return false
 }
 
+// NeedsPromptLogps reports whether any component reads the prompt's log-probs.
+func (c *ComposedLoss) NeedsPromptLogps() bool {
+	for _, t := range c.terms {
+		if needsPromptLogps(t.Loss) {
+			return true
+		}
+	}
+	return false
+}
+
+// needsPromptLogps reports whether a loss reads PairLogps.PolicyPrompt.
+func needsPromptLogps(l Loss) bool {
+	p, ok := l.(interface{ NeedsPromptLogps() bool })
+	return ok && p.NeedsPromptLogps()
+}
+
 // Rewards returns the rewards of the first component that is not sft.
 func (c *ComposedLoss) Rewards(p PairLogps) (float64, float64) {
 	return c.terms[c.primary].Loss.Rewards(p)
@@ -163,6 +179,7 @@ func (c *ComposedLoss) Compute(batch []PairLogps) (float64, []PairGrad, error) {
 			total += k * vals[i]
 			grads[i].Chosen += k * g[i].Chosen
 			grads[i].Rejected += k * g[i].Rejected
+			grads[i].Prompt += k * g[i].Prompt
 		}
 	}
 	if !isFinite(total) {

@@ -9,7 +9,7 @@ import (
 // LossParamNames returns the user-facing names of the loss hyper-parameters, as accepted by Set.
 // beta comes first.
 func LossParamNames() []string {
-	return []string{"beta", "label_smoothing", "alpha", "f", "lambda", "gamma", "tau", "divergence", "divergence_alpha"}
+	return []string{"beta", "label_smoothing", "alpha", "f", "lambda", "gamma", "tau", "divergence", "divergence_alpha", "include_prompt"}
 }
 
 // paramKey normalizes a parameter name: lower case, dashes read as underscores.
@@ -27,6 +27,13 @@ func (p *LossParams) Set(name, value string) error {
 		return nil
 	case "divergence":
 		p.Divergence = strings.TrimSpace(value)
+		return nil
+	case "include_prompt":
+		b, err := strconv.ParseBool(strings.TrimSpace(value))
+		if err != nil {
+			return fmt.Errorf("loss parameter include_prompt: expected true or false, got %q", value)
+		}
+		p.IncludePrompt = b
 		return nil
 	}
 	var dst *float64
@@ -77,5 +84,8 @@ func (p LossParams) String() string {
 		parts = append(parts, "divergence="+p.Divergence)
 	}
 	add("divergence_alpha", p.DivergenceAlpha)
+	if p.IncludePrompt {
+		parts = append(parts, "include_prompt=true")
+	}
 	return strings.Join(parts, " ")
 }

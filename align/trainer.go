@@ -447,14 +447,25 @@ func (t *Trainer) trainStep(ctx context.Context) error {
 	ma := NewMetricsAccumulator(t.cfg.Loss)
 	ma.SetDCRThreshold(t.cfg.DCRThreshold)
 	t.acc.Reset()
+	withPrompt := needsPromptLogps(t.cfg.Loss)
 	for lo := 0; lo < len(idx); lo += t.cfg.MicroBatch {
 		mIdx := idx[lo:min(lo+t.cfg.MicroBatch, len(idx))]
 		batch := make([]TokenizedPair, len(mIdx))
 		for i, j := range mIdx {
 			batch[i] = t.train[j]
 		}
+		fwd, promptIdx := batch, []int(nil)
+		if withPrompt {
+			fwd, promptIdx = withPromptPairs(batch)
+		}
 		lossFn := func(chosen, rejected []float64) (float64, []PairGrad, error) {
-			pl, err := pairLogps(batch, t.trainRef, mIdx, chosen, rejected)
+			var pl []PairLogps
+			var err error
+			if withPrompt {
+				pl, err = promptLogps(batch, t.trainRef, mIdx, promptIdx, chosen, rejected)
+			} else {
+				pl, err = pairLogps(batch, t.trainRef, mIdx, chosen, rejected)
+			}
 			if err != nil {
 				return 0, nil, err
 			}
@@ -465,13 +476,16 @@ func (t *Trainer) trainStep(ctx context.Context) error {
 				return 0, nil, err
 			}
 			ma.Add(pl, l)
+			if withPrompt {
+				g = promptGrads(g, promptIdx, len(fwd))
+			}
 			return l, g, nil
 		}
 		for _, g := range t.microGrads {
 			clear(g)
 		}
 		t0 := time.Now()
-		err := t.policy.ForwardBackward(ctx, batch, lossFn, t.microGrads)
+		err := t.policy.ForwardBackward(ctx, fwd, lossFn, t.microGrads)
 		t.result.PolicyTime += time.Since(t0)
 		if err != nil {
 			return fmt.Errorf("step %d: %w", t.step+1, err)
@@ -543,11 +557,7 @@ func (t *Trainer) evaluate(ctx context.Context) error {
 		for i := range idx {
 			idx[i] = lo + i
 		}
-		chosen, rejected, err := t.policy.Forward(ctx, t.eval[lo:hi])
-		if err != nil {
-			return fmt.Errorf("eval at step %d: %w", t.step, err)
-		}
-		pl, err := pairLogps(t.eval[lo:hi], t.evalRef, idx, chosen, rejected)
+		pl, err := forwardLogps(ctx, t.policy, t.eval[lo:hi], t.evalRef, idx, needsPromptLogps(t.cfg.Loss))
 		if err != nil {
 			return fmt.Errorf("eval at step %d: %w", t.step, err)
 		}

@@ -25,6 +25,7 @@ func trainCommand() *cli.Command {
 		&cli.StringFlag{Name: "tau", Usage: "DiscoPOP mixing temperature (default 0.05)"},
 		&cli.StringFlag{Name: "divergence", Usage: "f-divergence of the score-based losses (dpo, hinge, robust, exo_pair, nca_pair, bco_pair, sppo_hard, apo_*, discopop): " + strings.Join(align.Divergences(), ", ")},
 		&cli.StringFlag{Name: "divergence-alpha", Usage: "alpha of --divergence alpha_divergence"},
+		&cli.BoolFlag{Name: "include-prompt", Usage: "ORPO: the NLL term covers the prompt tokens too (as TRL and the ORPO authors' code); default: completion tokens only"},
 		&cli.BoolFlag{Name: "use-weighting", Usage: "WPO weighting: scale each pair's loss by exp(mean token logp of chosen + of rejected), without gradient"},
 		&cli.Float64Flag{Name: "dcr-threshold", Value: align.DefaultDCRThreshold, Usage: "a chosen reward counts as degraded (dcr_rate) when below -THRESHOLD"},
 		&cli.StringFlag{Name: "dcr-alarm", Usage: "RATE[:STEPS][:warn|stop]: warn, or stop with a checkpoint, when dcr_rate > RATE for STEPS consecutive steps"},

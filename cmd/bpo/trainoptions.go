@@ -35,6 +35,9 @@ func trainOptionsFromFlags(c *cli.Context) (trainOptions, error) {
 			global = append(global, [2]string{name, v})
 		}
 	}
+	if c.Bool("include-prompt") {
+		global = append(global, [2]string{"include-prompt", "true"})
+	}
 	if _, err := align.ParseLossSpec(c.String("loss")); err != nil {
 		return o, fmt.Errorf("--loss: %w", err)
 	}

@@ -92,3 +92,13 @@ func TestTrainComposedRefreshAlarm(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestTrainIncludePromptFlag: --include-prompt reaches ORPO only; with another loss it is refused.
+func TestTrainIncludePromptFlag(t *testing.T) {
+	dir := t.TempDir()
+	res, err := bpoCmd("train", "--model", stories, "--data", filepath.Join(dir, "missing.jsonl"), "--out", filepath.Join(dir, "run"),
+		"--loss", "dpo", "--include-prompt").CombinedOutput()
+	if err == nil || !strings.Contains(string(res), `--include-prompt: no loss in "dpo" uses it`) {
+		t.Errorf("%v\n%s", err, res)
+	}
+}
