@@ -42,6 +42,7 @@ func newApp() *cli.App {
 			modelCommand(),
 			sftCommand(),
 			trainCommand(),
+			filterCommand(),
 			plotCommand(),
 			evalCommand(),
 			pairsCommand(),
