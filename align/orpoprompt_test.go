@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/bpo-dev/bpo/internal/fixture"
 	"github.com/bpo-dev/bpo/llama"
 )
 
@@ -80,7 +81,8 @@ func TestORPOIncludePromptValues(t *testing.T) {
 // the prompts and completions, and training with include_prompt must raise the prompts' log-probs
 // more than completion-only ORPO does (the prompt gradient reaches the LoRA).
 func TestORPOIncludePromptTrains(t *testing.T) {
-	m, err := llama.LoadModel(testStories, llama.ModelOptions{})
+	model := fixture.File(t, testStories)
+	m, err := llama.LoadModel(model, llama.ModelOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,12 +138,12 @@ func TestORPOIncludePromptTrains(t *testing.T) {
 	gains := map[string]float64{}
 	for _, spec := range []string{"orpo(include_prompt=true)", "orpo"} {
 		loss, _ := NewLossFromSpec(spec, nil, false)
-		base, _ := BaseTensors(testStories)
+		base, _ := BaseTensors(model)
 		lora, err := NewLoRA(LoRAConfig{Rank: 4, Alpha: 8, Targets: LoRATargets(), Seed: 1}, base)
 		if err != nil {
 			t.Fatal(err)
 		}
-		pol, err := NewLlamaLoRAPolicy(testStories, lora, 1)
+		pol, err := NewLlamaLoRAPolicy(model, lora, 1)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -7,14 +7,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/bpo-dev/bpo/internal/fixture"
 	"github.com/bpo-dev/bpo/llama"
 )
-
-const stories = "../../shared/models/stories260K.gguf"
 
 // TestHiddenStatesPredictTokens: the hidden states are the ones the output head reads: softmax of
 // output.weight · h at each position gives llama.cpp's own log-prob of the next token.
 func TestHiddenStatesPredictTokens(t *testing.T) {
+	stories := fixture.File(t, "models/stories260K.gguf")
 	m, err := llama.LoadModel(stories, llama.ModelOptions{})
 	if err != nil {
 		t.Fatal(err)

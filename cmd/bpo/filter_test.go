@@ -15,7 +15,7 @@ func TestFilterCHES(t *testing.T) {
 	dir := t.TempDir()
 	_, pairs := writeStoryData(t, dir)
 	out := filepath.Join(dir, "kept.jsonl")
-	res, err := bpoCmd("filter", "--model", stories, "--data", pairs, "--ches", "0.25", "--out", out, "--threads", "1").CombinedOutput()
+	res, err := bpoCmd("filter", "--model", stories(t), "--data", pairs, "--ches", "0.25", "--out", out, "--threads", "1").CombinedOutput()
 	if err != nil {
 		t.Fatalf("%v\n%s", err, res)
 	}
@@ -62,13 +62,13 @@ func TestFilterCHES(t *testing.T) {
 		{[]string{"--ches", "0"}, "--ches: the share to keep must be in (0, 1], got 0"},
 		{[]string{"--ches", "1.5"}, "--ches: the share to keep must be in (0, 1]"},
 	} {
-		args := append([]string{"filter", "--model", stories, "--data", pairs, "--out", filepath.Join(dir, "x.jsonl")}, tc.args...)
+		args := append([]string{"filter", "--model", stories(t), "--data", pairs, "--out", filepath.Join(dir, "x.jsonl")}, tc.args...)
 		res, err := bpoCmd(args...).CombinedOutput()
 		if err == nil || !strings.Contains(string(res), tc.wantErr) {
 			t.Errorf("%v: %v %s", tc.args, err, res)
 		}
 	}
-	res, err = bpoCmd("filter", "--model", stories, "--data", pairs, "--out", pairs, "--ches", "0.5").CombinedOutput()
+	res, err = bpoCmd("filter", "--model", stories(t), "--data", pairs, "--out", pairs, "--ches", "0.5").CombinedOutput()
 	if err == nil || !strings.Contains(string(res), "would overwrite --data") {
 		t.Errorf("overwrite: %v %s", err, res)
 	}

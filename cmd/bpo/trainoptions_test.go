@@ -33,7 +33,7 @@ func TestTrainBadSpecsRefusedFirst(t *testing.T) {
 	}
 	for _, tc := range tests {
 		out := filepath.Join(dir, "run")
-		args := append([]string{"train", "--model", stories, "--data", filepath.Join(dir, "missing.jsonl"), "--out", out}, tc.args...)
+		args := append([]string{"train", "--model", stories(t), "--data", filepath.Join(dir, "missing.jsonl"), "--out", out}, tc.args...)
 		res, err := bpoCmd(args...).CombinedOutput()
 		if err == nil || !strings.Contains(string(res), tc.wantErr) {
 			t.Errorf("%v: %v\n%s\nwant %q", tc.args, err, res, tc.wantErr)
@@ -52,7 +52,7 @@ func TestTrainComposedRefreshAlarm(t *testing.T) {
 	dir := t.TempDir()
 	_, pairs := writeStoryData(t, dir)
 	out := filepath.Join(dir, "run")
-	res, err := bpoCmd("train", "--model", stories, "--data", pairs, "--loss", "bpo:1,sft:0.2", "--out", out, "--lr", "5e-3",
+	res, err := bpoCmd("train", "--model", stories(t), "--data", pairs, "--loss", "bpo:1,sft:0.2", "--out", out, "--lr", "5e-3",
 		"--epochs", "2", "--batch-size", "8", "--lora-rank", "4", "--lora-alpha", "8", "--threads", "1", "--warmup-ratio", "0",
 		"--ref-refresh", "hard:3", "--dcr-alarm", "0.3:1:warn").CombinedOutput()
 	if err != nil {
@@ -96,7 +96,7 @@ func TestTrainComposedRefreshAlarm(t *testing.T) {
 // TestTrainIncludePromptFlag: --include-prompt reaches ORPO only; with another loss it is refused.
 func TestTrainIncludePromptFlag(t *testing.T) {
 	dir := t.TempDir()
-	res, err := bpoCmd("train", "--model", stories, "--data", filepath.Join(dir, "missing.jsonl"), "--out", filepath.Join(dir, "run"),
+	res, err := bpoCmd("train", "--model", stories(t), "--data", filepath.Join(dir, "missing.jsonl"), "--out", filepath.Join(dir, "run"),
 		"--loss", "dpo", "--include-prompt").CombinedOutput()
 	if err == nil || !strings.Contains(string(res), `--include-prompt: no loss in "dpo" uses it`) {
 		t.Errorf("%v\n%s", err, res)
