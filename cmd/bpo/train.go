@@ -40,7 +40,7 @@ func trainCommand() *cli.Command {
 	)
 	return &cli.Command{
 		Name:      "train",
-		Usage:     "preference optimization with LoRA: BPO, DPO, IPO, SLiC/hinge, Cal-DPO, DPOP, SimPO, ORPO, RPO",
+		Usage:     "preference optimization with LoRA: BPO, DPO, IPO, SLiC/hinge, Cal-DPO, DPOP, SimPO, ORPO, RPO, TRL's other offline losses, or a weighted sum of them",
 		UsageText: "bpo train --model M.gguf --data pairs.jsonl --loss bpo|dpo|... --out RUN_DIR [options]",
 		Description: `Data: JSONL with {"prompt","chosen","rejected"} strings, conversational message lists, or
 {"question","chosen":{"solution"},"rejected":{"solution"}}. Conversational prompts get the model's
