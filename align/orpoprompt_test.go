@@ -38,8 +38,8 @@ func TestORPOIncludePromptValues(t *testing.T) {
 		t.Errorf("loss %v, want %v", l1, want)
 	}
 	wantG := []PairGrad{
-		{g0[0].Chosen + (1.0/4-1.0/7)/2, g0[0].Rejected, -1.0 / 7 / 2},
-		{g0[1].Chosen + (1.0/4-1.0/5)/2, g0[1].Rejected, -1.0 / 5 / 2},
+		{Chosen: g0[0].Chosen + (1.0/4-1.0/7)/2, Rejected: g0[0].Rejected, Prompt: -1.0 / 7 / 2},
+		{Chosen: g0[1].Chosen + (1.0/4-1.0/5)/2, Rejected: g0[1].Rejected, Prompt: -1.0 / 5 / 2},
 	}
 	for i := range g1 {
 		if !closeTo(g1[i].Chosen, wantG[i].Chosen, 1e-13) || g1[i].Rejected != wantG[i].Rejected || !closeTo(g1[i].Prompt, wantG[i].Prompt, 1e-13) {

@@ -100,5 +100,5 @@ CASES = [
 
 for name, batch, q in CASES:
     v, g = case(name, batch, q)
-    gs = ", ".join("{%s, %s, 0}" % (mp.nstr(c, 17), mp.nstr(r, 17)) for c, r in g)
+    gs = ", ".join("{Chosen: %s, Rejected: %s}" % (mp.nstr(c, 17), mp.nstr(r, 17)) for c, r in g)
     print('{"%s", %s, %s, []PairGrad{%s}},' % (name, q, mp.nstr(v, 17), gs))
