@@ -22,6 +22,10 @@ type PairLogps struct {
 	// and PromptTokens their count; filled only for losses that ask for them (ORPO's include_prompt).
 	PolicyPrompt float64
 	PromptTokens int
+	// The *Shared fields are the log-probs of the first min(|y_w|, |y_l|) tokens of each completion
+	// (LD-DPO's shared part); filled only for a loss with length desensitization.
+	PolicyChosenShared, PolicyRejectedShared float64
+	RefChosenShared, RefRejectedShared       float64
 }
 
 // PairGrad is the gradient of the batch loss (the mean over the pairs of a batch) with respect to
@@ -31,6 +35,8 @@ type PairGrad struct {
 	Chosen   float64 // dL/d PolicyChosen
 	Rejected float64 // dL/d PolicyRejected
 	Prompt   float64 // dL/d PolicyPrompt (0 unless the loss reads the prompt's log-probs)
+	// dL/d PolicyChosenShared and dL/d PolicyRejectedShared (0 without length desensitization).
+	ChosenShared, RejectedShared float64
 }
 
 // Loss is a preference loss. Compute returns the batch loss, the mean of the per-pair losses

@@ -28,7 +28,14 @@ type WeightedLoss struct {
 type ComposedLoss struct {
 	terms   []WeightedLoss
 	wpo     bool
+	ldAlpha float64 // LD-DPO's alpha in (0, 1); 0: no length desensitization
 	primary int
+}
+
+// LossOptions are the settings that apply to a whole (possibly composed) loss, as in TRL.
+type LossOptions struct {
+	WPO     bool    // WPO weighting (TRL's use_weighting)
+	LDAlpha float64 // LD-DPO length desensitization (TRL's ld_alpha) in (0, 1); 0 disables
 }
 
 // NewComposedLoss checks the components (registry losses, each at most once, weights finite and
@@ -71,7 +78,14 @@ func (c *ComposedLoss) Name() string {
 	for i, t := range c.terms {
 		parts[i] = t.Loss.Name() + ":" + strconv.FormatFloat(t.Weight, 'g', -1, 64)
 	}
-	s := strings.Join(parts, ",")
+	return c.decorate(strings.Join(parts, ","))
+}
+
+// decorate prefixes the loss-wide options: "wpo:", "ld0.5:".
+func (c *ComposedLoss) decorate(s string) string {
+	if c.ldAlpha != 0 {
+		s = "ld" + strconv.FormatFloat(c.ldAlpha, 'g', -1, 64) + ":" + s
+	}
 	if c.wpo {
 		s = "wpo:" + s
 	}
@@ -89,11 +103,16 @@ func (c *ComposedLoss) Spec() string {
 		}
 		parts[i] = t.Loss.Name() + p + ":" + strconv.FormatFloat(t.Weight, 'g', -1, 64)
 	}
-	s := strings.Join(parts, ",")
-	if c.wpo {
-		s = "wpo:" + s
-	}
-	return s
+	return c.decorate(strings.Join(parts, ","))
+}
+
+// NeedsSharedLogps reports whether Compute reads the shared-prefix log-probs (LD-DPO).
+func (c *ComposedLoss) NeedsSharedLogps() bool { return c.ldAlpha != 0 }
+
+// needsSharedLogps reports whether a loss reads the *Shared fields of PairLogps.
+func needsSharedLogps(l Loss) bool {
+	c, ok := l.(*ComposedLoss)
+	return ok && c.NeedsSharedLogps()
 }
 
 // Components returns the components and their weights.
@@ -130,7 +149,20 @@ func needsPromptLogps(l Loss) bool {
 
 // Rewards returns the rewards of the first component that is not sft.
 func (c *ComposedLoss) Rewards(p PairLogps) (float64, float64) {
+	if c.ldAlpha != 0 {
+		if q, err := ldTransform([]PairLogps{p}, c.ldAlpha); err == nil {
+			p = q[0]
+		}
+	}
 	return c.terms[c.primary].Loss.Rewards(p)
+}
+
+// prepare applies the loss-wide transforms (LD-DPO) to a batch.
+func (c *ComposedLoss) prepare(batch []PairLogps) ([]PairLogps, error) {
+	if c.ldAlpha == 0 {
+		return batch, nil
+	}
+	return ldTransform(batch, c.ldAlpha)
 }
 
 // GapAdaptor returns the logged component's BPO alpha (1 for the other losses).
@@ -166,6 +198,10 @@ func (c *ComposedLoss) Compute(batch []PairLogps) (float64, []PairGrad, error) {
 			pairW[i] = w
 		}
 	}
+	batch, err := c.prepare(batch)
+	if err != nil {
+		return 0, nil, fmt.Errorf("%s: %w", c.Name(), err)
+	}
 	n := float64(len(batch))
 	grads := make([]PairGrad, len(batch))
 	var total float64
@@ -184,6 +220,9 @@ func (c *ComposedLoss) Compute(batch []PairLogps) (float64, []PairGrad, error) {
 	}
 	if !isFinite(total) {
 		return 0, nil, fmt.Errorf("%s: loss is not finite (%v)", c.Name(), total)
+	}
+	if c.ldAlpha != 0 {
+		grads = ldGrads(grads, c.ldAlpha)
 	}
 	return total, grads, nil
 }
@@ -290,6 +329,15 @@ func splitTopLevel(s string) ([]string, error) {
 // whose loss uses them, and one that no term uses is an error; then the term's own parameters.
 // A spec of one term with weight 1 and no WPO weighting returns the plain loss.
 func NewLossFromSpec(spec string, global [][2]string, wpo bool) (Loss, error) {
+	return NewLossFromSpecWith(spec, global, LossOptions{WPO: wpo})
+}
+
+// NewLossFromSpecWith is NewLossFromSpec with every loss-wide option.
+func NewLossFromSpecWith(spec string, global [][2]string, opts LossOptions) (Loss, error) {
+	if opts.LDAlpha != 0 && !(opts.LDAlpha > 0 && opts.LDAlpha < 1) {
+		return nil, fmt.Errorf("ld_alpha must be in (0, 1) (1 would change nothing), got %v", opts.LDAlpha)
+	}
+	wpo := opts.WPO
 	terms, err := ParseLossSpec(spec)
 	if err != nil {
 		return nil, err
@@ -328,13 +376,14 @@ func NewLossFromSpec(spec string, global [][2]string, wpo bool) (Loss, error) {
 		}
 		built = append(built, WeightedLoss{Loss: l, Weight: t.Weight})
 	}
-	if len(built) == 1 && built[0].Weight == 1 && !wpo {
+	if len(built) == 1 && built[0].Weight == 1 && !wpo && opts.LDAlpha == 0 {
 		return built[0].Loss, nil
 	}
 	c, err := NewComposedLoss(built, wpo)
 	if err != nil {
 		return nil, fmt.Errorf("loss spec %q: %w", spec, err)
 	}
+	c.ldAlpha = opts.LDAlpha
 	return c, nil
 }
 

@@ -97,9 +97,15 @@ func (m *MetricsAccumulator) Add(batch []PairLogps, batchLoss float64) {
 		m.lr += p.PolicyRejected
 	}
 	m.lossSum += batchLoss * float64(len(batch))
+	prepared := batch
+	if c, ok := m.loss.(*ComposedLoss); ok {
+		if p, err := c.prepare(batch); err == nil {
+			prepared = p // the components see length-desensitized log-probs (LD-DPO)
+		}
+	}
 	for i, c := range m.components {
 		// The composed loss computed every component on this batch already, so this cannot fail.
-		if v, _, err := c.Loss.Compute(batch); err == nil {
+		if v, _, err := c.Loss.Compute(prepared); err == nil {
 			m.compSums[i] += v * float64(len(batch))
 		}
 	}

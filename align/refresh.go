@@ -132,8 +132,25 @@ func (a DCRAlarm) String() string {
 	return strconv.FormatFloat(a.Rate, 'g', -1, 64) + ":" + strconv.Itoa(max(a.Steps, 1)) + ":" + mode
 }
 
-// forwardAll returns the current policy's log-prob sums of every pair, micro-batch by micro-batch.
+// forwardAll returns the current policy's log-prob sums of every pair, micro-batch by micro-batch,
+// with the shared-prefix sums when the loss reads them (LD-DPO).
 func (t *Trainer) forwardAll(ctx context.Context, pairs []TokenizedPair) ([]RefLogps, error) {
+	out, err := t.forwardSums(ctx, pairs)
+	if err != nil || !needsSharedLogps(t.cfg.Loss) {
+		return out, err
+	}
+	shared, err := t.forwardSums(ctx, SharedPrefixPairs(pairs))
+	if err != nil {
+		return nil, fmt.Errorf("shared prefixes: %w", err)
+	}
+	for i := range out {
+		out[i].ChosenShared, out[i].RejectedShared = shared[i].Chosen, shared[i].Rejected
+	}
+	return out, nil
+}
+
+// forwardSums returns the current policy's completion log-prob sums of every pair.
+func (t *Trainer) forwardSums(ctx context.Context, pairs []TokenizedPair) ([]RefLogps, error) {
 	out := make([]RefLogps, 0, len(pairs))
 	for lo := 0; lo < len(pairs); lo += t.cfg.MicroBatch {
 		hi := min(lo+t.cfg.MicroBatch, len(pairs))
@@ -190,7 +207,10 @@ const (
 	refreshTrainFile  = "reference-train.bin"
 	refreshEvalFile   = "reference-eval.bin"
 	refreshParamsFile = "reference-params.bin"
-	refreshCacheKey   = "tr-dpo reference refresh"
+	// LD-DPO's shared-prefix sums, stored as the chosen and rejected values of a reference cache
+	refreshTrainSharedFile = "reference-train-shared.bin"
+	refreshEvalSharedFile  = "reference-eval-shared.bin"
+	refreshCacheKey        = "tr-dpo reference refresh"
 )
 
 // saveRefreshed writes the refreshed reference (log-probs, and the soft update's parameters) into
@@ -204,6 +224,14 @@ func (t *Trainer) saveRefreshed(dir string) error {
 	}
 	if err := SaveRefCache(filepath.Join(dir, refreshEvalFile), refreshCacheKey, t.evalRef); err != nil {
 		return err
+	}
+	if needsSharedLogps(t.cfg.Loss) {
+		if err := SaveRefCache(filepath.Join(dir, refreshTrainSharedFile), refreshCacheKey, sharedOf(t.trainRef)); err != nil {
+			return err
+		}
+		if err := SaveRefCache(filepath.Join(dir, refreshEvalSharedFile), refreshCacheKey, sharedOf(t.evalRef)); err != nil {
+			return err
+		}
 	}
 	if t.cfg.RefRefresh.Mix < 1 {
 		return saveParamsFile(filepath.Join(dir, refreshParamsFile), t.refParams)
@@ -223,6 +251,20 @@ func (t *Trainer) loadRefreshed(dir string) error {
 	eval, err := LoadRefCache(filepath.Join(dir, refreshEvalFile), refreshCacheKey, len(t.eval))
 	if err != nil {
 		return err
+	}
+	if needsSharedLogps(t.cfg.Loss) {
+		for _, f := range []struct {
+			file string
+			refs []RefLogps
+		}{{refreshTrainSharedFile, train}, {refreshEvalSharedFile, eval}} {
+			shared, err := LoadRefCache(filepath.Join(dir, f.file), refreshCacheKey, len(f.refs))
+			if err != nil {
+				return err
+			}
+			for i := range f.refs {
+				f.refs[i].ChosenShared, f.refs[i].RejectedShared = shared[i].Chosen, shared[i].Rejected
+			}
+		}
 	}
 	if t.cfg.RefRefresh.Mix < 1 {
 		if err := loadParamsFile(filepath.Join(dir, refreshParamsFile), t.refParams); err != nil {
@@ -297,4 +339,13 @@ func loadParamsFile(path string, dst [][]float32) error {
 		return fail("%d trailing bytes", r.remaining())
 	}
 	return nil
+}
+
+// sharedOf returns the shared-prefix sums of refs as plain chosen/rejected values.
+func sharedOf(refs []RefLogps) []RefLogps {
+	out := make([]RefLogps, len(refs))
+	for i, r := range refs {
+		out[i] = RefLogps{Chosen: r.ChosenShared, Rejected: r.RejectedShared}
+	}
+	return out
 }

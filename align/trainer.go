@@ -135,6 +135,10 @@ func NewTrainer(cfg TrainConfig, policy Policy, train []TokenizedPair, trainRef 
 			if !isFinite(r.Chosen) || !isFinite(r.Rejected) {
 				return nil, fmt.Errorf("train: %s pair %d: reference log-probs are not finite (%v, %v)", set.name, i, r.Chosen, r.Rejected)
 			}
+			if needsSharedLogps(cfg.Loss) && !(r.ChosenShared < 0 && r.RejectedShared < 0) {
+				return nil, fmt.Errorf("train: %s pair %d (line %d): loss %s needs the reference log-probs of the shared prefixes (LD-DPO), got (%v, %v)",
+					set.name, i, set.pairs[i].Line, cfg.Loss.Name(), r.ChosenShared, r.RejectedShared)
+			}
 		}
 	}
 	t := &Trainer{cfg: cfg, policy: policy, train: train, trainRef: trainRef, eval: eval, evalRef: evalRef}
@@ -427,7 +431,9 @@ func pairLogps(batch []TokenizedPair, refs []RefLogps, idx []int, chosen, reject
 	for i, p := range batch {
 		out[i] = PairLogps{PolicyChosen: chosen[i], PolicyRejected: rejected[i], ChosenTokens: len(p.Chosen), RejectedTokens: len(p.Rejected)}
 		if refs != nil {
-			out[i].RefChosen, out[i].RefRejected = refs[idx[i]].Chosen, refs[idx[i]].Rejected
+			r := refs[idx[i]]
+			out[i].RefChosen, out[i].RefRejected = r.Chosen, r.Rejected
+			out[i].RefChosenShared, out[i].RefRejectedShared = r.ChosenShared, r.RejectedShared
 		}
 	}
 	return out, nil
@@ -447,25 +453,16 @@ func (t *Trainer) trainStep(ctx context.Context) error {
 	ma := NewMetricsAccumulator(t.cfg.Loss)
 	ma.SetDCRThreshold(t.cfg.DCRThreshold)
 	t.acc.Reset()
-	withPrompt := needsPromptLogps(t.cfg.Loss)
+	withPrompt, withShared := needsPromptLogps(t.cfg.Loss), needsSharedLogps(t.cfg.Loss)
 	for lo := 0; lo < len(idx); lo += t.cfg.MicroBatch {
 		mIdx := idx[lo:min(lo+t.cfg.MicroBatch, len(idx))]
 		batch := make([]TokenizedPair, len(mIdx))
 		for i, j := range mIdx {
 			batch[i] = t.train[j]
 		}
-		fwd, promptIdx := batch, []int(nil)
-		if withPrompt {
-			fwd, promptIdx = withPromptPairs(batch)
-		}
+		fwd, lay := extendBatch(batch, withPrompt, withShared)
 		lossFn := func(chosen, rejected []float64) (float64, []PairGrad, error) {
-			var pl []PairLogps
-			var err error
-			if withPrompt {
-				pl, err = promptLogps(batch, t.trainRef, mIdx, promptIdx, chosen, rejected)
-			} else {
-				pl, err = pairLogps(batch, t.trainRef, mIdx, chosen, rejected)
-			}
+			pl, err := lay.logps(batch, t.trainRef, mIdx, chosen, rejected)
 			if err != nil {
 				return 0, nil, err
 			}
@@ -476,10 +473,7 @@ func (t *Trainer) trainStep(ctx context.Context) error {
 				return 0, nil, err
 			}
 			ma.Add(pl, l)
-			if withPrompt {
-				g = promptGrads(g, promptIdx, len(fwd))
-			}
-			return l, g, nil
+			return l, lay.grads(g, len(fwd)), nil
 		}
 		for _, g := range t.microGrads {
 			clear(g)
@@ -557,7 +551,7 @@ func (t *Trainer) evaluate(ctx context.Context) error {
 		for i := range idx {
 			idx[i] = lo + i
 		}
-		pl, err := forwardLogps(ctx, t.policy, t.eval[lo:hi], t.evalRef, idx, needsPromptLogps(t.cfg.Loss))
+		pl, err := forwardLogps(ctx, t.policy, t.cfg.Loss, t.eval[lo:hi], t.evalRef, idx)
 		if err != nil {
 			return fmt.Errorf("eval at step %d: %w", t.step, err)
 		}

@@ -26,6 +26,7 @@ func trainCommand() *cli.Command {
 		&cli.StringFlag{Name: "divergence", Usage: "f-divergence of the score-based losses (dpo, hinge, robust, exo_pair, nca_pair, bco_pair, sppo_hard, apo_*, discopop): " + strings.Join(align.Divergences(), ", ")},
 		&cli.StringFlag{Name: "divergence-alpha", Usage: "alpha of --divergence alpha_divergence"},
 		&cli.BoolFlag{Name: "include-prompt", Usage: "ORPO: the NLL term covers the prompt tokens too (as TRL and the ORPO authors' code); default: completion tokens only"},
+		&cli.Float64Flag{Name: "ld-alpha", Usage: "LD-DPO in (0, 1): the tokens beyond the shorter completion's length count alpha times (policy and reference); 0: off"},
 		&cli.BoolFlag{Name: "use-weighting", Usage: "WPO weighting: scale each pair's loss by exp(mean token logp of chosen + of rejected), without gradient"},
 		&cli.Float64Flag{Name: "dcr-threshold", Value: align.DefaultDCRThreshold, Usage: "a chosen reward counts as degraded (dcr_rate) when below -THRESHOLD"},
 		&cli.StringFlag{Name: "dcr-alarm", Usage: "RATE[:STEPS][:warn|stop]: warn, or stop with a checkpoint, when dcr_rate > RATE for STEPS consecutive steps"},
@@ -117,6 +118,13 @@ func runTrain(c *cli.Context) error {
 		trainRef, err = cachedReference(c, m, trainPairs, align.RefCacheKey(fp, dataHash, settings, "train"), runDir, "train")
 		if err == nil && len(evalPairs) > 0 {
 			evalRef, err = cachedReference(c, m, evalPairs, align.RefCacheKey(fp, dataHash, settings, "eval"), runDir, "eval")
+		}
+		if err == nil && opts.ldAlpha != 0 {
+			// LD-DPO also reads the reference's log-probs of the completions' shared prefixes.
+			err = addSharedReference(c, m, trainPairs, trainRef, align.RefCacheKey(fp, dataHash, settings, "train-shared"), runDir, "train")
+			if err == nil && len(evalPairs) > 0 {
+				err = addSharedReference(c, m, evalPairs, evalRef, align.RefCacheKey(fp, dataHash, settings, "eval-shared"), runDir, "eval")
+			}
 		}
 		if err != nil {
 			m.Close()
@@ -229,4 +237,17 @@ func cachedReference(c *cli.Context, m *llama.Model, pairs []align.TokenizedPair
 		return nil, err
 	}
 	return refs, nil
+}
+
+// addSharedReference fills the shared-prefix sums of refs (LD-DPO) from the reference model, cached
+// like the full sums.
+func addSharedReference(c *cli.Context, m *llama.Model, pairs []align.TokenizedPair, refs []align.RefLogps, key, runDir, split string) error {
+	shared, err := cachedReference(c, m, align.SharedPrefixPairs(pairs), key, runDir, split+" shared prefixes")
+	if err != nil {
+		return err
+	}
+	for i := range refs {
+		refs[i].ChosenShared, refs[i].RejectedShared = shared[i].Chosen, shared[i].Rejected
+	}
+	return nil
 }

@@ -16,6 +16,7 @@ var lossParamFlags = []string{"beta", "alpha", "f", "label-smoothing", "lambda",
 // trainOptions are the preference-specific settings of `bpo train`, all checked before any work.
 type trainOptions struct {
 	loss         align.Loss
+	ldAlpha      float64
 	dcrThreshold float64
 	alarm        align.DCRAlarm
 	refresh      align.RefRefresh
@@ -41,7 +42,11 @@ func trainOptionsFromFlags(c *cli.Context) (trainOptions, error) {
 	if _, err := align.ParseLossSpec(c.String("loss")); err != nil {
 		return o, fmt.Errorf("--loss: %w", err)
 	}
-	loss, err := align.NewLossFromSpec(c.String("loss"), global, c.Bool("use-weighting"))
+	o.ldAlpha = c.Float64("ld-alpha")
+	if o.ldAlpha != 0 && !(o.ldAlpha > 0 && o.ldAlpha < 1) {
+		return o, fmt.Errorf("--ld-alpha must be in (0, 1) (0 turns it off), got %v", o.ldAlpha)
+	}
+	loss, err := align.NewLossFromSpecWith(c.String("loss"), global, align.LossOptions{WPO: c.Bool("use-weighting"), LDAlpha: o.ldAlpha})
 	if err != nil {
 		// "parameter label_smoothing: no loss in ... uses it" names a flag.
 		if rest, ok := strings.CutPrefix(err.Error(), "parameter "); ok {

@@ -102,3 +102,32 @@ func TestTrainIncludePromptFlag(t *testing.T) {
 		t.Errorf("%v\n%s", err, res)
 	}
 }
+
+// TestTrainLDAlpha runs LD-DPO on stories260K: the reference's shared-prefix sums come from llama.cpp
+// and the policy's from the training graph, so step 1 (LoRA B zero) must log DPO's log 2 and
+// rewards of about 0; a bad --ld-alpha is refused first.
+func TestTrainLDAlpha(t *testing.T) {
+	dir := t.TempDir()
+	_, pairs := writeStoryData(t, dir)
+	out := filepath.Join(dir, "run")
+	res, err := bpoCmd("train", "--model", stories(t), "--data", pairs, "--loss", "dpo", "--ld-alpha", "0.5", "--out", out, "--lr", "5e-3",
+		"--max-steps", "4", "--batch-size", "8", "--lora-rank", "4", "--lora-alpha", "8", "--threads", "1", "--warmup-ratio", "0").CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, res)
+	}
+	ms, err := align.ReadMetrics(filepath.Join(out, align.MetricsFileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if math.Abs(ms[0].Loss-math.Ln2) > 1e-4 || math.Abs(ms[0].RewardsChosen) > 1e-4 || math.Abs(ms[0].RewardsRejected) > 1e-4 {
+		t.Errorf("step 1: loss %v rewards %v %v, want log 2 and 0", ms[0].Loss, ms[0].RewardsChosen, ms[0].RewardsRejected)
+	}
+	if last := ms[len(ms)-1]; last.RewardsMargins <= ms[0].RewardsMargins {
+		t.Errorf("margin did not grow: %v -> %v", ms[0].RewardsMargins, last.RewardsMargins)
+	}
+	res, err = bpoCmd("train", "--model", stories(t), "--data", filepath.Join(dir, "missing.jsonl"), "--out", filepath.Join(dir, "x"),
+		"--loss", "dpo", "--ld-alpha", "1").CombinedOutput()
+	if err == nil || !strings.Contains(string(res), "--ld-alpha must be in (0, 1)") {
+		t.Errorf("--ld-alpha 1: %v %s", err, res)
+	}
+}
