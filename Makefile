@@ -11,7 +11,7 @@ export CGO_CFLAGS := $(OPT_FLAGS)
 export CGO_CXXFLAGS := $(OPT_FLAGS)
 TEST_TIMEOUT ?= 30m
 
-.PHONY: all build headers test bench demo vet fmt clean check-tools mnist-data fashion-mnist-data ipnn-data
+.PHONY: all build headers test bench demo demo-tools vet fmt clean check-tools mnist-data fashion-mnist-data ipnn-data
 
 all: build
 
@@ -50,6 +50,10 @@ clean:
 DEMO_OUT ?= demo-out
 demo: build
 	DEMO_OUT=$(DEMO_OUT) scripts/demo.sh
+
+# CHES filtering and TR-DPO reference refresh on the demo's pairs (after `make demo`; about 4 minutes).
+demo-tools: build
+	DEMO_OUT=$(DEMO_OUT) scripts/demo-tools.sh
 
 # Benchmarks (bench/, see bench/README.md): each program writes bench/results/<name>.json and
 # bench/report renders them all into bench/RESULTS.md. The bridge benchmark also builds itself with

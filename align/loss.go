@@ -18,6 +18,14 @@ type PairLogps struct {
 	RefRejected    float64 // log ref(y_l|x)
 	ChosenTokens   int     // number of chosen completion tokens
 	RejectedTokens int     // number of rejected completion tokens
+	// PolicyPrompt is log π of the prompt's tokens after the first (BOS), each given the ones before,
+	// and PromptTokens their count; filled only for losses that ask for them (ORPO's include_prompt).
+	PolicyPrompt float64
+	PromptTokens int
+	// The *Shared fields are the log-probs of the first min(|y_w|, |y_l|) tokens of each completion
+	// (LD-DPO's shared part); filled only for a loss with length desensitization.
+	PolicyChosenShared, PolicyRejectedShared float64
+	RefChosenShared, RefRejectedShared       float64
 }
 
 // PairGrad is the gradient of the batch loss (the mean over the pairs of a batch) with respect to
@@ -26,6 +34,9 @@ type PairLogps struct {
 type PairGrad struct {
 	Chosen   float64 // dL/d PolicyChosen
 	Rejected float64 // dL/d PolicyRejected
+	Prompt   float64 // dL/d PolicyPrompt (0 unless the loss reads the prompt's log-probs)
+	// dL/d PolicyChosenShared and dL/d PolicyRejectedShared (0 without length desensitization).
+	ChosenShared, RejectedShared float64
 }
 
 // Loss is a preference loss. Compute returns the batch loss, the mean of the per-pair losses
@@ -49,52 +60,88 @@ type Loss interface {
 // DefaultLossParams(name) and override; NewLoss rejects a parameter set to a non-zero value for a
 // loss that does not use it.
 type LossParams struct {
-	Beta           float64 // temperature beta (all losses; ORPO's lambda is called beta as in TRL)
-	LabelSmoothing float64 // DPO/RPO conservative label smoothing eps in [0, 0.5)
+	Beta           float64 // temperature beta (all losses but sft; ORPO's lambda is called beta as in TRL)
+	LabelSmoothing float64 // DPO/RPO/robust/aot label smoothing eps in [0, 0.5); EXO's eps in (0, 0.5)
 	Alpha          float64 // BPO gap adaptor in (0, 1]; RPO weight of the chosen NLL (>= 0)
 	F              string  // BPO loss family: logistic, hinge, square, exponential, truncated-quadratic, savage
 	Lambda         float64 // DPOP penalty weight (>= 0)
 	Gamma          float64 // SimPO target reward margin gamma
+	Tau            float64 // DiscoPOP temperature of the mixing coefficient (> 0)
+	// Divergence is the f-divergence of the score-based losses (f-DPO): reverse_kl (the default, ""),
+	// forward_kl, js_divergence or alpha_divergence; DivergenceAlpha is the alpha of alpha_divergence.
+	Divergence      string
+	DivergenceAlpha float64
+	// IncludePrompt makes ORPO's NLL term cover the prompt tokens as well as the chosen completion,
+	// as TRL and the ORPO authors' code do; off by default (completion tokens only).
+	IncludePrompt bool
 }
 
 // lossSpec describes one registered loss.
 type lossSpec struct {
 	defaults LossParams
-	uses     map[string]bool // which optional parameters apply (beta always does)
+	uses     map[string]bool // which optional parameters apply (beta does unless noBeta)
+	noBeta   bool            // the loss has no temperature (sft)
 	needsRef bool
 	needsLen bool // token counts must be > 0
-	pair     pairFunc
-	rewards  func(p PairLogps, q LossParams) (float64, float64)
+	// Exactly one of pair, score and batch is set. score losses are functions of the (f-divergence
+	// transformed) log-ratios a and b and accept the divergence parameters; batch losses couple the
+	// pairs of a batch (AOT sorts them).
+	pair    pairFunc
+	score   scoreFunc
+	batch   batchFunc
+	rewards func(p PairLogps, q LossParams) (float64, float64)
 }
 
 // pairFunc returns one pair's loss contribution and its derivatives with respect to the pair's
 // policy log-probs. Batch-level terms that are batch means decompose into per-pair terms.
 type pairFunc func(p PairLogps, q LossParams) (l, dChosen, dRejected float64, err error)
 
+// scoreFunc returns one pair's loss and its derivatives with respect to the pair's scores sa = φ(a)
+// and sb = φ(b), φ being the f-divergence's transform of the log-ratios (the identity for reverse KL).
+type scoreFunc func(sa, sb float64, q LossParams) (l, dsa, dsb float64)
+
+// batchFunc returns every pair's loss and the derivatives of that loss with respect to all pairs'
+// policy log-probs, summed per pair (not divided by the batch size).
+type batchFunc func(batch []PairLogps, q LossParams) (l []float64, grads []PairGrad, err error)
+
 // lossAliases maps accepted alternative names to registry names.
 var lossAliases = map[string]string{
-	"sigmoid": "dpo",
-	"slic":    "hinge",
-	"caldpo":  "cal-dpo",
-	"cal_dpo": "cal-dpo",
+	"sigmoid":  "dpo",
+	"slic":     "hinge",
+	"caldpo":   "cal-dpo",
+	"cal_dpo":  "cal-dpo",
+	"aot_pair": "aot_unpaired", // TRL's name before it was renamed
+}
+
+// scoreUses are the parameters every score-based loss accepts.
+var scoreUses = []string{"divergence", "divergence_alpha"}
+
+// usesOf builds a uses map from parameter names; score losses add the divergence parameters.
+func usesOf(score bool, names ...string) map[string]bool {
+	m := map[string]bool{}
+	for _, n := range names {
+		m[n] = true
+	}
+	if score {
+		for _, n := range scoreUses {
+			m[n] = true
+		}
+	}
+	return m
 }
 
 // lossSpecs returns the registry. It is a function, not a package variable, so that no global
 // mutable state exists.
 func lossSpecs() map[string]lossSpec {
-	return map[string]lossSpec{
-		"dpo": {
-			defaults: LossParams{Beta: 0.1},
-			uses:     map[string]bool{"label_smoothing": true},
-			needsRef: true, pair: dpoPair, rewards: refRewards,
-		},
+	ref := func(score scoreFunc, uses ...string) lossSpec {
+		return lossSpec{defaults: LossParams{Beta: 0.1}, uses: usesOf(true, uses...), needsRef: true, score: score, rewards: refRewards}
+	}
+	specs := map[string]lossSpec{
+		"dpo":   ref(dpoScore, "label_smoothing"),
+		"hinge": ref(hingeScore),
 		"ipo": {
 			defaults: LossParams{Beta: 0.1},
 			needsRef: true, pair: ipoPair, rewards: refRewards,
-		},
-		"hinge": {
-			defaults: LossParams{Beta: 0.1},
-			needsRef: true, pair: hingePair, rewards: refRewards,
 		},
 		"cal-dpo": {
 			defaults: LossParams{Beta: 0.1},
@@ -117,6 +164,7 @@ func lossSpecs() map[string]lossSpec {
 		},
 		"orpo": {
 			defaults: LossParams{Beta: 0.1},
+			uses:     map[string]bool{"include_prompt": true},
 			needsLen: true, pair: orpoPair, rewards: lengthNormRewards,
 		},
 		"rpo": {
@@ -124,7 +172,42 @@ func lossSpecs() map[string]lossSpec {
 			uses:     map[string]bool{"alpha": true, "label_smoothing": true},
 			needsRef: true, needsLen: true, pair: rpoPair, rewards: refRewards,
 		},
+		"robust":    ref(robustScore, "label_smoothing"),
+		"exo_pair":  ref(exoScore, "label_smoothing"),
+		"nca_pair":  ref(ncaScore),
+		"bco_pair":  ref(bcoScore),
+		"sppo_hard": ref(sppoHardScore),
+		"apo_zero":  ref(apoZeroScore),
+		"apo_down":  ref(apoDownScore),
+		"discopop":  ref(discopopScore, "tau"),
+		"sigmoid_norm": {
+			defaults: LossParams{Beta: 0.1},
+			needsRef: true, needsLen: true, pair: sigmoidNormPair, rewards: refRewards,
+		},
+		"aot": {
+			defaults: LossParams{Beta: 0.1},
+			uses:     map[string]bool{"label_smoothing": true},
+			needsRef: true, batch: aotBatch, rewards: refRewards,
+		},
+		"aot_unpaired": {
+			defaults: LossParams{Beta: 0.1},
+			uses:     map[string]bool{"label_smoothing": true},
+			needsRef: true, batch: aotUnpairedBatch, rewards: refRewards,
+		},
+		"sft": {
+			noBeta: true, needsLen: true, pair: sftPair, rewards: meanLogpRewards,
+		},
 	}
+	robust := specs["robust"]
+	robust.defaults.LabelSmoothing = 0.1
+	specs["robust"] = robust
+	exo := specs["exo_pair"]
+	exo.defaults.LabelSmoothing = 1e-3
+	specs["exo_pair"] = exo
+	disco := specs["discopop"]
+	disco.defaults.Tau = 0.05
+	specs["discopop"] = disco
+	return specs
 }
 
 // LossNames returns the registered loss names, sorted.
@@ -138,11 +221,20 @@ func LossNames() []string {
 	return names
 }
 
-// canonicalLossName resolves aliases and case.
+// canonicalLossName resolves aliases, case, and dashes written for underscores (or the reverse).
 func canonicalLossName(name string) string {
 	n := strings.ToLower(strings.TrimSpace(name))
 	if a, ok := lossAliases[n]; ok {
 		return a
+	}
+	specs := lossSpecs()
+	for _, c := range []string{n, strings.ReplaceAll(n, "-", "_"), strings.ReplaceAll(n, "_", "-")} {
+		if _, ok := specs[c]; ok {
+			return c
+		}
+		if a, ok := lossAliases[c]; ok {
+			return a
+		}
 	}
 	return n
 }
@@ -154,6 +246,20 @@ func DefaultLossParams(name string) (LossParams, error) {
 		return LossParams{}, unknownLossError(name)
 	}
 	return spec.defaults, nil
+}
+
+// LossUsesParam reports whether the named loss accepts the named hyper-parameter (as in
+// LossParamNames); false for an unknown loss or parameter.
+func LossUsesParam(loss, param string) bool {
+	spec, ok := lossSpecs()[canonicalLossName(loss)]
+	if !ok {
+		return false
+	}
+	key := paramKey(param)
+	if key == "beta" {
+		return !spec.noBeta
+	}
+	return spec.uses[key]
 }
 
 func unknownLossError(name string) error {
@@ -173,28 +279,48 @@ func NewLoss(name string, params LossParams) (Loss, error) {
 	if spec.uses["f"] {
 		params.F = strings.ToLower(params.F)
 	}
+	if spec.score != nil {
+		params.Divergence = canonicalDivergence(params.Divergence)
+	}
 	return &pairLoss{name: canon, spec: spec, params: params}, nil
 }
 
 func validateLossParams(name string, spec lossSpec, q LossParams) error {
-	if !isFinite(q.Beta) || q.Beta <= 0 {
+	if spec.noBeta {
+		if q.Beta != 0 {
+			return fmt.Errorf("parameter beta does not apply to loss %s", name)
+		}
+	} else if !isFinite(q.Beta) || q.Beta <= 0 {
 		return fmt.Errorf("beta must be a finite number > 0, got %v", q.Beta)
 	}
 	set := map[string]bool{
-		"label_smoothing": q.LabelSmoothing != 0,
-		"alpha":           q.Alpha != 0,
-		"f":               q.F != "",
-		"lambda":          q.Lambda != 0,
-		"gamma":           q.Gamma != 0,
+		"label_smoothing":  q.LabelSmoothing != 0,
+		"alpha":            q.Alpha != 0,
+		"f":                q.F != "",
+		"lambda":           q.Lambda != 0,
+		"gamma":            q.Gamma != 0,
+		"tau":              q.Tau != 0,
+		"divergence":       q.Divergence != "",
+		"divergence_alpha": q.DivergenceAlpha != 0,
+		"include_prompt":   q.IncludePrompt,
 	}
-	for _, p := range []string{"label_smoothing", "alpha", "f", "lambda", "gamma"} {
+	for _, p := range LossParamNames()[1:] {
 		if set[p] && !spec.uses[p] {
 			return fmt.Errorf("parameter %s does not apply to loss %s", p, name)
 		}
 	}
 	if spec.uses["label_smoothing"] {
-		if !isFinite(q.LabelSmoothing) || q.LabelSmoothing < 0 || q.LabelSmoothing >= 0.5 {
+		if name == "exo_pair" {
+			if !isFinite(q.LabelSmoothing) || q.LabelSmoothing <= 0 || q.LabelSmoothing >= 0.5 {
+				return fmt.Errorf("label_smoothing (EXO's epsilon) must be in (0, 0.5), got %v", q.LabelSmoothing)
+			}
+		} else if !isFinite(q.LabelSmoothing) || q.LabelSmoothing < 0 || q.LabelSmoothing >= 0.5 {
 			return fmt.Errorf("label_smoothing must be in [0, 0.5), got %v", q.LabelSmoothing)
+		}
+	}
+	if spec.score != nil {
+		if err := validateDivergence(q); err != nil {
+			return err
 		}
 	}
 	switch name {
@@ -217,6 +343,10 @@ func validateLossParams(name string, spec lossSpec, q LossParams) error {
 		if !isFinite(q.Gamma) {
 			return fmt.Errorf("gamma must be finite, got %v", q.Gamma)
 		}
+	case "discopop":
+		if !isFinite(q.Tau) || q.Tau <= 0 {
+			return fmt.Errorf("tau must be a finite number > 0, got %v", q.Tau)
+		}
 	}
 	return nil
 }
@@ -232,6 +362,9 @@ func (l *pairLoss) Name() string         { return l.name }
 func (l *pairLoss) Params() LossParams   { return l.params }
 func (l *pairLoss) NeedsReference() bool { return l.spec.needsRef }
 
+// NeedsPromptLogps reports whether Compute reads PolicyPrompt (ORPO with include_prompt).
+func (l *pairLoss) NeedsPromptLogps() bool { return l.params.IncludePrompt }
+
 // GapAdaptor returns BPO's alpha, or 1 for the other losses (the plain balanced margin min(a, -b)).
 func (l *pairLoss) GapAdaptor() float64 {
 	if l.name == "bpo" {
@@ -245,30 +378,75 @@ func (l *pairLoss) Rewards(p PairLogps) (chosen, rejected float64) {
 }
 
 func (l *pairLoss) Compute(batch []PairLogps) (float64, []PairGrad, error) {
-	if len(batch) == 0 {
-		return 0, nil, errors.New(l.name + ": empty batch")
-	}
-	for i, p := range batch {
-		if err := l.checkPair(p); err != nil {
-			return 0, nil, fmt.Errorf("%s: pair %d: %w", l.name, i, err)
-		}
+	vals, grads, err := l.perPair(batch)
+	if err != nil {
+		return 0, nil, err
 	}
 	n := float64(len(batch))
-	grads := make([]PairGrad, len(batch))
 	var total float64
-	for i, p := range batch {
-		v, dc, dr, err := l.spec.pair(p, l.params)
-		if err != nil {
-			return 0, nil, fmt.Errorf("%s: pair %d: %w", l.name, i, err)
-		}
+	for i, v := range vals {
 		total += v
-		grads[i] = PairGrad{Chosen: dc / n, Rejected: dr / n}
+		grads[i].Chosen /= n
+		grads[i].Rejected /= n
+		grads[i].Prompt /= n
 	}
 	loss := total / n
 	if !isFinite(loss) {
 		return 0, nil, fmt.Errorf("%s: loss is not finite (%v)", l.name, loss)
 	}
 	return loss, grads, nil
+}
+
+// perPair returns each pair's loss and the derivatives of the summed loss with respect to each
+// pair's policy log-probs (the batch mean is taken by Compute).
+func (l *pairLoss) perPair(batch []PairLogps) ([]float64, []PairGrad, error) {
+	if len(batch) == 0 {
+		return nil, nil, errors.New(l.name + ": empty batch")
+	}
+	for i, p := range batch {
+		if err := l.checkPair(p); err != nil {
+			return nil, nil, fmt.Errorf("%s: pair %d: %w", l.name, i, err)
+		}
+	}
+	if l.spec.batch != nil {
+		vals, grads, err := l.spec.batch(batch, l.params)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", l.name, err)
+		}
+		return vals, grads, nil
+	}
+	vals := make([]float64, len(batch))
+	grads := make([]PairGrad, len(batch))
+	for i, p := range batch {
+		var v, dc, dr float64
+		if l.spec.score != nil {
+			a, b := logRatios(p)
+			sa, dsa := divergenceScore(a, l.params)
+			sb, dsb := divergenceScore(b, l.params)
+			var ga, gb float64
+			v, ga, gb = l.spec.score(sa, sb, l.params)
+			dc, dr = ga*dsa, gb*dsb
+		} else {
+			var err error
+			if v, dc, dr, err = l.spec.pair(p, l.params); err != nil {
+				return nil, nil, fmt.Errorf("%s: pair %d: %w", l.name, i, err)
+			}
+		}
+		var dp float64
+		if l.params.IncludePrompt {
+			// ORPO's NLL over prompt and chosen tokens: -(prompt + chosen logp)/(their count)
+			// replaces the completion-only -logp_w/|y_w| that orpoPair included.
+			nc, all := float64(p.ChosenTokens), float64(p.ChosenTokens+p.PromptTokens)
+			v += p.PolicyChosen/nc - (p.PolicyChosen+p.PolicyPrompt)/all
+			dc += 1/nc - 1/all
+			dp = -1 / all
+		}
+		if !isFinite(v) || !isFinite(dc) || !isFinite(dr) {
+			return nil, nil, fmt.Errorf("%s: pair %d: loss or gradient is not finite (%v, %v, %v)", l.name, i, v, dc, dr)
+		}
+		vals[i], grads[i] = v, PairGrad{Chosen: dc, Rejected: dr, Prompt: dp}
+	}
+	return vals, grads, nil
 }
 
 func (l *pairLoss) checkPair(p PairLogps) error {
@@ -287,11 +465,16 @@ func (l *pairLoss) checkPair(p PairLogps) error {
 			return fmt.Errorf("%s is not finite (%v)", f.name, f.v)
 		}
 	}
+	if l.params.IncludePrompt {
+		if !isFinite(p.PolicyPrompt) || p.PromptTokens < 0 || (p.PromptTokens == 0 && p.PolicyPrompt != 0) {
+			return fmt.Errorf("prompt log-probs %v over %d tokens: expected a finite sum over >= 0 tokens", p.PolicyPrompt, p.PromptTokens)
+		}
+	}
 	if l.spec.needsLen {
 		if p.ChosenTokens <= 0 {
 			return fmt.Errorf("chosen token count must be > 0 for %s, got %d", l.name, p.ChosenTokens)
 		}
-		if p.RejectedTokens <= 0 && l.name != "rpo" {
+		if p.RejectedTokens <= 0 && l.name != "rpo" && l.name != "sft" {
 			return fmt.Errorf("rejected token count must be > 0 for %s, got %d", l.name, p.RejectedTokens)
 		}
 	}
@@ -313,6 +496,11 @@ func lengthNormRewards(p PairLogps, q LossParams) (float64, float64) {
 		r = q.Beta * p.PolicyRejected / float64(p.RejectedTokens)
 	}
 	return c, r
+}
+
+// meanLogpRewards returns each side's mean token log-prob (0 when a count is 0): sft has no beta.
+func meanLogpRewards(p PairLogps, _ LossParams) (float64, float64) {
+	return lengthNormRewards(p, LossParams{Beta: 1})
 }
 
 // logRatios returns a = policy - ref on the chosen side and b on the rejected side.

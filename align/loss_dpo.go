@@ -5,14 +5,20 @@ import (
 	"math"
 )
 
-// dpoPair: -(1-eps)·log σ(beta·h) - eps·log σ(-beta·h), h = a - b.
-func dpoPair(p PairLogps, q LossParams) (float64, float64, float64, error) {
-	a, b := logRatios(p)
-	z := q.Beta * (a - b)
+// dpoScore: -(1-eps)·log σ(beta·h) - eps·log σ(-beta·h), h = sa - sb (a - b for reverse KL).
+func dpoScore(sa, sb float64, q LossParams) (float64, float64, float64) {
+	z := q.Beta * (sa - sb)
 	eps := q.LabelSmoothing
 	l := -(1-eps)*logSigmoid(z) - eps*logSigmoid(-z)
 	dz := -(1-eps)*sigmoid(-z) + eps*sigmoid(z)
-	return l, q.Beta * dz, -q.Beta * dz, nil
+	return l, q.Beta * dz, -q.Beta * dz
+}
+
+// dpoPair is DPO on the plain log-ratios (RPO's preference term).
+func dpoPair(p PairLogps, q LossParams) (float64, float64, float64, error) {
+	a, b := logRatios(p)
+	l, da, db := dpoScore(a, b, q)
+	return l, da, db, nil
 }
 
 // ipoPair: (h - 1/(2 beta))^2.
@@ -22,14 +28,13 @@ func ipoPair(p PairLogps, q LossParams) (float64, float64, float64, error) {
 	return d * d, 2 * d, -2 * d, nil
 }
 
-// hingePair (SLiC): max(0, 1 - beta·h); the derivative at the kink is 0, as for PyTorch's relu.
-func hingePair(p PairLogps, q LossParams) (float64, float64, float64, error) {
-	a, b := logRatios(p)
-	u := 1 - q.Beta*(a-b)
+// hingeScore (SLiC): max(0, 1 - beta·h); the derivative at the kink is 0, as for PyTorch's relu.
+func hingeScore(sa, sb float64, q LossParams) (float64, float64, float64) {
+	u := 1 - q.Beta*(sa-sb)
 	if u <= 0 {
-		return 0, 0, 0, nil
+		return 0, 0, 0
 	}
-	return u, -q.Beta, q.Beta, nil
+	return u, -q.Beta, q.Beta
 }
 
 // calDPOPair: -log σ(a - b) + 0.5·(a - 1/(2 beta))^2 + 0.5·(b + 1/(2 beta))^2. The squared terms

@@ -34,42 +34,42 @@ func TestLossHandValues(t *testing.T) {
 	}{
 		// DPO beta 0.1: P1 z=0.5: log(1+e^-0.5)=0.474077, grad -0.1·σ(-0.5)/2 = -0.018877;
 		// P2 z=0.7: log(1+e^-0.7)=0.403186; mean 0.438632.
-		{"dpo", LossParams{Beta: 0.1}, []PairLogps{pairP1, pairP2}, 0.43863151653278226, []PairGrad{{-0.01887703343990727, 0.01887703343990727}, {-0.016590611391591695, 0.016590611391591695}}},
-		{"dpo", LossParams{Beta: 0.5, LabelSmoothing: 0.1}, []PairLogps{pairP1, pairP2}, 0.3543200762825851, []PairGrad{{0.006035454994689115, -0.006035454994689115}, {0.01767194231216092, -0.01767194231216092}}},
+		{"dpo", LossParams{Beta: 0.1}, []PairLogps{pairP1, pairP2}, 0.43863151653278226, []PairGrad{{Chosen: -0.01887703343990727, Rejected: 0.01887703343990727}, {Chosen: -0.016590611391591695, Rejected: 0.016590611391591695}}},
+		{"dpo", LossParams{Beta: 0.5, LabelSmoothing: 0.1}, []PairLogps{pairP1, pairP2}, 0.3543200762825851, []PairGrad{{Chosen: 0.006035454994689115, Rejected: -0.006035454994689115}, {Chosen: 0.01767194231216092, Rejected: -0.01767194231216092}}},
 		// IPO beta 0.1, 1/(2 beta) = 5: P1 (5-5)^2 = 0, P2 (7-5)^2 = 4; mean 2; P2 grad 2·2/2 = 2.
-		{"ipo", LossParams{Beta: 0.1}, []PairLogps{pairP1, pairP2}, 2.0, []PairGrad{{0.0, 0.0}, {2.0, -2.0}}},
+		{"ipo", LossParams{Beta: 0.1}, []PairLogps{pairP1, pairP2}, 2.0, []PairGrad{{Chosen: 0.0, Rejected: 0.0}, {Chosen: 2.0, Rejected: -2.0}}},
 		// hinge beta 0.1: 1-0.5 = 0.5, 1-0.7 = 0.3; mean 0.4; grads -0.1/2.
-		{"hinge", LossParams{Beta: 0.1}, []PairLogps{pairP1, pairP2}, 0.39999999999999997, []PairGrad{{-0.05, 0.05}, {-0.05, 0.05}}},
+		{"hinge", LossParams{Beta: 0.1}, []PairLogps{pairP1, pairP2}, 0.39999999999999997, []PairGrad{{Chosen: -0.05, Rejected: 0.05}, {Chosen: -0.05, Rejected: 0.05}}},
 		// hinge beta 0.5: both margins beyond 1, loss and gradient 0.
-		{"slic", LossParams{Beta: 0.5}, []PairLogps{pairP1, pairP2}, 0.0, []PairGrad{{0.0, 0.0}, {0.0, 0.0}}},
+		{"slic", LossParams{Beta: 0.5}, []PairLogps{pairP1, pairP2}, 0.0, []PairGrad{{Chosen: 0.0, Rejected: 0.0}, {Chosen: 0.0, Rejected: 0.0}}},
 		// Cal-DPO beta 0.1: P1 -log σ(5) + 0.5(2-5)^2 + 0.5(-3+5)^2 = 0.006715 + 4.5 + 2.
-		{"cal-dpo", LossParams{Beta: 0.1}, []PairLogps{pairP1, pairP2}, 14.503813407471448, []PairGrad{{-1.5033464254621425, 1.0033464254621425}, {-3.0004555255972005, -1.4995444744027997}}},
+		{"cal-dpo", LossParams{Beta: 0.1}, []PairLogps{pairP1, pairP2}, 14.503813407471448, []PairGrad{{Chosen: -1.5033464254621425, Rejected: 1.0033464254621425}, {Chosen: -3.0004555255972005, Rejected: -1.4995444744027997}}},
 		// DPOP lambda 50: P1 has a > 0 (no penalty, as DPO); P2 a = -1: z = 0.1·(7 - 50) = -4.3.
-		{"dpop", LossParams{Beta: 0.1, Lambda: 50}, []PairLogps{pairP1, pairP2}, 2.393777157298066, []PairGrad{{-0.01887703343990727, 0.01887703343990727}, {-2.5158633595394546, 0.049330654108616756}}},
+		{"dpop", LossParams{Beta: 0.1, Lambda: 50}, []PairLogps{pairP1, pairP2}, 2.393777157298066, []PairGrad{{Chosen: -0.01887703343990727, Rejected: 0.01887703343990727}, {Chosen: -2.5158633595394546, Rejected: 0.049330654108616756}}},
 		// SimPO beta 2 gamma 1: P1 z = 2(-2.5) - 2(-3) - 1 = 0: log 2, grads ∓σ(0)·2/4/2, 2/5/2.
-		{"simpo", LossParams{Beta: 2, Gamma: 1}, []PairLogps{pairP1, pairP2}, 1.6360184574262475, []PairGrad{{-0.125, 0.1}, {-0.23103545499468914, 0.11551772749734457}}},
-		{"orpo", LossParams{Beta: 0.1}, []PairLogps{pairP1, pairP2}, 2.956478788647641, []PairGrad{{-0.1300310895708065, 0.0038880654527635706}, {-0.13396174179824621, 0.00469229577156526}}},
+		{"simpo", LossParams{Beta: 2, Gamma: 1}, []PairLogps{pairP1, pairP2}, 1.6360184574262475, []PairGrad{{Chosen: -0.125, Rejected: 0.1}, {Chosen: -0.23103545499468914, Rejected: 0.11551772749734457}}},
+		{"orpo", LossParams{Beta: 0.1}, []PairLogps{pairP1, pairP2}, 2.956478788647641, []PairGrad{{Chosen: -0.1300310895708065, Rejected: 0.0038880654527635706}, {Chosen: -0.13396174179824621, Rejected: 0.00469229577156526}}},
 		// RPO = DPO + 1·mean NLL of chosen: + (10/4 + 13/4)/2 = 2.875; chosen grads -1/4/2 extra.
-		{"rpo", LossParams{Beta: 0.1, Alpha: 1}, []PairLogps{pairP1, pairP2}, 3.313631516532782, []PairGrad{{-0.14387703343990726, 0.01887703343990727}, {-0.14159061139159168, 0.016590611391591695}}},
+		{"rpo", LossParams{Beta: 0.1, Alpha: 1}, []PairLogps{pairP1, pairP2}, 3.313631516532782, []PairGrad{{Chosen: -0.14387703343990726, Rejected: 0.01887703343990727}, {Chosen: -0.14159061139159168, Rejected: 0.016590611391591695}}},
 		// BPO alpha 0.3: P1 m = min(2, 0.9) = 0.9 (rejected branch), P2 m = min(-1, 2.4) = -1 (chosen).
-		{"bpo", LossParams{Beta: 0.1, Alpha: 0.3, F: "logistic"}, []PairLogps{pairP1, pairP2}, 0.6967779995495904, []PairGrad{{0.0, 0.007162727628122999}, {-0.026248959373947, 0.0}}},
+		{"bpo", LossParams{Beta: 0.1, Alpha: 0.3, F: "logistic"}, []PairLogps{pairP1, pairP2}, 0.6967779995495904, []PairGrad{{Chosen: 0.0, Rejected: 0.007162727628122999}, {Chosen: -0.026248959373947, Rejected: 0.0}}},
 		// BPO tie: z = 0.1: f'(z)·beta split half to chosen, half·(-alpha) to rejected.
-		{"bpo", LossParams{Beta: 0.1, Alpha: 0.25, F: "logistic"}, []PairLogps{pairTIE}, 0.6443966600735709, []PairGrad{{-0.023751040626053002, 0.0059377601565132505}}},
+		{"bpo", LossParams{Beta: 0.1, Alpha: 0.25, F: "logistic"}, []PairLogps{pairTIE}, 0.6443966600735709, []PairGrad{{Chosen: -0.023751040626053002, Rejected: 0.0059377601565132505}}},
 		// hinge: P1 1-0.09 = 0.91, P2 1+0.1 = 1.1: mean 1.005; grads -0.1/2 on the active branch (·-0.3).
-		{"bpo", LossParams{Beta: 0.1, Alpha: 0.3, F: "hinge"}, []PairLogps{pairP1, pairP2}, 1.0050000000000001, []PairGrad{{0.0, 0.015}, {-0.05, 0.0}}},
-		{"bpo", LossParams{Beta: 0.1, Alpha: 0.25, F: "hinge"}, []PairLogps{pairTIE}, 0.9, []PairGrad{{-0.05, 0.0125}}},
+		{"bpo", LossParams{Beta: 0.1, Alpha: 0.3, F: "hinge"}, []PairLogps{pairP1, pairP2}, 1.0050000000000001, []PairGrad{{Chosen: 0.0, Rejected: 0.015}, {Chosen: -0.05, Rejected: 0.0}}},
+		{"bpo", LossParams{Beta: 0.1, Alpha: 0.25, F: "hinge"}, []PairLogps{pairTIE}, 0.9, []PairGrad{{Chosen: -0.05, Rejected: 0.0125}}},
 		// square: P1 (0.09-1)^2 = 0.8281, P2 (-0.1-1)^2 = 1.21; mean 1.01905.
-		{"bpo", LossParams{Beta: 0.1, Alpha: 0.3, F: "square"}, []PairLogps{pairP1, pairP2}, 1.01905, []PairGrad{{0.0, 0.0273}, {-0.11000000000000001, 0.0}}},
-		{"bpo", LossParams{Beta: 0.1, Alpha: 0.25, F: "square"}, []PairLogps{pairTIE}, 0.81, []PairGrad{{-0.09000000000000001, 0.022500000000000003}}},
+		{"bpo", LossParams{Beta: 0.1, Alpha: 0.3, F: "square"}, []PairLogps{pairP1, pairP2}, 1.01905, []PairGrad{{Chosen: 0.0, Rejected: 0.0273}, {Chosen: -0.11000000000000001, Rejected: 0.0}}},
+		{"bpo", LossParams{Beta: 0.1, Alpha: 0.25, F: "square"}, []PairLogps{pairTIE}, 0.81, []PairGrad{{Chosen: -0.09000000000000001, Rejected: 0.022500000000000003}}},
 		// exponential: (e^-0.09 + e^0.1)/2.
-		{"bpo", LossParams{Beta: 0.1, Alpha: 0.3, F: "exponential"}, []PairLogps{pairP1, pairP2}, 1.009551051673438, []PairGrad{{0.0, 0.013708967779068423}, {-0.05525854590378239, 0.0}}},
-		{"bpo", LossParams{Beta: 0.1, Alpha: 0.25, F: "exponential"}, []PairLogps{pairTIE}, 0.9048374180359595, []PairGrad{{-0.04524187090179798, 0.011310467725449495}}},
-		{"bpo", LossParams{Beta: 0.1, Alpha: 0.3, F: "truncated-quadratic"}, []PairLogps{pairP1, pairP2}, 1.01905, []PairGrad{{0.0, 0.0273}, {-0.11000000000000001, 0.0}}},
-		{"bpo", LossParams{Beta: 0.1, Alpha: 0.25, F: "truncated-quadratic"}, []PairLogps{pairTIE}, 0.81, []PairGrad{{-0.09000000000000001, 0.022500000000000003}}},
-		{"bpo", LossParams{Beta: 0.1, Alpha: 0.3, F: "savage"}, []PairLogps{pairP1, pairP2}, 0.2518119449200829, []PairGrad{{0.0, 0.0035741213316685333}, {-0.013091723095717992, 0.0}}},
-		{"bpo", LossParams{Beta: 0.1, Alpha: 0.25, F: "savage"}, []PairLogps{pairTIE}, 0.22564477232816804, []PairGrad{{-0.011845880923571205, 0.0029614702308928013}}},
+		{"bpo", LossParams{Beta: 0.1, Alpha: 0.3, F: "exponential"}, []PairLogps{pairP1, pairP2}, 1.009551051673438, []PairGrad{{Chosen: 0.0, Rejected: 0.013708967779068423}, {Chosen: -0.05525854590378239, Rejected: 0.0}}},
+		{"bpo", LossParams{Beta: 0.1, Alpha: 0.25, F: "exponential"}, []PairLogps{pairTIE}, 0.9048374180359595, []PairGrad{{Chosen: -0.04524187090179798, Rejected: 0.011310467725449495}}},
+		{"bpo", LossParams{Beta: 0.1, Alpha: 0.3, F: "truncated-quadratic"}, []PairLogps{pairP1, pairP2}, 1.01905, []PairGrad{{Chosen: 0.0, Rejected: 0.0273}, {Chosen: -0.11000000000000001, Rejected: 0.0}}},
+		{"bpo", LossParams{Beta: 0.1, Alpha: 0.25, F: "truncated-quadratic"}, []PairLogps{pairTIE}, 0.81, []PairGrad{{Chosen: -0.09000000000000001, Rejected: 0.022500000000000003}}},
+		{"bpo", LossParams{Beta: 0.1, Alpha: 0.3, F: "savage"}, []PairLogps{pairP1, pairP2}, 0.2518119449200829, []PairGrad{{Chosen: 0.0, Rejected: 0.0035741213316685333}, {Chosen: -0.013091723095717992, Rejected: 0.0}}},
+		{"bpo", LossParams{Beta: 0.1, Alpha: 0.25, F: "savage"}, []PairLogps{pairTIE}, 0.22564477232816804, []PairGrad{{Chosen: -0.011845880923571205, Rejected: 0.0029614702308928013}}},
 		// alpha 1: m = min(a, -b) is a for all three pairs.
-		{"bpo", LossParams{Beta: 1, Alpha: 1, F: "logistic"}, []PairLogps{pairP1, pairP2, pairTIE}, 0.584483795359806, []PairGrad{{-0.03973430734070585, 0.0}, {-0.2436861928766683, 0.0}, {-0.08964714045666504, 0.0}}},
+		{"bpo", LossParams{Beta: 1, Alpha: 1, F: "logistic"}, []PairLogps{pairP1, pairP2, pairTIE}, 0.584483795359806, []PairGrad{{Chosen: -0.03973430734070585, Rejected: 0.0}, {Chosen: -0.2436861928766683, Rejected: 0.0}, {Chosen: -0.08964714045666504, Rejected: 0.0}}},
 	}
 	for _, tc := range tests {
 		t.Run(fmt.Sprintf("%s/%+v", tc.name, tc.params), func(t *testing.T) {

@@ -7,16 +7,33 @@ import (
 )
 
 // LossParamNames returns the user-facing names of the loss hyper-parameters, as accepted by Set.
+// beta comes first.
 func LossParamNames() []string {
-	return []string{"beta", "label_smoothing", "alpha", "f", "lambda", "gamma"}
+	return []string{"beta", "label_smoothing", "alpha", "f", "lambda", "gamma", "tau", "divergence", "divergence_alpha", "include_prompt"}
 }
 
-// Set assigns one hyper-parameter by its user-facing name ("beta", "label_smoothing", "alpha",
-// "f", "lambda", "gamma"; dashes are accepted for underscores). Range checks happen in NewLoss.
+// paramKey normalizes a parameter name: lower case, dashes read as underscores.
+func paramKey(name string) string {
+	return strings.ReplaceAll(strings.ToLower(strings.TrimSpace(name)), "-", "_")
+}
+
+// Set assigns one hyper-parameter by its user-facing name (see LossParamNames; dashes are
+// accepted for underscores). Range checks happen in NewLoss.
 func (p *LossParams) Set(name, value string) error {
-	key := strings.ReplaceAll(strings.ToLower(strings.TrimSpace(name)), "-", "_")
-	if key == "f" {
+	key := paramKey(name)
+	switch key {
+	case "f":
 		p.F = strings.TrimSpace(value)
+		return nil
+	case "divergence":
+		p.Divergence = strings.TrimSpace(value)
+		return nil
+	case "include_prompt":
+		b, err := strconv.ParseBool(strings.TrimSpace(value))
+		if err != nil {
+			return fmt.Errorf("loss parameter include_prompt: expected true or false, got %q", value)
+		}
+		p.IncludePrompt = b
 		return nil
 	}
 	var dst *float64
@@ -31,6 +48,10 @@ func (p *LossParams) Set(name, value string) error {
 		dst = &p.Lambda
 	case "gamma":
 		dst = &p.Gamma
+	case "tau":
+		dst = &p.Tau
+	case "divergence_alpha":
+		dst = &p.DivergenceAlpha
 	default:
 		return fmt.Errorf("unknown loss parameter %q: expected one of %s", name, strings.Join(LossParamNames(), ", "))
 	}
@@ -44,12 +65,13 @@ func (p *LossParams) Set(name, value string) error {
 
 // String lists the parameters that are set, e.g. "beta=0.1 alpha=0.3 f=hinge".
 func (p LossParams) String() string {
-	parts := []string{"beta=" + strconv.FormatFloat(p.Beta, 'g', -1, 64)}
+	var parts []string
 	add := func(name string, v float64) {
 		if v != 0 {
 			parts = append(parts, name+"="+strconv.FormatFloat(v, 'g', -1, 64))
 		}
 	}
+	add("beta", p.Beta)
 	add("label_smoothing", p.LabelSmoothing)
 	add("alpha", p.Alpha)
 	if p.F != "" {
@@ -57,5 +79,13 @@ func (p LossParams) String() string {
 	}
 	add("lambda", p.Lambda)
 	add("gamma", p.Gamma)
+	add("tau", p.Tau)
+	if p.Divergence != "" {
+		parts = append(parts, "divergence="+p.Divergence)
+	}
+	add("divergence_alpha", p.DivergenceAlpha)
+	if p.IncludePrompt {
+		parts = append(parts, "include_prompt=true")
+	}
 	return strings.Join(parts, " ")
 }

@@ -32,16 +32,29 @@ type StepMetrics struct {
 	LogpsRejected     float64 `json:"logps/rejected"`
 	GradNorm          float64 `json:"grad_norm"`
 	LearningRate      float64 `json:"learning_rate"`       // the rate this step's update used
-	DCRRate           float64 `json:"dcr_rate"`            // share of pairs with chosen reward < 0
+	DCRRate           float64 `json:"dcr_rate"`            // share of pairs with chosen reward < -DCR threshold
 	BalancedMargin    float64 `json:"bpo/balanced_margin"` // mean of min(r_w, -alpha·r_l)
 	ChosenActive      float64 `json:"bpo/chosen_active"`   // share of pairs whose chosen branch is the min (tie = 1/2)
+	// Components holds each component's own (unweighted) batch loss of a composed loss, by name;
+	// Loss is their weighted sum.
+	Components map[string]float64 `json:"loss_components,omitempty"`
+	// Event notes something that happened at this step (a reference refresh, a DCR alarm).
+	Event string `json:"event,omitempty"`
 }
+
+// DefaultDCRThreshold is how far below zero a chosen reward must be to count as degraded: the
+// policy (training graph) and the reference (llama.cpp) differ by float rounding, so an untrained
+// adapter gives chosen rewards of about ±1e-5, not exactly 0.
+const DefaultDCRThreshold = 1e-3
 
 // MetricsAccumulator gathers the per-pair statistics of one optimizer step over its micro-batches.
 // The balanced margin uses BPO's alpha for BPO and alpha = 1 for the other losses.
 type MetricsAccumulator struct {
 	loss                     Loss
 	alpha                    float64
+	dcrThreshold             float64
+	components               []WeightedLoss
+	compSums                 []float64
 	n                        int
 	lossSum                  float64
 	rc, rr, acc, lc, lr      float64
@@ -54,8 +67,16 @@ func NewMetricsAccumulator(loss Loss) *MetricsAccumulator {
 	if g, ok := loss.(interface{ GapAdaptor() float64 }); ok {
 		alpha = g.GapAdaptor()
 	}
-	return &MetricsAccumulator{loss: loss, alpha: alpha}
+	m := &MetricsAccumulator{loss: loss, alpha: alpha, dcrThreshold: DefaultDCRThreshold}
+	if c, ok := loss.(*ComposedLoss); ok {
+		m.components = c.Components()
+		m.compSums = make([]float64, len(m.components))
+	}
+	return m
 }
+
+// SetDCRThreshold sets how far below zero a chosen reward must be to count as degraded (>= 0).
+func (m *MetricsAccumulator) SetDCRThreshold(t float64) { m.dcrThreshold = t }
 
 // Add records a micro-batch and its mean loss (as returned by Loss.Compute).
 func (m *MetricsAccumulator) Add(batch []PairLogps, batchLoss float64) {
@@ -66,7 +87,7 @@ func (m *MetricsAccumulator) Add(batch []PairLogps, batchLoss float64) {
 		if rc > rr {
 			m.acc++
 		}
-		if rc < 0 {
+		if rc < -m.dcrThreshold {
 			m.dcr++
 		}
 		bm, share := balancedMargin(rc, rr, m.alpha)
@@ -76,6 +97,18 @@ func (m *MetricsAccumulator) Add(batch []PairLogps, batchLoss float64) {
 		m.lr += p.PolicyRejected
 	}
 	m.lossSum += batchLoss * float64(len(batch))
+	prepared := batch
+	if c, ok := m.loss.(*ComposedLoss); ok {
+		if p, err := c.prepare(batch); err == nil {
+			prepared = p // the components see length-desensitized log-probs (LD-DPO)
+		}
+	}
+	for i, c := range m.components {
+		// The composed loss computed every component on this batch already, so this cannot fail.
+		if v, _, err := c.Loss.Compute(prepared); err == nil {
+			m.compSums[i] += v * float64(len(batch))
+		}
+	}
 	m.n += len(batch)
 }
 
@@ -103,7 +136,13 @@ func (m *MetricsAccumulator) Finish(step int, epoch, gradNorm, learningRate floa
 		BalancedMargin:    m.margin / n,
 		ChosenActive:      m.chosenShare / n,
 	}
-	*m = MetricsAccumulator{loss: m.loss, alpha: m.alpha}
+	if len(m.components) > 0 {
+		s.Components = map[string]float64{}
+		for i, c := range m.components {
+			s.Components[c.Loss.Name()] = m.compSums[i] / n
+		}
+	}
+	*m = MetricsAccumulator{loss: m.loss, alpha: m.alpha, dcrThreshold: m.dcrThreshold, components: m.components, compSums: make([]float64, len(m.components))}
 	return s, s.check()
 }
 
@@ -117,6 +156,12 @@ func (s StepMetrics) check() error {
 		{"rewards/margins", s.RewardsMargins}, {"rewards/accuracies", s.RewardsAccuracies}, {"logps/chosen", s.LogpsChosen},
 		{"logps/rejected", s.LogpsRejected}, {"grad_norm", s.GradNorm}, {"learning_rate", s.LearningRate},
 		{"dcr_rate", s.DCRRate}, {"bpo/balanced_margin", s.BalancedMargin}, {"bpo/chosen_active", s.ChosenActive},
+	}
+	for name, v := range s.Components {
+		vals = append(vals, struct {
+			name string
+			v    float64
+		}{"loss_components." + name, v})
 	}
 	for _, v := range vals {
 		if math.IsNaN(v.v) || math.IsInf(v.v, 0) {

@@ -3,6 +3,7 @@ package align
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -171,7 +172,7 @@ func FuzzParseMetricsLine(f *testing.F) {
 		}
 		w.Close()
 		back, err := ReadMetrics(path)
-		if err != nil || len(back) != 1 || back[0] != s {
+		if err != nil || len(back) != 1 || !reflect.DeepEqual(back[0], s) {
 			t.Fatalf("round trip: %+v %v, want %+v", back, err, s)
 		}
 	})

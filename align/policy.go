@@ -15,6 +15,9 @@ type TokenizedPair struct {
 type RefLogps struct {
 	Chosen   float64
 	Rejected float64
+	// ChosenShared and RejectedShared sum the first min(|y_w|, |y_l|) tokens of each completion; only
+	// losses with length desensitization (LD-DPO) read them.
+	ChosenShared, RejectedShared float64
 }
 
 // LossFunc turns the policy log-prob sums of a batch into per-pair gradient coefficients

@@ -24,7 +24,7 @@ func TestRefCacheRoundTrip(t *testing.T) {
 	if key == RefCacheKey(model, data, "template=chatml", "max_length=512") || key == RefCacheKey(model+data, "template=chatml", "max_length=1024") {
 		t.Fatal("key does not separate its inputs")
 	}
-	refs := []RefLogps{{-12.5, -30.25}, {-1e-3, -700}, {-0.5, -0.75}}
+	refs := []RefLogps{{Chosen: -12.5, Rejected: -30.25}, {Chosen: -1e-3, Rejected: -700}, {Chosen: -0.5, Rejected: -0.75}}
 	path := filepath.Join(t.TempDir(), "ref.bin")
 	if err := SaveRefCache(path, key, refs); err != nil {
 		t.Fatal(err)

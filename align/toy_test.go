@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"path/filepath"
+	"reflect"
 	"testing"
 )
 
@@ -230,12 +231,19 @@ func TestToyLoRAGradient(t *testing.T) {
 // micro-batches of 4), writing metrics to dir/metrics.jsonl; it returns the metrics.
 func trainToy(t testing.TB, lossName string, params LossParams, dir string, steps int) []StepMetrics {
 	t.Helper()
-	m := newToyModel(t, 12, 4, 1)
-	pairs := toyPairs(m, 32, 2)
 	loss, err := NewLoss(lossName, params)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return trainToyLoss(t, loss, dir, steps)
+}
+
+// trainToyLoss trains the toy model with any loss for steps optimizer steps (8 pairs each, two
+// micro-batches) and returns the logged metrics.
+func trainToyLoss(t testing.TB, loss Loss, dir string, steps int) []StepMetrics {
+	t.Helper()
+	m := newToyModel(t, 12, 4, 1)
+	pairs := toyPairs(m, 32, 2)
 	opt, err := NewAdamW(AdamWConfig{Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01}, m.lora.ParamShapes())
 	if err != nil {
 		t.Fatal(err)
@@ -338,7 +346,7 @@ func TestToyTraining(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(read) != len(ms) || read[len(read)-1] != ms[len(ms)-1] {
+			if len(read) != len(ms) || !reflect.DeepEqual(read[len(read)-1], ms[len(ms)-1]) {
 				t.Fatalf("read %d steps back, last %+v, want %+v", len(read), read[len(read)-1], ms[len(ms)-1])
 			}
 			t.Logf("%s: loss %.4f -> %.4f, final rewards/chosen %.4f rejected %.4f margin %.4f, dcr %.2f, chosen_active %.2f, logps/chosen %.3f",

@@ -38,6 +38,11 @@ type TrainConfig struct {
 	SaveInterval    time.Duration
 	KeepCheckpoints int // checkpoints kept on disk; 0 means 2
 	EvalEvery       int // evaluate every N steps (and at the end) when eval pairs are given
+	// DCRThreshold is how far below zero a chosen reward must be to count in dcr_rate; 0 means
+	// DefaultDCRThreshold.
+	DCRThreshold float64
+	DCRAlarm     DCRAlarm   // warn or stop when dcr_rate stays high
+	RefRefresh   RefRefresh // TR-DPO reference updates
 	// Meta is stored in every checkpoint (e.g. model path and hashes); a resumed run must match it.
 	Meta map[string]string
 	// SaveAdapter writes the current Params as an adapter into a checkpoint directory; LoadAdapter
@@ -90,6 +95,10 @@ type Trainer struct {
 	lastSaved          int
 	lastSavedAt        time.Time
 	microGrads, avgBuf [][]float32
+	refParams          [][]float32 // TR-DPO soft update: the reference's trainable parameters
+	refreshed          bool        // the reference log-probs come from a refresh
+	alarmRun           int         // consecutive training steps with dcr_rate over the alarm's rate
+	alarmStop          bool        // the DCR alarm asks the run to stop
 	acc                *GradAccumulator
 	metrics            *MetricsWriter
 	result             TrainResult
@@ -130,6 +139,10 @@ func NewTrainer(cfg TrainConfig, policy Policy, train []TokenizedPair, trainRef 
 			if !isFinite(r.Chosen) || !isFinite(r.Rejected) {
 				return nil, fmt.Errorf("train: %s pair %d: reference log-probs are not finite (%v, %v)", set.name, i, r.Chosen, r.Rejected)
 			}
+			if needsSharedLogps(cfg.Loss) && !(r.ChosenShared < 0 && r.RejectedShared < 0) {
+				return nil, fmt.Errorf("train: %s pair %d (line %d): loss %s needs the reference log-probs of the shared prefixes (LD-DPO), got (%v, %v)",
+					set.name, i, set.pairs[i].Line, cfg.Loss.Name(), r.ChosenShared, r.RejectedShared)
+			}
 		}
 	}
 	t := &Trainer{cfg: cfg, policy: policy, train: train, trainRef: trainRef, eval: eval, evalRef: evalRef}
@@ -159,6 +172,14 @@ func NewTrainer(cfg TrainConfig, policy Policy, train []TokenizedPair, trainRef 
 		return nil, fmt.Errorf("train: %w", err)
 	}
 	t.rng = rand.NewPCG(cfg.Seed, 0x7472616e) // reserved for stochastic training features
+	if cfg.RefRefresh.Enabled() {
+		if !cfg.Loss.NeedsReference() {
+			return nil, fmt.Errorf("train: reference refresh needs a loss that uses the reference (%s does not)", cfg.Loss.Name())
+		}
+		for _, p := range policy.Params() {
+			t.refParams = append(t.refParams, append([]float32(nil), p...))
+		}
+	}
 	t.microGrads = make([][]float32, len(t.shapes))
 	for i, s := range t.shapes {
 		t.microGrads[i] = make([]float32, s.Size)
@@ -213,6 +234,18 @@ func checkTrainSettings(c *TrainConfig) error {
 		return fmt.Errorf("max grad norm must be >= 0, got %v", c.MaxGradNorm)
 	case c.SaveEvery < 0 || c.EvalEvery < 0 || c.KeepCheckpoints < 0 || c.SaveInterval < 0:
 		return errors.New("save-every, eval-every, keep-checkpoints and the save interval must be >= 0")
+	case !isFinite(c.DCRThreshold) || c.DCRThreshold < 0:
+		return fmt.Errorf("DCR threshold must be a finite number >= 0, got %v", c.DCRThreshold)
+	case !isFinite(c.DCRAlarm.Rate) || c.DCRAlarm.Rate < 0 || c.DCRAlarm.Rate >= 1 || c.DCRAlarm.Steps < 0:
+		return fmt.Errorf("DCR alarm rate must be in [0, 1) and steps >= 0, got %v and %d", c.DCRAlarm.Rate, c.DCRAlarm.Steps)
+	case c.RefRefresh.Every < 0 || (c.RefRefresh.Enabled() && !(c.RefRefresh.Mix > 0 && c.RefRefresh.Mix <= 1)):
+		return fmt.Errorf("reference refresh needs every >= 0 and mix in (0, 1], got %d and %v", c.RefRefresh.Every, c.RefRefresh.Mix)
+	}
+	if c.DCRThreshold == 0 {
+		c.DCRThreshold = DefaultDCRThreshold
+	}
+	if c.DCRAlarm.Steps == 0 {
+		c.DCRAlarm.Steps = 1
 	}
 	if c.MicroBatch == 0 {
 		c.MicroBatch = c.BatchSize
@@ -243,6 +276,12 @@ func (t *Trainer) runMeta() map[string]string {
 		"lr":          strconv.FormatFloat(t.cfg.LR, 'g', -1, 64),
 		"scheduler":   t.sched.Kind,
 		"total_steps": strconv.Itoa(t.total),
+	}
+	if t.cfg.RefRefresh.Enabled() {
+		m["ref_refresh"] = t.cfg.RefRefresh.String()
+	}
+	if c, ok := t.cfg.Loss.(*ComposedLoss); ok {
+		m["loss_spec"] = c.Spec() // the components' weights and parameters (loss_params is the first's)
 	}
 	for k, v := range t.cfg.Meta {
 		m["user."+k] = v
@@ -294,8 +333,28 @@ func (t *Trainer) Resume() (bool, error) {
 	if err := t.cfg.LoadAdapter(dir); err != nil {
 		return false, fmt.Errorf("resume from %s: load adapter: %w", dir, err)
 	}
+	if err := t.loadRefreshed(dir); err != nil {
+		return false, fmt.Errorf("resume from %s: %w", dir, err)
+	}
 	if err := TruncateMetricsAfter(filepath.Join(t.cfg.RunDir, MetricsFileName), int(st.Step)); err != nil {
 		return false, fmt.Errorf("resume: %w", err)
+	}
+	if t.cfg.DCRAlarm.Rate > 0 {
+		// The alarm counts consecutive steps: recount the run of high-DCR steps from the metrics.
+		steps, err := ReadMetrics(filepath.Join(t.cfg.RunDir, MetricsFileName))
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return false, fmt.Errorf("resume: %w", err)
+		}
+		t.alarmRun = 0
+		for _, s := range steps {
+			if s.Split == "" || s.Split == "train" {
+				if s.DCRRate > t.cfg.DCRAlarm.Rate {
+					t.alarmRun++
+				} else {
+					t.alarmRun = 0
+				}
+			}
+		}
 	}
 	t.opt, t.rng = st.Optimizer, st.RNG
 	t.step, t.resumedFrom, t.lastSaved = int(st.Step), int(st.Step), int(st.Step)
@@ -338,6 +397,13 @@ func (t *Trainer) Run(ctx context.Context) (*TrainResult, error) {
 				return finish(t.interrupted(ctx))
 			}
 			return finish(err)
+		}
+		if t.alarmStop {
+			if err := t.checkpoint(); err != nil {
+				return finish(err)
+			}
+			return finish(fmt.Errorf("%w: dcr_rate above %v for %d consecutive steps at step %d (checkpoint %s)",
+				ErrDCRAlarm, t.cfg.DCRAlarm.Rate, t.cfg.DCRAlarm.Steps, t.step, t.result.Checkpoint))
 		}
 		if t.cfg.EvalEvery > 0 && len(t.eval) > 0 && t.step%t.cfg.EvalEvery == 0 && t.step < t.total {
 			if err := t.evaluate(ctx); err != nil {
@@ -404,7 +470,9 @@ func pairLogps(batch []TokenizedPair, refs []RefLogps, idx []int, chosen, reject
 	for i, p := range batch {
 		out[i] = PairLogps{PolicyChosen: chosen[i], PolicyRejected: rejected[i], ChosenTokens: len(p.Chosen), RejectedTokens: len(p.Rejected)}
 		if refs != nil {
-			out[i].RefChosen, out[i].RefRejected = refs[idx[i]].Chosen, refs[idx[i]].Rejected
+			r := refs[idx[i]]
+			out[i].RefChosen, out[i].RefRejected = r.Chosen, r.Rejected
+			out[i].RefChosenShared, out[i].RefRejectedShared = r.ChosenShared, r.RejectedShared
 		}
 	}
 	return out, nil
@@ -412,17 +480,28 @@ func pairLogps(batch []TokenizedPair, refs []RefLogps, idx []int, chosen, reject
 
 // trainStep runs one optimizer step over its micro-batches.
 func (t *Trainer) trainStep(ctx context.Context) error {
+	var events []string
+	if t.cfg.RefRefresh.Enabled() && t.step > 0 && t.step%t.cfg.RefRefresh.Every == 0 {
+		// At the start of the step, so that a checkpoint of the previous step resumes into it.
+		if err := t.refreshReference(ctx); err != nil {
+			return err
+		}
+		events = append(events, "ref_refresh")
+	}
 	idx, epoch := t.stepPairs(t.step)
 	ma := NewMetricsAccumulator(t.cfg.Loss)
+	ma.SetDCRThreshold(t.cfg.DCRThreshold)
 	t.acc.Reset()
+	withPrompt, withShared := needsPromptLogps(t.cfg.Loss), needsSharedLogps(t.cfg.Loss)
 	for lo := 0; lo < len(idx); lo += t.cfg.MicroBatch {
 		mIdx := idx[lo:min(lo+t.cfg.MicroBatch, len(idx))]
 		batch := make([]TokenizedPair, len(mIdx))
 		for i, j := range mIdx {
 			batch[i] = t.train[j]
 		}
+		fwd, lay := extendBatch(batch, withPrompt, withShared)
 		lossFn := func(chosen, rejected []float64) (float64, []PairGrad, error) {
-			pl, err := pairLogps(batch, t.trainRef, mIdx, chosen, rejected)
+			pl, err := lay.logps(batch, t.trainRef, mIdx, chosen, rejected)
 			if err != nil {
 				return 0, nil, err
 			}
@@ -433,13 +512,13 @@ func (t *Trainer) trainStep(ctx context.Context) error {
 				return 0, nil, err
 			}
 			ma.Add(pl, l)
-			return l, g, nil
+			return l, lay.grads(g, len(fwd)), nil
 		}
 		for _, g := range t.microGrads {
 			clear(g)
 		}
 		t0 := time.Now()
-		err := t.policy.ForwardBackward(ctx, batch, lossFn, t.microGrads)
+		err := t.policy.ForwardBackward(ctx, fwd, lossFn, t.microGrads)
 		t.result.PolicyTime += time.Since(t0)
 		if err != nil {
 			return fmt.Errorf("step %d: %w", t.step+1, err)
@@ -472,6 +551,18 @@ func (t *Trainer) trainStep(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if a := t.cfg.DCRAlarm; a.Rate > 0 {
+		if sm.DCRRate > a.Rate {
+			t.alarmRun++
+		} else {
+			t.alarmRun = 0
+		}
+		if t.alarmRun >= a.Steps {
+			events = append(events, "dcr_alarm")
+			t.alarmStop = a.Stop
+		}
+	}
+	sm.Event = strings.Join(events, ",")
 	t.result.Last = sm
 	return t.log(sm)
 }
@@ -492,17 +583,14 @@ func (t *Trainer) evaluate(ctx context.Context) error {
 	t0 := time.Now()
 	defer func() { t.result.EvalTime += time.Since(t0) }()
 	ma := NewMetricsAccumulator(t.cfg.Loss)
+	ma.SetDCRThreshold(t.cfg.DCRThreshold)
 	for lo := 0; lo < len(t.eval); lo += t.cfg.MicroBatch {
 		hi := min(lo+t.cfg.MicroBatch, len(t.eval))
 		idx := make([]int, hi-lo)
 		for i := range idx {
 			idx[i] = lo + i
 		}
-		chosen, rejected, err := t.policy.Forward(ctx, t.eval[lo:hi])
-		if err != nil {
-			return fmt.Errorf("eval at step %d: %w", t.step, err)
-		}
-		pl, err := pairLogps(t.eval[lo:hi], t.evalRef, idx, chosen, rejected)
+		pl, err := forwardLogps(ctx, t.policy, t.cfg.Loss, t.eval[lo:hi], t.evalRef, idx)
 		if err != nil {
 			return fmt.Errorf("eval at step %d: %w", t.step, err)
 		}
@@ -539,6 +627,10 @@ func (t *Trainer) checkpoint() error {
 	if err := t.cfg.SaveAdapter(tmp); err != nil {
 		os.RemoveAll(tmp)
 		return fmt.Errorf("checkpoint %s: save adapter: %w", name, err)
+	}
+	if err := t.saveRefreshed(tmp); err != nil {
+		os.RemoveAll(tmp)
+		return fmt.Errorf("checkpoint %s: refreshed reference: %w", name, err)
 	}
 	_, epoch := t.stepPairs(max(t.step-1, 0))
 	st := &TrainState{Step: int64(t.step), Epoch: int64(epoch), Cursor: int64(t.step % t.perEp * t.cfg.BatchSize),

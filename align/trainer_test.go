@@ -141,8 +141,7 @@ func newToyTrainer(t *testing.T, dir string, lossName string, mutate func(*Train
 	m := newToyModel(t, 12, 4, 1)
 	train, refs := toyData(m, 30, 2)
 	eval, evalRefs := toyData(m, 6, 3)
-	params, _ := DefaultLossParams(lossName)
-	loss, err := NewLoss(lossName, params)
+	loss, err := NewLossFromSpec(lossName, nil, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,10 +165,24 @@ func newToyTrainer(t *testing.T, dir string, lossName string, mutate func(*Train
 // TestTrainerResumeIsExact interrupts a run (as Ctrl-C would) and resumes it in a fresh process
 // state; metrics.jsonl must be byte-identical to an uninterrupted run's.
 func TestTrainerResumeIsExact(t *testing.T) {
-	for _, lossName := range []string{"bpo", "dpo"} {
-		t.Run(lossName, func(t *testing.T) {
+	tests := []struct {
+		name, loss string
+		mutate     func(*TrainConfig)
+	}{
+		{"bpo", "bpo", nil},
+		{"dpo", "dpo", nil},
+		{"composed", "bpo:1,sft:0.2", nil},
+		// refreshed at the start of steps 7, 13 and 19: the checkpoint of step 13 holds a refreshed reference
+		{"soft-refresh", "dpo", func(c *TrainConfig) { c.RefRefresh = RefRefresh{Every: 6, Mix: 0.5} }},
+		// refreshed at the start of step 14: the resumed run does it
+		{"hard-refresh", "bpo", func(c *TrainConfig) { c.RefRefresh = RefRefresh{Every: 13, Mix: 1} }},
+		{"dcr-alarm-warn", "dpo", func(c *TrainConfig) { c.DCRAlarm = DCRAlarm{Rate: 0.1, Steps: 2} }},
+	}
+	for _, tc := range tests {
+		lossName := tc.loss
+		t.Run(tc.name, func(t *testing.T) {
 			full := t.TempDir()
-			tr, _ := newToyTrainer(t, full, lossName, nil)
+			tr, _ := newToyTrainer(t, full, lossName, tc.mutate)
 			if tr.TotalSteps() != 24 { // 6 epochs x ceil(30/8)
 				t.Fatalf("total steps %d", tr.TotalSteps())
 			}
@@ -184,6 +197,9 @@ func TestTrainerResumeIsExact(t *testing.T) {
 			parted := t.TempDir()
 			ctx, cancel := context.WithCancel(context.Background())
 			tr, _ = newToyTrainer(t, parted, lossName, func(c *TrainConfig) {
+				if tc.mutate != nil {
+					tc.mutate(c)
+				}
 				c.OnStep = func(s StepMetrics) {
 					if s.Step == 13 && s.Split == "" {
 						cancel()
@@ -195,7 +211,7 @@ func TestTrainerResumeIsExact(t *testing.T) {
 				t.Fatalf("interrupted run: %v", err)
 			}
 			cancel()
-			tr, _ = newToyTrainer(t, parted, lossName, nil)
+			tr, _ = newToyTrainer(t, parted, lossName, tc.mutate)
 			ok, err := tr.Resume()
 			if err != nil || !ok || tr.Step() != 13 {
 				t.Fatalf("resume: %v %v step %d", ok, err, tr.Step())

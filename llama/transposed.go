@@ -1,6 +1,11 @@
 package llama
 
-import "fmt"
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+)
 
 // The backward pass through a frozen weight W (ggml shape [in, out]) needs dx = W^T dy, a product that
 // ggml's fast mul_mat computes only when W^T itself is stored, with rows of length out. TrainModel keeps
@@ -33,7 +38,7 @@ func encodable(typ GGMLType) bool { return checkEncodable(typ, typ.BlockSize()) 
 const transposeBand = 256
 
 // writeTransposed fills dst ([out, in], type dstType) with the transpose of the weight whose raw data
-// (type typ, ggml shape [in, out]) is raw.
+// (type typ, ggml shape [in, out]) is raw. Bands of rows are made in parallel, one per CPU.
 func writeTransposed(dst Tensor, typ GGMLType, raw []byte, in, out int64) error {
 	dstType := dst.Type()
 	srcRow := typ.RowSize(in)
@@ -42,30 +47,44 @@ func writeTransposed(dst Tensor, typ GGMLType, raw []byte, in, out int64) error 
 		return fmt.Errorf("%w: %d bytes for a %s tensor of %d x %d", ErrInvalidArgument, len(raw), typ, in, out)
 	}
 	bs := typ.BlockSize()
-	band := max(transposeBand/bs, 1) * bs
-	piece := make([]float32, band)
-	buf := make([]float32, band*out)
-	for i0 := int64(0); i0 < in; i0 += band {
-		n := min(band, in-i0)
-		if n%bs != 0 {
-			return fmt.Errorf("%w: row length %d is not a multiple of %s's block size", ErrInvalidArgument, in, typ)
-		}
-		for o := int64(0); o < out; o++ {
-			start := o*srcRow + typ.RowSize(i0)
-			if err := decodeInto(typ, raw[start:start+typ.RowSize(n)], piece[:n]); err != nil {
-				return err
-			}
-			for i := int64(0); i < n; i++ {
-				buf[i*out+o] = piece[i]
-			}
-		}
-		enc, err := convertFloat32(buf[:n*out], dstType, out)
-		if err != nil {
-			return err
-		}
-		if err := dst.SetBytesAt(enc, i0*dstRow); err != nil {
-			return err
-		}
+	if in%bs != 0 {
+		return fmt.Errorf("%w: row length %d is not a multiple of %s's block size", ErrInvalidArgument, in, typ)
 	}
-	return nil
+	band := max(transposeBand/bs, 1) * bs
+	bands := (in + band - 1) / band
+	workers := min(int64(runtime.NumCPU()), bands)
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			piece := make([]float32, band)
+			buf := make([]float32, band*out)
+			for b := w; b < bands; b += workers {
+				i0 := b * band
+				n := min(band, in-i0)
+				for o := int64(0); o < out; o++ {
+					start := o*srcRow + typ.RowSize(i0)
+					if err := decodeInto(typ, raw[start:start+typ.RowSize(n)], piece[:n]); err != nil {
+						errs[w] = err
+						return
+					}
+					for i := int64(0); i < n; i++ {
+						buf[i*out+o] = piece[i]
+					}
+				}
+				enc, err := convertFloat32(buf[:n*out], dstType, out)
+				if err == nil {
+					err = dst.SetBytesAt(enc, i0*dstRow)
+				}
+				if err != nil {
+					errs[w] = err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }

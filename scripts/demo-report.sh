@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Writes the demo's markdown report to stdout from the files the demo's bpo commands wrote.
-#   scripts/demo-report.sh DEMO_OUT RECIPE SECONDS
+#   PREF_SEEDS="1 2 3" scripts/demo-report.sh DEMO_OUT RECIPE SECONDS
 set -euo pipefail
 OUT=$1 RECIPE=$2 SECS=$3
 RUNS="$OUT/runs"
+PREF_SEEDS=${PREF_SEEDS:-1}
+runname() { if [ "$2" = "${PREF_SEEDS%% *}" ]; then echo "$1"; else echo "$1-s$2"; fi; }
 
 # num FILE KEY: the number of the top-level "KEY" of an indented JSON file (bpo eval's summary.json).
 num() { grep -E "^  \"$2\": *[-0-9.eE+]+" "$1" | head -1 | sed 's/.*: *//; s/,$//'; }
@@ -59,6 +61,33 @@ Paired comparison (\`bpo compare\`: difference to the base model, paired bootstr
 
 MID
 cat "$OUT/compare.md"
+
+# seeds: one row per preference seed, then the mean, sample standard deviation and range of each delta
+cat <<SEEDS
+
+## Over preference seeds
+
+The preference seed sets the LoRA initialisation and the data order; the SFT model and the pairs are the
+same. Accuracy in %, deltas in points against the base model (${PREF_SEEDS// /, }):
+
+| seed | dpo | bpo | Δ dpo | Δ bpo |
+|---|---|---|---|---|
+SEEDS
+base=$(num "$RUNS/base-eval/summary.json" accuracy)
+for S in $PREF_SEEDS; do
+	printf '%s %s %s %s\n' "$S" "$base" "$(num "$RUNS/$(runname dpo "$S")-eval/summary.json" accuracy)" \
+		"$(num "$RUNS/$(runname bpo "$S")-eval/summary.json" accuracy)"
+done | awk '
+	{ d = 100 * ($3 - $2); b = 100 * ($4 - $2); n++; sd += d; sb += b; qd += d * d; qb += b * b
+	  if (n == 1 || d < mind) mind = d; if (n == 1 || d > maxd) maxd = d
+	  if (n == 1 || b < minb) minb = b; if (n == 1 || b > maxb) maxb = b
+	  printf "| %s | %.1f | %.1f | %+.1f | %+.1f |\n", $1, 100 * $3, 100 * $4, d, b }
+	END {
+		md = sd / n; mb = sb / n
+		vd = n > 1 ? (qd - n * md * md) / (n - 1) : 0; vb = n > 1 ? (qb - n * mb * mb) / (n - 1) : 0
+		printf "| mean ± sd (%d seeds) | | | %+.1f ± %.1f | %+.1f ± %.1f |\n", n, md, sqrt(vd > 0 ? vd : 0), mb, sqrt(vb > 0 ? vb : 0)
+		printf "| range | | | [%+.1f, %+.1f] | [%+.1f, %+.1f] |\n", mind, maxd, minb, maxb
+	}'
 cat <<MID
 
 ## Preference training

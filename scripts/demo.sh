@@ -5,13 +5,16 @@
 #   scripts/demo.sh            (or: make demo)
 #
 # Settings (environment): BPO (the CLI, default bin/bpo), DEMO_OUT (default demo-out), SEED (default 1),
+# PREF_SEEDS (default "1 2 3": DPO and BPO are trained and evaluated once per seed, which sets the LoRA
+# initialisation and the data order; the first seed's runs are runs/dpo and runs/bpo, the others
+# runs/dpo-sN and runs/bpo-sN),
 # THREADS (training threads) and GEN_THREADS (generation threads), both 1 by default: the demo model is
 # so small that ggml's per-operation thread barriers cost more than a second thread gains whenever the
 # two cores are shared with anything else (measured: bpo eval 258 s with 2 threads vs 23 s with 1 on a
 # busy 2-core machine); on an idle machine THREADS=2 may be faster.
 # The SFT model is cached in $DEMO_OUT/cache/<recipe>/model.gguf and reused by later runs (delete the
 # folder to retrain; an interrupted SFT resumes from its last checkpoint). Everything after it (evaluations,
-# pairs, DPO/BPO runs in $DEMO_OUT/runs) is recomputed on every run: it takes about two minutes.
+# pairs, DPO/BPO runs in $DEMO_OUT/runs) is recomputed on every run: it takes about three minutes.
 set -euo pipefail
 
 BPO=${BPO:-bin/bpo}
@@ -19,6 +22,7 @@ OUT=${DEMO_OUT:-demo-out}
 SEED=${SEED:-1}
 THREADS=${THREADS:-1}
 GEN_THREADS=${GEN_THREADS:-1}
+PREF_SEEDS=${PREF_SEEDS:-1 2 3}
 
 # The recipe (each setting may be overridden from the environment). Changing one changes the cache key.
 LEVELS=${LEVELS:-1-2}              # arithmetic steps per problem
@@ -74,24 +78,31 @@ run "$BPO" pairs --model "$MODEL" --benchmark gsm8k --data "$DATA/train.jsonl" -
 	--parallel 8 --threads "$GEN_THREADS" --out "$RUNS/pairs.jsonl"
 
 TRAIN=(--model "$MODEL" --data "$RUNS/pairs.jsonl" --beta "$BETA" --lr "$PREF_LR" --epochs "$PREF_EPOCHS"
-	--batch-size "$PREF_BATCH" --seed "$SEED" --max-length 256 --threads "$THREADS")
+	--batch-size "$PREF_BATCH" --max-length 256 --threads "$THREADS")
 
-step "5/9 DPO (LoRA)"
-run "$BPO" train --loss dpo "${TRAIN[@]}" --out "$RUNS/dpo"
+# run name of a loss and a preference seed: the first seed keeps the plain name
+runname() { if [ "$2" = "${PREF_SEEDS%% *}" ]; then echo "$1"; else echo "$1-s$2"; fi; }
 
-step "6/9 BPO (LoRA, same pairs and seed)"
-run "$BPO" train --loss bpo --alpha "$ALPHA" "${TRAIN[@]}" --out "$RUNS/bpo"
+for S in $PREF_SEEDS; do
+	step "5/9 DPO (LoRA), seed $S"
+	run "$BPO" train --loss dpo "${TRAIN[@]}" --seed "$S" --out "$RUNS/$(runname dpo "$S")"
 
-step "7/9 evaluate both adapters"
-run "$BPO" eval --model "$MODEL" --adapter "$RUNS/dpo/adapter.gguf" "${EVAL[@]}" --out "$RUNS/dpo-eval"
-run "$BPO" eval --model "$MODEL" --adapter "$RUNS/bpo/adapter.gguf" "${EVAL[@]}" --out "$RUNS/bpo-eval"
+	step "6/9 BPO (LoRA, same pairs and seed $S)"
+	run "$BPO" train --loss bpo --alpha "$ALPHA" "${TRAIN[@]}" --seed "$S" --out "$RUNS/$(runname bpo "$S")"
+
+	step "7/9 evaluate both adapters, seed $S"
+	for L in dpo bpo; do
+		R=$(runname "$L" "$S")
+		run "$BPO" eval --model "$MODEL" --adapter "$RUNS/$R/adapter.gguf" "${EVAL[@]}" --out "$RUNS/$R-eval"
+	done
+done
 
 step "8/9 compare and plot"
 run "$BPO" compare --names base,dpo,bpo --out "$OUT/compare.md" "$RUNS/base-eval" "$RUNS/dpo-eval" "$RUNS/bpo-eval"
 run "$BPO" plot --out "$OUT/rewards.png" "$RUNS/dpo" "$RUNS/bpo"
 
 step "9/9 report"
-"$(dirname "$0")/demo-report.sh" "$OUT" "$RECIPE" "$(( $(date +%s) - T0 ))" > "$OUT/report.md.tmp"
+PREF_SEEDS="$PREF_SEEDS" "$(dirname "$0")/demo-report.sh" "$OUT" "$RECIPE" "$(( $(date +%s) - T0 ))" > "$OUT/report.md.tmp"
 mv "$OUT/report.md.tmp" "$OUT/report.md"
 echo
 cat "$OUT/compare.md"

@@ -46,6 +46,7 @@ func newApp() *cli.App {
 			importCommand(),
 			sftCommand(),
 			trainCommand(),
+			filterCommand(),
 			plotCommand(),
 			evalCommand(),
 			pairsCommand(),

@@ -29,7 +29,7 @@ EOS is appended to every completion. Metrics go to RUN_DIR/metrics.jsonl; the re
 RUN_DIR/adapter.gguf (LoRA) or RUN_DIR/model.gguf (--full). Re-running the same command resumes from
 the last checkpoint and reproduces the uninterrupted run's losses; Ctrl-C saves a checkpoint.`,
 		Flags:  flags,
-		Action: lockedRun(runSFT),
+		Action: lockedRun(func(c *cli.Context) error { _, err := checkpointing(c); return err }, runSFT),
 	}
 }
 

@@ -15,13 +15,22 @@ import (
 
 func trainCommand() *cli.Command {
 	flags := append(trainingFlags(5e-6, 8),
-		&cli.StringFlag{Name: "loss", Value: "bpo", Usage: "preference loss: " + strings.Join(align.LossNames(), ", ")},
+		&cli.StringFlag{Name: "loss", Value: "bpo", Usage: "preference loss, or a weighted sum NAME[(PARAM=VALUE,...)][:WEIGHT],... (e.g. bpo:1,sft:0.2); losses: " + strings.Join(align.LossNames(), ", ")},
 		&cli.StringFlag{Name: "beta", Usage: "beta (default per loss, 0.1 for the DPO family)"},
 		&cli.StringFlag{Name: "alpha", Usage: "BPO gap adaptor in (0, 1] (default 0.3); RPO NLL weight (default 1)"},
 		&cli.StringFlag{Name: "f", Usage: "BPO loss family: logistic, hinge, square, exponential, truncated-quadratic, savage"},
 		&cli.StringFlag{Name: "label-smoothing", Usage: "DPO/RPO label smoothing in [0, 0.5)"},
 		&cli.StringFlag{Name: "lambda", Usage: "DPOP penalty weight (default 50)"},
 		&cli.StringFlag{Name: "gamma", Usage: "SimPO target margin (default 1)"},
+		&cli.StringFlag{Name: "tau", Usage: "DiscoPOP mixing temperature (default 0.05)"},
+		&cli.StringFlag{Name: "divergence", Usage: "f-divergence of the score-based losses (dpo, hinge, robust, exo_pair, nca_pair, bco_pair, sppo_hard, apo_*, discopop): " + strings.Join(align.Divergences(), ", ")},
+		&cli.StringFlag{Name: "divergence-alpha", Usage: "alpha of --divergence alpha_divergence"},
+		&cli.BoolFlag{Name: "include-prompt", Usage: "ORPO: the NLL term covers the prompt tokens too (as TRL and the ORPO authors' code); default: completion tokens only"},
+		&cli.Float64Flag{Name: "ld-alpha", Usage: "LD-DPO in (0, 1): the tokens beyond the shorter completion's length count alpha times (policy and reference); 0: off"},
+		&cli.BoolFlag{Name: "use-weighting", Usage: "WPO weighting: scale each pair's loss by exp(mean token logp of chosen + of rejected), without gradient"},
+		&cli.Float64Flag{Name: "dcr-threshold", Value: align.DefaultDCRThreshold, Usage: "a chosen reward counts as degraded (dcr_rate) when below -THRESHOLD"},
+		&cli.StringFlag{Name: "dcr-alarm", Usage: "RATE[:STEPS][:warn|stop]: warn, or stop with a checkpoint, when dcr_rate > RATE for STEPS consecutive steps"},
+		&cli.StringFlag{Name: "ref-refresh", Usage: "TR-DPO: hard:N (reference = policy every N steps) or soft:ALPHA:N (reference = ALPHA·policy + (1-ALPHA)·reference)"},
 		&cli.IntFlag{Name: "micro-batch", Usage: "pairs per forward/backward (gradient accumulation); 0: the whole batch"},
 		&cli.IntFlag{Name: "max-prompt-length", Value: 256, Usage: "max prompt tokens"},
 		&cli.StringFlag{Name: "truncation-mode", Value: "keep_end", Usage: "keep_end, keep_start or error"},
@@ -32,7 +41,7 @@ func trainCommand() *cli.Command {
 	)
 	return &cli.Command{
 		Name:      "train",
-		Usage:     "preference optimization with LoRA: BPO, DPO, IPO, SLiC/hinge, Cal-DPO, DPOP, SimPO, ORPO, RPO",
+		Usage:     "preference optimization with LoRA: BPO, DPO, IPO, SLiC/hinge, Cal-DPO, DPOP, SimPO, ORPO, RPO, TRL's other offline losses, or a weighted sum of them",
 		UsageText: "bpo train --model M.gguf --data pairs.jsonl --loss bpo|dpo|... --out RUN_DIR [options]",
 		Description: `Data: JSONL with {"prompt","chosen","rejected"} strings, conversational message lists, or
 {"question","chosen":{"solution"},"rejected":{"solution"}}. Conversational prompts get the model's
@@ -41,8 +50,17 @@ model through llama.cpp, computed once and cached next to the run (RUN_DIR/../.b
 with TRL's names go to RUN_DIR/metrics.jsonl; the adapter to RUN_DIR/adapter.gguf (loadable by
 llama.cpp, ollama and --adapter). Re-running resumes; Ctrl-C saves a checkpoint.`,
 		Flags:  flags,
-		Action: lockedRun(runTrain),
+		Action: lockedRun(checkTrainFlags, runTrain),
 	}
+}
+
+// checkTrainFlags refuses bad training and loss settings before the run directory is touched.
+func checkTrainFlags(c *cli.Context) error {
+	if _, err := checkpointing(c); err != nil {
+		return err
+	}
+	_, err := trainOptionsFromFlags(c)
+	return err
 }
 
 func runTrain(c *cli.Context) error {
@@ -51,21 +69,11 @@ func runTrain(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	params, err := align.DefaultLossParams(c.String("loss"))
+	opts, err := trainOptionsFromFlags(c)
 	if err != nil {
 		return err
 	}
-	for _, name := range []string{"beta", "alpha", "f", "label-smoothing", "lambda", "gamma"} {
-		if v := c.String(name); v != "" {
-			if err := params.Set(name, v); err != nil {
-				return fmt.Errorf("--%s: %w", name, err)
-			}
-		}
-	}
-	loss, err := align.NewLoss(c.String("loss"), params)
-	if err != nil {
-		return err
-	}
+	loss := opts.loss
 	// Settings first: LoRA (and --init-adapter) and the optimizer settings are checked before the
 	// data is tokenized and the reference pass runs (hours on a real model).
 	lora, err := initialLoRA(c)
@@ -138,6 +146,13 @@ func runTrain(c *cli.Context) error {
 		if err == nil && len(evalPairs) > 0 {
 			evalRef, err = cachedReference(c, m, evalPairs, align.RefCacheKey(fp, dataHash, settings, "eval"), runDir, "eval")
 		}
+		if err == nil && opts.ldAlpha != 0 {
+			// LD-DPO also reads the reference's log-probs of the completions' shared prefixes.
+			err = addSharedReference(c, m, trainPairs, trainRef, align.RefCacheKey(fp, dataHash, settings, "train-shared"), runDir, "train")
+			if err == nil && len(evalPairs) > 0 {
+				err = addSharedReference(c, m, evalPairs, evalRef, align.RefCacheKey(fp, dataHash, settings, "eval-shared"), runDir, "eval")
+			}
+		}
 		if err != nil {
 			m.Close()
 			return err
@@ -152,6 +167,9 @@ func runTrain(c *cli.Context) error {
 	defer policy.Close()
 	policy.Model().SetCheckpointing(ckpt)
 	adapterMeta := map[string]string{"bpo.base_model": filepath.Base(modelPath), llama.KeyAdapterBaseFingerprint: fp, "bpo.loss": loss.Name(), "bpo.loss_params": loss.Params().String()}
+	if _, composed := loss.(*align.ComposedLoss); composed {
+		adapterMeta["bpo.loss_spec"] = align.LossSpec(loss)
+	}
 	var bar *progress
 	interval, err := saveInterval(c)
 	if err != nil {
@@ -162,12 +180,16 @@ func runTrain(c *cli.Context) error {
 		WarmupRatio: c.Float64("warmup-ratio"), MaxGradNorm: c.Float64("max-grad-norm"), BatchSize: c.Int("batch-size"),
 		MicroBatch: c.Int("micro-batch"), Epochs: c.Int("epochs"), MaxSteps: c.Int("max-steps"), Seed: c.Uint64("seed"),
 		SaveEvery: c.Int("save-every"), SaveInterval: interval, KeepCheckpoints: c.Int("keep-checkpoints"), EvalEvery: c.Int("eval-every"),
+		DCRThreshold: opts.dcrThreshold, DCRAlarm: opts.alarm, RefRefresh: opts.refresh,
 		Meta:        map[string]string{"model": fp, "data": dataHash, "lora_rank": fmt.Sprint(lora.Rank), "lora_alpha": fmt.Sprint(lora.Alpha)},
 		SaveAdapter: func(dir string) error { return policy.SaveAdapter(dir, adapterMeta) },
 		LoadAdapter: policy.LoadAdapter,
 		OnStep: func(s align.StepMetrics) {
 			if s.Split == "eval" {
 				return
+			}
+			if s.Event != "" {
+				fmt.Fprintf(os.Stderr, "\ntrain: step %d: %s (dcr_rate %.2f, rewards/chosen %+.4f)\n", s.Step, eventText(s.Event), s.DCRRate, s.RewardsChosen)
 			}
 			bar.Describe(fmt.Sprintf("%s loss %.4f margin %+.3f chosen %+.3f", loss.Name(), s.Loss, s.RewardsMargins, s.RewardsChosen))
 			bar.Add(1)
@@ -188,6 +210,13 @@ func runTrain(c *cli.Context) error {
 	}
 	res, err := trainer.Run(c.Context)
 	bar.Finish()
+	if errors.Is(err, align.ErrDCRAlarm) && res != nil {
+		if cerr := copyFileAtomic(filepath.Join(res.Checkpoint, align.AdapterFileName), filepath.Join(runDir, align.AdapterFileName)); cerr != nil {
+			return cerr
+		}
+		fmt.Fprintf(os.Stderr, "train: stopped by the DCR alarm; adapter of step %d in %s\n", res.Steps, filepath.Join(runDir, align.AdapterFileName))
+		return err
+	}
 	if err != nil {
 		if errors.Is(err, c.Context.Err()) && res != nil {
 			fmt.Fprintf(os.Stderr, "train: interrupted; checkpoint saved in %s (run the same command to resume)\n", res.Checkpoint)
@@ -200,6 +229,13 @@ func runTrain(c *cli.Context) error {
 	l := res.Last
 	fmt.Printf("train: %s, %d steps, loss %.4f, rewards/chosen %+.4f, rewards/rejected %+.4f, margins %+.4f, dcr_rate %.2f\n",
 		loss.Name(), res.Steps, l.Loss, l.RewardsChosen, l.RewardsRejected, l.RewardsMargins, l.DCRRate)
+	if len(l.Components) > 0 {
+		fmt.Printf("train: loss components (unweighted):")
+		for _, t := range loss.(*align.ComposedLoss).Components() {
+			fmt.Printf(" %s %.4f (weight %g)", t.Loss.Name(), l.Components[t.Loss.Name()], t.Weight)
+		}
+		fmt.Println()
+	}
 	fmt.Printf("train: %.3f pairs/s; time in policy forward+backward %s, optimizer %s, checkpoints %s, eval %s\n",
 		res.PairsPerSecond(), res.PolicyTime.Round(1e6), res.OptimTime.Round(1e6), res.SaveTime.Round(1e6), res.EvalTime.Round(1e6))
 	fmt.Printf("train: adapter %s\n", filepath.Join(runDir, align.AdapterFileName))
@@ -229,4 +265,17 @@ func cachedReference(c *cli.Context, m *llama.Model, pairs []align.TokenizedPair
 		return nil, err
 	}
 	return refs, nil
+}
+
+// addSharedReference fills the shared-prefix sums of refs (LD-DPO) from the reference model, cached
+// like the full sums.
+func addSharedReference(c *cli.Context, m *llama.Model, pairs []align.TokenizedPair, refs []align.RefLogps, key, runDir, split string) error {
+	shared, err := cachedReference(c, m, align.SharedPrefixPairs(pairs), key, runDir, split+" shared prefixes")
+	if err != nil {
+		return err
+	}
+	for i := range refs {
+		refs[i].ChosenShared, refs[i].RejectedShared = shared[i].Chosen, shared[i].Rejected
+	}
+	return nil
 }
