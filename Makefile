@@ -72,7 +72,9 @@ bench: headers
 	$(GO) build -o bin/bench-sampling ./bench/sampling
 	bin/bench-sampling -threads $(BENCH_THREADS) -reps $(BENCH_REPS) -command "make bench BENCH_THREADS=$(BENCH_THREADS) BENCH_REPS=$(BENCH_REPS)"
 	$(GO) build -o bin/bench-train ./bench/train
-	bin/bench-train -threads $(BENCH_THREADS) -reps $(BENCH_TRAIN_REPS) -command "make bench BENCH_THREADS=$(BENCH_THREADS) BENCH_TRAIN_REPS=$(BENCH_TRAIN_REPS)"
+	bin/bench-train -only engine,llama,trainer,memory -threads $(BENCH_THREADS) -reps $(BENCH_TRAIN_REPS) -command "make bench BENCH_THREADS=$(BENCH_THREADS) BENCH_TRAIN_REPS=$(BENCH_TRAIN_REPS)"
+	bin/bench-train -only engine -weights bf16 -threads $(BENCH_THREADS) -reps $(BENCH_TRAIN_REPS) -command "make bench BENCH_THREADS=$(BENCH_THREADS) BENCH_TRAIN_REPS=$(BENCH_TRAIN_REPS)"
+	bin/bench-train -only memory8b -command "make bench"
 	$(GO) run ./bench/report -results bench/results -out bench/RESULTS.md
 
 # IPNN's data: the idx files of MNIST and Fashion-MNIST in $(BPO_DATA_DIR)/mnist and

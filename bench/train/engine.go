@@ -17,6 +17,7 @@ import (
 // engineConfig is the single-sequence work of the engine and llama.cpp jobs.
 type engineConfig struct {
 	model            string
+	weights          llama.GGMLType
 	threads          int
 	prompt, complete int
 	reps             int
@@ -249,9 +250,19 @@ func runEngine(res *bench.Result, ec engineConfig, withEngine, withLlama bool) e
 			if err != nil {
 				return err
 			}
+			nB := job + "/PyTorch bf16 autocast forward+backward CPU time"
 			res.Metrics = append(res.Metrics,
 				bench.NewMetric(job+"/PyTorch bf16 autocast forward CPU time", "CPU s", false, []float64{bf.Forward[0][0]}, []float64{load}),
-				bench.NewMetric(job+"/PyTorch bf16 autocast forward+backward CPU time", "CPU s", false, []float64{bf.Step[0][0]}, []float64{load}))
+				bench.NewMetric(nB, "CPU s", false, []float64{bf.Step[0][0]}, []float64{load}))
+			goal := 0.0
+			if ec.weights == llama.TypeBF16 {
+				goal = 1 // bf16 weights against bf16 autocast: the goal
+			}
+			ratio, err := res.NewRatio(job+" PyTorch bf16 autocast forward+backward CPU / ours", nB, job+"/forward+backward (LogProbsAndGradient) CPU time", goal)
+			if err != nil {
+				return err
+			}
+			res.Ratios = append(res.Ratios, ratio)
 			res.Config["pytorch peer"] = fmt.Sprintf("bench/train/torchpeer.py: PyTorch %s (Debian python3-torch, OpenBLAS from %s), %d thread(s), the same shapes with random F32 weights, LoRA r16 alpha 16 on the 7 projections, the same token counts, log-softmax over the full vocabulary of the scored rows; one process per rep after ours, each with its own warm-up", bf.Torch, openblasOpenMP, bf.Threads)
 		}
 		tF, tS, tG := T/bench.Median(fwd.samples), T/bench.Median(step.samples), T/bench.Median(grad.samples)

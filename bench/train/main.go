@@ -136,6 +136,9 @@ func run(o options) error {
 	if typ != llama.TypeQ8_0 {
 		name, title = "train-"+strings.ToLower(typ.String()), strings.Replace(title, "Q8_0", typ.String(), 1)
 	}
+	if len(sel) == 1 && sel["memory8b"] {
+		name, title = "train-8b", "One preference step on a Llama-3.1-8B-shaped random Q4_K model: peak memory and time"
+	}
 	res := bench.Start(name, title, o.command)
 	if o.vocab, err = benchmodel.VocabPath(o.vocab); err != nil {
 		return fmt.Errorf("model: %w", err)
@@ -148,7 +151,7 @@ func run(o options) error {
 	res.Config["threads"] = strconv.Itoa(o.threads) + " (every job: training graph, llama.cpp forward, reference scoring)"
 	res.Config["runs"] = fmt.Sprintf("%d timed runs per engine / llama.cpp metric after one warm-up, alternating", o.reps)
 	if sel["engine"] || sel["llama"] {
-		ec := engineConfig{model: model, threads: o.threads, prompt: o.prompt, complete: o.complete, reps: o.reps, seed: o.seed}
+		ec := engineConfig{model: model, weights: typ, threads: o.threads, prompt: o.prompt, complete: o.complete, reps: o.reps, seed: o.seed}
 		if err := runEngine(res, ec, sel["engine"], sel["llama"]); err != nil {
 			return err
 		}
