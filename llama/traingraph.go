@@ -5,15 +5,14 @@ import (
 	"math"
 )
 
-// batchPlan lays sequences out as a batch of B rows of L tokens (right-padded to the longest), with
-// one causal L x L mask shared by all rows, and lists the R hidden rows whose next-token prediction is
+// batchPlan lays sequences out as a batch of B rows of L tokens (right-padded to the longest), all
+// rows under the same causal mask, and lists the R hidden rows whose next-token prediction is
 // scored. Padding only ever attends to earlier tokens of its own row and is never scored, so it does
 // not change any scored log-prob; attention costs B*L^2 instead of (B*L)^2 for packed sequences.
 type batchPlan struct {
 	L, B    int
 	tokens  []int32
 	pos     []int32
-	mask    []float32 // [L_kv = L, L_q = L]
 	rows    []int32   // flat hidden row (b*L + i) predicting each scored token
 	targets []int32   // scored token ids
 	seqOf   []int     // scored row -> sequence
@@ -58,21 +57,16 @@ func (tm *TrainModel) plan(seqs []TrainSeq) (*batchPlan, error) {
 			p.counts[s]++
 		}
 	}
-	p.mask = make([]float32, L*L)
-	negInf := float32(math.Inf(-1))
-	for q := 0; q < L; q++ {
-		for k := q + 1; k < L; k++ {
-			p.mask[q*L+k] = negInf
-		}
-	}
 	return p, nil
 }
 
 type graphMode int
 
+// The graph below is built with ggml's automatic differentiation and serves full-parameter training of
+// small F32 models (every weight trainable); LoRA training uses the hand-written step of trainstep.go.
+
 const (
-	modeLogits   graphMode = iota // forward only; logits out
-	modeCE                        // mean token cross-entropy over scored rows, with backward
+	modeCE       graphMode = iota // mean token cross-entropy over scored rows, with backward
 	modeWeighted                  // sum_r w_r log p_r, with backward (needs each row's logit max)
 )
 
@@ -101,13 +95,10 @@ func (tm *TrainModel) build(p *batchPlan, mode graphMode) *trainGraph {
 	hp := tm.hp
 	T, R := int64(len(p.tokens)), int64(len(p.rows))
 	L, B := int64(p.L), int64(p.B)
-	size := trainGraphSize(hp)
-	if mode != modeLogits {
-		size *= 3
-	}
-	// Room for the graph's tensors, the graph, and (with backward) the rewritten graph plus its
-	// transposes (see Graph.FastOuterProducts).
-	g := NewGContext(2*size+64, 4*size, mode != modeLogits)
+	size := 3 * trainGraphSize(hp)
+	// Room for the graph's tensors, the graph, and the rewritten graph plus its transposes (see
+	// Graph.FastOuterProducts).
+	g := NewGContext(2*size+64, 4*size, true)
 	tg := &trainGraph{ctx: g}
 	tg.tokens = g.NewTensor(TypeI32, T).SetName("tokens")
 	tg.pos = g.NewTensor(TypeI32, T).SetName("positions")
@@ -162,12 +153,8 @@ func (tm *TrainModel) build(p *batchPlan, mode graphMode) *trainGraph {
 		out = tm.weights["token_embd.weight"]
 	}
 	tg.logits = g.MulMat(out, sel) // [n_vocab, R]
-	tg.gr = g.NewGraph(size, mode != modeLogits)
+	tg.gr = g.NewGraph(size, true)
 	switch mode {
-	case modeLogits:
-		tg.logits.SetOutput()
-		tg.gr.Expand(tg.logits)
-		return tg
 	case modeCE:
 		tg.labels = g.NewTensor(TypeF32, int64(hp.nVocab), R).SetName("labels")
 		tg.labels.SetInput()
@@ -224,7 +211,7 @@ func (tm *TrainModel) prepare(tg *trainGraph, p *batchPlan) error {
 	if err := tm.sched.Alloc(tg.gr); err != nil {
 		return err
 	}
-	for _, err := range []error{tg.tokens.SetInt32(p.tokens), tg.pos.SetInt32(p.pos), tg.mask.SetFloat32(p.mask), tg.rows.SetInt32(p.rows)} {
+	for _, err := range []error{tg.tokens.SetInt32(p.tokens), tg.pos.SetInt32(p.pos), tg.mask.SetFloat32(causalMask(p.L)), tg.rows.SetInt32(p.rows)} {
 		if err != nil {
 			return err
 		}
@@ -263,6 +250,18 @@ func (tm *TrainModel) LogProbs(seqs []TrainSeq) ([][]float64, error) {
 		out[p.seqOf[r]] = append(out[p.seqOf[r]], float64(v))
 	}
 	return out, nil
+}
+
+// causalMask is the L x L attention mask of the autodiff graph: key k hidden (-inf) from query q when k > q.
+func causalMask(L int) []float32 {
+	m := make([]float32, L*L)
+	negInf := float32(math.Inf(-1))
+	for q := 0; q < L; q++ {
+		for k := q + 1; k < L; k++ {
+			m[q*L+k] = negInf
+		}
+	}
+	return m
 }
 
 // ErrNumerical means a NaN or Inf appeared in a loss, log-prob or gradient.
