@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/bpo-dev/bpo/llama"
 )
 
 // Data-parallel training (TrainConfig.Comm with more than one rank). Every rank holds the model
@@ -160,4 +162,42 @@ func (t *Trainer) trainStepParallel(ctx context.Context, idx []int, ma *MetricsA
 		}
 	}
 	return nil
+}
+
+// refChunk is the number of pairs ReferenceLogps scores in one llama.cpp batch.
+const refChunk = 16
+
+// ShardedReferenceLogps computes the reference log-probs of pairs over the ranks of comm: each rank
+// scores a contiguous shard that starts on a batch boundary of ReferenceLogps (so every pair is
+// scored in the same batch as in one process), and every rank returns all of them, in order.
+func ShardedReferenceLogps(ctx context.Context, comm Comm, m *llama.Model, pairs []TokenizedPair, threads int) ([]RefLogps, error) {
+	comm = commOrSingle(comm)
+	chunks := (len(pairs) + refChunk - 1) / refChunk
+	size, rank := comm.Size(), comm.Rank()
+	lo, hi := min(rank*chunks/size*refChunk, len(pairs)), min((rank+1)*chunks/size*refChunk, len(pairs))
+	var mine []float64
+	if lo < hi {
+		refs, err := ReferenceLogps(ctx, m, pairs[lo:hi], threads, nil)
+		if err != nil {
+			return nil, fmt.Errorf("rank %d of %d: %w", rank, size, err)
+		}
+		for _, r := range refs {
+			mine = append(mine, r.Chosen, r.Rejected)
+		}
+	}
+	shards, err := GatherFloat64s(comm, mine)
+	if err != nil {
+		return nil, fmt.Errorf("reference log-probs: gather the shards: %w", err)
+	}
+	out := make([]RefLogps, 0, len(pairs))
+	for r, sh := range shards {
+		rlo, rhi := min(r*chunks/size*refChunk, len(pairs)), min((r+1)*chunks/size*refChunk, len(pairs))
+		if len(sh) != 2*(rhi-rlo) {
+			return nil, fmt.Errorf("reference log-probs: rank %d sent %d values for pairs %d..%d, want %d", r, len(sh), rlo, rhi, 2*(rhi-rlo))
+		}
+		for i := 0; i < len(sh); i += 2 {
+			out = append(out, RefLogps{Chosen: sh[i], Rejected: sh[i+1]})
+		}
+	}
+	return out, nil
 }
