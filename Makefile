@@ -11,7 +11,7 @@ export CGO_CFLAGS := $(OPT_FLAGS)
 export CGO_CXXFLAGS := $(OPT_FLAGS)
 TEST_TIMEOUT ?= 30m
 
-.PHONY: all build headers test bench demo demo-tools vet fmt clean check-tools mnist-data fashion-mnist-data ipnn-data
+.PHONY: all build build-mpi mpi-tools headers test bench demo demo-tools vet fmt clean check-tools mnist-data fashion-mnist-data ipnn-data
 
 all: build
 
@@ -31,8 +31,25 @@ headers: check-tools
 build: headers
 	$(GO) build -o bin/bpo ./cmd/bpo
 
+# bpo with MPI (build tag mpi, internal/mpi): `mpirun -np N bin/bpo-mpi train ...` runs data-parallel
+# (README "Past one machine"). Needs Open MPI: apt-get install -y openmpi-bin libopenmpi-dev pkg-config.
+build-mpi: headers
+	@pkg-config --exists ompi-c || { echo "error: Open MPI is missing: apt-get install -y openmpi-bin libopenmpi-dev pkg-config"; exit 1; }
+	$(GO) build -tags mpi -o bin/bpo-mpi ./cmd/bpo
+
+# Open MPI for the MPI tests (cmd/bpo/mpi_test.go): installed when missing and possible (root with
+# apt); otherwise the MPI tests say loudly that they did not run, and everything else still runs.
+mpi-tools:
+	@if ! command -v mpirun >/dev/null || ! pkg-config --exists ompi-c 2>/dev/null; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			{ DEBIAN_FRONTEND=noninteractive apt-get install -y openmpi-bin libopenmpi-dev pkg-config >/dev/null 2>&1 || \
+			  { apt-get update >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y openmpi-bin libopenmpi-dev pkg-config >/dev/null 2>&1; }; } || \
+			echo "*** warning: could not install Open MPI with apt-get: the MPI tests will not run ***"; \
+		else echo "*** warning: Open MPI is not installed and cannot be (needs root and apt-get): the MPI tests will not run ***"; fi; \
+	fi
+
 # The tests need MNIST (ipnn); mnist-data fetches it once into $(BPO_DATA_DIR).
-test: headers mnist-data
+test: headers mnist-data mpi-tools
 	$(GO) vet ./...
 	$(GO) test -timeout $(TEST_TIMEOUT) ./...
 
