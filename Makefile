@@ -75,6 +75,9 @@ demo-tools: build
 # Benchmarks (bench/, see bench/README.md): each program writes bench/results/<name>.json and
 # bench/report renders them all into bench/RESULTS.md. The bridge benchmark also builds itself with
 # go's default cgo flags (a second, cold llama.cpp build) for the -march=native comparison.
+# mpirun on this machine only: loopback TCP, as root where needed, more ranks than cores allowed.
+MPIRUN_LOCAL = OMPI_MCA_btl=self,tcp OMPI_MCA_btl_tcp_if_include=lo OMPI_MCA_oob_tcp_if_include=lo \
+	mpirun $(if $(filter 0,$(shell id -u)),--allow-run-as-root) --oversubscribe
 BENCH_THREADS ?= 1
 BENCH_REPS ?= 3
 BENCH_TRAIN_REPS ?= 2
@@ -90,6 +93,10 @@ bench: headers
 	bin/bench-sampling -threads $(BENCH_THREADS) -reps $(BENCH_REPS) -command "make bench BENCH_THREADS=$(BENCH_THREADS) BENCH_REPS=$(BENCH_REPS)"
 	$(GO) build -o bin/bench-train ./bench/train
 	bin/bench-train -threads $(BENCH_THREADS) -reps $(BENCH_TRAIN_REPS) -command "make bench BENCH_THREADS=$(BENCH_THREADS) BENCH_TRAIN_REPS=$(BENCH_TRAIN_REPS)"
+	@if command -v mpirun >/dev/null && pkg-config --exists ompi-c 2>/dev/null; then \
+		$(GO) build -tags mpi -o bin/bench-mpicomm ./bench/mpicomm && \
+		$(MPIRUN_LOCAL) -np 2 bin/bench-mpicomm -command "make bench"; \
+	else echo "*** bench: Open MPI is not installed (make mpi-tools): the MPI communication cost is not measured ***"; fi
 	$(GO) run ./bench/report -results bench/results -out bench/RESULTS.md
 
 # IPNN's data: the idx files of MNIST and Fashion-MNIST in $(BPO_DATA_DIR)/mnist and
