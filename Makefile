@@ -11,7 +11,7 @@ export CGO_CFLAGS := $(OPT_FLAGS)
 export CGO_CXXFLAGS := $(OPT_FLAGS)
 TEST_TIMEOUT ?= 30m
 
-.PHONY: all build headers test bench demo demo-tools vet fmt clean check-tools mnist-data fashion-mnist-data ipnn-data
+.PHONY: all build build-mpi mpi-tools headers test bench demo demo-tools vet fmt clean check-tools mnist-data fashion-mnist-data ipnn-data
 
 all: build
 
@@ -31,8 +31,25 @@ headers: check-tools
 build: headers
 	$(GO) build -o bin/bpo ./cmd/bpo
 
+# bpo with MPI (build tag mpi, internal/mpi): `mpirun -np N bin/bpo-mpi train ...` runs data-parallel
+# (README "Past one machine"). Needs Open MPI: apt-get install -y openmpi-bin libopenmpi-dev pkg-config.
+build-mpi: headers
+	@pkg-config --exists ompi-c || { echo "error: Open MPI is missing: apt-get install -y openmpi-bin libopenmpi-dev pkg-config"; exit 1; }
+	$(GO) build -tags mpi -o bin/bpo-mpi ./cmd/bpo
+
+# Open MPI for the MPI tests (cmd/bpo/mpi_test.go): installed when missing and possible (root with
+# apt); otherwise the MPI tests say loudly that they did not run, and everything else still runs.
+mpi-tools:
+	@if ! command -v mpirun >/dev/null || ! pkg-config --exists ompi-c 2>/dev/null; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			{ DEBIAN_FRONTEND=noninteractive apt-get install -y openmpi-bin libopenmpi-dev pkg-config >/dev/null 2>&1 || \
+			  { apt-get update >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y openmpi-bin libopenmpi-dev pkg-config >/dev/null 2>&1; }; } || \
+			echo "*** warning: could not install Open MPI with apt-get: the MPI tests will not run ***"; \
+		else echo "*** warning: Open MPI is not installed and cannot be (needs root and apt-get): the MPI tests will not run ***"; fi; \
+	fi
+
 # The tests need MNIST (ipnn); mnist-data fetches it once into $(BPO_DATA_DIR).
-test: headers mnist-data
+test: headers mnist-data mpi-tools
 	$(GO) vet ./...
 	$(GO) test -timeout $(TEST_TIMEOUT) ./...
 
@@ -58,6 +75,9 @@ demo-tools: build
 # Benchmarks (bench/, see bench/README.md): each program writes bench/results/<name>.json and
 # bench/report renders them all into bench/RESULTS.md. The bridge benchmark also builds itself with
 # go's default cgo flags (a second, cold llama.cpp build) for the -march=native comparison.
+# mpirun on this machine only: loopback TCP, as root where needed, more ranks than cores allowed.
+MPIRUN_LOCAL = OMPI_MCA_btl=self,tcp OMPI_MCA_btl_tcp_if_include=lo OMPI_MCA_oob_tcp_if_include=lo \
+	mpirun $(if $(filter 0,$(shell id -u)),--allow-run-as-root) --oversubscribe
 BENCH_THREADS ?= 1
 BENCH_REPS ?= 3
 BENCH_TRAIN_REPS ?= 2
@@ -75,6 +95,10 @@ bench: headers
 	bin/bench-train -only engine,llama,trainer,memory -threads $(BENCH_THREADS) -reps $(BENCH_TRAIN_REPS) -command "make bench BENCH_THREADS=$(BENCH_THREADS) BENCH_TRAIN_REPS=$(BENCH_TRAIN_REPS)"
 	bin/bench-train -only engine -weights bf16 -threads $(BENCH_THREADS) -reps $(BENCH_TRAIN_REPS) -command "make bench BENCH_THREADS=$(BENCH_THREADS) BENCH_TRAIN_REPS=$(BENCH_TRAIN_REPS)"
 	bin/bench-train -only memory8b -command "make bench"
+	@if command -v mpirun >/dev/null && pkg-config --exists ompi-c 2>/dev/null; then \
+		$(GO) build -tags mpi -o bin/bench-mpicomm ./bench/mpicomm && \
+		$(MPIRUN_LOCAL) -np 2 bin/bench-mpicomm -command "make bench"; \
+	else echo "*** bench: Open MPI is not installed (make mpi-tools): the MPI communication cost is not measured ***"; fi
 	$(GO) run ./bench/report -results bench/results -out bench/RESULTS.md
 
 # IPNN's data: the idx files of MNIST and Fashion-MNIST in $(BPO_DATA_DIR)/mnist and

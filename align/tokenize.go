@@ -138,7 +138,7 @@ func ReferenceLogps(ctx context.Context, m *llama.Model, pairs []TokenizedPair, 
 	}
 	defer lc.Close()
 	out := make([]RefLogps, 0, len(pairs))
-	const chunk = 16
+	const chunk = refChunk
 	for lo := 0; lo < len(pairs); lo += chunk {
 		hi := min(lo+chunk, len(pairs))
 		reqs := make([]llama.ScoreRequest, 0, hi-lo)

@@ -51,6 +51,9 @@ type TrainConfig struct {
 	LoadAdapter func(dir string) error
 	// OnStep, if set, is called after every logged line (training steps and evaluations).
 	OnStep func(StepMetrics)
+	// Comm joins the ranks of a data-parallel job (see dataparallel.go); nil means one process.
+	// Rank 0 alone writes the run directory and runs the evaluations.
+	Comm Comm
 }
 
 // TrainResult summarizes a finished (or interrupted) run.
@@ -100,6 +103,8 @@ type Trainer struct {
 	alarmRun           int         // consecutive training steps with dcr_rate over the alarm's rate
 	alarmStop          bool        // the DCR alarm asks the run to stop
 	acc                *GradAccumulator
+	comm               Comm
+	dp                 *dataParallel // nil in a single-process run
 	metrics            *MetricsWriter
 	result             TrainResult
 }
@@ -183,6 +188,9 @@ func NewTrainer(cfg TrainConfig, policy Policy, train []TokenizedPair, trainRef 
 	t.microGrads = make([][]float32, len(t.shapes))
 	for i, s := range t.shapes {
 		t.microGrads[i] = make([]float32, s.Size)
+	}
+	if t.comm = commOrSingle(cfg.Comm); t.comm.Size() > 1 {
+		t.dp = newDataParallel(t.comm, t.shapes)
 	}
 	return t, nil
 }
@@ -336,8 +344,10 @@ func (t *Trainer) Resume() (bool, error) {
 	if err := t.loadRefreshed(dir); err != nil {
 		return false, fmt.Errorf("resume from %s: %w", dir, err)
 	}
-	if err := TruncateMetricsAfter(filepath.Join(t.cfg.RunDir, MetricsFileName), int(st.Step)); err != nil {
-		return false, fmt.Errorf("resume: %w", err)
+	if t.comm.Rank() == 0 {
+		if err := TruncateMetricsAfter(filepath.Join(t.cfg.RunDir, MetricsFileName), int(st.Step)); err != nil {
+			return false, fmt.Errorf("resume: %w", err)
+		}
 	}
 	if t.cfg.DCRAlarm.Rate > 0 {
 		// The alarm counts consecutive steps: recount the run of high-DCR steps from the metrics.
@@ -347,7 +357,7 @@ func (t *Trainer) Resume() (bool, error) {
 		}
 		t.alarmRun = 0
 		for _, s := range steps {
-			if s.Split == "" || s.Split == "train" {
+			if (s.Split == "" || s.Split == "train") && s.Step <= int(st.Step) {
 				if s.DCRRate > t.cfg.DCRAlarm.Rate {
 					t.alarmRun++
 				} else {
@@ -370,18 +380,20 @@ func (t *Trainer) Run(ctx context.Context) (*TrainResult, error) {
 	if err := os.MkdirAll(t.cfg.RunDir, 0o755); err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}
-	if t.resumedFrom == 0 && t.step == 0 {
-		if err := t.checkFreshRunDir(); err != nil {
-			return nil, err
-		}
-	}
 	t.lastSavedAt = time.Now()
-	mw, err := OpenMetricsWriter(filepath.Join(t.cfg.RunDir, MetricsFileName))
-	if err != nil {
-		return nil, fmt.Errorf("train: %w", err)
+	if t.comm.Rank() == 0 {
+		if t.resumedFrom == 0 && t.step == 0 {
+			if err := t.checkFreshRunDir(); err != nil {
+				return nil, err
+			}
+		}
+		mw, err := OpenMetricsWriter(filepath.Join(t.cfg.RunDir, MetricsFileName))
+		if err != nil {
+			return nil, fmt.Errorf("train: %w", err)
+		}
+		t.metrics = mw
+		defer mw.Close()
 	}
-	t.metrics = mw
-	defer mw.Close()
 	t.result.ResumedFrom = t.resumedFrom
 	finish := func(err error) (*TrainResult, error) {
 		t.result.Steps = t.step
@@ -389,11 +401,12 @@ func (t *Trainer) Run(ctx context.Context) (*TrainResult, error) {
 		return &t.result, err
 	}
 	for t.step < t.total {
-		if ctx.Err() != nil {
+		// A data-parallel step decides on interruptions collectively (in its gathers).
+		if t.dp == nil && ctx.Err() != nil {
 			return finish(t.interrupted(ctx))
 		}
 		if err := t.trainStep(ctx); err != nil {
-			if ctx.Err() != nil {
+			if ctx.Err() != nil || errors.Is(err, errJobInterrupted) {
 				return finish(t.interrupted(ctx))
 			}
 			return finish(err)
@@ -458,7 +471,11 @@ func (t *Trainer) interrupted(ctx context.Context) error {
 			return fmt.Errorf("interrupted at step %d, and saving the checkpoint failed: %w", t.step, err)
 		}
 	}
-	return fmt.Errorf("interrupted after step %d (checkpoint %s): %w", t.step, t.result.Checkpoint, ctx.Err())
+	cause := ctx.Err()
+	if cause == nil {
+		cause = errJobInterrupted // another rank of the job was interrupted
+	}
+	return fmt.Errorf("interrupted after step %d (checkpoint %s): %w", t.step, t.result.Checkpoint, cause)
 }
 
 // pairLogps joins policy log-probs with the reference and token counts.
@@ -493,7 +510,12 @@ func (t *Trainer) trainStep(ctx context.Context) error {
 	ma.SetDCRThreshold(t.cfg.DCRThreshold)
 	t.acc.Reset()
 	withPrompt, withShared := needsPromptLogps(t.cfg.Loss), needsSharedLogps(t.cfg.Loss)
-	for lo := 0; lo < len(idx); lo += t.cfg.MicroBatch {
+	if t.dp != nil {
+		if err := t.trainStepParallel(ctx, idx, ma); err != nil {
+			return err
+		}
+	}
+	for lo := 0; t.dp == nil && lo < len(idx); lo += t.cfg.MicroBatch { // one process
 		mIdx := idx[lo:min(lo+t.cfg.MicroBatch, len(idx))]
 		batch := make([]TokenizedPair, len(mIdx))
 		for i, j := range mIdx {
@@ -568,8 +590,10 @@ func (t *Trainer) trainStep(ctx context.Context) error {
 }
 
 func (t *Trainer) log(sm StepMetrics) error {
-	if err := t.metrics.Write(sm); err != nil {
-		return err
+	if t.metrics != nil { // nil on the data-parallel ranks other than 0
+		if err := t.metrics.Write(sm); err != nil {
+			return err
+		}
 	}
 	if t.cfg.OnStep != nil {
 		t.cfg.OnStep(sm)
@@ -580,6 +604,9 @@ func (t *Trainer) log(sm StepMetrics) error {
 // evaluate computes the loss and metrics on the eval pairs (forward only) and logs them with
 // split "eval".
 func (t *Trainer) evaluate(ctx context.Context) error {
+	if t.comm.Rank() != 0 {
+		return nil // rank 0 evaluates while the others wait in the next step's gather
+	}
 	t0 := time.Now()
 	defer func() { t.result.EvalTime += time.Since(t0) }()
 	ma := NewMetricsAccumulator(t.cfg.Loss)
@@ -613,6 +640,10 @@ func (t *Trainer) evaluate(ctx context.Context) error {
 // checkpoint writes RUN_DIR/checkpoint-NNNNNN (adapter + state) through a temporary directory,
 // points latest-checkpoint at it and prunes old checkpoints.
 func (t *Trainer) checkpoint() error {
+	if t.comm.Rank() != 0 {
+		t.lastSaved, t.lastSavedAt = t.step, time.Now() // rank 0 writes the checkpoints
+		return nil
+	}
 	t0 := time.Now()
 	defer func() { t.result.SaveTime += time.Since(t0) }()
 	name := fmt.Sprintf("checkpoint-%06d", t.step)

@@ -19,14 +19,29 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := newApp().RunContext(ctx, os.Args); err != nil {
-		if errors.Is(err, context.Canceled) {
-			fmt.Fprintln(os.Stderr, "bpo: interrupted")
-			os.Exit(130)
-		}
+	world, err := startWorld()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "bpo:", err)
 		os.Exit(1)
 	}
+	app := newApp()
+	app.Metadata = map[string]any{worldKey: world}
+	for i, cmd := range app.Commands {
+		app.Commands[i] = singleProcessOnly(cmd)
+	}
+	if err := app.RunContext(ctx, os.Args); err != nil {
+		prefix := "bpo:"
+		if world.Size() > 1 {
+			prefix = fmt.Sprintf("bpo (rank %d of %d):", world.Rank(), world.Size())
+		}
+		if errors.Is(err, context.Canceled) {
+			fmt.Fprintln(os.Stderr, prefix, "interrupted")
+			exitJob(world, 130)
+		}
+		fmt.Fprintln(os.Stderr, prefix, err)
+		exitJob(world, 1)
+	}
+	exitJob(world, 0)
 }
 
 // newApp builds the command tree. Each subcommand lives in its own file of this package.

@@ -17,6 +17,9 @@ func lockedRun(check, action cli.ActionFunc) cli.ActionFunc {
 				return err
 			}
 		}
+		if !isRank0(c) {
+			return action(c) // rank 0 of the MPI job holds the lock for all of its ranks
+		}
 		lock, err := runlock.Acquire(c.String("out"))
 		if err != nil {
 			return err

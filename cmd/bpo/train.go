@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
@@ -184,8 +185,9 @@ func runTrain(c *cli.Context) error {
 		Meta:        map[string]string{"model": fp, "data": dataHash, "lora_rank": fmt.Sprint(lora.Rank), "lora_alpha": fmt.Sprint(lora.Alpha)},
 		SaveAdapter: func(dir string) error { return policy.SaveAdapter(dir, adapterMeta) },
 		LoadAdapter: policy.LoadAdapter,
+		Comm:        commOf(c),
 		OnStep: func(s align.StepMetrics) {
-			if s.Split == "eval" {
+			if s.Split == "eval" || !isRank0(c) {
 				return
 			}
 			if s.Event != "" {
@@ -202,6 +204,16 @@ func runTrain(c *cli.Context) error {
 	resumed, err := trainer.Resume()
 	if err != nil {
 		return err
+	}
+	if w := worldOf(c); w.Size() > 1 {
+		fmt.Fprintf(os.Stderr, "train: rank %d of %d (MPI): micro-batches of %d pairs dealt to the ranks\n", w.Rank(), w.Size(), cmp.Or(c.Int("micro-batch"), c.Int("batch-size")))
+		if !isRank0(c) {
+			res, err := trainer.Run(c.Context)
+			if err == nil {
+				fmt.Fprintf(os.Stderr, "train: rank %d done after %d steps\n", w.Rank(), res.Steps)
+			}
+			return err
+		}
 	}
 	bar = newProgress(trainer.TotalSteps(), "train")
 	if resumed {
@@ -247,16 +259,41 @@ func runTrain(c *cli.Context) error {
 func cachedReference(c *cli.Context, m *llama.Model, pairs []align.TokenizedPair, key, runDir, split string) ([]align.RefLogps, error) {
 	dir := filepath.Join(filepath.Dir(filepath.Clean(runDir)), ".bpo-refcache")
 	path := filepath.Join(dir, key[:24]+".bin")
-	if refs, err := align.LoadRefCache(path, key, len(pairs)); err == nil {
+	refs, err := align.LoadRefCache(path, key, len(pairs))
+	if comm := commOf(c); comm != nil {
+		// The ranks of an MPI job take the cache only if all of them found it.
+		hits, gerr := align.GatherFloat64s(comm, []float64{boolFloat(err == nil)})
+		if gerr != nil {
+			return nil, fmt.Errorf("reference log-probs (%s): %w", split, gerr)
+		}
+		for _, h := range hits {
+			if h[0] == 0 {
+				err = errors.New("not cached on every rank")
+			}
+		}
+	}
+	if err == nil {
 		fmt.Fprintf(os.Stderr, "train: %s reference log-probs from cache %s\n", split, path)
 		return refs, nil
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
+	if comm := commOf(c); comm != nil {
+		refs, err := align.ShardedReferenceLogps(c.Context, comm, m, pairs, threadsOf(c))
+		if err != nil {
+			return nil, err
+		}
+		if comm.Rank() == 0 {
+			if err := align.SaveRefCache(path, key, refs); err != nil {
+				return nil, err
+			}
+		}
+		return refs, nil
+	}
 	bar := newProgress(len(pairs), "reference log-probs ("+split+")")
 	done := 0
-	refs, err := align.ReferenceLogps(c.Context, m, pairs, threadsOf(c), func(n int) { bar.Add(n - done); done = n })
+	refs, err = align.ReferenceLogps(c.Context, m, pairs, threadsOf(c), func(n int) { bar.Add(n - done); done = n })
 	bar.Finish()
 	if err != nil {
 		return nil, err
@@ -278,4 +315,11 @@ func addSharedReference(c *cli.Context, m *llama.Model, pairs []align.TokenizedP
 		refs[i].ChosenShared, refs[i].RejectedShared = shared[i].Chosen, shared[i].Rejected
 	}
 	return nil
+}
+
+func boolFloat(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
