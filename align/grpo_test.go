@@ -11,7 +11,9 @@ import (
 	"github.com/bpo-dev/bpo/llama"
 )
 
-func near(a, b, tol float64) bool { return math.Abs(a-b) <= tol*math.Max(1, math.Max(math.Abs(a), math.Abs(b))) }
+func near(a, b, tol float64) bool {
+	return math.Abs(a-b) <= tol*math.Max(1, math.Max(math.Abs(a), math.Abs(b)))
+}
 
 func TestGroupAdvantages(t *testing.T) {
 	s := math.Sqrt(1.0 / 3) // sample std of {1,0,0,1}
