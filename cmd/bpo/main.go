@@ -49,6 +49,7 @@ func newApp() *cli.App {
 			plotCommand(),
 			evalCommand(),
 			pairsCommand(),
+			grpoCommand(),
 			gradeCommand(),
 			compareCommand(),
 			ipnnCommand(),
