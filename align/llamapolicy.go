@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/bpo-dev/bpo/llama"
 )
@@ -255,4 +256,75 @@ func (p *LlamaPolicy) LoadModelParams(path string) error {
 		copy(tp.Values, v)
 	}
 	return p.tm.UploadParams()
+}
+
+// TokenSeq is a prompt and one completion, as token ids (for per-token objectives such as GRPO).
+type TokenSeq struct {
+	Prompt     []int32
+	Completion []int32
+}
+
+func trainSeqs(seqs []TokenSeq) []llama.TrainSeq {
+	out := make([]llama.TrainSeq, len(seqs))
+	for i, s := range seqs {
+		toks := make([]llama.Token, 0, len(s.Prompt)+len(s.Completion))
+		toks = append(append(toks, s.Prompt...), s.Completion...)
+		out[i] = llama.TrainSeq{Tokens: toks, PromptLen: len(s.Prompt)}
+	}
+	return out
+}
+
+// TokenLogProbs returns the policy's log-prob of every completion token of seqs.
+func (p *LlamaPolicy) TokenLogProbs(ctx context.Context, seqs []TokenSeq) ([][]float64, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := p.tm.UploadParams(); err != nil {
+		return nil, err
+	}
+	return p.tm.LogProbs(trainSeqs(seqs))
+}
+
+// ReferenceTokenLogProbs returns the per-token log-probs of the reference: the base model without
+// the adapter (every LoRA B set to zero for the pass, then restored).
+func (p *LlamaPolicy) ReferenceTokenLogProbs(ctx context.Context, seqs []TokenSeq) ([][]float64, error) {
+	if !p.lora {
+		return nil, fmt.Errorf("reference log-probs: the policy trains all weights; there is no adapter to switch off")
+	}
+	saved := make(map[int][]float32)
+	for i, tp := range p.tm.Params() {
+		if strings.HasSuffix(tp.Name, ".lora_b") {
+			saved[i] = append([]float32(nil), tp.Values...)
+			clear(tp.Values)
+		}
+	}
+	lp, err := p.TokenLogProbs(ctx, seqs)
+	for i, v := range saved {
+		copy(p.tm.Params()[i].Values, v)
+	}
+	if uerr := p.tm.UploadParams(); err == nil && uerr != nil {
+		err = uerr
+	}
+	return lp, err
+}
+
+// TokenForwardBackward computes the per-token log-probs of seqs, asks coefFn for dLoss/dlogp of
+// every token and adds the exact gradient of sum c·logp into grads (ParamShapes order).
+func (p *LlamaPolicy) TokenForwardBackward(ctx context.Context, seqs []TokenSeq, coefFn func(logps [][]float64) ([][]float64, error), grads [][]float32) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := p.tm.UploadParams(); err != nil {
+		return err
+	}
+	p.tm.ZeroGrads()
+	if _, err := p.tm.TokenLogProbsAndGradient(trainSeqs(seqs), coefFn); err != nil {
+		return err
+	}
+	for i, tp := range p.tm.Params() {
+		for j, v := range tp.Grad {
+			grads[i][j] += v
+		}
+	}
+	return nil
 }

@@ -81,6 +81,36 @@ func PlotRewards(runs []Run, out string, opts PlotOptions) error {
 	if len(runs) == 0 {
 		return errors.New("plot: no runs")
 	}
+	var panels []plotPanel
+	for _, rp := range rewardPanels() {
+		pp := plotPanel{title: rp.title, ylabel: "reward", zeroLine: true}
+		for _, run := range runs {
+			pts := make(plotter.XYs, len(run.Steps))
+			for i, s := range run.Steps {
+				pts[i] = plotter.XY{X: float64(s.Step), Y: rp.value(s)}
+			}
+			pp.series = append(pp.series, plotSeries{name: run.Name, pts: pts})
+		}
+		panels = append(panels, pp)
+	}
+	return drawPanels(panels, out, opts)
+}
+
+// plotSeries is one run's curve in a panel.
+type plotSeries struct {
+	name string
+	pts  plotter.XYs
+}
+
+// plotPanel is one metric against the step, one curve per run.
+type plotPanel struct {
+	title, ylabel string
+	zeroLine      bool
+	series        []plotSeries
+}
+
+// drawPanels draws the panels side by side and writes the PNG atomically to out.
+func drawPanels(panels []plotPanel, out string, opts PlotOptions) error {
 	if !strings.EqualFold(filepath.Ext(out), ".png") {
 		return fmt.Errorf("plot: output %q must end in .png", out)
 	}
@@ -94,7 +124,6 @@ func PlotRewards(runs []Run, out string, opts PlotOptions) error {
 	if w < 300 || h < 200 || w > 10000 || h > 10000 {
 		return fmt.Errorf("plot: image size %dx%d out of range (300..10000 x 200..10000)", w, h)
 	}
-	panels := rewardPanels()
 	plots := [][]*plot.Plot{make([]*plot.Plot, len(panels))}
 	for pi, panel := range panels {
 		p := plot.New()
@@ -102,32 +131,32 @@ func PlotRewards(runs []Run, out string, opts PlotOptions) error {
 		p.Title.TextStyle.Font.Size = vg.Points(13)
 		p.X.Label.Text = "step"
 		p.X.Tick.Marker = plot.TickerFunc(stepTicks)
-		p.Y.Label.Text = "reward"
+		p.Y.Label.Text = panel.ylabel
 		p.Add(plotter.NewGrid())
 		xmin, xmax := math.Inf(1), math.Inf(-1)
-		for ri, run := range runs {
-			pts := make(plotter.XYs, len(run.Steps))
+		for ri, sr := range panel.series {
+			pts := make(plotter.XYs, len(sr.pts))
 			ema := 0.0
-			for i, s := range run.Steps {
-				v := panel.value(s)
+			for i, pt := range sr.pts {
+				v := pt.Y
 				if i == 0 || opts.Smooth == 0 {
 					ema = v
 				} else {
 					ema = opts.Smooth*ema + (1-opts.Smooth)*v
 				}
-				pts[i] = plotter.XY{X: float64(s.Step), Y: ema}
+				pts[i] = plotter.XY{X: pt.X, Y: ema}
 				xmin, xmax = math.Min(xmin, pts[i].X), math.Max(xmax, pts[i].X)
 			}
 			line, err := plotter.NewLine(pts)
 			if err != nil {
-				return fmt.Errorf("plot %s of run %s: %w", panel.title, run.Name, err)
+				return fmt.Errorf("plot %s of run %s: %w", panel.title, sr.name, err)
 			}
 			line.Color = runColor(ri)
 			line.Width = vg.Points(2)
 			p.Add(line)
-			p.Legend.Add(run.Name, line)
+			p.Legend.Add(sr.name, line)
 		}
-		if xmax > xmin {
+		if panel.zeroLine && xmax > xmin {
 			zero, err := plotter.NewLine(plotter.XYs{{X: xmin, Y: 0}, {X: xmax, Y: 0}})
 			if err != nil {
 				return fmt.Errorf("plot zero line: %w", err)
@@ -138,7 +167,7 @@ func PlotRewards(runs []Run, out string, opts PlotOptions) error {
 		}
 		// headroom above the data for the legend in the top-left corner
 		if span := p.Y.Max - p.Y.Min; span > 0 {
-			p.Y.Max += span * (0.06 + 0.07*float64(len(runs)))
+			p.Y.Max += span * (0.06 + 0.07*float64(len(panel.series)))
 		}
 		p.Legend.Top = true
 		p.Legend.Left = true

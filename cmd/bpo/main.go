@@ -65,6 +65,7 @@ func newApp() *cli.App {
 			plotCommand(),
 			evalCommand(),
 			pairsCommand(),
+			grpoCommand(),
 			gradeCommand(),
 			compareCommand(),
 			ipnnCommand(),

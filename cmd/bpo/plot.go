@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 
 	"github.com/bpo-dev/bpo/align"
 	"github.com/urfave/cli/v2"
@@ -19,6 +20,8 @@ func plotCommand() *cli.Command {
 			"line per run, labelled by the run directory's name, and a dashed zero line: a chosen reward below\n" +
 			"zero is the BPO paper's Degraded Chosen Responses. Example:\n\n" +
 			"   bpo plot --out dpo-vs-bpo.png runs/dpo runs/bpo\n\n" +
+			"Online runs (bpo grpo) get reward, reward_std, kl, completions/mean_length and, when evaluated,\n" +
+			"eval/accuracy per round.\n\n" +
 			"Options go before the run directories.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Value: "rewards.png", Usage: "PNG file to write"},
@@ -37,6 +40,23 @@ func plotCommand() *cli.Command {
 				}
 			}
 			labels := align.RunLabels(dirs)
+			opts := align.PlotOptions{WidthPx: c.Int("width"), HeightPx: c.Int("height"), Smooth: c.Float64("smooth")}
+			online := 0
+			for _, d := range dirs {
+				if align.IsGRPOMetricsFile(filepath.Join(d, align.MetricsFileName)) {
+					online++
+				}
+			}
+			if online > 0 {
+				if online != len(dirs) {
+					return errors.New("plot: give either preference runs (bpo train) or online runs (bpo grpo), not both")
+				}
+				if err := align.PlotGRPO(dirs, labels, c.String("out"), opts); err != nil {
+					return fmt.Errorf("plot: %w", err)
+				}
+				fmt.Fprintf(c.App.Writer, "wrote %s (reward, reward_std, kl, completions/mean_length, eval/accuracy)\n", c.String("out"))
+				return nil
+			}
 			runs := make([]align.Run, 0, len(dirs))
 			for i, d := range dirs {
 				r, err := align.LoadRun(d)
@@ -47,7 +67,6 @@ func plotCommand() *cli.Command {
 				runs = append(runs, r)
 			}
 			out := c.String("out")
-			opts := align.PlotOptions{WidthPx: c.Int("width"), HeightPx: c.Int("height"), Smooth: c.Float64("smooth")}
 			if err := align.PlotRewards(runs, out, opts); err != nil {
 				return err
 			}
