@@ -6,6 +6,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"runtime/debug"
 	"sort"
 	"strings"
 )
@@ -32,8 +33,8 @@ type TrainOptions struct {
 type Checkpointing int
 
 const (
-	// CheckpointAuto recomputes when the activations of all blocks would take more than
-	// checkpointAutoBytes, and keeps them otherwise.
+	// CheckpointAuto recomputes when the activations of all blocks would take more than a quarter
+	// of the machine's available memory, and keeps them otherwise.
 	CheckpointAuto Checkpointing = iota
 	// CheckpointOn keeps only each block's input (and the head's per-row results) for the backward pass
 	// and recomputes the rest block by block: memory grows with layers x tokens x embedding, at the cost
@@ -43,8 +44,9 @@ const (
 	CheckpointOff
 )
 
-// checkpointAutoBytes is the estimated activation memory above which CheckpointAuto recomputes.
-const checkpointAutoBytes = 1 << 30
+// CheckpointAuto recomputes when the kept activations would exceed a quarter of the memory the
+// machine has available at that step (/proc/meminfo's MemAvailable; 1 GiB where it cannot be read).
+const checkpointAutoFallbackBytes = 1 << 30
 
 // ParseCheckpointing reads "auto", "on" or "off".
 func ParseCheckpointing(s string) (Checkpointing, error) {
@@ -146,6 +148,9 @@ func NewTrainModel(path string, opts TrainOptions) (*TrainModel, error) {
 	if err := tm.loadWeights(f); err != nil {
 		return nil, fmt.Errorf("train model %s: %w", path, err)
 	}
+	// Loading went through Go buffers as large as the largest tensor (and its transposed bands);
+	// hand them back to the OS now rather than letting them add to the training step's peak memory.
+	debug.FreeOSMemory()
 	if len(opts.LoRA) > 0 {
 		if err := tm.setupLoRA(opts.LoRA, opts.LoRAAlpha); err != nil {
 			return nil, fmt.Errorf("train model %s: %w", path, err)

@@ -3,6 +3,9 @@ package llama
 import (
 	"fmt"
 	"math"
+	"os"
+	"strconv"
+	"strings"
 )
 
 // The LoRA training step is one ggml graph with a hand-written backward pass (ggml's automatic
@@ -449,7 +452,26 @@ func (tm *TrainModel) recompute(p *batchPlan) bool {
 	case CheckpointOff:
 		return false
 	}
-	return tm.activationBytes(p) > checkpointAutoBytes
+	return tm.activationBytes(p) > availableMemory()/4
+}
+
+// availableMemory is /proc/meminfo's MemAvailable in bytes (4 GiB, i.e. a 1 GiB activation budget,
+// where it cannot be read).
+func availableMemory() int64 {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 4 * checkpointAutoFallbackBytes
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "MemAvailable:"); ok {
+			if f := strings.Fields(v); len(f) == 2 && f[1] == "kB" {
+				if n, err := strconv.ParseInt(f[0], 10, 64); err == nil && n > 0 {
+					return n << 10
+				}
+			}
+		}
+	}
+	return 4 * checkpointAutoFallbackBytes
 }
 
 // runStep builds, allocates and runs a step graph over seqs: the forward part, then (when rowWeights is
@@ -514,7 +536,7 @@ func checkLogProbs(logp []float32, what string) error {
 func (tm *TrainModel) SetCheckpointing(c Checkpointing) { tm.ckpt = c }
 
 // KeptActivationBytes estimates the activation memory a step over seqs keeps for its backward pass
-// without checkpointing (the quantity CheckpointAuto compares with 1 GiB).
+// without checkpointing (the quantity CheckpointAuto compares with a quarter of the available memory).
 func (tm *TrainModel) KeptActivationBytes(seqs []TrainSeq) (int64, error) {
 	p, err := tm.plan(seqs)
 	if err != nil {

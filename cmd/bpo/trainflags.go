@@ -41,7 +41,7 @@ func trainingFlags(defaultLR float64, defaultBatch int) []cli.Flag {
 		&cli.StringFlag{Name: "template", Usage: "chat template for conversational prompts: the model's own (default) or a built-in name (chatml, llama3, ...)"},
 		threadsFlag(),
 		&cli.StringFlag{Name: "checkpointing", Value: "auto", Usage: "LoRA training: recompute each block's activations in the backward pass instead of keeping them " +
-			"(on: memory linear in sequence length, about one more forward pass of time; auto: on when keeping them would take more than 1 GiB; off)"},
+			"(on: memory linear in sequence length, about one more forward pass of time; auto: on when keeping them would take more than a quarter of the available memory; off)"},
 	}
 }
 
