@@ -13,6 +13,7 @@ import (
 type perPairLoss interface {
 	Loss
 	perPair(batch []PairLogps) ([]float64, []PairGrad, error)
+	isRegularizer() bool
 }
 
 // WeightedLoss is one component of a ComposedLoss.
@@ -59,7 +60,7 @@ func NewComposedLoss(terms []WeightedLoss, wpo bool) (*ComposedLoss, error) {
 			return nil, fmt.Errorf("composed loss: %s: weight must be a finite number >= 0, got %v", t.Loss.Name(), t.Weight)
 		}
 		sum += t.Weight
-		if primary < 0 && t.Loss.Name() != "sft" {
+		if primary < 0 && !t.Loss.(perPairLoss).isRegularizer() {
 			primary = i
 		}
 	}

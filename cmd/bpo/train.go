@@ -15,18 +15,9 @@ import (
 )
 
 func trainCommand() *cli.Command {
-	flags := append(trainingFlags(5e-6, 8),
+	flags := append(trainingFlags(5e-6, 8), lossParamFlags()...)
+	flags = append(flags,
 		&cli.StringFlag{Name: "loss", Value: "bpo", Usage: "preference loss, or a weighted sum NAME[(PARAM=VALUE,...)][:WEIGHT],... (e.g. bpo:1,sft:0.2); losses: " + strings.Join(align.LossNames(), ", ")},
-		&cli.StringFlag{Name: "beta", Usage: "beta (default per loss, 0.1 for the DPO family)"},
-		&cli.StringFlag{Name: "alpha", Usage: "BPO gap adaptor in (0, 1] (default 0.3); RPO NLL weight (default 1)"},
-		&cli.StringFlag{Name: "f", Usage: "BPO loss family: logistic, hinge, square, exponential, truncated-quadratic, savage"},
-		&cli.StringFlag{Name: "label-smoothing", Usage: "DPO/RPO label smoothing in [0, 0.5)"},
-		&cli.StringFlag{Name: "lambda", Usage: "DPOP penalty weight (default 50)"},
-		&cli.StringFlag{Name: "gamma", Usage: "SimPO target margin (default 1)"},
-		&cli.StringFlag{Name: "tau", Usage: "DiscoPOP mixing temperature (default 0.05)"},
-		&cli.StringFlag{Name: "divergence", Usage: "f-divergence of the score-based losses (dpo, hinge, robust, exo_pair, nca_pair, bco_pair, sppo_hard, apo_*, discopop): " + strings.Join(align.Divergences(), ", ")},
-		&cli.StringFlag{Name: "divergence-alpha", Usage: "alpha of --divergence alpha_divergence"},
-		&cli.BoolFlag{Name: "include-prompt", Usage: "ORPO: the NLL term covers the prompt tokens too (as TRL and the ORPO authors' code); default: completion tokens only"},
 		&cli.Float64Flag{Name: "ld-alpha", Usage: "LD-DPO in (0, 1): the tokens beyond the shorter completion's length count alpha times (policy and reference); 0: off"},
 		&cli.BoolFlag{Name: "use-weighting", Usage: "WPO weighting: scale each pair's loss by exp(mean token logp of chosen + of rejected), without gradient"},
 		&cli.Float64Flag{Name: "dcr-threshold", Value: align.DefaultDCRThreshold, Usage: "a chosen reward counts as degraded (dcr_rate) when below -THRESHOLD"},
