@@ -20,8 +20,8 @@ import (
 // defaultSplit describes which embedded split is read without --data and --split.
 func generationFlags(defaultN int, defaultTemp float64, defaultSplit string) []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "model", Aliases: []string{"m"}, Required: true, Usage: "GGUF model"},
-		&cli.StringSliceFlag{Name: "adapter", Usage: "LoRA adapter FILE[:SCALE] (repeatable)"},
+		modelFlag("GGUF model"),
+		adapterFlag(),
 		&cli.StringFlag{Name: "benchmark", Aliases: []string{"b"}, Value: "gsm8k", Usage: "benchmark: " + strings.Join(bench.Names(), ", ")},
 		&cli.StringFlag{Name: "data", Aliases: []string{"d"}, Usage: "benchmark JSONL file (default: the public set embedded in bpo, see `bpo data list`)"},
 		&cli.StringFlag{Name: "split", Usage: "split of the embedded set: test or train (default: " + defaultSplit + ")"},
@@ -196,25 +196,20 @@ func setupEval(c *cli.Context, preferTrain bool) (*evalSetup, error) {
 		return nil, err
 	}
 	gen.Ctx = s.ctx
-	var scales []llama.AdapterScale
-	var names, adapterIDs []string
-	for _, spec := range c.StringSlice("adapter") {
-		path, scale, err := parseAdapterSpec(spec)
-		if err != nil {
-			return nil, err
-		}
-		a, err := llama.LoadAdapter(s.model, path)
-		if err != nil {
-			return nil, err
-		}
-		s.adapters = append(s.adapters, a)
-		scales = append(scales, llama.AdapterScale{Adapter: a, Scale: scale})
-		names = append(names, spec)
+	names := c.StringSlice("adapter")
+	scales, err := loadAdapters(s.model, names)
+	if err != nil {
+		return nil, err
+	}
+	var adapterIDs []string
+	for i, a := range scales {
+		s.adapters = append(s.adapters, a.Adapter)
+		path, _, _ := parseAdapterSpec(names[i]) // loadAdapters accepted it
 		fp, err := eval.FileFingerprint(path)
 		if err != nil {
 			return nil, err
 		}
-		adapterIDs = append(adapterIDs, fmt.Sprintf("scale %g, file %s", scale, fp))
+		adapterIDs = append(adapterIDs, fmt.Sprintf("scale %g, file %s", a.Scale, fp))
 	}
 	modelID, err := eval.FileFingerprint(c.String("model"))
 	if err != nil {

@@ -33,7 +33,7 @@ func exportMergeCommand() *cli.Command {
 			"   bpo export merge --model qwen2.5-math-7b-q8_0.gguf --adapter run/adapter.gguf --out merged.gguf\n" +
 			"   ollama create my-model -f Modelfile   # Modelfile: FROM ./merged.gguf",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "model", Aliases: []string{"m"}, Required: true, Usage: "base GGUF model the adapter was trained on"},
+			modelFlag("base GGUF model the adapter was trained on"),
 			&cli.StringFlag{Name: "adapter", Aliases: []string{"a"}, Required: true, Usage: "GGUF LoRA adapter (e.g. RUN/adapter.gguf)"},
 			&cli.StringFlag{Name: "type", Usage: "type of every 2-D weight: f32, f16, bf16, q8_0, q4_0, q4_k, q6_k (default: keep each weight's type)"},
 			&cli.Float64Flag{Name: "scale", Value: 1, Usage: "adapter scale (1: as trained)"},
@@ -147,7 +147,7 @@ func importCommand() *cli.Command {
 				"reads such a folder directly. Example:\n\n" +
 				"   bpo import peft --model base.gguf --out adapter.gguf ./my-peft-adapter",
 			Flags: []cli.Flag{
-				&cli.StringFlag{Name: "model", Aliases: []string{"m"}, Required: true, Usage: "base GGUF model the adapter is for"},
+				modelFlag("base GGUF model the adapter is for"),
 				&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Required: true, Usage: "GGUF adapter to write"},
 			},
 			Action: func(c *cli.Context) error {

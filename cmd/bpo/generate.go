@@ -26,7 +26,7 @@ func generateCommand() *cli.Command {
 			"   bpo generate --model testdata/models/stories260K.gguf --prompt \"Once upon a time\" --max-tokens 40 --temperature 0\n" +
 			"   bpo generate --model M.gguf --chat \"What is 2+3?\" --template chatml --n 4 --stop \"<|im_end|>\"",
 		Flags: []cli.Flag{
-			modelFlag(),
+			modelFlag("GGUF model file"),
 			&cli.StringFlag{Name: "prompt", Aliases: []string{"p"}, Usage: "raw prompt text to continue"},
 			&cli.StringFlag{Name: "chat", Usage: "user message, formatted with the chat template"},
 			&cli.StringFlag{Name: "system", Usage: "system message (with --chat)"},

@@ -35,7 +35,7 @@ func logprobsCommand() *cli.Command {
 			"   bpo logprobs --model testdata/models/stories260K.gguf --text \"Once upon a time\" --json\n" +
 			"   bpo logprobs --model testdata/models/stories260K.gguf --prompt \"Once upon a\" --completion \" time\"",
 		Flags: []cli.Flag{
-			modelFlag(),
+			modelFlag("GGUF model file"),
 			adapterFlag(),
 			&cli.StringFlag{Name: "text", Usage: "text to score (every token after the first)"},
 			&cli.StringFlag{Name: "prompt", Usage: "conditioning prompt (with --completion)"},

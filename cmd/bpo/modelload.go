@@ -15,9 +15,10 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-// modelFlag is the --model flag of commands that run a model.
-func modelFlag() *cli.StringFlag {
-	return &cli.StringFlag{Name: "model", Aliases: []string{"m"}, Usage: "GGUF model file", Required: true}
+// modelFlag is the required --model (-m) flag of commands that read a GGUF model; usage says which
+// model it is for this command.
+func modelFlag(usage string) *cli.StringFlag {
+	return &cli.StringFlag{Name: "model", Aliases: []string{"m"}, Usage: usage, Required: true}
 }
 
 // adapterFlag is the repeatable --adapter FILE[:SCALE] flag.
@@ -84,7 +85,8 @@ func parseAdapterSpec(spec string) (string, float32, error) {
 	return spec, 1, nil
 }
 
-// loadAdapters loads every FILE[:SCALE] spec for model. The adapters are freed with the model.
+// loadAdapters loads every FILE[:SCALE] spec for model (the --adapter values). The adapters are
+// freed with the model; on an error the ones already loaded are closed.
 func loadAdapters(model *llama.Model, specs []string) ([]llama.AdapterScale, error) {
 	var out []llama.AdapterScale
 	for _, spec := range specs {

@@ -16,7 +16,7 @@ import (
 // Flags shared by `bpo sft` and `bpo train`: model, data, run directory, LoRA and optimizer.
 func trainingFlags(defaultLR float64, defaultBatch int) []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "model", Aliases: []string{"m"}, Required: true, Usage: "base GGUF model"},
+		modelFlag("base GGUF model"),
 		&cli.StringFlag{Name: "data", Aliases: []string{"d"}, Required: true, Usage: "training JSONL file"},
 		&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Required: true, Usage: "run directory (metrics.jsonl, checkpoints, the final adapter); an existing run there is resumed"},
 		&cli.IntFlag{Name: "lora-rank", Value: 16, Usage: "LoRA rank r"},
