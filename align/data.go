@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 )
 
@@ -255,7 +256,7 @@ func parseCompletion(field string, raw json.RawMessage, prompt []Message) (strin
 		if msg != "" {
 			return "", msg
 		}
-		if len(prompt) > 0 && len(msgs) > len(prompt) && messagesEqual(msgs[:len(prompt)], prompt) {
+		if len(prompt) > 0 && len(msgs) > len(prompt) && slices.Equal(msgs[:len(prompt)], prompt) {
 			msgs = msgs[len(prompt):]
 		}
 		return singleAssistant(field, msgs)
@@ -305,18 +306,6 @@ func parseImplicitPrompt(chosen, rejected json.RawMessage) (PreferenceExample, s
 	}
 	ex.Rejected, msg = singleAssistant("rejected", r[k:])
 	return ex, msg
-}
-
-func messagesEqual(a, b []Message) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // parseMessages decodes a list of {"role": string, "content": string | [{"type":"text","text":...}]}.

@@ -6,10 +6,11 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"os"
-	"sort"
+	"slices"
 	"unicode/utf8"
 
 	"github.com/bpo-dev/bpo/internal/atomicfile"
@@ -78,11 +79,7 @@ func SaveTrainState(path string, st *TrainState) error {
 			sw.f32s(o.v[i])
 		}
 		sw.blob(rng)
-		keys := make([]string, 0, len(st.Meta))
-		for k := range st.Meta {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
+		keys := slices.Sorted(maps.Keys(st.Meta))
 		sw.u32(uint32(len(keys)))
 		for _, k := range keys {
 			sw.str(k)

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -325,11 +327,7 @@ func (t *Trainer) Resume() (bool, error) {
 		return false, fmt.Errorf("resume from %s: %w", dir, err)
 	}
 	want := t.runMeta()
-	keys := make([]string, 0, len(want))
-	for k := range want {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
+	keys := slices.Sorted(maps.Keys(want))
 	for _, k := range keys {
 		if st.Meta[k] != want[k] {
 			return false, fmt.Errorf("resume from %s: the checkpoint was made with %s=%q, this run has %q (use a new run directory to change settings)", dir, k, st.Meta[k], want[k])

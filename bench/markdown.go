@@ -2,8 +2,10 @@ package bench
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -49,11 +51,7 @@ func Markdown(results []*Result) string {
 		fmt.Fprintf(&b, "- Machine: %s, %d cores, %.0f GB, %s %s/%s, CGO_CFLAGS=%q.\n", orUnknown(r.Env.CPU), r.Env.Cores, r.Env.MemTotalGB, r.Env.GoVersion, r.Env.GOOS, r.Env.GOARCH, r.Env.CgoCFLAGS)
 		fmt.Fprintf(&b, "- Load average (1/5/15 min): %s at start, %s at end.\n", loads(r.Env.LoadStart), loads(r.Env.LoadEnd))
 		if len(r.Config) > 0 {
-			keys := make([]string, 0, len(r.Config))
-			for k := range r.Config {
-				keys = append(keys, k)
-			}
-			sort.Strings(keys)
+			keys := slices.Sorted(maps.Keys(r.Config))
 			b.WriteString("- Settings: ")
 			for i, k := range keys {
 				if i > 0 {

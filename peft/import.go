@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 
 	"github.com/nlpodyssey/safetensors"
@@ -93,11 +93,7 @@ func Import(dir string, model *llama.GGUFFile) (*llama.AdapterFile, error) {
 	if len(pairs) == 0 {
 		return nil, fmt.Errorf("peft import: %s: %w: no LoRA tensors", weightsPath, ErrUnsupported)
 	}
-	names := make([]string, 0, len(pairs))
-	for n := range pairs {
-		names = append(names, n)
-	}
-	sort.Strings(names) // the order training writes (llama.TrainModel.LoRATensors): round trips are byte-identical
+	names := slices.Sorted(maps.Keys(pairs)) // the order training writes (llama.TrainModel.LoRATensors): round trips are byte-identical
 	out := &llama.AdapterFile{Arch: arch, Meta: map[string]string{}}
 	for _, base := range names {
 		p := pairs[base]
