@@ -56,10 +56,7 @@ func SaveTrainState(path string, st *TrainState) error {
 	if err != nil {
 		return fmt.Errorf("save train state: rng: %w", err)
 	}
-	return atomicfile.WriteFunc(path, func(w io.Writer) error {
-		crc := crc32.New(castagnoli())
-		cw := &countWriter{w: io.MultiWriter(w, crc)}
-		sw := stateWriter{w: cw}
+	return writeSummed(path, func(sw *stateWriter) {
 		sw.bytes([]byte(stateMagic))
 		sw.u32(stateVersion)
 		sw.i64(st.Step)
@@ -85,14 +82,6 @@ func SaveTrainState(path string, st *TrainState) error {
 			sw.str(k)
 			sw.str(st.Meta[k])
 		}
-		if sw.err != nil {
-			return sw.err
-		}
-		var trailer [stateTrailer]byte
-		binary.LittleEndian.PutUint64(trailer[:8], uint64(cw.n))
-		binary.LittleEndian.PutUint32(trailer[8:], crc.Sum32())
-		_, err := w.Write(trailer[:])
-		return err
 	})
 }
 
@@ -118,15 +107,45 @@ func decodeTrainState(data []byte) (*TrainState, error) {
 	if len(data) < len(stateMagic)+4+stateTrailer {
 		return nil, fmt.Errorf("file truncated (%d bytes)", len(data))
 	}
-	payload := data[:len(data)-stateTrailer]
-	trailer := data[len(data)-stateTrailer:]
+	payload, err := summedPayload(data)
+	if err != nil {
+		return nil, err
+	}
+	return decodeStatePayload(payload)
+}
+
+// writeSummed writes a file atomically: the payload body writes, then the trailer that
+// summedPayload checks (the payload's length, u64, and its CRC-32C, u32, little endian).
+func writeSummed(path string, body func(sw *stateWriter)) error {
+	return atomicfile.WriteFunc(path, func(w io.Writer) error {
+		crc := crc32.New(castagnoli())
+		cw := &countWriter{w: io.MultiWriter(w, crc)}
+		sw := &stateWriter{w: cw}
+		body(sw)
+		if sw.err != nil {
+			return sw.err
+		}
+		var trailer [stateTrailer]byte
+		binary.LittleEndian.PutUint64(trailer[:8], uint64(cw.n))
+		binary.LittleEndian.PutUint32(trailer[8:], crc.Sum32())
+		_, err := w.Write(trailer[:])
+		return err
+	})
+}
+
+// summedPayload checks the trailer writeSummed appends and returns the payload before it.
+func summedPayload(data []byte) ([]byte, error) {
+	if len(data) < stateTrailer {
+		return nil, fmt.Errorf("file truncated (%d bytes)", len(data))
+	}
+	payload, trailer := data[:len(data)-stateTrailer], data[len(data)-stateTrailer:]
 	if n := binary.LittleEndian.Uint64(trailer[:8]); n != uint64(len(payload)) {
 		return nil, fmt.Errorf("file truncated or extended: trailer says %d payload bytes, found %d", n, len(payload))
 	}
 	if want, got := binary.LittleEndian.Uint32(trailer[8:]), crc32.Checksum(payload, castagnoli()); want != got {
 		return nil, fmt.Errorf("checksum mismatch (stored %08x, computed %08x): file corrupted", want, got)
 	}
-	return decodeStatePayload(payload)
+	return payload, nil
 }
 
 // decodeStatePayload parses the fields after the envelope checks; it never panics on bad input.
