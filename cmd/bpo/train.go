@@ -104,53 +104,10 @@ func runTrain(c *cli.Context) error {
 	trunc := align.Truncation{MaxLength: c.Int("max-length"), MaxPromptLength: c.Int("max-prompt-length"), Mode: c.String("truncation-mode"), KeepLeading: 1}
 	tmpl := align.PromptTemplate(c.String("template"))
 
-	// Tokenize and score the reference with llama.cpp (adapter off), cached by model, data and settings.
-	m, err := llama.LoadModel(modelPath, llama.ModelOptions{})
+	prep, err := prepareTraining(c, opts, trainEx, evalEx, trunc, tmpl)
 	if err != nil {
 		return err
 	}
-	trunc.MaxLength = capToContext(m, trunc.MaxLength)
-	trainPairs, cut1, err := align.TokenizePreferences(m, trainEx, tmpl, trunc)
-	if err != nil {
-		m.Close()
-		return fmt.Errorf("%s: %w", dataPath, err)
-	}
-	evalPairs, cut2, err := align.TokenizePreferences(m, evalEx, tmpl, trunc)
-	if err != nil {
-		m.Close()
-		return fmt.Errorf("%s: %w", dataPath, err)
-	}
-	fmt.Fprintf(os.Stderr, "train: %d train / %d eval pairs, %d truncated\n", len(trainPairs), len(evalPairs), cut1+cut2)
-	fp, err := align.FileFingerprint(modelPath)
-	if err != nil {
-		m.Close()
-		return err
-	}
-	dataHash, err := align.FileHash(dataPath)
-	if err != nil {
-		m.Close()
-		return err
-	}
-	var trainRef, evalRef []align.RefLogps
-	if loss.NeedsReference() {
-		settings := fmt.Sprintf("%s|%+v|eval=%v|seed=%d", tmpl, trunc, c.Float64("eval-split"), c.Uint64("seed"))
-		trainRef, err = cachedReference(c, m, trainPairs, align.RefCacheKey(fp, dataHash, settings, "train"), runDir, "train")
-		if err == nil && len(evalPairs) > 0 {
-			evalRef, err = cachedReference(c, m, evalPairs, align.RefCacheKey(fp, dataHash, settings, "eval"), runDir, "eval")
-		}
-		if err == nil && opts.ldAlpha != 0 {
-			// LD-DPO also reads the reference's log-probs of the completions' shared prefixes.
-			err = addSharedReference(c, m, trainPairs, trainRef, align.RefCacheKey(fp, dataHash, settings, "train-shared"), runDir, "train")
-			if err == nil && len(evalPairs) > 0 {
-				err = addSharedReference(c, m, evalPairs, evalRef, align.RefCacheKey(fp, dataHash, settings, "eval-shared"), runDir, "eval")
-			}
-		}
-		if err != nil {
-			m.Close()
-			return err
-		}
-	}
-	m.Close()
 
 	policy, err := align.NewLlamaLoRAPolicy(modelPath, lora, threadsOf(c))
 	if err != nil {
@@ -158,7 +115,7 @@ func runTrain(c *cli.Context) error {
 	}
 	defer policy.Close()
 	policy.Model().SetCheckpointing(ckpt)
-	adapterMeta := map[string]string{"bpo.base_model": filepath.Base(modelPath), llama.KeyAdapterBaseFingerprint: fp, "bpo.loss": loss.Name(), "bpo.loss_params": loss.Params().String()}
+	adapterMeta := map[string]string{"bpo.base_model": filepath.Base(modelPath), llama.KeyAdapterBaseFingerprint: prep.modelFP, "bpo.loss": loss.Name(), "bpo.loss_params": loss.Params().String()}
 	if _, composed := loss.(*align.ComposedLoss); composed {
 		adapterMeta["bpo.loss_spec"] = align.LossSpec(loss)
 	}
@@ -173,7 +130,7 @@ func runTrain(c *cli.Context) error {
 		MicroBatch: c.Int("micro-batch"), Epochs: c.Int("epochs"), MaxSteps: c.Int("max-steps"), Seed: c.Uint64("seed"),
 		SaveEvery: c.Int("save-every"), SaveInterval: interval, KeepCheckpoints: c.Int("keep-checkpoints"), EvalEvery: c.Int("eval-every"),
 		DCRThreshold: opts.dcrThreshold, DCRAlarm: opts.alarm, RefRefresh: opts.refresh,
-		Meta:        map[string]string{"model": fp, "data": dataHash, "lora_rank": fmt.Sprint(lora.Rank), "lora_alpha": fmt.Sprint(lora.Alpha)},
+		Meta:        map[string]string{"model": prep.modelFP, "data": prep.dataHash, "lora_rank": fmt.Sprint(lora.Rank), "lora_alpha": fmt.Sprint(lora.Alpha)},
 		SaveAdapter: func(dir string) error { return policy.SaveAdapter(dir, adapterMeta) },
 		LoadAdapter: policy.LoadAdapter,
 		Comm:        commOf(c),
@@ -188,7 +145,7 @@ func runTrain(c *cli.Context) error {
 			bar.Add(1)
 		},
 	}
-	trainer, err := align.NewTrainer(cfg, policy, trainPairs, trainRef, evalPairs, evalRef)
+	trainer, err := align.NewTrainer(cfg, policy, prep.trainPairs, prep.trainRef, prep.evalPairs, prep.evalRef)
 	if err != nil {
 		return err
 	}
@@ -313,4 +270,58 @@ func boolFloat(b bool) float64 {
 		return 1
 	}
 	return 0
+}
+
+// preparedData are the tokenized pairs of a run and, for losses with a reference, the reference
+// model's log-probs.
+type preparedData struct {
+	trainPairs, evalPairs []align.TokenizedPair
+	trainRef, evalRef     []align.RefLogps
+	modelFP, dataHash     string
+}
+
+// prepareTraining tokenizes the pairs and scores them with the reference (the base model through
+// llama.cpp, adapter off), cached by model, data and settings. The model is closed on return, before
+// the training graph is built.
+func prepareTraining(c *cli.Context, opts trainOptions, trainEx, evalEx []align.PreferenceExample, trunc align.Truncation,
+	tmpl align.PromptTemplate) (preparedData, error) {
+	modelPath, runDir, dataPath := c.String("model"), c.String("out"), c.String("data")
+	m, err := llama.LoadModel(modelPath, llama.ModelOptions{})
+	if err != nil {
+		return preparedData{}, err
+	}
+	defer m.Close()
+	trunc.MaxLength = capToContext(m, trunc.MaxLength)
+	var p preparedData
+	var cut1, cut2 int
+	if p.trainPairs, cut1, err = align.TokenizePreferences(m, trainEx, tmpl, trunc); err != nil {
+		return p, fmt.Errorf("%s: %w", dataPath, err)
+	}
+	if p.evalPairs, cut2, err = align.TokenizePreferences(m, evalEx, tmpl, trunc); err != nil {
+		return p, fmt.Errorf("%s: %w", dataPath, err)
+	}
+	fmt.Fprintf(os.Stderr, "train: %d train / %d eval pairs, %d truncated\n", len(p.trainPairs), len(p.evalPairs), cut1+cut2)
+	if p.modelFP, err = align.FileFingerprint(modelPath); err != nil {
+		return p, err
+	}
+	if p.dataHash, err = align.FileHash(dataPath); err != nil {
+		return p, err
+	}
+	if !opts.loss.NeedsReference() {
+		return p, nil
+	}
+	settings := fmt.Sprintf("%s|%+v|eval=%v|seed=%d", tmpl, trunc, c.Float64("eval-split"), c.Uint64("seed"))
+	key := func(split string) string { return align.RefCacheKey(p.modelFP, p.dataHash, settings, split) }
+	p.trainRef, err = cachedReference(c, m, p.trainPairs, key("train"), runDir, "train")
+	if err == nil && len(p.evalPairs) > 0 {
+		p.evalRef, err = cachedReference(c, m, p.evalPairs, key("eval"), runDir, "eval")
+	}
+	if err == nil && opts.ldAlpha != 0 {
+		// LD-DPO also reads the reference's log-probs of the completions' shared prefixes.
+		err = addSharedReference(c, m, p.trainPairs, p.trainRef, key("train-shared"), runDir, "train")
+		if err == nil && len(p.evalPairs) > 0 {
+			err = addSharedReference(c, m, p.evalPairs, p.evalRef, key("eval-shared"), runDir, "eval")
+		}
+	}
+	return p, err
 }
