@@ -78,7 +78,7 @@ func runFilter(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	trunc := align.Truncation{MaxLength: c.Int("max-length"), MaxPromptLength: c.Int("max-prompt-length"), Mode: c.String("truncation-mode"), KeepLeading: 1}
+	trunc := truncationOf(c)
 	pairs, _, err := align.TokenizePreferences(m, data.Examples, align.PromptTemplate(c.String("template")), trunc)
 	m.Close()
 	if err != nil {

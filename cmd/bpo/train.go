@@ -101,7 +101,7 @@ func runTrain(c *cli.Context) error {
 	if err := os.MkdirAll(runDir, 0o755); err != nil {
 		return err
 	}
-	trunc := align.Truncation{MaxLength: c.Int("max-length"), MaxPromptLength: c.Int("max-prompt-length"), Mode: c.String("truncation-mode"), KeepLeading: 1}
+	trunc := truncationOf(c)
 	tmpl := align.PromptTemplate(c.String("template"))
 
 	prep, err := prepareTraining(c, opts, trainEx, evalEx, trunc, tmpl)

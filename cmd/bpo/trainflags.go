@@ -122,3 +122,10 @@ func capToContext(m *llama.Model, maxLength int) int {
 	}
 	return maxLength
 }
+
+// truncationOf reads --max-length, --max-prompt-length and --truncation-mode, which bpo train and
+// bpo filter share; keep_end never cuts the prompt's first token (BOS).
+func truncationOf(c *cli.Context) align.Truncation {
+	return align.Truncation{MaxLength: c.Int("max-length"), MaxPromptLength: c.Int("max-prompt-length"),
+		Mode: c.String("truncation-mode"), KeepLeading: 1}
+}
