@@ -318,7 +318,14 @@ func (l *pairLoss) perPair(batch []PairLogps) ([]float64, []PairGrad, error) {
 			dp = -1 / all
 		}
 		if !isFinite(v) || !isFinite(dc) || !isFinite(dr) {
-			return nil, nil, fmt.Errorf("%s: pair %d: loss or gradient is not finite (%v, %v, %v)", l.name, i, v, dc, dr)
+			return nil, nil, fmt.Errorf(
+				"%s: pair %d: loss or gradient is not finite (%v, %v, %v)",
+				l.name,
+				i,
+				v,
+				dc,
+				dr,
+			)
 		}
 		vals[i], grads[i] = v, PairGrad{Chosen: dc, Rejected: dr, Prompt: dp}
 	}
@@ -343,7 +350,11 @@ func (l *pairLoss) checkPair(p PairLogps) error {
 	}
 	if l.params.IncludePrompt {
 		if !isFinite(p.PolicyPrompt) || p.PromptTokens < 0 || (p.PromptTokens == 0 && p.PolicyPrompt != 0) {
-			return fmt.Errorf("prompt log-probs %v over %d tokens: expected a finite sum over >= 0 tokens", p.PolicyPrompt, p.PromptTokens)
+			return fmt.Errorf(
+				"prompt log-probs %v over %d tokens: expected a finite sum over >= 0 tokens",
+				p.PolicyPrompt,
+				p.PromptTokens,
+			)
 		}
 	}
 	if l.spec.lens != anyCounts {

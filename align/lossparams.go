@@ -102,41 +102,77 @@ func lossParamTable() []lossParam {
 			{losses: []string{"orpo"}, def: "0.1", valid: positive, note: "λ in the ORPO paper"},
 			{losses: withBeta, def: "0.1", valid: positive},
 		}},
-		{name: "label_smoothing", usage: "label smoothing ε", field: func(p *LossParams) any { return &p.LabelSmoothing },
+		{
+			name:  "label_smoothing",
+			usage: "label smoothing ε",
+			field: func(p *LossParams) any { return &p.LabelSmoothing },
 			uses: []paramUse{
 				{losses: []string{"dpo", "rpo", "aot", "aot_unpaired"}, def: "0", valid: interval(0, 0.5, false, true)},
 				{losses: []string{"robust"}, def: "0.1", valid: interval(0, 0.5, false, true)},
-				{losses: []string{"exo_pair"}, def: "0.001", valid: interval(0, 0.5, true, true), note: "EXO's epsilon"},
-			}},
+				{
+					losses: []string{"exo_pair"},
+					def:    "0.001",
+					valid:  interval(0, 0.5, true, true),
+					note:   "EXO's epsilon",
+				},
+			},
+		},
 		{name: "alpha", usage: "alpha", field: func(p *LossParams) any { return &p.Alpha }, uses: []paramUse{
 			{losses: []string{"bpo"}, def: "0.3", valid: interval(0, 1, true, false), note: "gap adaptor"},
 			{losses: []string{"rpo"}, def: "1", valid: finiteFrom(0, false), note: "NLL weight"},
 		}},
-		{name: "f", usage: "BPO loss family: " + strings.Join(BPOFamilies(), ", "), field: func(p *LossParams) any { return &p.F },
-			uses: []paramUse{{losses: []string{"bpo"}, def: "logistic"}},
+		{
+			name:  "f",
+			usage: "BPO loss family: " + strings.Join(BPOFamilies(), ", "),
+			field: func(p *LossParams) any { return &p.F },
+			uses:  []paramUse{{losses: []string{"bpo"}, def: "logistic"}},
 			check: func(q LossParams) error {
 				if _, ok := bpoFamilies()[strings.ToLower(q.F)]; !ok {
 					return fmt.Errorf("unknown f %q: expected one of %s", q.F, strings.Join(BPOFamilies(), ", "))
 				}
 				return nil
-			}},
-		{name: "lambda", usage: "DPOP penalty weight", field: func(p *LossParams) any { return &p.Lambda }, uses: []paramUse{
-			{losses: []string{"dpop"}, def: "50", valid: finiteFrom(0, false)},
-		}},
-		{name: "gamma", usage: "SimPO target reward margin", field: func(p *LossParams) any { return &p.Gamma }, uses: []paramUse{
-			{losses: []string{"simpo"}, def: "1"},
-		}},
-		{name: "tau", usage: "DiscoPOP mixing temperature", field: func(p *LossParams) any { return &p.Tau }, uses: []paramUse{
-			{losses: []string{"discopop"}, def: "0.05", valid: positive},
-		}},
+			},
+		},
+		{
+			name:  "lambda",
+			usage: "DPOP penalty weight",
+			field: func(p *LossParams) any { return &p.Lambda },
+			uses: []paramUse{
+				{losses: []string{"dpop"}, def: "50", valid: finiteFrom(0, false)},
+			},
+		},
+		{
+			name:  "gamma",
+			usage: "SimPO target reward margin",
+			field: func(p *LossParams) any { return &p.Gamma },
+			uses: []paramUse{
+				{losses: []string{"simpo"}, def: "1"},
+			},
+		},
+		{
+			name:  "tau",
+			usage: "DiscoPOP mixing temperature",
+			field: func(p *LossParams) any { return &p.Tau },
+			uses: []paramUse{
+				{losses: []string{"discopop"}, def: "0.05", valid: positive},
+			},
+		},
 		{name: "divergence", usage: "f-divergence of the score-based losses: " + strings.Join(Divergences(), ", "),
 			field: func(p *LossParams) any { return &p.Divergence },
 			uses:  []paramUse{{losses: withDivergence}}, check: validateDivergence},
-		{name: "divergence_alpha", usage: "alpha of divergence alpha_divergence", field: func(p *LossParams) any { return &p.DivergenceAlpha },
-			uses: []paramUse{{losses: withDivergence}}},
-		{name: "include_prompt", usage: "ORPO's NLL term covers the prompt tokens too, as TRL and the ORPO authors' code " +
-			"(false: the completion tokens only)", field: func(p *LossParams) any { return &p.IncludePrompt },
-			uses: []paramUse{{losses: []string{"orpo"}, def: "false"}}},
+		{
+			name:  "divergence_alpha",
+			usage: "alpha of divergence alpha_divergence",
+			field: func(p *LossParams) any { return &p.DivergenceAlpha },
+			uses:  []paramUse{{losses: withDivergence}},
+		},
+		{
+			name: "include_prompt",
+			usage: "ORPO's NLL term covers the prompt tokens too, as TRL and the ORPO authors' code " +
+				"(false: the completion tokens only)",
+			field: func(p *LossParams) any { return &p.IncludePrompt },
+			uses:  []paramUse{{losses: []string{"orpo"}, def: "false"}},
+		},
 	}
 }
 

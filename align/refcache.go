@@ -110,7 +110,13 @@ func LoadRefCache(path, key string, n int) ([]RefLogps, error) {
 		return nil, fail("%v", r.err)
 	}
 	if gotKey != key {
-		return nil, fmt.Errorf("reference cache %s: computed for other inputs (key %.12s…, want %.12s…): %w", path, gotKey, key, ErrRefCacheStale)
+		return nil, fmt.Errorf(
+			"reference cache %s: computed for other inputs (key %.12s…, want %.12s…): %w",
+			path,
+			gotKey,
+			key,
+			ErrRefCacheStale,
+		)
 	}
 	if count != uint64(n) {
 		return nil, fmt.Errorf("reference cache %s: holds %d pairs, want %d: %w", path, count, n, ErrRefCacheStale)

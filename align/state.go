@@ -165,7 +165,13 @@ func decodeStatePayload(payload []byte) (*TrainState, error) {
 		return nil, r.err
 	}
 	if st.Step < 0 || st.Epoch < 0 || st.Cursor < 0 || t < 0 {
-		return nil, fmt.Errorf("negative counter (step %d, epoch %d, cursor %d, adam t %d)", st.Step, st.Epoch, st.Cursor, t)
+		return nil, fmt.Errorf(
+			"negative counter (step %d, epoch %d, cursor %d, adam t %d)",
+			st.Step,
+			st.Epoch,
+			st.Cursor,
+			t,
+		)
 	}
 	shapes := make([]ParamShape, 0, min(int(n), 1024))
 	var ms, vs [][]float32
@@ -206,7 +212,13 @@ func decodeStatePayload(payload []byte) (*TrainState, error) {
 	for i := range ms {
 		for j := range ms[i] {
 			if !isFinite(float64(ms[i][j])) || !isFinite(float64(vs[i][j])) || vs[i][j] < 0 {
-				return nil, fmt.Errorf("tensor %q: invalid moment at %d (m %v, v %v)", shapes[i].Name, j, ms[i][j], vs[i][j])
+				return nil, fmt.Errorf(
+					"tensor %q: invalid moment at %d (m %v, v %v)",
+					shapes[i].Name,
+					j,
+					ms[i][j],
+					vs[i][j],
+				)
 			}
 		}
 	}

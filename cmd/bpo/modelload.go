@@ -23,13 +23,21 @@ func modelFlag(usage string) *cli.StringFlag {
 
 // adapterFlag is the repeatable --adapter FILE[:SCALE] flag.
 func adapterFlag() *cli.StringSliceFlag {
-	return &cli.StringSliceFlag{Name: "adapter", Usage: "LoRA adapter GGUF, as FILE or FILE:SCALE (default scale 1); repeat for several"}
+	return &cli.StringSliceFlag{
+		Name:  "adapter",
+		Usage: "LoRA adapter GGUF, as FILE or FILE:SCALE (default scale 1); repeat for several",
+	}
 }
 
 // threadsFlag is the --threads flag; 0 means half the logical CPUs (see defaultThreads).
 func threadsFlag() *cli.IntFlag {
-	return &cli.IntFlag{Name: "threads", Aliases: []string{"t"}, Value: 0, Usage: "CPU threads (0: half the logical CPUs, at least 1; ggml threads spin-wait, so never use more than the idle cores)",
-		Action: func(_ *cli.Context, n int) error { return checkThreads(n, runtime.NumCPU()) }}
+	return &cli.IntFlag{
+		Name:    "threads",
+		Aliases: []string{"t"},
+		Value:   0,
+		Usage:   "CPU threads (0: half the logical CPUs, at least 1; ggml threads spin-wait, so never use more than the idle cores)",
+		Action:  func(_ *cli.Context, n int) error { return checkThreads(n, runtime.NumCPU()) },
+	}
 }
 
 // checkThreads refuses a --threads value outside 0..cpus: ggml's worker threads spin-wait, so more

@@ -22,7 +22,10 @@ func tokenizeCommand() *cli.Command {
 			modelFlag("GGUF model file"),
 			&cli.StringFlag{Name: "text", Usage: "text to tokenize", Required: true},
 			&cli.BoolFlag{Name: "no-special", Usage: "do not add BOS/EOS"},
-			&cli.BoolFlag{Name: "parse-special", Usage: "turn special-token text such as \"<|im_start|>\" into its single token"},
+			&cli.BoolFlag{
+				Name:  "parse-special",
+				Usage: "turn special-token text such as \"<|im_start|>\" into its single token",
+			},
 			&cli.BoolFlag{Name: "json", Usage: `print {"tokens":[ids],"pieces":[texts]}`},
 		},
 		Action: func(c *cli.Context) error {

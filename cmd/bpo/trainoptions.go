@@ -64,7 +64,11 @@ func trainOptionsFromFlags(c *cli.Context) (trainOptions, error) {
 	if o.ldAlpha != 0 && !(o.ldAlpha > 0 && o.ldAlpha < 1) {
 		return o, fmt.Errorf("--ld-alpha must be in (0, 1) (0 turns it off), got %v", o.ldAlpha)
 	}
-	loss, err := align.NewLossFromSpecWith(c.String("loss"), global, align.LossOptions{WPO: c.Bool("use-weighting"), LDAlpha: o.ldAlpha})
+	loss, err := align.NewLossFromSpecWith(
+		c.String("loss"),
+		global,
+		align.LossOptions{WPO: c.Bool("use-weighting"), LDAlpha: o.ldAlpha},
+	)
 	if err != nil {
 		// "parameter label_smoothing: no loss in ... uses it" names a flag.
 		if rest, ok := strings.CutPrefix(err.Error(), "parameter "); ok {
@@ -92,7 +96,9 @@ func trainOptionsFromFlags(c *cli.Context) (trainOptions, error) {
 			return o, fmt.Errorf("--ref-refresh: loss %s uses no reference model", loss.Name())
 		}
 		if o.refresh.Mix < 1 && c.String("init-adapter") != "" {
-			return o, fmt.Errorf("--ref-refresh soft: the first reference is the base model, which --init-adapter's weights do not represent; use hard:N")
+			return o, fmt.Errorf(
+				"--ref-refresh soft: the first reference is the base model, which --init-adapter's weights do not represent; use hard:N",
+			)
 		}
 	}
 	return o, nil
