@@ -76,7 +76,12 @@ func (a *GradAccumulator) Average(dst [][]float32) ([][]float32, error) {
 	inv := 1 / float32(a.pairs)
 	for i, s := range a.sum {
 		if len(dst[i]) != len(s) {
-			return nil, fmt.Errorf("grad accumulator: destination tensor %q has %d values, want %d", a.shapes[i].Name, len(dst[i]), len(s))
+			return nil, fmt.Errorf(
+				"grad accumulator: destination tensor %q has %d values, want %d",
+				a.shapes[i].Name,
+				len(dst[i]),
+				len(s),
+			)
 		}
 		for j, x := range s {
 			dst[i][j] = x * inv

@@ -117,11 +117,22 @@ func (o *AdamW) CheckShapes(want []ParamShape) error {
 // checkTensors verifies that params/grads match the shapes and that the gradients are finite.
 func (o *AdamW) checkTensors(params, grads [][]float32) error {
 	if len(params) != len(o.shapes) || len(grads) != len(o.shapes) {
-		return fmt.Errorf("adamw: got %d parameter and %d gradient tensors, want %d", len(params), len(grads), len(o.shapes))
+		return fmt.Errorf(
+			"adamw: got %d parameter and %d gradient tensors, want %d",
+			len(params),
+			len(grads),
+			len(o.shapes),
+		)
 	}
 	for i, s := range o.shapes {
 		if len(params[i]) != s.Size || len(grads[i]) != s.Size {
-			return fmt.Errorf("adamw: tensor %q: got %d values and %d gradients, want %d", s.Name, len(params[i]), len(grads[i]), s.Size)
+			return fmt.Errorf(
+				"adamw: tensor %q: got %d values and %d gradients, want %d",
+				s.Name,
+				len(params[i]),
+				len(grads[i]),
+				s.Size,
+			)
 		}
 		for j, g := range grads[i] {
 			if !isFinite(float64(g)) {

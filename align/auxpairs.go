@@ -30,7 +30,10 @@ func extendBatch(batch []TokenizedPair, prompt, shared bool) ([]TokenizedPair, a
 			lay.prompt[i] = -1
 			if len(p.Prompt) >= 2 {
 				lay.prompt[i] = len(out)
-				out = append(out, TokenizedPair{Line: p.Line, Prompt: p.Prompt[:1], Chosen: p.Prompt[1:], Rejected: p.Prompt[1:2]})
+				out = append(
+					out,
+					TokenizedPair{Line: p.Line, Prompt: p.Prompt[:1], Chosen: p.Prompt[1:], Rejected: p.Prompt[1:2]},
+				)
 			}
 		}
 	}
@@ -45,7 +48,12 @@ func extendBatch(batch []TokenizedPair, prompt, shared bool) ([]TokenizedPair, a
 }
 
 // logps joins the policy log-probs of an extended batch into the batch's PairLogps.
-func (a auxLayout) logps(batch []TokenizedPair, refs []RefLogps, idx []int, chosen, rejected []float64) ([]PairLogps, error) {
+func (a auxLayout) logps(
+	batch []TokenizedPair,
+	refs []RefLogps,
+	idx []int,
+	chosen, rejected []float64,
+) ([]PairLogps, error) {
 	want := a.n
 	for _, js := range [][]int{a.prompt, a.shared} {
 		for _, j := range js {
@@ -55,7 +63,13 @@ func (a auxLayout) logps(batch []TokenizedPair, refs []RefLogps, idx []int, chos
 		}
 	}
 	if len(chosen) != want || len(rejected) != want {
-		return nil, fmt.Errorf("policy returned %d/%d log-probs for %d pairs and %d auxiliary sequences", len(chosen), len(rejected), a.n, want-a.n)
+		return nil, fmt.Errorf(
+			"policy returned %d/%d log-probs for %d pairs and %d auxiliary sequences",
+			len(chosen),
+			len(rejected),
+			a.n,
+			want-a.n,
+		)
 	}
 	pl, err := pairLogps(batch, refs, idx, chosen[:a.n], rejected[:a.n])
 	if err != nil {
@@ -91,7 +105,14 @@ func (a auxLayout) grads(g []PairGrad, extended int) []PairGrad {
 
 // forwardLogps returns the PairLogps of a batch under the current policy (forward only), with the
 // auxiliary log-probs the loss reads.
-func forwardLogps(ctx context.Context, policy Policy, loss Loss, batch []TokenizedPair, refs []RefLogps, idx []int) ([]PairLogps, error) {
+func forwardLogps(
+	ctx context.Context,
+	policy Policy,
+	loss Loss,
+	batch []TokenizedPair,
+	refs []RefLogps,
+	idx []int,
+) ([]PairLogps, error) {
 	ext, lay := extendBatch(batch, needsPromptLogps(loss), needsSharedLogps(loss))
 	chosen, rejected, err := policy.Forward(ctx, ext)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 )
 
@@ -114,7 +115,12 @@ func ReadPreferences(r io.Reader, name string, opts LoadOptions) (*LoadResult, e
 	}
 	if len(res.Examples) == 0 {
 		if len(res.Skipped) > 0 {
-			return nil, fmt.Errorf("%s: no valid preference pairs (%d lines skipped, first: %w)", name, len(res.Skipped), res.Skipped[0])
+			return nil, fmt.Errorf(
+				"%s: no valid preference pairs (%d lines skipped, first: %w)",
+				name,
+				len(res.Skipped),
+				res.Skipped[0],
+			)
 		}
 		return nil, fmt.Errorf("%s: no preference pairs (empty file)", name)
 	}
@@ -230,7 +236,10 @@ func parsePromptShape(p, chosen, rejected json.RawMessage) (PreferenceExample, s
 		}
 		ex.PromptMessages = msgs
 	default:
-		return ex, fmt.Sprintf(`field "prompt": expected a string or a list of {"role","content"} messages, got %s`, jsonKind(p))
+		return ex, fmt.Sprintf(
+			`field "prompt": expected a string or a list of {"role","content"} messages, got %s`,
+			jsonKind(p),
+		)
 	}
 	var msg string
 	if ex.Chosen, msg = parseCompletion("chosen", chosen, ex.PromptMessages); msg != "" {
@@ -255,21 +264,33 @@ func parseCompletion(field string, raw json.RawMessage, prompt []Message) (strin
 		if msg != "" {
 			return "", msg
 		}
-		if len(prompt) > 0 && len(msgs) > len(prompt) && messagesEqual(msgs[:len(prompt)], prompt) {
+		if len(prompt) > 0 && len(msgs) > len(prompt) && slices.Equal(msgs[:len(prompt)], prompt) {
 			msgs = msgs[len(prompt):]
 		}
 		return singleAssistant(field, msgs)
 	default:
-		return "", fmt.Sprintf(`field %q: expected a string or a list of {"role","content"} messages, got %s`, field, jsonKind(raw))
+		return "", fmt.Sprintf(
+			`field %q: expected a string or a list of {"role","content"} messages, got %s`,
+			field,
+			jsonKind(raw),
+		)
 	}
 }
 
 func singleAssistant(field string, msgs []Message) (string, string) {
 	if len(msgs) != 1 {
-		return "", fmt.Sprintf("field %q: expected exactly one assistant message after the prompt, got %d messages", field, len(msgs))
+		return "", fmt.Sprintf(
+			"field %q: expected exactly one assistant message after the prompt, got %d messages",
+			field,
+			len(msgs),
+		)
 	}
 	if msgs[0].Role != "assistant" {
-		return "", fmt.Sprintf(`field %q: expected the completion to have role "assistant", got %q`, field, msgs[0].Role)
+		return "", fmt.Sprintf(
+			`field %q: expected the completion to have role "assistant", got %q`,
+			field,
+			msgs[0].Role,
+		)
 	}
 	return msgs[0].Content, ""
 }
@@ -305,18 +326,6 @@ func parseImplicitPrompt(chosen, rejected json.RawMessage) (PreferenceExample, s
 	}
 	ex.Rejected, msg = singleAssistant("rejected", r[k:])
 	return ex, msg
-}
-
-func messagesEqual(a, b []Message) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // parseMessages decodes a list of {"role": string, "content": string | [{"type":"text","text":...}]}.
@@ -374,7 +383,11 @@ func parseContent(raw json.RawMessage) (string, string) {
 		var sb strings.Builder
 		for j, p := range parts {
 			if p.Type != "text" || p.Text == nil {
-				return "", fmt.Sprintf(`"content" part %d: only {"type":"text","text":string} parts are supported, got type %q`, j, p.Type)
+				return "", fmt.Sprintf(
+					`"content" part %d: only {"type":"text","text":string} parts are supported, got type %q`,
+					j,
+					p.Type,
+				)
 			}
 			sb.WriteString(*p.Text)
 		}

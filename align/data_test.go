@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -127,7 +128,7 @@ func TestLoadPreferencesShapes(t *testing.T) {
 				}
 				if sh.conversational {
 					want := []Message{{"system", "Solve."}, {"user", rows[i].Question}}
-					if !messagesEqual(ex.PromptMessages, want) || ex.Prompt != "" {
+					if !slices.Equal(ex.PromptMessages, want) || ex.Prompt != "" {
 						t.Fatalf("example %d: prompt %+v", i, ex.PromptMessages)
 					}
 				} else if ex.Prompt != rows[i].Question {

@@ -146,7 +146,12 @@ func (t *Trainer) trainStepParallel(ctx context.Context, idx []int, ma *MetricsA
 				break
 			}
 			if m[0] != mbOK || len(m) < 3 || len(m) != 3+2*int(m[2]) {
-				return fmt.Errorf("step %d: rank %d sent a malformed micro-batch record (%d values)", t.step+1, r, len(m))
+				return fmt.Errorf(
+					"step %d: rank %d sent a malformed micro-batch record (%d values)",
+					t.step+1,
+					r,
+					len(m),
+				)
 			}
 			n := int(m[2])
 			batch := batchOf(mbs[k])
@@ -170,7 +175,13 @@ const refChunk = 16
 // ShardedReferenceLogps computes the reference log-probs of pairs over the ranks of comm: each rank
 // scores a contiguous shard that starts on a batch boundary of ReferenceLogps (so every pair is
 // scored in the same batch as in one process), and every rank returns all of them, in order.
-func ShardedReferenceLogps(ctx context.Context, comm Comm, m *llama.Model, pairs []TokenizedPair, threads int) ([]RefLogps, error) {
+func ShardedReferenceLogps(
+	ctx context.Context,
+	comm Comm,
+	m *llama.Model,
+	pairs []TokenizedPair,
+	threads int,
+) ([]RefLogps, error) {
 	comm = commOrSingle(comm)
 	chunks := (len(pairs) + refChunk - 1) / refChunk
 	size, rank := comm.Size(), comm.Rank()
@@ -193,7 +204,14 @@ func ShardedReferenceLogps(ctx context.Context, comm Comm, m *llama.Model, pairs
 	for r, sh := range shards {
 		rlo, rhi := min(r*chunks/size*refChunk, len(pairs)), min((r+1)*chunks/size*refChunk, len(pairs))
 		if len(sh) != 2*(rhi-rlo) {
-			return nil, fmt.Errorf("reference log-probs: rank %d sent %d values for pairs %d..%d, want %d", r, len(sh), rlo, rhi, 2*(rhi-rlo))
+			return nil, fmt.Errorf(
+				"reference log-probs: rank %d sent %d values for pairs %d..%d, want %d",
+				r,
+				len(sh),
+				rlo,
+				rhi,
+				2*(rhi-rlo),
+			)
 		}
 		for i := 0; i < len(sh); i += 2 {
 			out = append(out, RefLogps{Chosen: sh[i], Rejected: sh[i+1]})

@@ -21,7 +21,13 @@ func ldTransform(batch []PairLogps, alpha float64) ([]PairLogps, error) {
 		}
 		mix := func(full, shared float64) float64 { return shared + alpha*(full-shared) }
 		q := p
-		q.PolicyChosen, q.PolicyRejected = mix(p.PolicyChosen, p.PolicyChosenShared), mix(p.PolicyRejected, p.PolicyRejectedShared)
+		q.PolicyChosen, q.PolicyRejected = mix(
+			p.PolicyChosen,
+			p.PolicyChosenShared,
+		), mix(
+			p.PolicyRejected,
+			p.PolicyRejectedShared,
+		)
 		q.RefChosen, q.RefRejected = mix(p.RefChosen, p.RefChosenShared), mix(p.RefRejected, p.RefRejectedShared)
 		out[i] = q
 	}

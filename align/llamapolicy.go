@@ -34,7 +34,10 @@ func NewLlamaLoRAPolicy(modelPath string, init *LoRA, threads int) (*LlamaPolicy
 	if err := llama.CheckModelFile(modelPath); err != nil { // before ggml sees the file
 		return nil, err
 	}
-	tm, err := llama.NewTrainModel(modelPath, llama.TrainOptions{LoRA: pairs, LoRAAlpha: float32(init.Alpha), Threads: threads})
+	tm, err := llama.NewTrainModel(
+		modelPath,
+		llama.TrainOptions{LoRA: pairs, LoRAAlpha: float32(init.Alpha), Threads: threads},
+	)
 	if err != nil {
 		return nil, err
 	}
@@ -132,7 +135,12 @@ func (p *LlamaPolicy) Forward(ctx context.Context, batch []TokenizedPair) ([]flo
 }
 
 // ForwardBackward computes the log-prob sums, gets dL/dlogp from loss and adds the exact gradient to grads.
-func (p *LlamaPolicy) ForwardBackward(ctx context.Context, batch []TokenizedPair, loss LossFunc, grads [][]float32) error {
+func (p *LlamaPolicy) ForwardBackward(
+	ctx context.Context,
+	batch []TokenizedPair,
+	loss LossFunc,
+	grads [][]float32,
+) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -174,7 +182,13 @@ func (p *LlamaPolicy) SaveAdapter(dir string, meta map[string]string) error {
 	if !p.lora {
 		return fmt.Errorf("save adapter: the policy trains all weights; save a model instead")
 	}
-	return llama.WriteAdapterFile(filepath.Join(dir, AdapterFileName), p.arch, float32(p.alpha), p.tm.LoRATensors(), meta)
+	return llama.WriteAdapterFile(
+		filepath.Join(dir, AdapterFileName),
+		p.arch,
+		float32(p.alpha),
+		p.tm.LoRATensors(),
+		meta,
+	)
 }
 
 // LoadAdapter restores the LoRA tensors from dir's adapter (same targets and rank).
@@ -193,7 +207,12 @@ func (p *LlamaPolicy) LoadAdapter(dir string) error {
 	for _, t := range af.Tensors {
 		a, b := byName[t.Base+".lora_a"], byName[t.Base+".lora_b"]
 		if a == nil || b == nil || len(a.Values) != len(t.A) || len(b.Values) != len(t.B) {
-			return fmt.Errorf("load adapter %s: %w: %s does not match the run's LoRA", dir, llama.ErrAdapterMismatch, t.Base)
+			return fmt.Errorf(
+				"load adapter %s: %w: %s does not match the run's LoRA",
+				dir,
+				llama.ErrAdapterMismatch,
+				t.Base,
+			)
 		}
 		copy(a.Values, t.A)
 		copy(b.Values, t.B)

@@ -124,7 +124,12 @@ func NewLoRA(cfg LoRAConfig, base []BaseTensor) (*LoRA, error) {
 		}
 		seen[bt.Name] = true
 		if bt.NIn <= 0 || bt.NOut <= 0 {
-			return nil, fmt.Errorf("lora: base tensor %q has shape %dx%d, want positive sizes", bt.Name, bt.NIn, bt.NOut)
+			return nil, fmt.Errorf(
+				"lora: base tensor %q has shape %dx%d, want positive sizes",
+				bt.Name,
+				bt.NIn,
+				bt.NOut,
+			)
 		}
 		t := &LoRATensor{
 			Name: bt.Name, NIn: bt.NIn, NOut: bt.NOut,
@@ -141,7 +146,10 @@ func NewLoRA(cfg LoRAConfig, base []BaseTensor) (*LoRA, error) {
 		l.Tensors = append(l.Tensors, t)
 	}
 	if len(l.Tensors) == 0 {
-		return nil, fmt.Errorf("lora: no base tensor matches targets %s (expected names like blk.0.attn_q.weight)", strings.Join(cfg.Targets, ", "))
+		return nil, fmt.Errorf(
+			"lora: no base tensor matches targets %s (expected names like blk.0.attn_q.weight)",
+			strings.Join(cfg.Targets, ", "),
+		)
 	}
 	sortLoRATensors(l.Tensors)
 	return l, nil
@@ -204,7 +212,13 @@ func (l *LoRA) Validate() error {
 			return fmt.Errorf("lora: %s.lora_a has %d values, want rank %d x n_in %d", t.Name, len(t.A), l.Rank, t.NIn)
 		}
 		if len(t.B) != t.NOut*l.Rank {
-			return fmt.Errorf("lora: %s.lora_b has %d values, want n_out %d x rank %d", t.Name, len(t.B), t.NOut, l.Rank)
+			return fmt.Errorf(
+				"lora: %s.lora_b has %d values, want n_out %d x rank %d",
+				t.Name,
+				len(t.B),
+				t.NOut,
+				l.Rank,
+			)
 		}
 		for _, v := range [][]float32{t.A, t.B} {
 			for i, x := range v {

@@ -3,7 +3,8 @@ package align
 import (
 	"errors"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 )
 
@@ -76,13 +77,17 @@ type LossParams struct {
 	IncludePrompt bool
 }
 
-// lossSpec describes one registered loss.
+// lossSpec describes one registered loss; its parameters, their defaults and valid values are in
+// lossParamTable.
 type lossSpec struct {
-	defaults LossParams
-	uses     map[string]bool // which optional parameters apply (beta does unless noBeta)
-	noBeta   bool            // the loss has no temperature (sft)
 	needsRef bool
-	needsLen bool // token counts must be > 0
+	lens     tokenCounts // which token counts must be > 0
+	// regularizer marks a term that is not a preference loss (sft): in a composed loss the rewards
+	// and balanced-margin statistics of the first term that is not a regularizer are logged.
+	regularizer bool
+	// gapAdaptor returns the alpha of the balanced margin min(a, -alpha·b) logged as
+	// bpo/balanced_margin; nil: 1.
+	gapAdaptor func(q LossParams) float64
 	// Exactly one of pair, score and batch is set. score losses are functions of the (f-divergence
 	// transformed) log-ratios a and b and accept the divergence parameters; batch losses couple the
 	// pairs of a batch (AOT sorts them).
@@ -91,6 +96,15 @@ type lossSpec struct {
 	batch   batchFunc
 	rewards func(p PairLogps, q LossParams) (float64, float64)
 }
+
+// tokenCounts says which completion token counts a loss divides by.
+type tokenCounts int
+
+const (
+	anyCounts   tokenCounts = iota // the loss reads no token count
+	chosenCount                    // the chosen completion's count must be > 0
+	bothCounts                     // both completions' counts must be > 0
+)
 
 // pairFunc returns one pair's loss contribution and its derivatives with respect to the pair's
 // policy log-probs. Batch-level terms that are batch means decompose into per-pair terms.
@@ -113,112 +127,41 @@ var lossAliases = map[string]string{
 	"aot_pair": "aot_unpaired", // TRL's name before it was renamed
 }
 
-// scoreUses are the parameters every score-based loss accepts.
-var scoreUses = []string{"divergence", "divergence_alpha"}
-
-// usesOf builds a uses map from parameter names; score losses add the divergence parameters.
-func usesOf(score bool, names ...string) map[string]bool {
-	m := map[string]bool{}
-	for _, n := range names {
-		m[n] = true
-	}
-	if score {
-		for _, n := range scoreUses {
-			m[n] = true
-		}
-	}
-	return m
-}
-
 // lossSpecs returns the registry. It is a function, not a package variable, so that no global
 // mutable state exists.
 func lossSpecs() map[string]lossSpec {
-	ref := func(score scoreFunc, uses ...string) lossSpec {
-		return lossSpec{defaults: LossParams{Beta: 0.1}, uses: usesOf(true, uses...), needsRef: true, score: score, rewards: refRewards}
+	ref := func(score scoreFunc) lossSpec {
+		return lossSpec{needsRef: true, score: score, rewards: refRewards}
 	}
-	specs := map[string]lossSpec{
-		"dpo":   ref(dpoScore, "label_smoothing"),
-		"hinge": ref(hingeScore),
-		"ipo": {
-			defaults: LossParams{Beta: 0.1},
-			needsRef: true, pair: ipoPair, rewards: refRewards,
-		},
-		"cal-dpo": {
-			defaults: LossParams{Beta: 0.1},
-			needsRef: true, pair: calDPOPair, rewards: refRewards,
-		},
-		"dpop": {
-			defaults: LossParams{Beta: 0.1, Lambda: 50},
-			uses:     map[string]bool{"lambda": true},
-			needsRef: true, pair: dpopPair, rewards: refRewards,
-		},
-		"bpo": {
-			defaults: LossParams{Beta: 0.1, Alpha: 0.3, F: "logistic"},
-			uses:     map[string]bool{"alpha": true, "f": true},
-			needsRef: true, pair: bpoPair, rewards: refRewards,
-		},
-		"simpo": {
-			defaults: LossParams{Beta: 2.0, Gamma: 1.0},
-			uses:     map[string]bool{"gamma": true},
-			needsLen: true, pair: simpoPair, rewards: lengthNormRewards,
-		},
-		"orpo": {
-			defaults: LossParams{Beta: 0.1},
-			uses:     map[string]bool{"include_prompt": true},
-			needsLen: true, pair: orpoPair, rewards: lengthNormRewards,
-		},
-		"rpo": {
-			defaults: LossParams{Beta: 0.1, Alpha: 1.0},
-			uses:     map[string]bool{"alpha": true, "label_smoothing": true},
-			needsRef: true, needsLen: true, pair: rpoPair, rewards: refRewards,
-		},
-		"robust":    ref(robustScore, "label_smoothing"),
-		"exo_pair":  ref(exoScore, "label_smoothing"),
-		"nca_pair":  ref(ncaScore),
-		"bco_pair":  ref(bcoScore),
-		"sppo_hard": ref(sppoHardScore),
-		"apo_zero":  ref(apoZeroScore),
-		"apo_down":  ref(apoDownScore),
-		"discopop":  ref(discopopScore, "tau"),
-		"sigmoid_norm": {
-			defaults: LossParams{Beta: 0.1},
-			needsRef: true, needsLen: true, pair: sigmoidNormPair, rewards: refRewards,
-		},
-		"aot": {
-			defaults: LossParams{Beta: 0.1},
-			uses:     map[string]bool{"label_smoothing": true},
-			needsRef: true, batch: aotBatch, rewards: refRewards,
-		},
-		"aot_unpaired": {
-			defaults: LossParams{Beta: 0.1},
-			uses:     map[string]bool{"label_smoothing": true},
-			needsRef: true, batch: aotUnpairedBatch, rewards: refRewards,
-		},
-		"sft": {
-			noBeta: true, needsLen: true, pair: sftPair, rewards: meanLogpRewards,
-		},
+	return map[string]lossSpec{
+		"dpo":     ref(dpoScore),
+		"hinge":   ref(hingeScore),
+		"ipo":     {needsRef: true, pair: ipoPair, rewards: refRewards},
+		"cal-dpo": {needsRef: true, pair: calDPOPair, rewards: refRewards},
+		"dpop":    {needsRef: true, pair: dpopPair, rewards: refRewards},
+		"bpo": {needsRef: true, pair: bpoPair, rewards: refRewards,
+			gapAdaptor: func(q LossParams) float64 { return q.Alpha }},
+		"simpo":        {lens: bothCounts, pair: simpoPair, rewards: lengthNormRewards},
+		"orpo":         {lens: bothCounts, pair: orpoPair, rewards: lengthNormRewards},
+		"rpo":          {needsRef: true, lens: chosenCount, pair: rpoPair, rewards: refRewards},
+		"robust":       ref(robustScore),
+		"exo_pair":     ref(exoScore),
+		"nca_pair":     ref(ncaScore),
+		"bco_pair":     ref(bcoScore),
+		"sppo_hard":    ref(sppoHardScore),
+		"apo_zero":     ref(apoZeroScore),
+		"apo_down":     ref(apoDownScore),
+		"discopop":     ref(discopopScore),
+		"sigmoid_norm": {needsRef: true, lens: bothCounts, pair: sigmoidNormPair, rewards: refRewards},
+		"aot":          {needsRef: true, batch: aotBatch, rewards: refRewards},
+		"aot_unpaired": {needsRef: true, batch: aotUnpairedBatch, rewards: refRewards},
+		"sft":          {regularizer: true, lens: chosenCount, pair: sftPair, rewards: meanLogpRewards},
 	}
-	robust := specs["robust"]
-	robust.defaults.LabelSmoothing = 0.1
-	specs["robust"] = robust
-	exo := specs["exo_pair"]
-	exo.defaults.LabelSmoothing = 1e-3
-	specs["exo_pair"] = exo
-	disco := specs["discopop"]
-	disco.defaults.Tau = 0.05
-	specs["discopop"] = disco
-	return specs
 }
 
 // LossNames returns the registered loss names, sorted.
 func LossNames() []string {
-	specs := lossSpecs()
-	names := make([]string, 0, len(specs))
-	for n := range specs {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
+	return slices.Sorted(maps.Keys(lossSpecs()))
 }
 
 // canonicalLossName resolves aliases, case, and dashes written for underscores (or the reverse).
@@ -241,25 +184,21 @@ func canonicalLossName(name string) string {
 
 // DefaultLossParams returns the default hyper-parameters of the named loss.
 func DefaultLossParams(name string) (LossParams, error) {
-	spec, ok := lossSpecs()[canonicalLossName(name)]
-	if !ok {
+	canon := canonicalLossName(name)
+	if _, ok := lossSpecs()[canon]; !ok {
 		return LossParams{}, unknownLossError(name)
 	}
-	return spec.defaults, nil
+	return defaultLossParamsOf(canon), nil
 }
 
 // LossUsesParam reports whether the named loss accepts the named hyper-parameter (as in
 // LossParamNames); false for an unknown loss or parameter.
 func LossUsesParam(loss, param string) bool {
-	spec, ok := lossSpecs()[canonicalLossName(loss)]
-	if !ok {
+	canon := canonicalLossName(loss)
+	if _, ok := lossSpecs()[canon]; !ok {
 		return false
 	}
-	key := paramKey(param)
-	if key == "beta" {
-		return !spec.noBeta
-	}
-	return spec.uses[key]
+	return lossUses(canon)[paramKey(param)]
 }
 
 func unknownLossError(name string) error {
@@ -273,82 +212,16 @@ func NewLoss(name string, params LossParams) (Loss, error) {
 	if !ok {
 		return nil, unknownLossError(name)
 	}
-	if err := validateLossParams(canon, spec, params); err != nil {
+	if err := validateParamsFor(canon, params); err != nil {
 		return nil, fmt.Errorf("loss %s: %w", canon, err)
 	}
-	if spec.uses["f"] {
+	if lossUses(canon)["f"] {
 		params.F = strings.ToLower(params.F)
 	}
 	if spec.score != nil {
 		params.Divergence = canonicalDivergence(params.Divergence)
 	}
 	return &pairLoss{name: canon, spec: spec, params: params}, nil
-}
-
-func validateLossParams(name string, spec lossSpec, q LossParams) error {
-	if spec.noBeta {
-		if q.Beta != 0 {
-			return fmt.Errorf("parameter beta does not apply to loss %s", name)
-		}
-	} else if !isFinite(q.Beta) || q.Beta <= 0 {
-		return fmt.Errorf("beta must be a finite number > 0, got %v", q.Beta)
-	}
-	set := map[string]bool{
-		"label_smoothing":  q.LabelSmoothing != 0,
-		"alpha":            q.Alpha != 0,
-		"f":                q.F != "",
-		"lambda":           q.Lambda != 0,
-		"gamma":            q.Gamma != 0,
-		"tau":              q.Tau != 0,
-		"divergence":       q.Divergence != "",
-		"divergence_alpha": q.DivergenceAlpha != 0,
-		"include_prompt":   q.IncludePrompt,
-	}
-	for _, p := range LossParamNames()[1:] {
-		if set[p] && !spec.uses[p] {
-			return fmt.Errorf("parameter %s does not apply to loss %s", p, name)
-		}
-	}
-	if spec.uses["label_smoothing"] {
-		if name == "exo_pair" {
-			if !isFinite(q.LabelSmoothing) || q.LabelSmoothing <= 0 || q.LabelSmoothing >= 0.5 {
-				return fmt.Errorf("label_smoothing (EXO's epsilon) must be in (0, 0.5), got %v", q.LabelSmoothing)
-			}
-		} else if !isFinite(q.LabelSmoothing) || q.LabelSmoothing < 0 || q.LabelSmoothing >= 0.5 {
-			return fmt.Errorf("label_smoothing must be in [0, 0.5), got %v", q.LabelSmoothing)
-		}
-	}
-	if spec.score != nil {
-		if err := validateDivergence(q); err != nil {
-			return err
-		}
-	}
-	switch name {
-	case "bpo":
-		if !isFinite(q.Alpha) || q.Alpha <= 0 || q.Alpha > 1 {
-			return fmt.Errorf("alpha (gap adaptor) must be in (0, 1], got %v", q.Alpha)
-		}
-		if _, ok := bpoFamilies()[strings.ToLower(q.F)]; !ok {
-			return fmt.Errorf("unknown f %q: expected one of %s", q.F, strings.Join(BPOFamilies(), ", "))
-		}
-	case "rpo":
-		if !isFinite(q.Alpha) || q.Alpha < 0 {
-			return fmt.Errorf("alpha (NLL weight) must be a finite number >= 0, got %v", q.Alpha)
-		}
-	case "dpop":
-		if !isFinite(q.Lambda) || q.Lambda < 0 {
-			return fmt.Errorf("lambda must be a finite number >= 0, got %v", q.Lambda)
-		}
-	case "simpo":
-		if !isFinite(q.Gamma) {
-			return fmt.Errorf("gamma must be finite, got %v", q.Gamma)
-		}
-	case "discopop":
-		if !isFinite(q.Tau) || q.Tau <= 0 {
-			return fmt.Errorf("tau must be a finite number > 0, got %v", q.Tau)
-		}
-	}
-	return nil
 }
 
 // pairLoss implements Loss for every registered loss: the batch loss is the mean of per-pair terms.
@@ -365,10 +238,13 @@ func (l *pairLoss) NeedsReference() bool { return l.spec.needsRef }
 // NeedsPromptLogps reports whether Compute reads PolicyPrompt (ORPO with include_prompt).
 func (l *pairLoss) NeedsPromptLogps() bool { return l.params.IncludePrompt }
 
+// isRegularizer reports whether the loss is a regularizer term such as sft, not a preference loss.
+func (l *pairLoss) isRegularizer() bool { return l.spec.regularizer }
+
 // GapAdaptor returns BPO's alpha, or 1 for the other losses (the plain balanced margin min(a, -b)).
 func (l *pairLoss) GapAdaptor() float64 {
-	if l.name == "bpo" {
-		return l.params.Alpha
+	if l.spec.gapAdaptor != nil {
+		return l.spec.gapAdaptor(l.params)
 	}
 	return 1
 }
@@ -442,7 +318,14 @@ func (l *pairLoss) perPair(batch []PairLogps) ([]float64, []PairGrad, error) {
 			dp = -1 / all
 		}
 		if !isFinite(v) || !isFinite(dc) || !isFinite(dr) {
-			return nil, nil, fmt.Errorf("%s: pair %d: loss or gradient is not finite (%v, %v, %v)", l.name, i, v, dc, dr)
+			return nil, nil, fmt.Errorf(
+				"%s: pair %d: loss or gradient is not finite (%v, %v, %v)",
+				l.name,
+				i,
+				v,
+				dc,
+				dr,
+			)
 		}
 		vals[i], grads[i] = v, PairGrad{Chosen: dc, Rejected: dr, Prompt: dp}
 	}
@@ -467,14 +350,18 @@ func (l *pairLoss) checkPair(p PairLogps) error {
 	}
 	if l.params.IncludePrompt {
 		if !isFinite(p.PolicyPrompt) || p.PromptTokens < 0 || (p.PromptTokens == 0 && p.PolicyPrompt != 0) {
-			return fmt.Errorf("prompt log-probs %v over %d tokens: expected a finite sum over >= 0 tokens", p.PolicyPrompt, p.PromptTokens)
+			return fmt.Errorf(
+				"prompt log-probs %v over %d tokens: expected a finite sum over >= 0 tokens",
+				p.PolicyPrompt,
+				p.PromptTokens,
+			)
 		}
 	}
-	if l.spec.needsLen {
+	if l.spec.lens != anyCounts {
 		if p.ChosenTokens <= 0 {
 			return fmt.Errorf("chosen token count must be > 0 for %s, got %d", l.name, p.ChosenTokens)
 		}
-		if p.RejectedTokens <= 0 && l.name != "rpo" && l.name != "sft" {
+		if p.RejectedTokens <= 0 && l.spec.lens == bothCounts {
 			return fmt.Errorf("rejected token count must be > 0 for %s, got %d", l.name, p.RejectedTokens)
 		}
 	}

@@ -1,8 +1,9 @@
 package align
 
 import (
+	"maps"
 	"math"
-	"sort"
+	"slices"
 )
 
 // bpoFamily is one choice of f for BPO's loss f(beta·m): its value and derivative at z.
@@ -56,11 +57,7 @@ func bpoFamilies() map[string]bpoFamily {
 // BPOFamilies returns the names of the loss families f accepted by BPO, sorted.
 func BPOFamilies() []string {
 	fams := bpoFamilies()
-	names := make([]string, 0, len(fams))
-	for n := range fams {
-		names = append(names, n)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(fams))
 	return names
 }
 

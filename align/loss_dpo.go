@@ -91,7 +91,11 @@ func orpoPair(p PairLogps, q LossParams) (float64, float64, float64, error) {
 	nc, nr := float64(p.ChosenTokens), float64(p.RejectedTokens)
 	pc, pr := p.PolicyChosen/nc, p.PolicyRejected/nr
 	if pc >= 0 || pr >= 0 {
-		return 0, 0, 0, fmt.Errorf("ORPO needs mean token log-probs < 0 (odds are infinite at probability 1), got chosen %v rejected %v", pc, pr)
+		return 0, 0, 0, fmt.Errorf(
+			"ORPO needs mean token log-probs < 0 (odds are infinite at probability 1), got chosen %v rejected %v",
+			pc,
+			pr,
+		)
 	}
 	lo := pc - pr - log1mExp(pc) + log1mExp(pr)
 	l := -pc - q.Beta*logSigmoid(lo)

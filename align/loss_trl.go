@@ -182,7 +182,11 @@ func validateDivergence(q LossParams) error {
 		}
 	case divAlpha:
 		if !isFinite(q.DivergenceAlpha) || q.DivergenceAlpha <= 0 {
-			return fmt.Errorf("divergence_alpha must be a finite number > 0 with divergence=%s, got %v", divAlpha, q.DivergenceAlpha)
+			return fmt.Errorf(
+				"divergence_alpha must be a finite number > 0 with divergence=%s, got %v",
+				divAlpha,
+				q.DivergenceAlpha,
+			)
 		}
 	default:
 		return fmt.Errorf("unknown divergence %q: expected one of %s", q.Divergence, strings.Join(Divergences(), ", "))

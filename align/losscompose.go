@@ -13,6 +13,7 @@ import (
 type perPairLoss interface {
 	Loss
 	perPair(batch []PairLogps) ([]float64, []PairGrad, error)
+	isRegularizer() bool
 }
 
 // WeightedLoss is one component of a ComposedLoss.
@@ -56,10 +57,14 @@ func NewComposedLoss(terms []WeightedLoss, wpo bool) (*ComposedLoss, error) {
 		}
 		seen[t.Loss.Name()] = true
 		if !isFinite(t.Weight) || t.Weight < 0 {
-			return nil, fmt.Errorf("composed loss: %s: weight must be a finite number >= 0, got %v", t.Loss.Name(), t.Weight)
+			return nil, fmt.Errorf(
+				"composed loss: %s: weight must be a finite number >= 0, got %v",
+				t.Loss.Name(),
+				t.Weight,
+			)
 		}
 		sum += t.Weight
-		if primary < 0 && t.Loss.Name() != "sft" {
+		if primary < 0 && !t.Loss.(perPairLoss).isRegularizer() {
 			primary = i
 		}
 	}
@@ -290,7 +295,12 @@ func ParseLossSpec(spec string) ([]LossSpecTerm, error) {
 				return nil, fail("%s: %v", where, err)
 			}
 			if !LossUsesParam(body, p[0]) {
-				return nil, fail("%s: parameter %s does not apply to loss %s", where, paramKey(p[0]), canonicalLossName(body))
+				return nil, fail(
+					"%s: parameter %s does not apply to loss %s",
+					where,
+					paramKey(p[0]),
+					canonicalLossName(body),
+				)
 			}
 		}
 		terms = append(terms, term)

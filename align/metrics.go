@@ -142,7 +142,13 @@ func (m *MetricsAccumulator) Finish(step int, epoch, gradNorm, learningRate floa
 			s.Components[c.Loss.Name()] = m.compSums[i] / n
 		}
 	}
-	*m = MetricsAccumulator{loss: m.loss, alpha: m.alpha, dcrThreshold: m.dcrThreshold, components: m.components, compSums: make([]float64, len(m.components))}
+	*m = MetricsAccumulator{
+		loss:         m.loss,
+		alpha:        m.alpha,
+		dcrThreshold: m.dcrThreshold,
+		components:   m.components,
+		compSums:     make([]float64, len(m.components)),
+	}
 	return s, s.check()
 }
 
@@ -152,8 +158,14 @@ func (s StepMetrics) check() error {
 		name string
 		v    float64
 	}{
-		{"epoch", s.Epoch}, {"loss", s.Loss}, {"rewards/chosen", s.RewardsChosen}, {"rewards/rejected", s.RewardsRejected},
-		{"rewards/margins", s.RewardsMargins}, {"rewards/accuracies", s.RewardsAccuracies}, {"logps/chosen", s.LogpsChosen},
+		{
+			"epoch",
+			s.Epoch,
+		}, {"loss", s.Loss}, {"rewards/chosen", s.RewardsChosen}, {"rewards/rejected", s.RewardsRejected},
+		{
+			"rewards/margins",
+			s.RewardsMargins,
+		}, {"rewards/accuracies", s.RewardsAccuracies}, {"logps/chosen", s.LogpsChosen},
 		{"logps/rejected", s.LogpsRejected}, {"grad_norm", s.GradNorm}, {"learning_rate", s.LearningRate},
 		{"dcr_rate", s.DCRRate}, {"bpo/balanced_margin", s.BalancedMargin}, {"bpo/chosen_active", s.ChosenActive},
 	}
@@ -193,7 +205,10 @@ func OpenMetricsWriter(path string) (*MetricsWriter, error) {
 		}
 		if last[0] != '\n' {
 			f.Close()
-			return nil, fmt.Errorf("open metrics %s: file ends with a partial line (interrupted write); truncate it to the resumed step first", path)
+			return nil, fmt.Errorf(
+				"open metrics %s: file ends with a partial line (interrupted write); truncate it to the resumed step first",
+				path,
+			)
 		}
 	}
 	return &MetricsWriter{f: f, path: path}, nil

@@ -6,11 +6,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"os"
-
-	"github.com/bpo-dev/bpo/internal/atomicfile"
 )
 
 // ErrRefCacheStale means a reference cache exists but was computed for other inputs (model, data,
@@ -77,10 +74,7 @@ const refCacheMagic = "BPOREFS1"
 
 // SaveRefCache writes reference log-probs under a key, atomically.
 func SaveRefCache(path, key string, refs []RefLogps) error {
-	return atomicfile.WriteFunc(path, func(w io.Writer) error {
-		crc := crc32.New(castagnoli())
-		cw := &countWriter{w: io.MultiWriter(w, crc)}
-		sw := stateWriter{w: cw}
+	return writeSummed(path, func(sw *stateWriter) {
 		sw.bytes([]byte(refCacheMagic))
 		sw.str(key)
 		sw.u64(uint64(len(refs)))
@@ -88,14 +82,6 @@ func SaveRefCache(path, key string, refs []RefLogps) error {
 			sw.f64(r.Chosen)
 			sw.f64(r.Rejected)
 		}
-		if sw.err != nil {
-			return sw.err
-		}
-		var trailer [stateTrailer]byte
-		binary.LittleEndian.PutUint64(trailer[:8], uint64(cw.n))
-		binary.LittleEndian.PutUint32(trailer[8:], crc.Sum32())
-		_, err := w.Write(trailer[:])
-		return err
 	})
 }
 
@@ -113,12 +99,9 @@ func LoadRefCache(path, key string, n int) ([]RefLogps, error) {
 	if len(data) < len(refCacheMagic)+stateTrailer || string(data[:len(refCacheMagic)]) != refCacheMagic {
 		return nil, fail("not a bpo reference cache (bad magic or too short)")
 	}
-	payload, trailer := data[:len(data)-stateTrailer], data[len(data)-stateTrailer:]
-	if binary.LittleEndian.Uint64(trailer[:8]) != uint64(len(payload)) {
-		return nil, fail("truncated or extended file")
-	}
-	if binary.LittleEndian.Uint32(trailer[8:]) != crc32.Checksum(payload, castagnoli()) {
-		return nil, fail("checksum mismatch: file corrupted")
+	payload, err := summedPayload(data)
+	if err != nil {
+		return nil, fail("%v", err)
 	}
 	r := &stateReader{b: payload, pos: len(refCacheMagic)}
 	gotKey := r.str()
@@ -127,7 +110,13 @@ func LoadRefCache(path, key string, n int) ([]RefLogps, error) {
 		return nil, fail("%v", r.err)
 	}
 	if gotKey != key {
-		return nil, fmt.Errorf("reference cache %s: computed for other inputs (key %.12s…, want %.12s…): %w", path, gotKey, key, ErrRefCacheStale)
+		return nil, fmt.Errorf(
+			"reference cache %s: computed for other inputs (key %.12s…, want %.12s…): %w",
+			path,
+			gotKey,
+			key,
+			ErrRefCacheStale,
+		)
 	}
 	if count != uint64(n) {
 		return nil, fmt.Errorf("reference cache %s: holds %d pairs, want %d: %w", path, count, n, ErrRefCacheStale)

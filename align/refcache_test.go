@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -100,7 +101,7 @@ func TestTruncation(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if cut != tc.cut || !equal32(got.Prompt, tc.prompt) || !equal32(got.Chosen, tc.chosen) || !equal32(got.Rejected, tc.rejected) {
+			if cut != tc.cut || !slices.Equal(got.Prompt, tc.prompt) || !slices.Equal(got.Chosen, tc.chosen) || !slices.Equal(got.Rejected, tc.rejected) {
 				t.Fatalf("got %v/%v/%v cut %v", got.Prompt, got.Chosen, got.Rejected, cut)
 			}
 		})
@@ -112,16 +113,4 @@ func TestTruncation(t *testing.T) {
 	if pair.Prompt[1] != 10 || len(pair.Chosen) != 5 {
 		t.Error("Apply modified its input")
 	}
-}
-
-func equal32(a, b []int32) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

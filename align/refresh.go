@@ -2,17 +2,12 @@ package align
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
-	"io"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-
-	"github.com/bpo-dev/bpo/internal/atomicfile"
 )
 
 // RefRefresh configures TR-DPO's reference updates: every Every optimizer steps the reference
@@ -280,24 +275,13 @@ func (t *Trainer) loadRefreshed(dir string) error {
 const paramsMagic = "BPOPARM1"
 
 func saveParamsFile(path string, params [][]float32) error {
-	return atomicfile.WriteFunc(path, func(w io.Writer) error {
-		crc := crc32.New(castagnoli())
-		cw := &countWriter{w: io.MultiWriter(w, crc)}
-		sw := stateWriter{w: cw}
+	return writeSummed(path, func(sw *stateWriter) {
 		sw.bytes([]byte(paramsMagic))
 		sw.u32(uint32(len(params)))
 		for _, p := range params {
 			sw.u64(uint64(len(p)))
 			sw.f32s(p)
 		}
-		if sw.err != nil {
-			return sw.err
-		}
-		var trailer [stateTrailer]byte
-		binary.LittleEndian.PutUint64(trailer[:8], uint64(cw.n))
-		binary.LittleEndian.PutUint32(trailer[8:], crc.Sum32())
-		_, err := w.Write(trailer[:])
-		return err
 	})
 }
 
@@ -313,12 +297,9 @@ func loadParamsFile(path string, dst [][]float32) error {
 	if len(data) < len(paramsMagic)+stateTrailer || string(data[:len(paramsMagic)]) != paramsMagic {
 		return fail("not a bpo parameter file (bad magic or too short)")
 	}
-	payload, trailer := data[:len(data)-stateTrailer], data[len(data)-stateTrailer:]
-	if binary.LittleEndian.Uint64(trailer[:8]) != uint64(len(payload)) {
-		return fail("truncated or extended file")
-	}
-	if binary.LittleEndian.Uint32(trailer[8:]) != crc32.Checksum(payload, castagnoli()) {
-		return fail("checksum mismatch: file corrupted")
+	payload, err := summedPayload(data)
+	if err != nil {
+		return fail("%v", err)
 	}
 	r := &stateReader{b: payload, pos: len(paramsMagic)}
 	if n := int(r.u32()); r.err == nil && n != len(dst) {

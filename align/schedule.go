@@ -25,7 +25,11 @@ func NewSchedule(kind string, baseLR float64, warmupSteps, totalSteps int) (Sche
 	switch s.Kind {
 	case "constant", "linear", "cosine":
 	default:
-		return Schedule{}, fmt.Errorf("unknown lr schedule %q: expected one of %s", kind, strings.Join(ScheduleKinds(), ", "))
+		return Schedule{}, fmt.Errorf(
+			"unknown lr schedule %q: expected one of %s",
+			kind,
+			strings.Join(ScheduleKinds(), ", "),
+		)
 	}
 	if !isFinite(baseLR) || baseLR <= 0 {
 		return Schedule{}, fmt.Errorf("learning rate must be a finite number > 0, got %v", baseLR)

@@ -99,7 +99,13 @@ func RunSFT(ctx context.Context, cfg SFTConfig, policy SFTPolicy, seqs []llama.T
 		return nil, errors.New("sft: no training sequences")
 	}
 	if cfg.BatchSize <= 0 || cfg.Epochs <= 0 && cfg.MaxSteps <= 0 || cfg.LR <= 0 || math.IsNaN(cfg.LR) {
-		return nil, fmt.Errorf("sft: batch size (%d), epochs or max steps (%d, %d) and lr (%v) must be > 0", cfg.BatchSize, cfg.Epochs, cfg.MaxSteps, cfg.LR)
+		return nil, fmt.Errorf(
+			"sft: batch size (%d), epochs or max steps (%d, %d) and lr (%v) must be > 0",
+			cfg.BatchSize,
+			cfg.Epochs,
+			cfg.MaxSteps,
+			cfg.LR,
+		)
 	}
 	if cfg.Save == nil || cfg.Load == nil {
 		return nil, errors.New("sft: Save and Load are required")
@@ -129,8 +135,15 @@ func RunSFT(ctx context.Context, cfg SFTConfig, policy SFTPolicy, seqs []llama.T
 	if err := os.MkdirAll(cfg.RunDir, 0o755); err != nil {
 		return nil, fmt.Errorf("sft: %w", err)
 	}
-	meta := map[string]string{"kind": "sft", "lr": fmt.Sprint(cfg.LR), "batch": fmt.Sprint(cfg.BatchSize), "seed": fmt.Sprint(cfg.Seed),
-		"steps": fmt.Sprint(total), "sequences": fmt.Sprint(len(seqs)), "scheduler": sched.Kind}
+	meta := map[string]string{
+		"kind":      "sft",
+		"lr":        fmt.Sprint(cfg.LR),
+		"batch":     fmt.Sprint(cfg.BatchSize),
+		"seed":      fmt.Sprint(cfg.Seed),
+		"steps":     fmt.Sprint(total),
+		"sequences": fmt.Sprint(len(seqs)),
+		"scheduler": sched.Kind,
+	}
 	for k, v := range cfg.Meta {
 		meta[k] = v
 	}
@@ -145,7 +158,13 @@ func RunSFT(ctx context.Context, cfg SFTConfig, policy SFTPolicy, seqs []llama.T
 		}
 		for k, v := range meta {
 			if st.Meta[k] != v {
-				return nil, fmt.Errorf("sft resume from %s: checkpoint has %s=%q, this run %q (use a new run directory to change settings)", dir, k, st.Meta[k], v)
+				return nil, fmt.Errorf(
+					"sft resume from %s: checkpoint has %s=%q, this run %q (use a new run directory to change settings)",
+					dir,
+					k,
+					st.Meta[k],
+					v,
+				)
 			}
 		}
 		if err := st.Optimizer.CheckShapes(shapes); err != nil {
@@ -248,7 +267,15 @@ func RunSFT(ctx context.Context, cfg SFTConfig, policy SFTPolicy, seqs []llama.T
 			return nil, fmt.Errorf("sft step %d: %w", step+1, err)
 		}
 		step++
-		line := SFTStep{Step: step, Epoch: float64(ep) + float64(hi)/float64(len(seqs)), Loss: loss, GradNorm: norm, LearningRate: lr, Tokens: tokens, Seconds: time.Since(ts).Seconds()}
+		line := SFTStep{
+			Step:         step,
+			Epoch:        float64(ep) + float64(hi)/float64(len(seqs)),
+			Loss:         loss,
+			GradNorm:     norm,
+			LearningRate: lr,
+			Tokens:       tokens,
+			Seconds:      time.Since(ts).Seconds(),
+		}
 		b, _ := json.Marshal(line)
 		if _, err := mf.Write(append(b, '\n')); err != nil {
 			return nil, fmt.Errorf("sft: write metrics: %w", err)

@@ -10,7 +10,11 @@ import (
 // SplitEval holds out round(fraction·N) examples (at least one when fraction > 0) for evaluation,
 // chosen by a PCG seeded with seed: the same data, fraction and seed always give the same split.
 // Both parts keep the original file order.
-func SplitEval(examples []PreferenceExample, fraction float64, seed uint64) (train, eval []PreferenceExample, err error) {
+func SplitEval(
+	examples []PreferenceExample,
+	fraction float64,
+	seed uint64,
+) (train, eval []PreferenceExample, err error) {
 	if !isFinite(fraction) || fraction < 0 || fraction >= 1 {
 		return nil, nil, fmt.Errorf("eval split: fraction must be in [0, 1), got %v", fraction)
 	}
@@ -23,7 +27,11 @@ func SplitEval(examples []PreferenceExample, fraction float64, seed uint64) (tra
 		return append([]PreferenceExample(nil), examples...), nil, nil
 	}
 	if nEval >= n {
-		return nil, nil, fmt.Errorf("eval split: %d examples are too few to hold out %d for evaluation and keep some for training", n, nEval)
+		return nil, nil, fmt.Errorf(
+			"eval split: %d examples are too few to hold out %d for evaluation and keep some for training",
+			n,
+			nEval,
+		)
 	}
 	perm := rand.New(rand.NewPCG(seed, 0x65766173706c6974)).Perm(n) // "evasplit"
 	held := perm[:nEval]

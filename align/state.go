@@ -6,10 +6,11 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"os"
-	"sort"
+	"slices"
 	"unicode/utf8"
 
 	"github.com/bpo-dev/bpo/internal/atomicfile"
@@ -55,10 +56,7 @@ func SaveTrainState(path string, st *TrainState) error {
 	if err != nil {
 		return fmt.Errorf("save train state: rng: %w", err)
 	}
-	return atomicfile.WriteFunc(path, func(w io.Writer) error {
-		crc := crc32.New(castagnoli())
-		cw := &countWriter{w: io.MultiWriter(w, crc)}
-		sw := stateWriter{w: cw}
+	return writeSummed(path, func(sw *stateWriter) {
 		sw.bytes([]byte(stateMagic))
 		sw.u32(stateVersion)
 		sw.i64(st.Step)
@@ -78,24 +76,12 @@ func SaveTrainState(path string, st *TrainState) error {
 			sw.f32s(o.v[i])
 		}
 		sw.blob(rng)
-		keys := make([]string, 0, len(st.Meta))
-		for k := range st.Meta {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
+		keys := slices.Sorted(maps.Keys(st.Meta))
 		sw.u32(uint32(len(keys)))
 		for _, k := range keys {
 			sw.str(k)
 			sw.str(st.Meta[k])
 		}
-		if sw.err != nil {
-			return sw.err
-		}
-		var trailer [stateTrailer]byte
-		binary.LittleEndian.PutUint64(trailer[:8], uint64(cw.n))
-		binary.LittleEndian.PutUint32(trailer[8:], crc.Sum32())
-		_, err := w.Write(trailer[:])
-		return err
 	})
 }
 
@@ -121,15 +107,45 @@ func decodeTrainState(data []byte) (*TrainState, error) {
 	if len(data) < len(stateMagic)+4+stateTrailer {
 		return nil, fmt.Errorf("file truncated (%d bytes)", len(data))
 	}
-	payload := data[:len(data)-stateTrailer]
-	trailer := data[len(data)-stateTrailer:]
+	payload, err := summedPayload(data)
+	if err != nil {
+		return nil, err
+	}
+	return decodeStatePayload(payload)
+}
+
+// writeSummed writes a file atomically: the payload body writes, then the trailer that
+// summedPayload checks (the payload's length, u64, and its CRC-32C, u32, little endian).
+func writeSummed(path string, body func(sw *stateWriter)) error {
+	return atomicfile.WriteFunc(path, func(w io.Writer) error {
+		crc := crc32.New(castagnoli())
+		cw := &countWriter{w: io.MultiWriter(w, crc)}
+		sw := &stateWriter{w: cw}
+		body(sw)
+		if sw.err != nil {
+			return sw.err
+		}
+		var trailer [stateTrailer]byte
+		binary.LittleEndian.PutUint64(trailer[:8], uint64(cw.n))
+		binary.LittleEndian.PutUint32(trailer[8:], crc.Sum32())
+		_, err := w.Write(trailer[:])
+		return err
+	})
+}
+
+// summedPayload checks the trailer writeSummed appends and returns the payload before it.
+func summedPayload(data []byte) ([]byte, error) {
+	if len(data) < stateTrailer {
+		return nil, fmt.Errorf("file truncated (%d bytes)", len(data))
+	}
+	payload, trailer := data[:len(data)-stateTrailer], data[len(data)-stateTrailer:]
 	if n := binary.LittleEndian.Uint64(trailer[:8]); n != uint64(len(payload)) {
 		return nil, fmt.Errorf("file truncated or extended: trailer says %d payload bytes, found %d", n, len(payload))
 	}
 	if want, got := binary.LittleEndian.Uint32(trailer[8:]), crc32.Checksum(payload, castagnoli()); want != got {
 		return nil, fmt.Errorf("checksum mismatch (stored %08x, computed %08x): file corrupted", want, got)
 	}
-	return decodeStatePayload(payload)
+	return payload, nil
 }
 
 // decodeStatePayload parses the fields after the envelope checks; it never panics on bad input.
@@ -149,7 +165,13 @@ func decodeStatePayload(payload []byte) (*TrainState, error) {
 		return nil, r.err
 	}
 	if st.Step < 0 || st.Epoch < 0 || st.Cursor < 0 || t < 0 {
-		return nil, fmt.Errorf("negative counter (step %d, epoch %d, cursor %d, adam t %d)", st.Step, st.Epoch, st.Cursor, t)
+		return nil, fmt.Errorf(
+			"negative counter (step %d, epoch %d, cursor %d, adam t %d)",
+			st.Step,
+			st.Epoch,
+			st.Cursor,
+			t,
+		)
 	}
 	shapes := make([]ParamShape, 0, min(int(n), 1024))
 	var ms, vs [][]float32
@@ -190,7 +212,13 @@ func decodeStatePayload(payload []byte) (*TrainState, error) {
 	for i := range ms {
 		for j := range ms[i] {
 			if !isFinite(float64(ms[i][j])) || !isFinite(float64(vs[i][j])) || vs[i][j] < 0 {
-				return nil, fmt.Errorf("tensor %q: invalid moment at %d (m %v, v %v)", shapes[i].Name, j, ms[i][j], vs[i][j])
+				return nil, fmt.Errorf(
+					"tensor %q: invalid moment at %d (m %v, v %v)",
+					shapes[i].Name,
+					j,
+					ms[i][j],
+					vs[i][j],
+				)
 			}
 		}
 	}

@@ -95,7 +95,12 @@ func endToken(m *llama.Model, templated bool) int32 {
 // TokenizePreferences applies the prompt template, tokenizes prompts and completions (EOS appended)
 // and truncates as configured. Pairs whose completions are identical after truncation are an error
 // naming the line.
-func TokenizePreferences(m *llama.Model, ex []PreferenceExample, tmpl PromptTemplate, trunc Truncation) ([]TokenizedPair, int, error) {
+func TokenizePreferences(
+	m *llama.Model,
+	ex []PreferenceExample,
+	tmpl PromptTemplate,
+	trunc Truncation,
+) ([]TokenizedPair, int, error) {
 	out := make([]TokenizedPair, 0, len(ex))
 	truncated := 0
 	for _, e := range ex {
@@ -126,7 +131,13 @@ func TokenizePreferences(m *llama.Model, ex []PreferenceExample, tmpl PromptTemp
 
 // ReferenceLogps scores every pair's completions with the base model through llama.cpp (adapter off),
 // sharing each prompt between its two completions. onDone, if set, is called with the pairs done so far.
-func ReferenceLogps(ctx context.Context, m *llama.Model, pairs []TokenizedPair, threads int, onDone func(done int)) ([]RefLogps, error) {
+func ReferenceLogps(
+	ctx context.Context,
+	m *llama.Model,
+	pairs []TokenizedPair,
+	threads int,
+	onDone func(done int),
+) ([]RefLogps, error) {
 	longest := 0
 	for _, p := range pairs {
 		longest = max(longest, len(p.Prompt)+len(p.Chosen)+len(p.Rejected))
@@ -143,7 +154,10 @@ func ReferenceLogps(ctx context.Context, m *llama.Model, pairs []TokenizedPair, 
 		hi := min(lo+chunk, len(pairs))
 		reqs := make([]llama.ScoreRequest, 0, hi-lo)
 		for _, p := range pairs[lo:hi] {
-			reqs = append(reqs, llama.ScoreRequest{Prompt: p.Prompt, Completions: [][]llama.Token{p.Chosen, p.Rejected}})
+			reqs = append(
+				reqs,
+				llama.ScoreRequest{Prompt: p.Prompt, Completions: [][]llama.Token{p.Chosen, p.Rejected}},
+			)
 		}
 		res, err := lc.Score(ctx, reqs)
 		if err != nil {
@@ -187,7 +201,12 @@ func LoadSFTFile(path string, opts LoadOptions) ([]SFTExample, []*LineError, err
 	}
 	if len(out) == 0 {
 		if len(skipped) > 0 {
-			return nil, skipped, fmt.Errorf("sft data %s: no valid examples (%d lines skipped, first: %w)", path, len(skipped), skipped[0])
+			return nil, skipped, fmt.Errorf(
+				"sft data %s: no valid examples (%d lines skipped, first: %w)",
+				path,
+				len(skipped),
+				skipped[0],
+			)
 		}
 		return nil, nil, fmt.Errorf("sft data %s: no examples", path)
 	}
@@ -276,7 +295,12 @@ func TokenizeSFT(m *llama.Model, ex []SFTExample, tmpl PromptTemplate, maxLen in
 		toks := append(append(append([]int32(nil), p...), c...), pr.end)
 		if maxLen > 0 && len(toks) > maxLen {
 			if len(p) >= maxLen {
-				return nil, 0, fmt.Errorf("line %d: prompt has %d tokens, max length %d leaves no completion", e.Line, len(p), maxLen)
+				return nil, 0, fmt.Errorf(
+					"line %d: prompt has %d tokens, max length %d leaves no completion",
+					e.Line,
+					len(p),
+					maxLen,
+				)
 			}
 			toks = toks[:maxLen]
 			cut++

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -117,7 +119,14 @@ const (
 
 // NewTrainer validates the configuration and data. trainRef/evalRef may be nil for reference-free
 // losses. Call Resume to continue from the run directory's latest checkpoint, then Run.
-func NewTrainer(cfg TrainConfig, policy Policy, train []TokenizedPair, trainRef []RefLogps, eval []TokenizedPair, evalRef []RefLogps) (*Trainer, error) {
+func NewTrainer(
+	cfg TrainConfig,
+	policy Policy,
+	train []TokenizedPair,
+	trainRef []RefLogps,
+	eval []TokenizedPair,
+	evalRef []RefLogps,
+) (*Trainer, error) {
 	if err := checkTrainConfig(&cfg); err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}
@@ -133,20 +142,44 @@ func NewTrainer(cfg TrainConfig, policy Policy, train []TokenizedPair, trainRef 
 		refs  []RefLogps
 	}{{"training", train, trainRef}, {"eval", eval, evalRef}} {
 		if cfg.Loss.NeedsReference() && len(set.refs) != len(set.pairs) {
-			return nil, fmt.Errorf("train: %d %s pairs but %d reference log-probs (loss %s needs them)", len(set.pairs), set.name, len(set.refs), cfg.Loss.Name())
+			return nil, fmt.Errorf(
+				"train: %d %s pairs but %d reference log-probs (loss %s needs them)",
+				len(set.pairs),
+				set.name,
+				len(set.refs),
+				cfg.Loss.Name(),
+			)
 		}
 		for i, p := range set.pairs {
 			if len(p.Prompt) == 0 || len(p.Chosen) == 0 || len(p.Rejected) == 0 {
-				return nil, fmt.Errorf("train: %s pair %d (line %d): prompt, chosen and rejected need at least one token each", set.name, i, p.Line)
+				return nil, fmt.Errorf(
+					"train: %s pair %d (line %d): prompt, chosen and rejected need at least one token each",
+					set.name,
+					i,
+					p.Line,
+				)
 			}
 		}
 		for i, r := range set.refs {
 			if !isFinite(r.Chosen) || !isFinite(r.Rejected) {
-				return nil, fmt.Errorf("train: %s pair %d: reference log-probs are not finite (%v, %v)", set.name, i, r.Chosen, r.Rejected)
+				return nil, fmt.Errorf(
+					"train: %s pair %d: reference log-probs are not finite (%v, %v)",
+					set.name,
+					i,
+					r.Chosen,
+					r.Rejected,
+				)
 			}
 			if needsSharedLogps(cfg.Loss) && !(r.ChosenShared < 0 && r.RejectedShared < 0) {
-				return nil, fmt.Errorf("train: %s pair %d (line %d): loss %s needs the reference log-probs of the shared prefixes (LD-DPO), got (%v, %v)",
-					set.name, i, set.pairs[i].Line, cfg.Loss.Name(), r.ChosenShared, r.RejectedShared)
+				return nil, fmt.Errorf(
+					"train: %s pair %d (line %d): loss %s needs the reference log-probs of the shared prefixes (LD-DPO), got (%v, %v)",
+					set.name,
+					i,
+					set.pairs[i].Line,
+					cfg.Loss.Name(),
+					r.ChosenShared,
+					r.RejectedShared,
+				)
 			}
 		}
 	}
@@ -179,7 +212,10 @@ func NewTrainer(cfg TrainConfig, policy Policy, train []TokenizedPair, trainRef 
 	t.rng = rand.NewPCG(cfg.Seed, 0x7472616e) // reserved for stochastic training features
 	if cfg.RefRefresh.Enabled() {
 		if !cfg.Loss.NeedsReference() {
-			return nil, fmt.Errorf("train: reference refresh needs a loss that uses the reference (%s does not)", cfg.Loss.Name())
+			return nil, fmt.Errorf(
+				"train: reference refresh needs a loss that uses the reference (%s does not)",
+				cfg.Loss.Name(),
+			)
 		}
 		for _, p := range policy.Params() {
 			t.refParams = append(t.refParams, append([]float32(nil), p...))
@@ -245,9 +281,17 @@ func checkTrainSettings(c *TrainConfig) error {
 	case !isFinite(c.DCRThreshold) || c.DCRThreshold < 0:
 		return fmt.Errorf("DCR threshold must be a finite number >= 0, got %v", c.DCRThreshold)
 	case !isFinite(c.DCRAlarm.Rate) || c.DCRAlarm.Rate < 0 || c.DCRAlarm.Rate >= 1 || c.DCRAlarm.Steps < 0:
-		return fmt.Errorf("DCR alarm rate must be in [0, 1) and steps >= 0, got %v and %d", c.DCRAlarm.Rate, c.DCRAlarm.Steps)
+		return fmt.Errorf(
+			"DCR alarm rate must be in [0, 1) and steps >= 0, got %v and %d",
+			c.DCRAlarm.Rate,
+			c.DCRAlarm.Steps,
+		)
 	case c.RefRefresh.Every < 0 || (c.RefRefresh.Enabled() && !(c.RefRefresh.Mix > 0 && c.RefRefresh.Mix <= 1)):
-		return fmt.Errorf("reference refresh needs every >= 0 and mix in (0, 1], got %d and %v", c.RefRefresh.Every, c.RefRefresh.Mix)
+		return fmt.Errorf(
+			"reference refresh needs every >= 0 and mix in (0, 1], got %d and %v",
+			c.RefRefresh.Every,
+			c.RefRefresh.Mix,
+		)
 	}
 	if c.DCRThreshold == 0 {
 		c.DCRThreshold = DefaultDCRThreshold
@@ -325,14 +369,16 @@ func (t *Trainer) Resume() (bool, error) {
 		return false, fmt.Errorf("resume from %s: %w", dir, err)
 	}
 	want := t.runMeta()
-	keys := make([]string, 0, len(want))
-	for k := range want {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
+	keys := slices.Sorted(maps.Keys(want))
 	for _, k := range keys {
 		if st.Meta[k] != want[k] {
-			return false, fmt.Errorf("resume from %s: the checkpoint was made with %s=%q, this run has %q (use a new run directory to change settings)", dir, k, st.Meta[k], want[k])
+			return false, fmt.Errorf(
+				"resume from %s: the checkpoint was made with %s=%q, this run has %q (use a new run directory to change settings)",
+				dir,
+				k,
+				st.Meta[k],
+				want[k],
+			)
 		}
 	}
 	if st.Step < 0 || st.Step > int64(t.total) {
@@ -419,10 +465,9 @@ func (t *Trainer) Run(ctx context.Context) (*TrainResult, error) {
 				ErrDCRAlarm, t.cfg.DCRAlarm.Rate, t.cfg.DCRAlarm.Steps, t.step, t.result.Checkpoint))
 		}
 		if t.cfg.EvalEvery > 0 && len(t.eval) > 0 && t.step%t.cfg.EvalEvery == 0 && t.step < t.total {
-			if err := t.evaluate(ctx); err != nil {
-				if ctx.Err() != nil {
-					return finish(t.interrupted(ctx))
-				}
+			// Not interruptible: an interruption here would save step t.step's checkpoint without its
+			// eval line, and the resumed run would never write it. The next step sees the interruption.
+			if err := t.evaluate(context.WithoutCancel(ctx)); err != nil {
 				return finish(err)
 			}
 		}
@@ -456,7 +501,11 @@ func (t *Trainer) Run(ctx context.Context) (*TrainResult, error) {
 func (t *Trainer) checkFreshRunDir() error {
 	fi, err := os.Stat(filepath.Join(t.cfg.RunDir, latestCheckpointFile))
 	if err == nil && fi.Size() > 0 {
-		return fmt.Errorf("train: %s already holds %s from an earlier run: resume it or use a new run directory", t.cfg.RunDir, latestCheckpointFile)
+		return fmt.Errorf(
+			"train: %s already holds %s from an earlier run: resume it or use a new run directory",
+			t.cfg.RunDir,
+			latestCheckpointFile,
+		)
 	}
 	if err := truncateJSONLSteps(filepath.Join(t.cfg.RunDir, MetricsFileName), 0); err != nil {
 		return fmt.Errorf("train: clear the metrics of a run killed before its first checkpoint: %w", err)
@@ -485,7 +534,12 @@ func pairLogps(batch []TokenizedPair, refs []RefLogps, idx []int, chosen, reject
 	}
 	out := make([]PairLogps, len(batch))
 	for i, p := range batch {
-		out[i] = PairLogps{PolicyChosen: chosen[i], PolicyRejected: rejected[i], ChosenTokens: len(p.Chosen), RejectedTokens: len(p.Rejected)}
+		out[i] = PairLogps{
+			PolicyChosen:   chosen[i],
+			PolicyRejected: rejected[i],
+			ChosenTokens:   len(p.Chosen),
+			RejectedTokens: len(p.Rejected),
+		}
 		if refs != nil {
 			r := refs[idx[i]]
 			out[i].RefChosen, out[i].RefRejected = r.Chosen, r.Rejected

@@ -29,16 +29,30 @@ func (t Truncation) Apply(p TokenizedPair) (TokenizedPair, bool, error) {
 		return p, false, fmt.Errorf("unknown truncation mode %q: expected keep_end, keep_start or error", t.Mode)
 	}
 	if t.MaxLength < 0 || t.MaxPromptLength < 0 || t.KeepLeading < 0 {
-		return p, false, fmt.Errorf("truncation limits must be >= 0 (max_length %d, max_prompt_length %d)", t.MaxLength, t.MaxPromptLength)
+		return p, false, fmt.Errorf(
+			"truncation limits must be >= 0 (max_length %d, max_prompt_length %d)",
+			t.MaxLength,
+			t.MaxPromptLength,
+		)
 	}
 	longer := max(len(p.Chosen), len(p.Rejected))
 	promptOver := t.MaxPromptLength > 0 && len(p.Prompt) > t.MaxPromptLength
 	if mode == "error" {
 		if promptOver {
-			return p, false, fmt.Errorf("line %d: prompt has %d tokens, max_prompt_length is %d", p.Line, len(p.Prompt), t.MaxPromptLength)
+			return p, false, fmt.Errorf(
+				"line %d: prompt has %d tokens, max_prompt_length is %d",
+				p.Line,
+				len(p.Prompt),
+				t.MaxPromptLength,
+			)
 		}
 		if t.MaxLength > 0 && len(p.Prompt)+longer > t.MaxLength {
-			return p, false, fmt.Errorf("line %d: prompt + completion is %d tokens, max_length is %d", p.Line, len(p.Prompt)+longer, t.MaxLength)
+			return p, false, fmt.Errorf(
+				"line %d: prompt + completion is %d tokens, max_length is %d",
+				p.Line,
+				len(p.Prompt)+longer,
+				t.MaxLength,
+			)
 		}
 		return p, false, nil
 	}
@@ -56,13 +70,22 @@ func (t Truncation) Apply(p TokenizedPair) (TokenizedPair, bool, error) {
 	if t.MaxLength > 0 && len(out.Prompt)+longer > t.MaxLength {
 		room := t.MaxLength - len(out.Prompt)
 		if room <= 0 {
-			return p, false, fmt.Errorf("line %d: max_length %d leaves no room for the completion after a %d-token prompt", p.Line, t.MaxLength, len(out.Prompt))
+			return p, false, fmt.Errorf(
+				"line %d: max_length %d leaves no room for the completion after a %d-token prompt",
+				p.Line,
+				t.MaxLength,
+				len(out.Prompt),
+			)
 		}
 		cut = true
 		out.Chosen = p.Chosen[:min(room, len(p.Chosen))]
 		out.Rejected = p.Rejected[:min(room, len(p.Rejected))]
 		if slices.Equal(out.Chosen, out.Rejected) {
-			return p, false, fmt.Errorf("line %d: chosen and rejected are identical once truncated to %d tokens (raise max_length)", p.Line, room)
+			return p, false, fmt.Errorf(
+				"line %d: chosen and rejected are identical once truncated to %d tokens (raise max_length)",
+				p.Line,
+				room,
+			)
 		}
 	}
 	return out, cut, nil

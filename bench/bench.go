@@ -187,7 +187,14 @@ func CurrentEnv() Env {
 
 // Start begins a result: name, title, the command that reproduces it, and the environment now.
 func Start(name, title, command string) *Result {
-	return &Result{Name: name, Title: title, Command: command, Started: time.Now().UTC(), Env: CurrentEnv(), Config: map[string]string{}}
+	return &Result{
+		Name:    name,
+		Title:   title,
+		Command: command,
+		Started: time.Now().UTC(),
+		Env:     CurrentEnv(),
+		Config:  map[string]string{},
+	}
 }
 
 // Finish records the end time and load and writes the result to dir/<name>.json atomically.

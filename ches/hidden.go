@@ -112,7 +112,11 @@ func (e *Embedder) Hidden(prompt, completion []int32) ([][]float32, error) {
 	n := len(prompt) + len(completion)
 	switch {
 	case len(prompt) == 0 || len(completion) == 0:
-		return nil, fmt.Errorf("ches: need a prompt and a completion of >= 1 token, got %d and %d", len(prompt), len(completion))
+		return nil, fmt.Errorf(
+			"ches: need a prompt and a completion of >= 1 token, got %d and %d",
+			len(prompt),
+			len(completion),
+		)
 	case n-1 > e.nCtx:
 		return nil, fmt.Errorf("ches: %d tokens exceed the context of %d", n-1, e.nCtx)
 	}

@@ -4,9 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strconv"
 
 	"github.com/bpo-dev/bpo/eval/stats"
@@ -99,11 +100,7 @@ func Compare(runs []*RunSet, opts CompareOptions) ([]CompareRow, error) {
 			names[b] = true
 		}
 	}
-	var benches []string
-	for b := range names {
-		benches = append(benches, b)
-	}
-	sort.Strings(benches)
+	benches := slices.Sorted(maps.Keys(names))
 	var rows []CompareRow
 	for _, b := range benches {
 		row := CompareRow{Benchmark: b, Cells: make([]Cell, len(runs)), Deltas: make([]Delta, len(runs))}

@@ -16,7 +16,8 @@
 //		Model:    "qwen2.5-math-1.5b.gguf",
 //	}, "runs/base/math500")
 //
-// Re-running the same call resumes: samples already in samples.jsonl are skipped.
+// Re-running the same call resumes: samples already in samples.jsonl are skipped. ExampleRun runs
+// this with a Generator that answers with the reference solutions.
 //
 // On-policy pairs: run with Gen.N = k and Gen.Temperature > 0, then
 //

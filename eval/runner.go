@@ -44,7 +44,14 @@ type Options struct {
 // cancellation (then Summary.Complete is false and ctx's error is returned). A request the
 // generator reports as failed is left out and retried by the next run. The summary covers every
 // record in the directory (also ones from earlier runs with a larger selection).
-func Run(ctx context.Context, gen Generator, benchmark string, samples []bench.Sample, opts Options, runDir string) (*Summary, error) {
+func Run(
+	ctx context.Context,
+	gen Generator,
+	benchmark string,
+	samples []bench.Sample,
+	opts Options,
+	runDir string,
+) (*Summary, error) {
 	if err := bench.CheckName(benchmark); err != nil {
 		return nil, fmt.Errorf("eval run: %w", err)
 	}
@@ -78,10 +85,20 @@ func Run(ctx context.Context, gen Generator, benchmark string, samples []bench.S
 	done := map[string]bool{}
 	for _, r := range prev {
 		if r.Benchmark != benchmark {
-			return nil, fmt.Errorf("eval run: %s holds benchmark %q, not %q (use one directory per benchmark)", path, r.Benchmark, benchmark)
+			return nil, fmt.Errorf(
+				"eval run: %s holds benchmark %q, not %q (use one directory per benchmark)",
+				path,
+				r.Benchmark,
+				benchmark,
+			)
 		}
 		if len(r.Responses) != opts.Gen.N {
-			return nil, fmt.Errorf("eval run: %s was written with %d responses per question, this run asks for %d", path, len(r.Responses), opts.Gen.N)
+			return nil, fmt.Errorf(
+				"eval run: %s was written with %d responses per question, this run asks for %d",
+				path,
+				len(r.Responses),
+				opts.Gen.N,
+			)
 		}
 		done[r.ID] = true
 	}
@@ -175,7 +192,9 @@ func Run(ctx context.Context, gen Generator, benchmark string, samples []bench.S
 		return nil, fmt.Errorf("eval run: %w", writeErr)
 	}
 	sum := Summarize(benchmark, recs)
-	sum.Model, sum.Adapters, sum.Method, sum.Prompt, sum.Params = opts.Model, opts.Adapters, string(opts.Method), opts.PromptName, opts.Gen
+	sum.Model, sum.Adapters, sum.Method, sum.Prompt, sum.Params = opts.Model, opts.Adapters, string(
+		opts.Method,
+	), opts.PromptName, opts.Gen
 	sum.Requested = total
 	sum.Failed = failed
 	have := map[string]bool{}

@@ -87,7 +87,11 @@ func checkSettings(runDir string, want RunSettings) error {
 		return fmt.Errorf("%s: %w (delete it only if the directory's samples match this run's settings)", path, err)
 	}
 	if d := have.diff(want); len(d) > 0 {
-		return fmt.Errorf("%s was started with other settings; resume with the same ones or use a new directory:\n  %s", runDir, strings.Join(d, "\n  "))
+		return fmt.Errorf(
+			"%s was started with other settings; resume with the same ones or use a new directory:\n  %s",
+			runDir,
+			strings.Join(d, "\n  "),
+		)
 	}
 	return nil
 }

@@ -182,7 +182,12 @@ func (s *Summary) WriteMarkdown(w io.Writer) error {
 	}
 	fmt.Fprintf(w, "# %s\n\n", title)
 	if !s.Complete {
-		fmt.Fprintf(w, "**Partial run:** %d of %d questions answered; re-run the same command to finish it.\n\n", s.N, s.Requested)
+		fmt.Fprintf(
+			w,
+			"**Partial run:** %d of %d questions answered; re-run the same command to finish it.\n\n",
+			s.N,
+			s.Requested,
+		)
 	}
 	t := stats.Table{Header: []string{"metric", "value"}, Align: []byte{'l', 'r'}}
 	t.AddRow("accuracy (%)", fmt.Sprintf("%s [%s, %s]", stats.Pct(s.Accuracy), stats.Pct(s.CILow), stats.Pct(s.CIHigh)))
@@ -214,7 +219,10 @@ func (s *Summary) WriteMarkdown(w io.Writer) error {
 			continue
 		}
 		fmt.Fprintf(w, "\n## By %s\n\n", sec.name)
-		gt := stats.Table{Header: []string{sec.name, "n", "correct", "acc (%)", "95% CI"}, Align: []byte{'l', 'r', 'r', 'r', 'r'}}
+		gt := stats.Table{
+			Header: []string{sec.name, "n", "correct", "acc (%)", "95% CI"},
+			Align:  []byte{'l', 'r', 'r', 'r', 'r'},
+		}
 		for _, g := range sec.gs {
 			gt.AddRow(g.Name, strconv.Itoa(g.N), strconv.Itoa(g.Correct), stats.Pct(g.Accuracy),
 				fmt.Sprintf("[%s, %s]", stats.Pct(g.CILow), stats.Pct(g.CIHigh)))

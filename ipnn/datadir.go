@@ -47,8 +47,15 @@ func DataDir(dataset, flagDir string) (string, error) {
 		}
 	}
 	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
-		return "", fmt.Errorf("%s: data folder %s (from %s) is missing; run `%s` in the bpo checkout or pass --data DIR "+
-			"(the folder is --data DIR, else $%s/<dataset>, else <user cache folder>/bpo/data/<dataset>)", dataset, dir, from, FetchTarget, DataDirEnv)
+		return "", fmt.Errorf(
+			"%s: data folder %s (from %s) is missing; run `%s` in the bpo checkout or pass --data DIR "+
+				"(the folder is --data DIR, else $%s/<dataset>, else <user cache folder>/bpo/data/<dataset>)",
+			dataset,
+			dir,
+			from,
+			FetchTarget,
+			DataDirEnv,
+		)
 	}
 	return dir, nil
 }

@@ -115,14 +115,28 @@ func (e *Experiment) loadData(rng *rand.Rand) (train, test *Dataset, nt *NumberT
 		}
 		train, test = nt.Train, nt.Test
 	default:
-		return nil, nil, nil, fmt.Errorf("unknown dataset %q (want %s, %s, %s or %s)", e.Dataset, DatasetMNIST, DatasetFashion, DatasetToyBits, DatasetNumbers)
+		return nil, nil, nil, fmt.Errorf(
+			"unknown dataset %q (want %s, %s, %s or %s)",
+			e.Dataset,
+			DatasetMNIST,
+			DatasetFashion,
+			DatasetToyBits,
+			DatasetNumbers,
+		)
 	}
 	return train.Subset(e.TrainLimit), test, nt, nil
 }
 
 // modelConfig derives the model configuration for data with the given class count.
 func (e *Experiment) modelConfig(classes int) (ModelConfig, error) {
-	cfg := ModelConfig{Kind: e.Kind, Hidden: e.Hidden, Init: e.Init, Tiles: 1, Classes: classes, SignedInputs: e.SignedBits}
+	cfg := ModelConfig{
+		Kind:         e.Kind,
+		Hidden:       e.Hidden,
+		Init:         e.Init,
+		Tiles:        1,
+		Classes:      classes,
+		SignedInputs: e.SignedBits,
+	}
 	if e.Kind != KindIPNN {
 		return cfg, nil
 	}
@@ -181,7 +195,10 @@ func (e *Experiment) modelConfig(classes int) (ModelConfig, error) {
 
 // Run executes every run of the experiment, writing one JSON (and model) per run into
 // e.Out, and returns the results. progress may be nil.
-func (e *Experiment) Run(ctx context.Context, progress func(run, epoch, step, steps int, loss float64)) ([]RunResult, error) {
+func (e *Experiment) Run(
+	ctx context.Context,
+	progress func(run, epoch, step, steps int, loss float64),
+) ([]RunResult, error) {
 	if e.Runs < 1 {
 		return nil, fmt.Errorf("runs = %d, want >= 1", e.Runs)
 	}
@@ -208,7 +225,13 @@ func (e *Experiment) Run(ctx context.Context, progress func(run, epoch, step, st
 		if err != nil {
 			return results, err
 		}
-		opt := TrainOptions{Epochs: e.Epochs, Batch: e.Batch, LR: e.LR, WeightDecay: e.WeightDecay, EvalEachEpoch: e.Dataset != DatasetToyBits}
+		opt := TrainOptions{
+			Epochs:        e.Epochs,
+			Batch:         e.Batch,
+			LR:            e.LR,
+			WeightDecay:   e.WeightDecay,
+			EvalEachEpoch: e.Dataset != DatasetToyBits,
+		}
 		if progress != nil {
 			opt.Progress = func(ep, s, n int, l float64) { progress(r, ep, s, n, l) }
 		}

@@ -69,7 +69,14 @@ func parseIDX(r io.Reader, name string) ([]int, []byte, error) {
 	}
 	data := make([]byte, total)
 	if n, err := io.ReadFull(r, data); err != nil {
-		return nil, nil, fmt.Errorf("idx %s: header says %d bytes of data (dims %v), got %d: %w", name, total, dims, n, err)
+		return nil, nil, fmt.Errorf(
+			"idx %s: header says %d bytes of data (dims %v), got %d: %w",
+			name,
+			total,
+			dims,
+			n,
+			err,
+		)
 	}
 	return dims, data, nil
 }

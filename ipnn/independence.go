@@ -32,7 +32,11 @@ func newIndepTerm(s Split, groups []int, T int, eps float64) (*indepTerm, error)
 	seen := map[int]bool{}
 	for _, g := range groups {
 		if g < 0 || g >= len(s.Sizes) || seen[g] {
-			return nil, fmt.Errorf("independence term: group %d invalid or repeated (split has %d groups)", g, len(s.Sizes))
+			return nil, fmt.Errorf(
+				"independence term: group %d invalid or repeated (split has %d groups)",
+				g,
+				len(s.Sizes),
+			)
 		}
 		seen[g] = true
 	}

@@ -27,7 +27,14 @@ func (h *Head) SetTables(t []ObsTable) error {
 	for i, st := range h.sets {
 		K, L := st.space.size, st.ls.Classes
 		if len(t[i].Num) != L*K || len(t[i].Den) != K {
-			return fmt.Errorf("observation of label set %q: sizes %d/%d, want %d/%d", st.ls.Name, len(t[i].Num), len(t[i].Den), L*K, K)
+			return fmt.Errorf(
+				"observation of label set %q: sizes %d/%d, want %d/%d",
+				st.ls.Name,
+				len(t[i].Num),
+				len(t[i].Den),
+				L*K,
+				K,
+			)
 		}
 		labels := make([]int32, L)
 		index := make(map[int32]int, L)
@@ -35,7 +42,14 @@ func (h *Head) SetTables(t []ObsTable) error {
 			labels[y] = int32(y)
 			index[int32(y)] = y
 		}
-		st.win.entries = []obsEntry{{den: append([]float64(nil), t[i].Den...), labels: labels, rows: append([]float32(nil), t[i].Num...), index: index}}
+		st.win.entries = []obsEntry{
+			{
+				den:    append([]float64(nil), t[i].Den...),
+				labels: labels,
+				rows:   append([]float32(nil), t[i].Num...),
+				index:  index,
+			},
+		}
 		if st.win.refClamp {
 			for j, v := range t[i].Num {
 				st.win.sNum[j] = float64(v)

@@ -47,7 +47,11 @@ func (l LabelSet) validate(s Split) error {
 	}
 	js := newJointSpace(s, l.Groups)
 	if js.size > 1<<22 {
-		return fmt.Errorf("label set %q: sub-joint space has %d points; tie labels to fewer groups (multi-degree) instead", l.Name, js.size)
+		return fmt.Errorf(
+			"label set %q: sub-joint space has %d points; tie labels to fewer groups (multi-degree) instead",
+			l.Name,
+			js.size,
+		)
 	}
 	return nil
 }

@@ -59,7 +59,11 @@ func LoadModel(path string) (*Model, error) {
 	r := bufio.NewReader(f)
 	magic := make([]byte, len(modelMagic))
 	if _, err := io.ReadFull(r, magic); err != nil || string(magic) != modelMagic {
-		return nil, fmt.Errorf("load model %s: not a bpo IPNN model file (magic %q expected)", path, modelMagic[:len(modelMagic)-1])
+		return nil, fmt.Errorf(
+			"load model %s: not a bpo IPNN model file (magic %q expected)",
+			path,
+			modelMagic[:len(modelMagic)-1],
+		)
 	}
 	var n uint32
 	if err := binary.Read(r, binary.LittleEndian, &n); err != nil || n > 1<<20 {
@@ -98,10 +102,20 @@ func LoadModel(path string) (*Model, error) {
 		for i, st := range m.Head.sets {
 			tabs[i] = ObsTable{Num: make([]float32, st.ls.Classes*st.space.size), Den: make([]float64, st.space.size)}
 			if err := binary.Read(r, binary.LittleEndian, tabs[i].Num); err != nil {
-				return nil, fmt.Errorf("load model %s: observation numerator of label set %q: %w", path, st.ls.Name, err)
+				return nil, fmt.Errorf(
+					"load model %s: observation numerator of label set %q: %w",
+					path,
+					st.ls.Name,
+					err,
+				)
 			}
 			if err := binary.Read(r, binary.LittleEndian, tabs[i].Den); err != nil {
-				return nil, fmt.Errorf("load model %s: observation denominator of label set %q: %w", path, st.ls.Name, err)
+				return nil, fmt.Errorf(
+					"load model %s: observation denominator of label set %q: %w",
+					path,
+					st.ls.Name,
+					err,
+				)
 			}
 		}
 		if err := m.Head.SetTables(tabs); err != nil {

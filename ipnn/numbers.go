@@ -27,7 +27,11 @@ func NewNumberTask(trainImages, testImages *Dataset, digits, passes int, rng *ra
 		return nil, fmt.Errorf("number task: passes = %d, want >= 1", passes)
 	}
 	if trainImages.Classes != 10 || testImages.Classes != 10 {
-		return nil, fmt.Errorf("number task: needs digit images (10 classes), got %d and %d", trainImages.Classes, testImages.Classes)
+		return nil, fmt.Errorf(
+			"number task: needs digit images (10 classes), got %d and %d",
+			trainImages.Classes,
+			testImages.Classes,
+		)
 	}
 	classes := 1
 	for i := 0; i < digits; i++ {

@@ -10,6 +10,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"gonum.org/v1/gonum/stat"
 )
 
 // ReadRuns reads every run-*.json in dir, ordered by run number.
@@ -46,16 +48,7 @@ func meanStd(v []float64) (float64, float64) {
 	if len(v) == 0 {
 		return math.NaN(), math.NaN()
 	}
-	m := 0.0
-	for _, x := range v {
-		m += x
-	}
-	m /= float64(len(v))
-	s := 0.0
-	for _, x := range v {
-		s += (x - m) * (x - m)
-	}
-	return m, math.Sqrt(s / float64(len(v)))
+	return stat.PopMeanStdDev(v, nil)
 }
 
 func intsString(v []int) string {
@@ -82,7 +75,10 @@ func compactSplit(v []int) string {
 
 // WriteReport writes a markdown results table, one row per run directory.
 func WriteReport(w io.Writer, dirs []string) error {
-	fmt.Fprintln(w, "| setting | dataset | model | split | label sets | T | eps | epochs | batch | runs | test accuracy % (mean ± std) | other | train s/run | peak RSS MiB |")
+	fmt.Fprintln(
+		w,
+		"| setting | dataset | model | split | label sets | T | eps | epochs | batch | runs | test accuracy % (mean ± std) | other | train s/run | peak RSS MiB |",
+	)
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, dir := range dirs {
 		runs, err := ReadRuns(dir)
@@ -143,10 +139,36 @@ func WriteReport(w io.Writer, dirs []string) error {
 		}
 		if r0.Dataset == DatasetNumbers {
 			dm, ds := meanStd(dig)
-			other = fmt.Sprintf("digit acc %.2f ± %.2f; %d classes; %d/%d test numbers unseen in training", dm, ds, r0.Classes, r0.UnseenTest, r0.TestSize)
+			other = fmt.Sprintf(
+				"digit acc %.2f ± %.2f; %d classes; %d/%d test numbers unseen in training",
+				dm,
+				ds,
+				r0.Classes,
+				r0.UnseenTest,
+				r0.TestSize,
+			)
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %d | %d | %d | %.2f ± %.2f | %s | %.1f | %.0f |\n",
-			filepath.Base(filepath.Clean(dir)), r0.Dataset, model, split, sets, T, eps, r0.Epochs, r0.Batch, len(runs), m, s, other, ts, rss)
+		fmt.Fprintf(
+			w,
+			"| %s | %s | %s | %s | %s | %s | %s | %d | %d | %d | %.2f ± %.2f | %s | %.1f | %.0f |\n",
+			filepath.Base(
+				filepath.Clean(dir),
+			),
+			r0.Dataset,
+			model,
+			split,
+			sets,
+			T,
+			eps,
+			r0.Epochs,
+			r0.Batch,
+			len(runs),
+			m,
+			s,
+			other,
+			ts,
+			rss,
+		)
 	}
 	return nil
 }
@@ -247,7 +269,12 @@ func Clusters(dir string, g int) (*ClusterReport, error) {
 
 // WriteClusters writes the cluster report as markdown.
 func (c *ClusterReport) WriteClusters(w io.Writer) {
-	fmt.Fprintf(w, "Split group %d over %d runs; digits listed under the state that holds the majority of their test images.\n\n", c.Group+1, c.Runs)
+	fmt.Fprintf(
+		w,
+		"Split group %d over %d runs; digits listed under the state that holds the majority of their test images.\n\n",
+		c.Group+1,
+		c.Runs,
+	)
 	fmt.Fprintln(w, "| run | state groups | ARI(states, digit groups) |")
 	fmt.Fprintln(w, "|---|---|---|")
 	for i, g := range c.PerRun {
@@ -258,7 +285,8 @@ func (c *ClusterReport) WriteClusters(w io.Writer) {
 		keys = append(keys, k)
 	}
 	sort.Slice(keys, func(i, j int) bool {
-		return c.Groupings[keys[i]] > c.Groupings[keys[j]] || (c.Groupings[keys[i]] == c.Groupings[keys[j]] && keys[i] < keys[j])
+		return c.Groupings[keys[i]] > c.Groupings[keys[j]] ||
+			(c.Groupings[keys[i]] == c.Groupings[keys[j]] && keys[i] < keys[j])
 	})
 	fmt.Fprintln(w, "\nDistinct groupings (count of runs):")
 	for _, k := range keys {
@@ -266,6 +294,12 @@ func (c *ClusterReport) WriteClusters(w io.Writer) {
 	}
 	m, s := meanStd(c.PairARI)
 	cm, cs := meanStd(c.ClassARI)
-	fmt.Fprintf(w, "\nAdjusted Rand index between the runs' state partitions of the 10,000 test images: %.3f ± %.3f (%d pairs).\n", m, s, len(c.PairARI))
+	fmt.Fprintf(
+		w,
+		"\nAdjusted Rand index between the runs' state partitions of the 10,000 test images: %.3f ± %.3f (%d pairs).\n",
+		m,
+		s,
+		len(c.PairARI),
+	)
 	fmt.Fprintf(w, "Adjusted Rand index of each run's partition against its own digit grouping: %.3f ± %.3f.\n", cm, cs)
 }

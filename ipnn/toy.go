@@ -14,7 +14,13 @@ func ToyBits(k, repeat int, signed bool) (train, test *Dataset, err error) {
 		return nil, nil, fmt.Errorf("toy bits: repeat = %d, want >= 1", repeat)
 	}
 	n := 1 << k
-	test = &Dataset{Name: fmt.Sprintf("toy-bits-%d", k), Dim: k, Classes: n, X: make([]float32, n*k), Y: make([]int64, n)}
+	test = &Dataset{
+		Name:    fmt.Sprintf("toy-bits-%d", k),
+		Dim:     k,
+		Classes: n,
+		X:       make([]float32, n*k),
+		Y:       make([]int64, n),
+	}
 	zero := float32(0)
 	if signed {
 		zero = -1

@@ -35,7 +35,12 @@ type TrainStats struct {
 func Train(ctx context.Context, m *Model, train, test *Dataset, opt TrainOptions, rng *rand.Rand) (TrainStats, error) {
 	var st TrainStats
 	if opt.Epochs < 1 || opt.Batch < 1 || !(opt.LR > 0) {
-		return st, fmt.Errorf("train: epochs (%d) and batch (%d) must be >= 1 and lr (%v) > 0", opt.Epochs, opt.Batch, opt.LR)
+		return st, fmt.Errorf(
+			"train: epochs (%d) and batch (%d) must be >= 1 and lr (%v) > 0",
+			opt.Epochs,
+			opt.Batch,
+			opt.LR,
+		)
 	}
 	if !(opt.WeightDecay >= 0) {
 		return st, fmt.Errorf("train: weight decay %v, want >= 0", opt.WeightDecay)

@@ -13,10 +13,10 @@ type batchPlan struct {
 	L, B    int
 	tokens  []int32
 	pos     []int32
-	rows    []int32   // flat hidden row (b*L + i) predicting each scored token
-	targets []int32   // scored token ids
-	seqOf   []int     // scored row -> sequence
-	counts  []int     // scored tokens per sequence
+	rows    []int32 // flat hidden row (b*L + i) predicting each scored token
+	targets []int32 // scored token ids
+	seqOf   []int   // scored row -> sequence
+	counts  []int   // scored tokens per sequence
 }
 
 func (tm *TrainModel) plan(seqs []TrainSeq) (*batchPlan, error) {

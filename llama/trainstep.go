@@ -197,8 +197,18 @@ func (b *stepBuilder) linBack(name string, x, u, dy Tensor) Tensor {
 	}
 	s := b.tm.loraScale
 	du := g.Scale(g.MulMat(g.TransposeF32(ab[1]), dy), s) // [r, T]
-	b.grads[name+".lora_b"] = g.Scale(g.MulMat(g.TransposeF32(u), g.TransposeF32(dy)), s)
-	b.grads[name+".lora_a"] = g.OutProd(x, du)
+	gb := g.Scale(g.MulMat(g.TransposeF32(u), g.TransposeF32(dy)), s)
+	ga := g.OutProd(x, du)
+	// Into the graph now, so that x, u and dy can be freed with this block rather than kept until
+	// the end of the backward pass.
+	for _, p := range []struct {
+		name string
+		grad Tensor
+	}{{name + ".lora_b", gb}, {name + ".lora_a", ga}} {
+		p.grad.SetOutput()
+		b.gr.Expand(p.grad)
+		b.grads[p.name] = p.grad
+	}
 	return g.Add(dx, g.MulMat(g.TransposeF32(ab[0]), du))
 }
 

@@ -1,7 +1,8 @@
 package mathgen
 
 import (
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 )
 
@@ -72,11 +73,7 @@ func learnMerges(counts map[string]int, max, minCount int) []string {
 		syms  []string
 		count int
 	}
-	keys := make([]string, 0, len(counts))
-	for k := range counts {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
+	keys := slices.Sorted(maps.Keys(counts))
 	words := make([]word, 0, len(keys))
 	for _, k := range keys {
 		var syms []string

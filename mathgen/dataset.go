@@ -26,10 +26,21 @@ func (c Config) Validate() error {
 		return fmt.Errorf("mathgen: split sizes must be >= 0 (train %d, test %d)", c.Train, c.Test)
 	}
 	if c.MinLevel < MinLevel || c.MaxLevel > MaxLevel || c.MinLevel > c.MaxLevel {
-		return fmt.Errorf("mathgen: levels %d-%d, want a range within %d-%d", c.MinLevel, c.MaxLevel, MinLevel, MaxLevel)
+		return fmt.Errorf(
+			"mathgen: levels %d-%d, want a range within %d-%d",
+			c.MinLevel,
+			c.MaxLevel,
+			MinLevel,
+			MaxLevel,
+		)
 	}
 	if c.MaxValue != 0 && c.MaxValue < minMaxValue {
-		return fmt.Errorf("mathgen: max value %d, want 0 (default %d) or >= %d", c.MaxValue, DefaultMaxValue, minMaxValue)
+		return fmt.Errorf(
+			"mathgen: max value %d, want 0 (default %d) or >= %d",
+			c.MaxValue,
+			DefaultMaxValue,
+			minMaxValue,
+		)
 	}
 	return nil
 }
@@ -68,7 +79,14 @@ func split(c Config, name string, n int, rng *rand.Rand, seen map[string]bool) (
 	maxTries := 50*n + 1000
 	for tries := 0; len(out) < n; tries++ {
 		if tries >= maxTries {
-			return nil, fmt.Errorf("mathgen: only %d distinct %s problems of levels %d-%d after %d tries; ask for fewer or widen the levels", len(out), name, c.MinLevel, c.MaxLevel, tries)
+			return nil, fmt.Errorf(
+				"mathgen: only %d distinct %s problems of levels %d-%d after %d tries; ask for fewer or widen the levels",
+				len(out),
+				name,
+				c.MinLevel,
+				c.MaxLevel,
+				tries,
+			)
 		}
 		level := c.MinLevel + rng.IntN(c.MaxLevel-c.MinLevel+1)
 		p, err := newProblem(rng, level, c.MaxValue)

@@ -109,7 +109,15 @@ func share(s *story, what string) bool {
 	}
 	x := s.value
 	s.value /= k
-	s.say(fmt.Sprintf("%s shares %s equally among %d friends. How many %s does each friend get?", s.He(), what, k, s.unit))
+	s.say(
+		fmt.Sprintf(
+			"%s shares %s equally among %d friends. How many %s does each friend get?",
+			s.He(),
+			what,
+			k,
+			s.unit,
+		),
+	)
 	s.line(fmt.Sprintf("Each friend gets %d / %d = %d %s.", x, k, s.value, s.unit))
 	return true
 }
@@ -117,7 +125,12 @@ func share(s *story, what string) bool {
 var inventoryEvents = []event{
 	{cost: 1, try: func(s *story) bool {
 		n := s.intn(1, 20)
-		return gain(s, fmt.Sprintf("%s buys %d more %s.", s.He(), n, s.unit), fmt.Sprintf("%s buys %d more", s.He(), n), n)
+		return gain(
+			s,
+			fmt.Sprintf("%s buys %d more %s.", s.He(), n, s.unit),
+			fmt.Sprintf("%s buys %d more", s.He(), n),
+			n,
+		)
 	}},
 	{cost: 1, try: func(s *story) bool {
 		n := s.intn(1, 20)
@@ -125,11 +138,21 @@ var inventoryEvents = []event{
 	}},
 	{cost: 1, try: func(s *story) bool {
 		n, f := s.intn(1, 20), friend(s)
-		return gain(s, fmt.Sprintf("%s gives %s %d %s.", f, s.who.obj, n, s.unit), fmt.Sprintf("%s gives %s %d", f, s.who.obj, n), n)
+		return gain(
+			s,
+			fmt.Sprintf("%s gives %s %d %s.", f, s.who.obj, n, s.unit),
+			fmt.Sprintf("%s gives %s %d", f, s.who.obj, n),
+			n,
+		)
 	}},
 	{cost: 1, try: func(s *story) bool {
 		n, f := s.intn(1, 20), friend(s)
-		return lose(s, fmt.Sprintf("%s gives %d %s to %s.", s.He(), n, s.unit, f), fmt.Sprintf("%s gives away %d", s.He(), n), n)
+		return lose(
+			s,
+			fmt.Sprintf("%s gives %d %s to %s.", s.He(), n, s.unit, f),
+			fmt.Sprintf("%s gives away %d", s.He(), n),
+			n,
+		)
 	}},
 	{cost: 1, try: func(s *story) bool {
 		n := s.intn(1, 20)
@@ -163,7 +186,15 @@ var inventoryEvents = []event{
 		x := s.value
 		s.value *= k
 		s.unit = "dollars"
-		s.say(fmt.Sprintf("%s sells each %s for %d dollars. How many dollars does %s get?", s.He(), s.thing.one, k, s.who.subj))
+		s.say(
+			fmt.Sprintf(
+				"%s sells each %s for %d dollars. How many dollars does %s get?",
+				s.He(),
+				s.thing.one,
+				k,
+				s.who.subj,
+			),
+		)
 		s.line(fmt.Sprintf("%s gets %d * %d = %d dollars.", s.He(), x, k, s.value))
 		return true
 	}},
@@ -172,15 +203,30 @@ var inventoryEvents = []event{
 var moneyEvents = []event{
 	{cost: 1, try: func(s *story) bool {
 		n := s.intn(1, 20)
-		return gain(s, fmt.Sprintf("%s earns %d more dollars.", s.He(), n), fmt.Sprintf("%s earns %d more", s.He(), n), n)
+		return gain(
+			s,
+			fmt.Sprintf("%s earns %d more dollars.", s.He(), n),
+			fmt.Sprintf("%s earns %d more", s.He(), n),
+			n,
+		)
 	}},
 	{cost: 1, try: func(s *story) bool {
 		n, f := s.intn(1, 20), friend(s)
-		return gain(s, fmt.Sprintf("%s gives %s %d dollars.", f, s.who.obj, n), fmt.Sprintf("%s gives %s %d", f, s.who.obj, n), n)
+		return gain(
+			s,
+			fmt.Sprintf("%s gives %s %d dollars.", f, s.who.obj, n),
+			fmt.Sprintf("%s gives %s %d", f, s.who.obj, n),
+			n,
+		)
 	}},
 	{cost: 1, try: func(s *story) bool {
 		n, t := s.intn(1, 20), treats[s.rng.IntN(len(treats))]
-		return lose(s, fmt.Sprintf("%s spends %d dollars on %s.", s.He(), n, t), fmt.Sprintf("%s spends %d", s.He(), n), n)
+		return lose(
+			s,
+			fmt.Sprintf("%s spends %d dollars on %s.", s.He(), n, t),
+			fmt.Sprintf("%s spends %d", s.He(), n),
+			n,
+		)
 	}},
 	{cost: 2, try: func(s *story) bool {
 		k, c := s.intn(2, 6), s.intn(2, 9)

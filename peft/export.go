@@ -44,10 +44,18 @@ func HeadsOf(model *llama.GGUFFile) (Heads, error) {
 // metadata travels in the safetensors header so that Import restores the adapter bit for bit.
 func Export(ad *llama.AdapterFile, dir string, opts ExportOptions) error {
 	if !slices.Contains(Architectures, ad.Arch) {
-		return fmt.Errorf("peft export: %w: architecture %q, want one of %s", ErrUnsupported, ad.Arch, strings.Join(Architectures, ", "))
+		return fmt.Errorf(
+			"peft export: %w: architecture %q, want one of %s",
+			ErrUnsupported,
+			ad.Arch,
+			strings.Join(Architectures, ", "),
+		)
 	}
 	if ad.Arch == "llama" && (opts.Heads.Q <= 0 || opts.Heads.KV <= 0) {
-		return fmt.Errorf("peft export: %w: llama adapters need the base model's head counts for the Q/K permutation", llama.ErrInvalidArgument)
+		return fmt.Errorf(
+			"peft export: %w: llama adapters need the base model's head counts for the Q/K permutation",
+			llama.ErrInvalidArgument,
+		)
 	}
 	if len(ad.Tensors) == 0 {
 		return fmt.Errorf("peft export: %w: no LoRA tensors", llama.ErrInvalidArgument)
@@ -60,11 +68,22 @@ func Export(ad *llama.AdapterFile, dir string, opts ExportOptions) error {
 			return fmt.Errorf("peft export: %w", err)
 		}
 		if lt.Rank != rank {
-			return fmt.Errorf("peft export: %w: %s has rank %d, others %d (PEFT's rank_pattern is not written)", ErrUnsupported, lt.Base, lt.Rank, rank)
+			return fmt.Errorf(
+				"peft export: %w: %s has rank %d, others %d (PEFT's rank_pattern is not written)",
+				ErrUnsupported,
+				lt.Base,
+				lt.Rank,
+				rank,
+			)
 		}
 		layer, mod, ok := splitBlockName(lt.Base)
 		if !ok {
-			return fmt.Errorf("peft export: %w: tensor %s is not a blk.N.<projection>.weight of %s", ErrUnsupported, lt.Base, knownGGUF())
+			return fmt.Errorf(
+				"peft export: %w: tensor %s is not a blk.N.<projection>.weight of %s",
+				ErrUnsupported,
+				lt.Base,
+				knownGGUF(),
+			)
 		}
 		b := lt.B
 		if heads := qkHeads(ad.Arch, mod.gguf, opts.Heads); heads > 0 {

@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 
 	"github.com/nlpodyssey/safetensors"
@@ -46,7 +46,13 @@ func Import(dir string, model *llama.GGUFFile) (*llama.AdapterFile, error) {
 	}
 	arch := model.Arch()
 	if !slices.Contains(Architectures, arch) {
-		return nil, fmt.Errorf("peft import: %w: model %s has architecture %q, want one of %s", ErrUnsupported, model.Path, arch, strings.Join(Architectures, ", "))
+		return nil, fmt.Errorf(
+			"peft import: %w: model %s has architecture %q, want one of %s",
+			ErrUnsupported,
+			model.Path,
+			arch,
+			strings.Join(Architectures, ", "),
+		)
 	}
 	heads, err := HeadsOf(model)
 	if err != nil && arch == "llama" {
@@ -93,29 +99,55 @@ func Import(dir string, model *llama.GGUFFile) (*llama.AdapterFile, error) {
 	if len(pairs) == 0 {
 		return nil, fmt.Errorf("peft import: %s: %w: no LoRA tensors", weightsPath, ErrUnsupported)
 	}
-	names := make([]string, 0, len(pairs))
-	for n := range pairs {
-		names = append(names, n)
-	}
-	sort.Strings(names) // the order training writes (llama.TrainModel.LoRATensors): round trips are byte-identical
+	names := slices.Sorted(
+		maps.Keys(pairs),
+	) // the order training writes (llama.TrainModel.LoRATensors): round trips are byte-identical
 	out := &llama.AdapterFile{Arch: arch, Meta: map[string]string{}}
 	for _, base := range names {
 		p := pairs[base]
 		if p.a == nil || p.b == nil {
-			return nil, fmt.Errorf("peft import: %s: %w: %s has only one of lora_A and lora_B", weightsPath, llama.ErrAdapterMismatch, peftKey(p.layer, modules[moduleIndex(p.mod)], "A/B"))
+			return nil, fmt.Errorf(
+				"peft import: %s: %w: %s has only one of lora_A and lora_B",
+				weightsPath,
+				llama.ErrAdapterMismatch,
+				peftKey(p.layer, modules[moduleIndex(p.mod)], "A/B"),
+			)
 		}
 		w, ok := model.Tensor(base)
 		if !ok || len(w.Shape) != 2 {
-			return nil, fmt.Errorf("peft import: %w: %s: model %s has no 2-D weight %s", llama.ErrAdapterMismatch, p.a.Name, model.Path, base)
+			return nil, fmt.Errorf(
+				"peft import: %w: %s: model %s has no 2-D weight %s",
+				llama.ErrAdapterMismatch,
+				p.a.Name,
+				model.Path,
+				base,
+			)
 		}
 		nIn, nOut := int(w.Shape[0]), int(w.Shape[1])
 		as, bs := p.a.TensorView.Shape(), p.b.TensorView.Shape()
 		if len(as) != 2 || len(bs) != 2 || as[1] != uint64(nIn) || bs[0] != uint64(nOut) || as[0] != bs[1] {
-			return nil, fmt.Errorf("peft import: %w: %s: lora_A %v and lora_B %v do not fit %s of model %s (want [r %d] and [%d r])", llama.ErrAdapterMismatch, base, as, bs, base, model.Path, nIn, nOut)
+			return nil, fmt.Errorf(
+				"peft import: %w: %s: lora_A %v and lora_B %v do not fit %s of model %s (want [r %d] and [%d r])",
+				llama.ErrAdapterMismatch,
+				base,
+				as,
+				bs,
+				base,
+				model.Path,
+				nIn,
+				nOut,
+			)
 		}
 		rank := int(as[0])
 		if rank != cfg.R {
-			return nil, fmt.Errorf("peft import: %w: %s has rank %d but %s says r = %d", llama.ErrAdapterMismatch, base, rank, cfgPath, cfg.R)
+			return nil, fmt.Errorf(
+				"peft import: %w: %s has rank %d but %s says r = %d",
+				llama.ErrAdapterMismatch,
+				base,
+				rank,
+				cfgPath,
+				cfg.R,
+			)
 		}
 		lt := llama.LoRATensor{Base: base, Rank: rank, NIn: nIn, NOut: nOut}
 		if lt.A, err = decode(p.a); err != nil {
@@ -163,9 +195,16 @@ func checkConfig(c Config) error {
 	case c.Bias != "" && c.Bias != "none":
 		return fmt.Errorf("%w: bias = %q, want \"none\"", ErrUnsupported, c.Bias)
 	case len(c.ModulesToSave) > 0:
-		return fmt.Errorf("%w: modules_to_save %v (fully trained modules are not LoRA)", ErrUnsupported, c.ModulesToSave)
+		return fmt.Errorf(
+			"%w: modules_to_save %v (fully trained modules are not LoRA)",
+			ErrUnsupported,
+			c.ModulesToSave,
+		)
 	case len(c.RankPattern) > 0 || len(c.AlphaPattern) > 0:
-		return fmt.Errorf("%w: rank_pattern/alpha_pattern set (a GGUF adapter has one rank and one alpha)", ErrUnsupported)
+		return fmt.Errorf(
+			"%w: rank_pattern/alpha_pattern set (a GGUF adapter has one rank and one alpha)",
+			ErrUnsupported,
+		)
 	}
 	switch t := c.TargetModules.(type) {
 	case nil, string: // absent, or a regular expression: the tensor names are checked instead

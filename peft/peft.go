@@ -113,7 +113,12 @@ func peftKey(layer int, mod module, which string) string {
 func parseKey(key string) (layer int, gguf, which string, err error) {
 	rest, ok := strings.CutPrefix(key, layerPrefix)
 	if !ok {
-		return 0, "", "", fmt.Errorf("%w: tensor %q: want names %s<N>.<module>.lora_A.weight / .lora_B.weight with module one of self_attn.{q,k,v,o}_proj, mlp.{gate,up,down}_proj", ErrUnsupported, key, layerPrefix)
+		return 0, "", "", fmt.Errorf(
+			"%w: tensor %q: want names %s<N>.<module>.lora_A.weight / .lora_B.weight with module one of self_attn.{q,k,v,o}_proj, mlp.{gate,up,down}_proj",
+			ErrUnsupported,
+			key,
+			layerPrefix,
+		)
 	}
 	num, rest, _ := strings.Cut(rest, ".")
 	layer, convErr := strconv.Atoi(num)
@@ -124,12 +129,21 @@ func parseKey(key string) (layer int, gguf, which string, err error) {
 		if path, ok := strings.CutSuffix(rest, ".lora_"+w+".weight"); ok {
 			i := slices.IndexFunc(modules, func(m module) bool { return m.hf == path })
 			if i < 0 {
-				return 0, "", "", fmt.Errorf("%w: tensor %q: unknown target module %q, want one of self_attn.{q,k,v,o}_proj, mlp.{gate,up,down}_proj", ErrUnsupported, key, path)
+				return 0, "", "", fmt.Errorf(
+					"%w: tensor %q: unknown target module %q, want one of self_attn.{q,k,v,o}_proj, mlp.{gate,up,down}_proj",
+					ErrUnsupported,
+					key,
+					path,
+				)
 			}
 			return layer, modules[i].gguf, w, nil
 		}
 	}
-	return 0, "", "", fmt.Errorf("%w: tensor %q is not a .lora_A.weight or .lora_B.weight (DoRA magnitudes, embeddings and biases are not supported)", ErrUnsupported, key)
+	return 0, "", "", fmt.Errorf(
+		"%w: tensor %q is not a .lora_A.weight or .lora_B.weight (DoRA magnitudes, embeddings and biases are not supported)",
+		ErrUnsupported,
+		key,
+	)
 }
 
 // permutation maps the rows of a Q or K projection between layouts: for heads heads of headDim

@@ -34,8 +34,16 @@ func VocabPath(vocab string) (string, error) {
 
 // Describe is a one-line description of the model for a result's settings.
 func Describe(vocab string, typ llama.GGMLType) string {
-	return fmt.Sprintf("qwen2 %d layers, embedding %d, ff %d, %d heads, %d KV heads, tied output, %s, vocab %s (random weights)",
-		Spec.Layers, Spec.Embedding, Spec.FeedForward, Spec.Heads, Spec.HeadsKV, typ, filepath.Base(vocab))
+	return fmt.Sprintf(
+		"qwen2 %d layers, embedding %d, ff %d, %d heads, %d KV heads, tied output, %s, vocab %s (random weights)",
+		Spec.Layers,
+		Spec.Embedding,
+		Spec.FeedForward,
+		Spec.Heads,
+		Spec.HeadsKV,
+		typ,
+		filepath.Base(vocab),
+	)
 }
 
 // Llama8BSpec is the Llama-3.1-8B shape: llama, 32 layers, embedding 4096, FFN 14336, 32 heads,
@@ -57,7 +65,17 @@ func Ensure(cache, vocab string, typ llama.GGMLType) (string, error) {
 // EnsureSpec returns the absolute path of the random model of spec, generating it into cache the
 // first time (the file name records the shape, type and seed).
 func EnsureSpec(cache string, spec llama.RandomModelSpec) (string, error) {
-	name := fmt.Sprintf("%s-%dL-%d-%d-%dh-%dkv-%s-seed%d.gguf", spec.Arch, spec.Layers, spec.Embedding, spec.FeedForward, spec.Heads, spec.HeadsKV, spec.Type, spec.Seed)
+	name := fmt.Sprintf(
+		"%s-%dL-%d-%d-%dh-%dkv-%s-seed%d.gguf",
+		spec.Arch,
+		spec.Layers,
+		spec.Embedding,
+		spec.FeedForward,
+		spec.Heads,
+		spec.HeadsKV,
+		spec.Type,
+		spec.Seed,
+	)
 	path, err := filepath.Abs(filepath.Join(cache, name))
 	if err != nil {
 		return "", err

@@ -44,16 +44,36 @@ type job struct {
 }
 
 func main() {
-	run := flag.String("run", "", "runner mode: do the work of this work file with the Go bridge and print one JSON line")
+	run := flag.String(
+		"run",
+		"",
+		"runner mode: do the work of this work file with the Go bridge and print one JSON line",
+	)
 	cbase := flag.String("cbaseline", "bin/bench-cbaseline", "C baseline binary (go build ./bench/cbaseline)")
-	defBuild := flag.String("default-build", "", "this benchmark built with default cgo flags, for the march comparison (empty: skip)")
-	vocab := flag.String("vocab", "", "vocabulary-only GGUF with the qwen2 tokenizer (default: the repository's testdata/"+benchmodel.DefaultVocab+")")
+	defBuild := flag.String(
+		"default-build",
+		"",
+		"this benchmark built with default cgo flags, for the march comparison (empty: skip)",
+	)
+	vocab := flag.String(
+		"vocab",
+		"",
+		"vocabulary-only GGUF with the qwen2 tokenizer (default: the repository's testdata/"+benchmodel.DefaultVocab+")",
+	)
 	cache := flag.String("cache", "bench/.cache", "directory for the generated model and work files")
 	out := flag.String("out", "bench/results", "directory for bridge.json")
-	threads := flag.Int("threads", 1, "CPU threads of every run (keep at most the number of idle cores: ggml threads spin-wait)")
+	threads := flag.Int(
+		"threads",
+		1,
+		"CPU threads of every run (keep at most the number of idle cores: ggml threads spin-wait)",
+	)
 	reps := flag.Int("reps", 3, "runs per implementation and job")
 	marchReps := flag.Int("march-reps", 2, "runs per build for the march comparison")
-	only := flag.String("only", "", "comma-separated job names to run (default all: score,gen1,gen8,march-score,march-gen1,repack-score)")
+	only := flag.String(
+		"only",
+		"",
+		"comma-separated job names to run (default all: score,gen1,gen8,march-score,march-gen1,repack-score)",
+	)
 	pairs := flag.Int("score-pairs", 8, "preference pairs (prompt 64 + 2 x 64 tokens each) of the score job")
 	command := flag.String("command", "make bench", "command recorded in the result")
 	flag.Parse()
@@ -79,7 +99,13 @@ func scoreWork(model string, threads, pairs, prompt, comp int, seed uint64) *wor
 	rng := rand.New(rand.NewPCG(seed, 1))
 	w := &work{Model: model, Mode: "score", Threads: threads, NBatch: 512}
 	for i := 0; i < pairs; i++ {
-		w.Requests = append(w.Requests, workRequest{Prompt: benchmodel.RandomTokens(rng, prompt), Completions: [][]llama.Token{benchmodel.RandomTokens(rng, comp), benchmodel.RandomTokens(rng, comp)}})
+		w.Requests = append(
+			w.Requests,
+			workRequest{
+				Prompt:      benchmodel.RandomTokens(rng, prompt),
+				Completions: [][]llama.Token{benchmodel.RandomTokens(rng, comp), benchmodel.RandomTokens(rng, comp)},
+			},
+		)
 	}
 	w.NSeq = 3 * pairs
 	w.NCtx = roundUp(pairs*(prompt+2*comp), 256)
@@ -128,7 +154,11 @@ func runImpl(impl, self, cbase, defBuild, workPath string) (measurement, error) 
 	return m, nil
 }
 
-func orchestrate(cbase, defBuild, vocab, cache, outDir string, threads, reps, marchReps, pairs int, only, command string) error {
+func orchestrate(
+	cbase, defBuild, vocab, cache, outDir string,
+	threads, reps, marchReps, pairs int,
+	only, command string,
+) error {
 	if threads < 1 || reps < 1 || marchReps < 1 || pairs < 1 {
 		return errors.New("-threads, -reps, -march-reps and -score-pairs must be >= 1")
 	}
@@ -171,7 +201,11 @@ func orchestrate(cbase, defBuild, vocab, cache, outDir string, threads, reps, ma
 	}
 	res.Config["model"] = benchmodel.Describe(vocab, benchmodel.Spec.Type)
 	res.Config["threads"] = strconv.Itoa(threads)
-	res.Config["runs"] = fmt.Sprintf("%d per implementation (march-*, repack-*: %d), alternating, fresh process each", reps, marchReps)
+	res.Config["runs"] = fmt.Sprintf(
+		"%d per implementation (march-*, repack-*: %d), alternating, fresh process each",
+		reps,
+		marchReps,
+	)
 	res.Config["context"] = "F32 KV cache, no flash attention, unified KV, n_batch = n_ubatch = 512, no weight repacking"
 	res.Config["default-flags build"] = "CGO_CFLAGS/CGO_CXXFLAGS unset (go's default -O2 -g)"
 	for _, j := range jobs {
@@ -186,11 +220,25 @@ func orchestrate(cbase, defBuild, vocab, cache, outDir string, threads, reps, ma
 		}
 		switch j.work.Mode {
 		case "score":
-			res.Config[j.name] = fmt.Sprintf("%d pairs, prompt %d + 2 x %d tokens (%d tokens), n_ctx %d, n_seq %d; metric: decoded tokens/s",
-				len(j.work.Requests), len(j.work.Requests[0].Prompt), len(j.work.Requests[0].Completions[0]), j.work.tokens(), j.work.NCtx, j.work.NSeq)
+			res.Config[j.name] = fmt.Sprintf(
+				"%d pairs, prompt %d + 2 x %d tokens (%d tokens), n_ctx %d, n_seq %d; metric: decoded tokens/s",
+				len(
+					j.work.Requests,
+				),
+				len(j.work.Requests[0].Prompt),
+				len(j.work.Requests[0].Completions[0]),
+				j.work.tokens(),
+				j.work.NCtx,
+				j.work.NSeq,
+			)
 		default:
-			res.Config[j.name] = fmt.Sprintf("%d sequence(s) in parallel, prompt %d, greedy, %d new tokens each, n_ctx %d; metric: generated tokens/s (prompt time included)",
-				len(j.work.Requests), len(j.work.Requests[0].Prompt), j.work.MaxTokens, j.work.NCtx)
+			res.Config[j.name] = fmt.Sprintf(
+				"%d sequence(s) in parallel, prompt %d, greedy, %d new tokens each, n_ctx %d; metric: generated tokens/s (prompt time included)",
+				len(j.work.Requests),
+				len(j.work.Requests[0].Prompt),
+				j.work.MaxTokens,
+				j.work.NCtx,
+			)
 		}
 		n := reps
 		if strings.HasPrefix(j.name, "march-") || strings.HasPrefix(j.name, "repack-") {
@@ -207,22 +255,50 @@ func orchestrate(cbase, defBuild, vocab, cache, outDir string, threads, reps, ma
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(os.Stderr, "bridge: %-12s %-10s run %d: %8.2f tokens/s (%.2f s), %8.2f tokens/cpu-s (%.2f cpu-s), load %.2f\n",
-					j.name, impl, r+1, m.throughput(), m.Seconds, m.cpuThroughput(), m.CPUSeconds, load)
+				fmt.Fprintf(
+					os.Stderr,
+					"bridge: %-12s %-10s run %d: %8.2f tokens/s (%.2f s), %8.2f tokens/cpu-s (%.2f cpu-s), load %.2f\n",
+					j.name,
+					impl,
+					r+1,
+					m.throughput(),
+					m.Seconds,
+					m.cpuThroughput(),
+					m.CPUSeconds,
+					load,
+				)
 				samples[impl] = append(samples[impl], m.throughput())
 				cpuSamples[impl] = append(cpuSamples[impl], m.cpuThroughput())
 				loads[impl] = append(loads[impl], load)
-				if prev, ok := got[impl]; ok && (prev.Hash != m.Hash || prev.GenTokens != m.GenTokens || prev.Check != m.Check) {
-					res.Notes = append(res.Notes, fmt.Sprintf("%s/%s: runs differ (check %v vs %v, hash %d vs %d)", j.name, impl, prev.Check, m.Check, prev.Hash, m.Hash))
+				if prev, ok := got[impl]; ok &&
+					(prev.Hash != m.Hash || prev.GenTokens != m.GenTokens || prev.Check != m.Check) {
+					res.Notes = append(
+						res.Notes,
+						fmt.Sprintf(
+							"%s/%s: runs differ (check %v vs %v, hash %d vs %d)",
+							j.name,
+							impl,
+							prev.Check,
+							m.Check,
+							prev.Hash,
+							m.Hash,
+						),
+					)
 				}
 				got[impl] = m
 			}
 		}
 		for _, impl := range j.impls {
-			res.Metrics = append(res.Metrics, bench.NewMetric(j.name+"/"+impl, "tokens/s", true, samples[impl], loads[impl]))
+			res.Metrics = append(
+				res.Metrics,
+				bench.NewMetric(j.name+"/"+impl, "tokens/s", true, samples[impl], loads[impl]),
+			)
 		}
 		for _, impl := range j.impls {
-			res.Metrics = append(res.Metrics, bench.NewMetric(j.name+"/"+impl+" cpu", "tokens/cpu-s", true, cpuSamples[impl], loads[impl]))
+			res.Metrics = append(
+				res.Metrics,
+				bench.NewMetric(j.name+"/"+impl+" cpu", "tokens/cpu-s", true, cpuSamples[impl], loads[impl]),
+			)
 		}
 		a, b := got[j.impls[0]], got[j.impls[1]]
 		res.Notes = append(res.Notes, sameWorkNote(j.name, j.impls[0], j.impls[1], a, b))
@@ -260,10 +336,34 @@ func orchestrate(cbase, defBuild, vocab, cache, outDir string, threads, reps, ma
 func sameWorkNote(job, implA, implB string, a, b measurement) string {
 	if a.Mode == "gen" {
 		if a.Hash == b.Hash && a.GenTokens == b.GenTokens {
-			return fmt.Sprintf("%s: %s and %s generated the same %d tokens (hash %d).", job, implA, implB, a.GenTokens, a.Hash)
+			return fmt.Sprintf(
+				"%s: %s and %s generated the same %d tokens (hash %d).",
+				job,
+				implA,
+				implB,
+				a.GenTokens,
+				a.Hash,
+			)
 		}
-		return fmt.Sprintf("%s: %s and %s generated DIFFERENT tokens (%d vs %d tokens, hash %d vs %d).", job, implA, implB, a.GenTokens, b.GenTokens, a.Hash, b.Hash)
+		return fmt.Sprintf(
+			"%s: %s and %s generated DIFFERENT tokens (%d vs %d tokens, hash %d vs %d).",
+			job,
+			implA,
+			implB,
+			a.GenTokens,
+			b.GenTokens,
+			a.Hash,
+			b.Hash,
+		)
 	}
 	diff := math.Abs(a.Check - b.Check)
-	return fmt.Sprintf("%s: sum of all completion log-probs %s %.6f, %s %.6f (difference %.2g).", job, implA, a.Check, implB, b.Check, diff)
+	return fmt.Sprintf(
+		"%s: sum of all completion log-probs %s %.6f, %s %.6f (difference %.2g).",
+		job,
+		implA,
+		a.Check,
+		implB,
+		b.Check,
+		diff,
+	)
 }

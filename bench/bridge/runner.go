@@ -73,7 +73,10 @@ func runGo(path string) error {
 	if w.Repack {
 		return fmt.Errorf("%s: repack 1: the Go bridge does not repack weights", path)
 	}
-	ctx, err := llama.NewContext(m, llama.ContextOptions{NCtx: w.NCtx, NBatch: w.NBatch, NSeq: w.NSeq, Threads: w.Threads})
+	ctx, err := llama.NewContext(
+		m,
+		llama.ContextOptions{NCtx: w.NCtx, NBatch: w.NBatch, NSeq: w.NSeq, Threads: w.Threads},
+	)
 	if err != nil {
 		return err
 	}

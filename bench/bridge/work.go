@@ -74,8 +74,19 @@ func writeWork(path string, w *work) error {
 	if w.Repack {
 		repack = 1
 	}
-	fmt.Fprintf(&b, "bpo-bench-work 1\nmodel %s\nmode %s\nthreads %d\nn_ctx %d\nn_batch %d\nn_seq %d\nmax_tokens %d\nrepack %d\nrequests %d\n",
-		w.Model, w.Mode, w.Threads, w.NCtx, w.NBatch, w.NSeq, w.MaxTokens, repack, len(w.Requests))
+	fmt.Fprintf(
+		&b,
+		"bpo-bench-work 1\nmodel %s\nmode %s\nthreads %d\nn_ctx %d\nn_batch %d\nn_seq %d\nmax_tokens %d\nrepack %d\nrequests %d\n",
+		w.Model,
+		w.Mode,
+		w.Threads,
+		w.NCtx,
+		w.NBatch,
+		w.NSeq,
+		w.MaxTokens,
+		repack,
+		len(w.Requests),
+	)
 	for _, r := range w.Requests {
 		writeIDs(&b, "P", r.Prompt)
 		for _, c := range r.Completions {

@@ -21,9 +21,17 @@ import (
 )
 
 func main() {
-	model := flag.String("model", "", "GGUF model (default: the benchmarks' shared Qwen2.5-0.5B-shaped model, generated into -cache)")
+	model := flag.String(
+		"model",
+		"",
+		"GGUF model (default: the benchmarks' shared Qwen2.5-0.5B-shaped model, generated into -cache)",
+	)
 	cache := flag.String("cache", "bench/.cache", "directory of the generated benchmark model")
-	vocab := flag.String("vocab", "", "tokenizer of the generated benchmark model (default: the repository's testdata/"+benchmodel.DefaultVocab+")")
+	vocab := flag.String(
+		"vocab",
+		"",
+		"tokenizer of the generated benchmark model (default: the repository's testdata/"+benchmodel.DefaultVocab+")",
+	)
 	data := flag.String("data", "", "MATH-500 JSONL (default: the set embedded in the binary)")
 	questions := flag.Int("questions", 8, "questions per run")
 	maxNew := flag.Int("max-new-tokens", 48, "tokens generated per answer")
@@ -76,12 +84,19 @@ func run(modelPath, data string, questions, maxNew, threads, reps int, outDir, c
 	defer m.Close()
 	res := bench.Start("eval", "bpo eval throughput: generated tokens/s with 1 and 8 parallel sequences", command)
 	res.Config["model"] = filepath.Base(modelPath)
-	res.Config["work"] = fmt.Sprintf("%d MATH-500 questions, boxed chat prompt, greedy, %d new tokens each (eval.Run + llamagen.Generator)", len(samples), maxNew)
+	res.Config["work"] = fmt.Sprintf(
+		"%d MATH-500 questions, boxed chat prompt, greedy, %d new tokens each (eval.Run + llamagen.Generator)",
+		len(samples),
+		maxNew,
+	)
 	res.Config["threads"] = fmt.Sprint(threads)
 	for _, parallel := range []int{1, 8} {
 		var wall, cpu, loads []float64
 		for r := 0; r < reps; r++ {
-			ctx, err := llama.NewContext(m, llama.ContextOptions{NCtx: 8 * (256 + maxNew), NSeq: 8, Threads: threads, KVF16: true})
+			ctx, err := llama.NewContext(
+				m,
+				llama.ContextOptions{NCtx: 8 * (256 + maxNew), NSeq: 8, Threads: threads, KVF16: true},
+			)
 			if err != nil {
 				return err
 			}
@@ -92,7 +107,14 @@ func run(modelPath, data string, questions, maxNew, threads, reps int, outDir, c
 			}
 			load := bench.LoadAvg()[0]
 			t0, c0 := time.Now(), cpuSeconds()
-			sum, err := eval.Run(context.Background(), gen, "math500", samples, eval.Options{Gen: eval.GenParams{MaxNewTokens: maxNew}}, dir)
+			sum, err := eval.Run(
+				context.Background(),
+				gen,
+				"math500",
+				samples,
+				eval.Options{Gen: eval.GenParams{MaxNewTokens: maxNew}},
+				dir,
+			)
 			secs, csecs := time.Since(t0).Seconds(), cpuSeconds()-c0
 			ctx.Close()
 			os.RemoveAll(dir)
@@ -101,7 +123,16 @@ func run(modelPath, data string, questions, maxNew, threads, reps int, outDir, c
 			}
 			tok := float64(sum.GeneratedTokens)
 			wall, cpu, loads = append(wall, tok/secs), append(cpu, tok/csecs), append(loads, load)
-			fmt.Fprintf(os.Stderr, "eval: parallel %d: %.0f tokens in %.1f s (%.2f tok/s, %.2f tok/cpu-s, load %.1f)\n", parallel, tok, secs, tok/secs, tok/csecs, load)
+			fmt.Fprintf(
+				os.Stderr,
+				"eval: parallel %d: %.0f tokens in %.1f s (%.2f tok/s, %.2f tok/cpu-s, load %.1f)\n",
+				parallel,
+				tok,
+				secs,
+				tok/secs,
+				tok/csecs,
+				load,
+			)
 		}
 		res.Metrics = append(res.Metrics,
 			bench.NewMetric(fmt.Sprintf("eval/parallel-%d", parallel), "tokens/s", true, wall, loads),

@@ -95,10 +95,23 @@ func run(w *mpi.World, reps int, out, command string) error {
 				return fmt.Errorf("%s: rank %d's gradient arrived wrong", s.name, r)
 			}
 		}
-		res.Metrics = append(res.Metrics, bench.NewMetric(fmt.Sprintf("%s: %d values, round time", s.name, n), "ms", false, samples, loads))
+		res.Metrics = append(
+			res.Metrics,
+			bench.NewMetric(fmt.Sprintf("%s: %d values, round time", s.name, n), "ms", false, samples, loads),
+		)
 		mb := float64(n*4*(w.Size()-1)) / 1e6
-		res.Notes = append(res.Notes, fmt.Sprintf("%s: each rank receives %.1f MB per round (%d values x 4 bytes x %d other ranks); median %.1f ms = %.2f GB/s",
-			s.name, mb, n, w.Size()-1, bench.Median(samples), mb/1e3/(bench.Median(samples)/1e3)))
+		res.Notes = append(
+			res.Notes,
+			fmt.Sprintf(
+				"%s: each rank receives %.1f MB per round (%d values x 4 bytes x %d other ranks); median %.1f ms = %.2f GB/s",
+				s.name,
+				mb,
+				n,
+				w.Size()-1,
+				bench.Median(samples),
+				mb/1e3/(bench.Median(samples)/1e3),
+			),
+		)
 	}
 	if w.Rank() != 0 {
 		return nil

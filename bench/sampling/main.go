@@ -20,9 +20,17 @@ import (
 )
 
 func main() {
-	model := flag.String("model", "", "GGUF model (default: the benchmarks' shared Qwen2.5-0.5B-shaped model, generated into -cache)")
+	model := flag.String(
+		"model",
+		"",
+		"GGUF model (default: the benchmarks' shared Qwen2.5-0.5B-shaped model, generated into -cache)",
+	)
 	cache := flag.String("cache", "bench/.cache", "directory of the generated benchmark model")
-	vocab := flag.String("vocab", "", "tokenizer of the generated benchmark model (default: the repository's qwen2 tokenizer fixture)")
+	vocab := flag.String(
+		"vocab",
+		"",
+		"tokenizer of the generated benchmark model (default: the repository's qwen2 tokenizer fixture)",
+	)
 	newTokens := flag.Int("new-tokens", 48, "tokens generated per run")
 	threads := flag.Int("threads", 1, "CPU threads")
 	reps := flag.Int("reps", 3, "runs per setting (alternating greedy and sampled)")
@@ -73,10 +81,18 @@ func run(modelPath string, newTokens, threads, reps int, outDir, command string)
 		{"greedy", llama.Sampling{}},
 		{"sampled", llama.Sampling{Temperature: 1, TopP: 0.95, Seed: 1}},
 	}
-	res := bench.Start("sampling", "generation with sampling (temperature 1, top-p 0.95) vs greedy, qwen2 vocabulary", command)
+	res := bench.Start(
+		"sampling",
+		"generation with sampling (temperature 1, top-p 0.95) vs greedy, qwen2 vocabulary",
+		command,
+	)
 	res.Config["model"] = filepath.Base(modelPath)
 	res.Config["vocabulary"] = fmt.Sprint(m.Info().VocabSize)
-	res.Config["work"] = fmt.Sprintf("1 sequence, prompt %d tokens, %d new tokens (no stop), runs alternate greedy and sampled", len(prompt), newTokens)
+	res.Config["work"] = fmt.Sprintf(
+		"1 sequence, prompt %d tokens, %d new tokens (no stop), runs alternate greedy and sampled",
+		len(prompt),
+		newTokens,
+	)
 	res.Config["threads"] = fmt.Sprint(threads)
 	wall := map[string][]float64{}
 	cpu := map[string][]float64{}
@@ -85,7 +101,11 @@ func run(modelPath string, newTokens, threads, reps int, outDir, command string)
 		for _, s := range settings {
 			load := bench.LoadAvg()[0]
 			t0, c0 := time.Now(), cpuSeconds()
-			gens, err := ctx.Generate(context.Background(), []llama.GenRequest{{Prompt: prompt, MaxTokens: newTokens, Sampling: s.sampling}}, llama.GenerateOptions{})
+			gens, err := ctx.Generate(
+				context.Background(),
+				[]llama.GenRequest{{Prompt: prompt, MaxTokens: newTokens, Sampling: s.sampling}},
+				llama.GenerateOptions{},
+			)
 			secs, csecs := time.Since(t0).Seconds(), cpuSeconds()-c0
 			if err != nil {
 				return err
@@ -94,7 +114,16 @@ func run(modelPath string, newTokens, threads, reps int, outDir, command string)
 			wall[s.name] = append(wall[s.name], tok/secs)
 			cpu[s.name] = append(cpu[s.name], tok/csecs)
 			loads[s.name] = append(loads[s.name], load)
-			fmt.Fprintf(os.Stderr, "sampling: %s: %.0f tokens in %.2f s (%.2f tok/s, %.2f tok/cpu-s, load %.1f)\n", s.name, tok, secs, tok/secs, tok/csecs, load)
+			fmt.Fprintf(
+				os.Stderr,
+				"sampling: %s: %.0f tokens in %.2f s (%.2f tok/s, %.2f tok/cpu-s, load %.1f)\n",
+				s.name,
+				tok,
+				secs,
+				tok/secs,
+				tok/csecs,
+				load,
+			)
 		}
 	}
 	for _, s := range settings {
@@ -109,7 +138,10 @@ func run(modelPath string, newTokens, threads, reps int, outDir, command string)
 		}
 		res.Ratios = append(res.Ratios, q)
 	}
-	res.Notes = append(res.Notes, "goal 0.9: sampling (bucketed top-p, no full sort of the 151,936 logits) costs at most ~10% of decode time")
+	res.Notes = append(
+		res.Notes,
+		"goal 0.9: sampling (bucketed top-p, no full sort of the 151,936 logits) costs at most ~10% of decode time",
+	)
 	path, err := res.Finish(outDir)
 	if err != nil {
 		return err

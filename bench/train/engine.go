@@ -111,8 +111,14 @@ func runEngine(res *bench.Result, ec engineConfig, withEngine, withLlama bool) e
 	seqs := []llama.TrainSeq{{Tokens: toks, PromptLen: ec.prompt}}
 	T := float64(len(toks))
 	job := fmt.Sprintf("seq%d", len(toks))
-	res.Config[job] = fmt.Sprintf("1 sequence, prompt %d + completion %d tokens (%d tokens, %d scored rows); tokens/s counts all %d tokens",
-		ec.prompt, ec.complete, len(toks), ec.complete, len(toks))
+	res.Config[job] = fmt.Sprintf(
+		"1 sequence, prompt %d + completion %d tokens (%d tokens, %d scored rows); tokens/s counts all %d tokens",
+		ec.prompt,
+		ec.complete,
+		len(toks),
+		ec.complete,
+		len(toks),
+	)
 
 	loadStart := time.Now()
 	policy, lora, err := newLoRAPolicy(ec.model, ec.threads, ec.seed)
@@ -121,8 +127,15 @@ func runEngine(res *bench.Result, ec engineConfig, withEngine, withLlama bool) e
 	}
 	defer policy.Close()
 	tm := policy.Model()
-	res.Config["lora"] = fmt.Sprintf("rank %d, alpha %g, %s on all %d layers (%d tensors, %d trainable values); A random, B zero",
-		lora.Rank, lora.Alpha, "attn_q/k/v/output + ffn_gate/up/down", benchmodel.Spec.Layers, len(lora.Tensors), lora.NumParams())
+	res.Config["lora"] = fmt.Sprintf(
+		"rank %d, alpha %g, %s on all %d layers (%d tensors, %d trainable values); A random, B zero",
+		lora.Rank,
+		lora.Alpha,
+		"attn_q/k/v/output + ffn_gate/up/down",
+		benchmodel.Spec.Layers,
+		len(lora.Tensors),
+		lora.NumParams(),
+	)
 	fmt.Fprintf(os.Stderr, "train: training graph loaded in %.1f s\n", time.Since(loadStart).Seconds())
 
 	// Warm-up: the first compute allocates the scheduler's buffers. LogProbsAndGradient is not warmed
@@ -138,7 +151,15 @@ func runEngine(res *bench.Result, ec engineConfig, withEngine, withLlama bool) e
 			return fmt.Errorf("engine warm-up: %w", err)
 		}
 		wuWall, wuCPU := wu.to(wuEnd)
-		res.Notes = append(res.Notes, fmt.Sprintf("%s warm-up: the first LogProbsAndGradient took %.2f s (%.2f CPU s); it is not among the samples.", job, wuWall, wuCPU))
+		res.Notes = append(
+			res.Notes,
+			fmt.Sprintf(
+				"%s warm-up: the first LogProbsAndGradient took %.2f s (%.2f CPU s); it is not among the samples.",
+				job,
+				wuWall,
+				wuCPU,
+			),
+		)
 		why := ensureTorch()
 		if why != "" {
 			fmt.Fprintln(os.Stderr, "train: PyTorch peer skipped:", why)
@@ -172,11 +193,26 @@ func runEngine(res *bench.Result, ec engineConfig, withEngine, withLlama bool) e
 			grad.add(T/tg, load)
 			cGrad.add(cg, load)
 			if d := maxAbsDiff(lp[0], ref[0]); d != 0 {
-				res.Notes = append(res.Notes, fmt.Sprintf("%s rep %d: LogProbs differs between calls by %.3g", job, r+1, d))
+				res.Notes = append(
+					res.Notes,
+					fmt.Sprintf("%s rep %d: LogProbs differs between calls by %.3g", job, r+1, d),
+				)
 			}
 			sumDiff = max(sumDiff, math.Abs(sums[0]-sum(ref[0])))
-			fmt.Fprintf(os.Stderr, "train: %s rep %d: forward %.2f s (CPU %.2f), forward+backward %.2f s (CPU %.2f; forward part %.2f s, backward part %.2f s, CPU %.2f), load %.2f\n",
-				job, r+1, tf, cf, ts, cs, tfp, tg, cg, load)
+			fmt.Fprintf(
+				os.Stderr,
+				"train: %s rep %d: forward %.2f s (CPU %.2f), forward+backward %.2f s (CPU %.2f; forward part %.2f s, backward part %.2f s, CPU %.2f), load %.2f\n",
+				job,
+				r+1,
+				tf,
+				cf,
+				ts,
+				cs,
+				tfp,
+				tg,
+				cg,
+				load,
+			)
 			if why == "" {
 				load = bench.LoadAvg()[0]
 				tr, err := runTorch(peerScript(), ec, "f32")
@@ -187,8 +223,17 @@ func runEngine(res *bench.Result, ec engineConfig, withEngine, withLlama bool) e
 				tStep.add(tr.Step[0][0], load)
 				tWFwd.add(tr.WarmupForward[0], load)
 				tWStep.add(tr.WarmupStep[0], load)
-				fmt.Fprintf(os.Stderr, "train: %s rep %d: PyTorch %s F32 forward %.2f CPU s, forward+backward %.2f CPU s (warm-up %.2f / %.2f)\n",
-					job, r+1, tr.Torch, tr.Forward[0][0], tr.Step[0][0], tr.WarmupForward[0], tr.WarmupStep[0])
+				fmt.Fprintf(
+					os.Stderr,
+					"train: %s rep %d: PyTorch %s F32 forward %.2f CPU s, forward+backward %.2f CPU s (warm-up %.2f / %.2f)\n",
+					job,
+					r+1,
+					tr.Torch,
+					tr.Forward[0][0],
+					tr.Step[0][0],
+					tr.WarmupForward[0],
+					tr.WarmupStep[0],
+				)
 			}
 		}
 		hwm, err := peakRSS()
@@ -196,17 +241,42 @@ func runEngine(res *bench.Result, ec engineConfig, withEngine, withLlama bool) e
 			return err
 		}
 		nFwd, nStep, nGrad := job+"/forward (LogProbs)", job+"/forward+backward (LogProbsAndGradient)", job+"/backward part of LogProbsAndGradient (after the coefficients are set)"
-		res.Metrics = append(res.Metrics,
+		res.Metrics = append(
+			res.Metrics,
 			bench.NewMetric(nFwd, "tokens/s", true, fwd.samples, fwd.loads),
 			bench.NewMetric(nStep, "tokens/s", true, step.samples, step.loads),
 			bench.NewMetric(nGrad, "tokens/s", true, grad.samples, grad.loads),
-			bench.NewMetric(job+"/forward part of LogProbsAndGradient (until the coefficients are asked for)", "s", false, fwdPart.samples, fwdPart.loads),
+			bench.NewMetric(
+				job+"/forward part of LogProbsAndGradient (until the coefficients are asked for)",
+				"s",
+				false,
+				fwdPart.samples,
+				fwdPart.loads,
+			),
 			bench.NewMetric(nFwd+" CPU time", "CPU s", false, cFwd.samples, cFwd.loads),
 			bench.NewMetric(nStep+" CPU time", "CPU s", false, cStep.samples, cStep.loads),
 			bench.NewMetric(nGrad+" CPU time", "CPU s", false, cGrad.samples, cGrad.loads),
-			bench.NewMetric(job+"/peak RSS (VmHWM, training graph only)", "MiB", false, []float64{mib(hwm)}, []float64{bench.LoadAvg()[0]}),
-			bench.NewMetric(job+"/PeakComputeBytes", "MiB", false, []float64{mib(tm.PeakComputeBytes())}, []float64{bench.LoadAvg()[0]}),
-			bench.NewMetric(job+"/WeightBytes", "MiB", false, []float64{mib(tm.WeightBytes())}, []float64{bench.LoadAvg()[0]}),
+			bench.NewMetric(
+				job+"/peak RSS (VmHWM, training graph only)",
+				"MiB",
+				false,
+				[]float64{mib(hwm)},
+				[]float64{bench.LoadAvg()[0]},
+			),
+			bench.NewMetric(
+				job+"/PeakComputeBytes",
+				"MiB",
+				false,
+				[]float64{mib(tm.PeakComputeBytes())},
+				[]float64{bench.LoadAvg()[0]},
+			),
+			bench.NewMetric(
+				job+"/WeightBytes",
+				"MiB",
+				false,
+				[]float64{mib(tm.WeightBytes())},
+				[]float64{bench.LoadAvg()[0]},
+			),
 		)
 		for _, q := range []struct {
 			name, num, den string
@@ -225,11 +295,25 @@ func runEngine(res *bench.Result, ec engineConfig, withEngine, withLlama bool) e
 		}
 		if why == "" {
 			nT, nTS := job+"/PyTorch F32 forward CPU time", job+"/PyTorch F32 forward+backward CPU time"
-			res.Metrics = append(res.Metrics,
+			res.Metrics = append(
+				res.Metrics,
 				bench.NewMetric(nT, "CPU s", false, tFwd.samples, tFwd.loads),
 				bench.NewMetric(nTS, "CPU s", false, tStep.samples, tStep.loads),
-				bench.NewMetric(job+"/PyTorch F32 warm-up forward CPU time", "CPU s", false, tWFwd.samples, tWFwd.loads),
-				bench.NewMetric(job+"/PyTorch F32 warm-up forward+backward CPU time", "CPU s", false, tWStep.samples, tWStep.loads))
+				bench.NewMetric(
+					job+"/PyTorch F32 warm-up forward CPU time",
+					"CPU s",
+					false,
+					tWFwd.samples,
+					tWFwd.loads,
+				),
+				bench.NewMetric(
+					job+"/PyTorch F32 warm-up forward+backward CPU time",
+					"CPU s",
+					false,
+					tWStep.samples,
+					tWStep.loads,
+				),
+			)
 			for _, q := range [][2]string{
 				{job + " PyTorch F32 forward+backward CPU / ours (goal >= 1.2)", nTS},
 				{job + " PyTorch F32 forward CPU / ours", nT},
@@ -251,31 +335,78 @@ func runEngine(res *bench.Result, ec engineConfig, withEngine, withLlama bool) e
 				return err
 			}
 			nB := job + "/PyTorch bf16 autocast forward+backward CPU time"
-			res.Metrics = append(res.Metrics,
-				bench.NewMetric(job+"/PyTorch bf16 autocast forward CPU time", "CPU s", false, []float64{bf.Forward[0][0]}, []float64{load}),
-				bench.NewMetric(nB, "CPU s", false, []float64{bf.Step[0][0]}, []float64{load}))
+			res.Metrics = append(
+				res.Metrics,
+				bench.NewMetric(
+					job+"/PyTorch bf16 autocast forward CPU time",
+					"CPU s",
+					false,
+					[]float64{bf.Forward[0][0]},
+					[]float64{load},
+				),
+				bench.NewMetric(nB, "CPU s", false, []float64{bf.Step[0][0]}, []float64{load}),
+			)
 			goal := 0.0
 			if ec.weights == llama.TypeBF16 {
 				goal = 1 // bf16 weights against bf16 autocast: the goal
 			}
-			ratio, err := res.NewRatio(job+" PyTorch bf16 autocast forward+backward CPU / ours", nB, job+"/forward+backward (LogProbsAndGradient) CPU time", goal)
+			ratio, err := res.NewRatio(
+				job+" PyTorch bf16 autocast forward+backward CPU / ours",
+				nB,
+				job+"/forward+backward (LogProbsAndGradient) CPU time",
+				goal,
+			)
 			if err != nil {
 				return err
 			}
 			res.Ratios = append(res.Ratios, ratio)
-			res.Config["pytorch peer"] = fmt.Sprintf("bench/train/torchpeer.py: PyTorch %s (Debian python3-torch, OpenBLAS from %s), %d thread(s), the same shapes with random F32 weights, LoRA r16 alpha 16 on the 7 projections, the same token counts, log-softmax over the full vocabulary of the scored rows; one process per rep after ours, each with its own warm-up", bf.Torch, openblasOpenMP, bf.Threads)
+			res.Config["pytorch peer"] = fmt.Sprintf(
+				"bench/train/torchpeer.py: PyTorch %s (Debian python3-torch, OpenBLAS from %s), %d thread(s), the same shapes with random F32 weights, LoRA r16 alpha 16 on the 7 projections, the same token counts, log-softmax over the full vocabulary of the scored rows; one process per rep after ours, each with its own warm-up",
+				bf.Torch,
+				openblasOpenMP,
+				bf.Threads,
+			)
 		}
 		tF, tS, tG := T/bench.Median(fwd.samples), T/bench.Median(step.samples), T/bench.Median(grad.samples)
 		tFP := bench.Median(fwdPart.samples)
 		cF, cS, cG := bench.Median(cFwd.samples), bench.Median(cStep.samples), bench.Median(cGrad.samples)
-		res.Notes = append(res.Notes,
-			fmt.Sprintf("%s wall: median forward (LogProbs) %.2f s; LogProbsAndGradient %.2f s = %.2f x forward (goal <= 3.5): its forward part %.2f s (%.2f x) + backward part %.2f s (%.2f x forward).",
-				job, tF, tS, tS/tF, tFP, tFP/tF, tG, tG/tF),
-			fmt.Sprintf("%s CPU: forward %.2f CPU s; LogProbsAndGradient %.2f CPU s = %.2f x forward, of which the backward part %.2f CPU s = %.2f x forward (%.0f%% of the step).",
-				job, cF, cS, cS/cF, cG, cG/cF, 100*cG/cS),
-			fmt.Sprintf("%s: LogProbsAndGradient's log-prob sum differs from LogProbs' by at most %.3g (of %.1f).", job, sumDiff, sum(ref[0])),
-			fmt.Sprintf("%s: peak RSS %.0f MiB (VmHWM after the engine runs, before llama.cpp is loaded), PeakComputeBytes %.0f MiB, WeightBytes %.0f MiB; |grad| %.4g after the last step (sum of completion log-probs).",
-				job, mib(hwm), mib(tm.PeakComputeBytes()), mib(tm.WeightBytes()), gradNorm(tm)),
+		res.Notes = append(
+			res.Notes,
+			fmt.Sprintf(
+				"%s wall: median forward (LogProbs) %.2f s; LogProbsAndGradient %.2f s = %.2f x forward (goal <= 3.5): its forward part %.2f s (%.2f x) + backward part %.2f s (%.2f x forward).",
+				job,
+				tF,
+				tS,
+				tS/tF,
+				tFP,
+				tFP/tF,
+				tG,
+				tG/tF,
+			),
+			fmt.Sprintf(
+				"%s CPU: forward %.2f CPU s; LogProbsAndGradient %.2f CPU s = %.2f x forward, of which the backward part %.2f CPU s = %.2f x forward (%.0f%% of the step).",
+				job,
+				cF,
+				cS,
+				cS/cF,
+				cG,
+				cG/cF,
+				100*cG/cS,
+			),
+			fmt.Sprintf(
+				"%s: LogProbsAndGradient's log-prob sum differs from LogProbs' by at most %.3g (of %.1f).",
+				job,
+				sumDiff,
+				sum(ref[0]),
+			),
+			fmt.Sprintf(
+				"%s: peak RSS %.0f MiB (VmHWM after the engine runs, before llama.cpp is loaded), PeakComputeBytes %.0f MiB, WeightBytes %.0f MiB; |grad| %.4g after the last step (sum of completion log-probs).",
+				job,
+				mib(hwm),
+				mib(tm.PeakComputeBytes()),
+				mib(tm.WeightBytes()),
+				gradNorm(tm),
+			),
 		)
 	}
 	if withEngine {
@@ -292,19 +423,31 @@ func runEngine(res *bench.Result, ec engineConfig, withEngine, withLlama bool) e
 
 // runLlamaCompare alternates the training graph's forward with llama.cpp's (Context.Score: prompt
 // decoded, then the completion, logits of the same scored rows) on the same tokens and threads.
-func runLlamaCompare(res *bench.Result, ec engineConfig, tm *llama.TrainModel, seqs []llama.TrainSeq, ref []float64, job string) error {
+func runLlamaCompare(
+	res *bench.Result,
+	ec engineConfig,
+	tm *llama.TrainModel,
+	seqs []llama.TrainSeq,
+	ref []float64,
+	job string,
+) error {
 	m, err := llama.LoadModel(ec.model, llama.ModelOptions{})
 	if err != nil {
 		return fmt.Errorf("llama.cpp: %w", err)
 	}
 	defer m.Close()
 	n := len(seqs[0].Tokens)
-	lc, err := llama.NewContext(m, llama.ContextOptions{NCtx: (n + 255) / 256 * 256, NBatch: 512, NSeq: 2, Threads: ec.threads})
+	lc, err := llama.NewContext(
+		m,
+		llama.ContextOptions{NCtx: (n + 255) / 256 * 256, NBatch: 512, NSeq: 2, Threads: ec.threads},
+	)
 	if err != nil {
 		return fmt.Errorf("llama.cpp: %w", err)
 	}
 	defer lc.Close()
-	req := []llama.ScoreRequest{{Prompt: seqs[0].Tokens[:seqs[0].PromptLen], Completions: [][]llama.Token{seqs[0].Tokens[seqs[0].PromptLen:]}}}
+	req := []llama.ScoreRequest{
+		{Prompt: seqs[0].Tokens[:seqs[0].PromptLen], Completions: [][]llama.Token{seqs[0].Tokens[seqs[0].PromptLen:]}},
+	}
 	bg := context.Background()
 	if _, err := lc.Score(bg, req); err != nil { // warm-up
 		return fmt.Errorf("llama.cpp warm-up: %w", err)
@@ -336,13 +479,29 @@ func runLlamaCompare(res *bench.Result, ec engineConfig, tm *llama.TrainModel, s
 				rel = max(rel, math.Abs(v-ref[i])/math.Abs(ref[i]))
 			}
 		}
-		fmt.Fprintf(os.Stderr, "train: %s rep %d: training-graph forward %.2f s, llama.cpp forward %.2f s, load %.2f\n", job, r+1, tOurs, tTheirs, load)
+		fmt.Fprintf(
+			os.Stderr,
+			"train: %s rep %d: training-graph forward %.2f s, llama.cpp forward %.2f s, load %.2f\n",
+			job,
+			r+1,
+			tOurs,
+			tTheirs,
+			load,
+		)
 	}
-	res.Metrics = append(res.Metrics,
+	res.Metrics = append(
+		res.Metrics,
 		bench.NewMetric(job+"-vs-llama.cpp/training graph forward", "tokens/s", true, ours.samples, ours.loads),
 		bench.NewMetric(job+"-vs-llama.cpp/llama.cpp forward", "tokens/s", true, theirs.samples, theirs.loads),
-		bench.NewMetric(job+"-vs-llama.cpp/training graph forward CPU time", "CPU s", false, cOurs.samples, cOurs.loads),
-		bench.NewMetric(job+"-vs-llama.cpp/llama.cpp forward CPU time", "CPU s", false, cTheirs.samples, cTheirs.loads))
+		bench.NewMetric(
+			job+"-vs-llama.cpp/training graph forward CPU time",
+			"CPU s",
+			false,
+			cOurs.samples,
+			cOurs.loads,
+		),
+		bench.NewMetric(job+"-vs-llama.cpp/llama.cpp forward CPU time", "CPU s", false, cTheirs.samples, cTheirs.loads),
+	)
 	for _, q := range [][3]string{
 		{job + " training-graph forward speed / llama.cpp forward speed", job + "-vs-llama.cpp/training graph forward", job + "-vs-llama.cpp/llama.cpp forward"},
 		{job + " llama.cpp CPU / training-graph CPU (speed ratio by CPU time)", job + "-vs-llama.cpp/llama.cpp forward CPU time", job + "-vs-llama.cpp/training graph forward CPU time"},
@@ -353,12 +512,28 @@ func runLlamaCompare(res *bench.Result, ec engineConfig, tm *llama.TrainModel, s
 		}
 		res.Ratios = append(res.Ratios, ratio)
 	}
-	res.Config["llama.cpp forward"] = fmt.Sprintf("llama.Context.Score (prompt %d decoded, then the %d completion tokens; logits of the same %d rows), n_ctx %d, n_batch 512, F32 KV cache, same threads; runs alternate with the training graph's",
-		seqs[0].PromptLen, n-seqs[0].PromptLen, n-seqs[0].PromptLen, (n+255)/256*256)
+	res.Config["llama.cpp forward"] = fmt.Sprintf(
+		"llama.Context.Score (prompt %d decoded, then the %d completion tokens; logits of the same %d rows), n_ctx %d, n_batch 512, F32 KV cache, same threads; runs alternate with the training graph's",
+		seqs[0].PromptLen,
+		n-seqs[0].PromptLen,
+		n-seqs[0].PromptLen,
+		(n+255)/256*256,
+	)
 	lo, hi := 0.0, math.Inf(-1)
 	for _, v := range ref {
 		lo, hi = min(lo, v), max(hi, v)
 	}
-	res.Notes = append(res.Notes, fmt.Sprintf("%s: largest |training-graph log-prob - llama.cpp log-prob| over the %d scored tokens: %.3g (relative %.2g; LoRA B = 0). The random model's token log-probs lie in [%.0f, %.1f]: its logits are huge, so float summation-order differences grow through the layers.", job, len(ref), diff, rel, lo, hi))
+	res.Notes = append(
+		res.Notes,
+		fmt.Sprintf(
+			"%s: largest |training-graph log-prob - llama.cpp log-prob| over the %d scored tokens: %.3g (relative %.2g; LoRA B = 0). The random model's token log-probs lie in [%.0f, %.1f]: its logits are huge, so float summation-order differences grow through the layers.",
+			job,
+			len(ref),
+			diff,
+			rel,
+			lo,
+			hi,
+		),
+	)
 	return nil
 }

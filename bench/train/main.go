@@ -48,14 +48,39 @@ type options struct {
 
 func main() {
 	var o options
-	flag.StringVar(&o.vocab, "vocab", "", "vocabulary-only GGUF with the qwen2 tokenizer (default: the repository's testdata/"+benchmodel.DefaultVocab+")")
-	flag.StringVar(&o.cache, "cache", "bench/.cache", "directory of the generated model (shared with bench/bridge) and temporary run directories")
+	flag.StringVar(
+		&o.vocab,
+		"vocab",
+		"",
+		"vocabulary-only GGUF with the qwen2 tokenizer (default: the repository's testdata/"+benchmodel.DefaultVocab+")",
+	)
+	flag.StringVar(
+		&o.cache,
+		"cache",
+		"bench/.cache",
+		"directory of the generated model (shared with bench/bridge) and temporary run directories",
+	)
 	flag.StringVar(&o.out, "out", "bench/results", "directory for train.json")
 	flag.StringVar(&o.command, "command", "make bench", "command recorded in the result")
 	flag.StringVar(&o.only, "only", "", "comma-separated jobs to run: engine, llama, trainer (default all)")
-	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the run to this file (ggml time shows as cgo)")
-	flag.StringVar(&o.weights, "weights", "q8_0", "type of the generated model's 2-D weights (q8_0 as bench/bridge; f16 and bf16 run in their own type)")
-	flag.IntVar(&o.threads, "threads", 1, "CPU threads of every job (keep at most the number of idle cores: ggml threads spin-wait)")
+	flag.StringVar(
+		&o.cpuprofile,
+		"cpuprofile",
+		"",
+		"write a CPU profile of the run to this file (ggml time shows as cgo)",
+	)
+	flag.StringVar(
+		&o.weights,
+		"weights",
+		"q8_0",
+		"type of the generated model's 2-D weights (q8_0 as bench/bridge; f16 and bf16 run in their own type)",
+	)
+	flag.IntVar(
+		&o.threads,
+		"threads",
+		1,
+		"CPU threads of every job (keep at most the number of idle cores: ggml threads spin-wait)",
+	)
 	flag.IntVar(&o.reps, "reps", 3, "timed runs of each engine and llama.cpp measurement (after one warm-up)")
 	flag.IntVar(&o.prompt, "prompt", 64, "engine: prompt tokens of the sequence")
 	flag.IntVar(&o.complete, "completion", 192, "engine: completion (scored) tokens of the sequence")
@@ -65,7 +90,12 @@ func main() {
 	flag.IntVar(&o.pairComplete, "pair-completion", 96, "trainer: tokens of each completion")
 	flag.StringVar(&o.loss, "loss", "bpo", "trainer: preference loss (align.LossNames)")
 	flag.Uint64Var(&o.seed, "seed", 1, "seed of the token ids and the LoRA init")
-	flag.StringVar(&o.probe, "probe", "", "internal (memory jobs): run one step of TOKENS,CHECKPOINTING on -probe-model in this process and print its peak RSS as JSON")
+	flag.StringVar(
+		&o.probe,
+		"probe",
+		"",
+		"internal (memory jobs): run one step of TOKENS,CHECKPOINTING on -probe-model in this process and print its peak RSS as JSON",
+	)
 	flag.StringVar(&o.probeModel, "probe-model", "", "internal: the model of -probe")
 	spin := flag.Bool("spin", false, "internal: burn one CPU until killed (the competing process of the engine job)")
 	flag.Parse()
@@ -110,7 +140,9 @@ func jobs(only string) (map[string]bool, error) {
 }
 
 func run(o options) error {
-	if o.threads < 1 || o.reps < 1 || o.steps < 1 || o.batch < 1 || o.prompt < 1 || o.complete < 1 || o.pairPrompt < 1 || o.pairComplete < 1 {
+	if o.threads < 1 || o.reps < 1 || o.steps < 1 || o.batch < 1 || o.prompt < 1 || o.complete < 1 ||
+		o.pairPrompt < 1 ||
+		o.pairComplete < 1 {
 		return errors.New("-threads, -reps, -steps, -batch and the token counts must be >= 1")
 	}
 	sel, err := jobs(o.only)
@@ -148,10 +180,23 @@ func run(o options) error {
 		return fmt.Errorf("model: %w", err)
 	}
 	res.Config["model"] = benchmodel.Describe(o.vocab, typ)
-	res.Config["threads"] = strconv.Itoa(o.threads) + " (every job: training graph, llama.cpp forward, reference scoring)"
-	res.Config["runs"] = fmt.Sprintf("%d timed runs per engine / llama.cpp metric after one warm-up, alternating", o.reps)
+	res.Config["threads"] = strconv.Itoa(
+		o.threads,
+	) + " (every job: training graph, llama.cpp forward, reference scoring)"
+	res.Config["runs"] = fmt.Sprintf(
+		"%d timed runs per engine / llama.cpp metric after one warm-up, alternating",
+		o.reps,
+	)
 	if sel["engine"] || sel["llama"] {
-		ec := engineConfig{model: model, weights: typ, threads: o.threads, prompt: o.prompt, complete: o.complete, reps: o.reps, seed: o.seed}
+		ec := engineConfig{
+			model:    model,
+			weights:  typ,
+			threads:  o.threads,
+			prompt:   o.prompt,
+			complete: o.complete,
+			reps:     o.reps,
+			seed:     o.seed,
+		}
 		if err := runEngine(res, ec, sel["engine"], sel["llama"]); err != nil {
 			return err
 		}
@@ -164,8 +209,14 @@ func run(o options) error {
 		}
 	}
 	if sel["memory"] {
-		mc := memoryConfig{model: model, name: "qwen2.5-0.5b-shape " + typ.String(), lengths: []int{256, 512, 1024, 2048},
-			ckpts: []string{"on", "off"}, threads: 2, seed: o.seed}
+		mc := memoryConfig{
+			model:   model,
+			name:    "qwen2.5-0.5b-shape " + typ.String(),
+			lengths: []int{256, 512, 1024, 2048},
+			ckpts:   []string{"on", "off"},
+			threads: 2,
+			seed:    o.seed,
+		}
 		if err := runMemory(res, mc); err != nil {
 			return err
 		}
@@ -181,9 +232,24 @@ func run(o options) error {
 		if err != nil {
 			return fmt.Errorf("8B model: %w", err)
 		}
-		res.Config["memory8b model"] = fmt.Sprintf("llama3 %d layers, embedding %d, ff %d, %d heads, %d KV heads, %s, vocab %s (random weights)",
-			spec.Layers, spec.Embedding, spec.FeedForward, spec.Heads, spec.HeadsKV, spec.Type, llama8BVocab)
-		mc := memoryConfig{model: big, name: "llama3.1-8b-shape " + spec.Type.String(), lengths: []int{1024}, ckpts: []string{"on"}, threads: 2, seed: o.seed}
+		res.Config["memory8b model"] = fmt.Sprintf(
+			"llama3 %d layers, embedding %d, ff %d, %d heads, %d KV heads, %s, vocab %s (random weights)",
+			spec.Layers,
+			spec.Embedding,
+			spec.FeedForward,
+			spec.Heads,
+			spec.HeadsKV,
+			spec.Type,
+			llama8BVocab,
+		)
+		mc := memoryConfig{
+			model:   big,
+			name:    "llama3.1-8b-shape " + spec.Type.String(),
+			lengths: []int{1024},
+			ckpts:   []string{"on"},
+			threads: 2,
+			seed:    o.seed,
+		}
 		if err := runMemory(res, mc); err != nil {
 			return err
 		}

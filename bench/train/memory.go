@@ -62,7 +62,9 @@ func runProbe(model, spec string, threads int, seed uint64) error {
 	prompt := benchmodel.RandomTokensBelow(rng, 64, ordinaryTokens)
 	var seqs []llama.TrainSeq
 	for range 2 {
-		toks := append(append([]llama.Token(nil), prompt...), benchmodel.RandomTokensBelow(rng, tokens-64, ordinaryTokens)...)
+		toks := append(
+			append([]llama.Token(nil), prompt...),
+			benchmodel.RandomTokensBelow(rng, tokens-64, ordinaryTokens)...)
 		seqs = append(seqs, llama.TrainSeq{Tokens: toks, PromptLen: 64})
 	}
 	if ckpt == llama.CheckpointOff {
@@ -76,7 +78,11 @@ func runProbe(model, spec string, threads int, seed uint64) error {
 		}
 		if kept > total/2 {
 			return json.NewEncoder(os.Stdout).Encode(probeResult{Tokens: tokens, Checkpointing: ckpt.String(),
-				Skipped: fmt.Sprintf("would keep about %.1f GiB of activations; the machine has %.1f GiB", float64(kept)/(1<<30), float64(total)/(1<<30))})
+				Skipped: fmt.Sprintf(
+					"would keep about %.1f GiB of activations; the machine has %.1f GiB",
+					float64(kept)/(1<<30),
+					float64(total)/(1<<30),
+				)})
 		}
 	}
 	m1 := now()
@@ -131,18 +137,52 @@ func runMemory(res *bench.Result, mc memoryConfig) error {
 				return err
 			}
 			if r.Skipped != "" {
-				fmt.Fprintf(os.Stderr, "train: %s %d tokens, checkpointing %s: skipped: %s\n", mc.name, n, ck, r.Skipped)
-				res.Notes = append(res.Notes, fmt.Sprintf("%s: %d tokens x 2, checkpointing %s: skipped, it %s.", mc.name, n, ck, r.Skipped))
+				fmt.Fprintf(
+					os.Stderr,
+					"train: %s %d tokens, checkpointing %s: skipped: %s\n",
+					mc.name,
+					n,
+					ck,
+					r.Skipped,
+				)
+				res.Notes = append(
+					res.Notes,
+					fmt.Sprintf("%s: %d tokens x 2, checkpointing %s: skipped, it %s.", mc.name, n, ck, r.Skipped),
+				)
 				continue
 			}
-			fmt.Fprintf(os.Stderr, "train: %s %d tokens, checkpointing %s: peak RSS %.0f MiB, compute %.0f MiB, step %.1f CPU s (%.1f s wall), load %.2f\n",
-				mc.name, n, ck, mib(r.PeakRSS), mib(r.ComputeBytes), r.StepCPU, r.StepWall, load)
+			fmt.Fprintf(
+				os.Stderr,
+				"train: %s %d tokens, checkpointing %s: peak RSS %.0f MiB, compute %.0f MiB, step %.1f CPU s (%.1f s wall), load %.2f\n",
+				mc.name,
+				n,
+				ck,
+				mib(r.PeakRSS),
+				mib(r.ComputeBytes),
+				r.StepCPU,
+				r.StepWall,
+				load,
+			)
 			key := fmt.Sprintf("%s/%d tokens x 2, checkpointing %s", mc.name, n, ck)
 			res.Metrics = append(res.Metrics,
 				bench.NewMetric(key+"/peak RSS", "MiB", false, []float64{mib(r.PeakRSS)}, []float64{load}),
 				bench.NewMetric(key+"/step CPU time", "CPU s", false, []float64{r.StepCPU}, []float64{load}))
-			res.Notes = append(res.Notes, fmt.Sprintf("%s (%d threads): %d tokens x 2, checkpointing %s: peak RSS %.0f MiB (compute buffer %.0f MiB, weights incl. transposes %.0f MiB); load %.1f CPU s; one step %.1f CPU s, %.1f s wall.",
-				mc.name, mc.threads, n, ck, mib(r.PeakRSS), mib(r.ComputeBytes), mib(r.WeightBytes), r.LoadCPU, r.StepCPU, r.StepWall))
+			res.Notes = append(
+				res.Notes,
+				fmt.Sprintf(
+					"%s (%d threads): %d tokens x 2, checkpointing %s: peak RSS %.0f MiB (compute buffer %.0f MiB, weights incl. transposes %.0f MiB); load %.1f CPU s; one step %.1f CPU s, %.1f s wall.",
+					mc.name,
+					mc.threads,
+					n,
+					ck,
+					mib(r.PeakRSS),
+					mib(r.ComputeBytes),
+					mib(r.WeightBytes),
+					r.LoadCPU,
+					r.StepCPU,
+					r.StepWall,
+				),
+			)
 		}
 	}
 	return nil

@@ -61,8 +61,22 @@ func ensureTorch() string {
 
 // runTorch runs torchpeer.py once (its own warm-up, then one timed forward and step).
 func runTorch(script string, ec engineConfig, dtype string) (torchRun, error) {
-	cmd := exec.Command(debianPython, script, "--prompt", strconv.Itoa(ec.prompt), "--completion", strconv.Itoa(ec.complete),
-		"--threads", strconv.Itoa(ec.threads), "--dtype", dtype, "--reps", "1", "--seed", strconv.FormatUint(ec.seed, 10))
+	cmd := exec.Command(
+		debianPython,
+		script,
+		"--prompt",
+		strconv.Itoa(ec.prompt),
+		"--completion",
+		strconv.Itoa(ec.complete),
+		"--threads",
+		strconv.Itoa(ec.threads),
+		"--dtype",
+		dtype,
+		"--reps",
+		"1",
+		"--seed",
+		strconv.FormatUint(ec.seed, 10),
+	)
 	cmd.Env = append(os.Environ(), "LD_LIBRARY_PATH="+openblasOpenMP, "OMP_NUM_THREADS="+strconv.Itoa(ec.threads))
 	cmd.Stderr = os.Stderr
 	out, err := cmd.Output()
@@ -74,7 +88,11 @@ func runTorch(script string, ec engineConfig, dtype string) (torchRun, error) {
 		return torchRun{}, fmt.Errorf("torchpeer.py output %q: %w", out, err)
 	}
 	if len(r.Forward) != 1 || len(r.Step) != 1 {
-		return torchRun{}, fmt.Errorf("torchpeer.py: %d forward and %d step timings, want 1 each", len(r.Forward), len(r.Step))
+		return torchRun{}, fmt.Errorf(
+			"torchpeer.py: %d forward and %d step timings, want 1 each",
+			len(r.Forward),
+			len(r.Step),
+		)
 	}
 	return r, nil
 }
@@ -113,12 +131,28 @@ func contention(res *bench.Result, tm *llama.TrainModel, seqs []llama.TrainSeq, 
 			} else {
 				two.add(wall, load)
 			}
-			fmt.Fprintf(os.Stderr, "train: %s with a competing process, %d thread(s): forward+backward %.2f s wall, load %.2f\n", job, n, wall, load)
+			fmt.Fprintf(
+				os.Stderr,
+				"train: %s with a competing process, %d thread(s): forward+backward %.2f s wall, load %.2f\n",
+				job,
+				n,
+				wall,
+				load,
+			)
 		}
 	}
 	n1, n2 := job+"/forward+backward wall with a competing process, 1 thread", job+"/forward+backward wall with a competing process, 2 threads"
-	res.Metrics = append(res.Metrics, bench.NewMetric(n1, "s", false, one.samples, one.loads), bench.NewMetric(n2, "s", false, two.samples, two.loads))
-	ratio, err := res.NewRatio(job+" with a competing process: 1-thread wall / 2-thread wall (goal >= 1: two threads no slower)", n1, n2, 1)
+	res.Metrics = append(
+		res.Metrics,
+		bench.NewMetric(n1, "s", false, one.samples, one.loads),
+		bench.NewMetric(n2, "s", false, two.samples, two.loads),
+	)
+	ratio, err := res.NewRatio(
+		job+" with a competing process: 1-thread wall / 2-thread wall (goal >= 1: two threads no slower)",
+		n1,
+		n2,
+		1,
+	)
 	if err != nil {
 		return err
 	}

@@ -60,7 +60,10 @@ func compareCommand() *cli.Command {
 				}
 				runs[i] = rs
 			}
-			rows, err := eval.Compare(runs, eval.CompareOptions{BootstrapIters: c.Int("bootstrap"), Seed: c.Uint64("seed")})
+			rows, err := eval.Compare(
+				runs,
+				eval.CompareOptions{BootstrapIters: c.Int("bootstrap"), Seed: c.Uint64("seed")},
+			)
 			if err != nil {
 				return err
 			}

@@ -71,7 +71,10 @@ func dataExportCommand() *cli.Command {
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
-				return fmt.Errorf("data export: expected one set name (see bpo data list; options go before it), got %d arguments", c.NArg())
+				return fmt.Errorf(
+					"data export: expected one set name (see bpo data list; options go before it), got %d arguments",
+					c.NArg(),
+				)
 			}
 			set, err := benchdata.Lookup(c.Args().First())
 			if err != nil {
@@ -109,10 +112,23 @@ func dataMathgenCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.IntFlag{Name: "train", Value: 4000, Usage: "number of train problems"},
 			&cli.IntFlag{Name: "test", Value: 200, Usage: "number of held-out test problems"},
-			&cli.StringFlag{Name: "levels", Value: "1-3", Usage: "difficulty levels (number of steps): N or LO-HI within 1-4"},
-			&cli.IntFlag{Name: "max-value", Value: mathgen.DefaultMaxValue, Usage: "every intermediate and final result is below this (>= 100; smaller numbers make an easier task)"},
+			&cli.StringFlag{
+				Name:  "levels",
+				Value: "1-3",
+				Usage: "difficulty levels (number of steps): N or LO-HI within 1-4",
+			},
+			&cli.IntFlag{
+				Name:  "max-value",
+				Value: mathgen.DefaultMaxValue,
+				Usage: "every intermediate and final result is below this (>= 100; smaller numbers make an easier task)",
+			},
 			&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "random seed"},
-			&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Required: true, Usage: "output folder (created if missing)"},
+			&cli.StringFlag{
+				Name:     "out",
+				Aliases:  []string{"o"},
+				Required: true,
+				Usage:    "output folder (created if missing)",
+			},
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
@@ -123,7 +139,9 @@ func dataMathgenCommand() *cli.Command {
 				return fmt.Errorf("data mathgen: --levels: %w", err)
 			}
 			train, test, err := mathgen.Generate(mathgen.Config{
-				Train: c.Int("train"), Test: c.Int("test"), MinLevel: lo, MaxLevel: hi, MaxValue: c.Int("max-value"), Seed: c.Uint64("seed"),
+				Train: c.Int(
+					"train",
+				), Test: c.Int("test"), MinLevel: lo, MaxLevel: hi, MaxValue: c.Int("max-value"), Seed: c.Uint64("seed"),
 			})
 			if err != nil {
 				return fmt.Errorf("data mathgen: %w", err)
@@ -140,7 +158,15 @@ func dataMathgenCommand() *cli.Command {
 				if err := mathgen.WriteJSONL(path, s.ps); err != nil {
 					return fmt.Errorf("data mathgen: %w", err)
 				}
-				fmt.Fprintf(c.App.Writer, "wrote %s (%d problems, levels %d-%d, seed %d)\n", path, len(s.ps), lo, hi, c.Uint64("seed"))
+				fmt.Fprintf(
+					c.App.Writer,
+					"wrote %s (%d problems, levels %d-%d, seed %d)\n",
+					path,
+					len(s.ps),
+					lo,
+					hi,
+					c.Uint64("seed"),
+				)
 			}
 			return nil
 		},

@@ -20,17 +20,43 @@ import (
 // defaultSplit describes which embedded split is read without --data and --split.
 func generationFlags(defaultN int, defaultTemp float64, defaultSplit string) []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "model", Aliases: []string{"m"}, Required: true, Usage: "GGUF model"},
-		&cli.StringSliceFlag{Name: "adapter", Usage: "LoRA adapter FILE[:SCALE] (repeatable)"},
-		&cli.StringFlag{Name: "benchmark", Aliases: []string{"b"}, Value: "gsm8k", Usage: "benchmark: " + strings.Join(bench.Names(), ", ")},
-		&cli.StringFlag{Name: "data", Aliases: []string{"d"}, Usage: "benchmark JSONL file (default: the public set embedded in bpo, see `bpo data list`)"},
-		&cli.StringFlag{Name: "split", Usage: "split of the embedded set: test or train (default: " + defaultSplit + ")"},
-		&cli.StringFlag{Name: "prompt", Value: bench.FormatBoxed, Usage: "prompt format: " + strings.Join(bench.Formats(), ", ")},
+		modelFlag("GGUF model"),
+		adapterFlag(),
+		&cli.StringFlag{
+			Name:    "benchmark",
+			Aliases: []string{"b"},
+			Value:   "gsm8k",
+			Usage:   "benchmark: " + strings.Join(bench.Names(), ", "),
+		},
+		&cli.StringFlag{
+			Name:    "data",
+			Aliases: []string{"d"},
+			Usage:   "benchmark JSONL file (default: the public set embedded in bpo, see `bpo data list`)",
+		},
+		&cli.StringFlag{
+			Name:  "split",
+			Usage: "split of the embedded set: test or train (default: " + defaultSplit + ")",
+		},
+		&cli.StringFlag{
+			Name:  "prompt",
+			Value: bench.FormatBoxed,
+			Usage: "prompt format: " + strings.Join(bench.Formats(), ", "),
+		},
 		&cli.IntFlag{Name: "shots", Value: 0, Usage: "gsm8k-fewshot: number of shots taken from --shots-data"},
-		&cli.StringFlag{Name: "shots-data", Usage: "gsm8k-fewshot: JSONL file of the shot examples (default: the embedded GSM8K train set)"},
+		&cli.StringFlag{
+			Name:  "shots-data",
+			Usage: "gsm8k-fewshot: JSONL file of the shot examples (default: the embedded GSM8K train set)",
+		},
 		&cli.StringFlag{Name: "prompt-template", Usage: "template format: Go text/template file"},
-		&cli.StringFlag{Name: "template", Usage: "chat template for chat prompts: the model's own (default) or a built-in name (chatml, llama3, ...)"},
-		&cli.StringFlag{Name: "method", Value: string(grader.MethodQwen), Usage: "grading: qwen (Qwen2.5-Math extraction + equivalence), strict (#### N) or flexible (last number)"},
+		&cli.StringFlag{
+			Name:  "template",
+			Usage: "chat template for chat prompts: the model's own (default) or a built-in name (chatml, llama3, ...)",
+		},
+		&cli.StringFlag{
+			Name:  "method",
+			Value: string(grader.MethodQwen),
+			Usage: "grading: qwen (Qwen2.5-Math extraction + equivalence), strict (#### N) or flexible (last number)",
+		},
 		&cli.IntFlag{Name: "limit", Usage: "evaluate at most this many questions"},
 		&cli.StringFlag{Name: "shard", Usage: "i/n: keep questions i, i+n, i+2n, ..."},
 		&cli.StringSliceFlag{Name: "id", Usage: "evaluate only these sample ids (repeatable)"},
@@ -42,7 +68,10 @@ func generationFlags(defaultN int, defaultTemp float64, defaultSplit string) []c
 		&cli.IntFlag{Name: "max-new-tokens", Value: 1024, Usage: "max generated tokens per response"},
 		&cli.StringSliceFlag{Name: "stop", Usage: "extra stop string (repeatable)"},
 		&cli.IntFlag{Name: "parallel", Value: 8, Usage: "sequences decoded in parallel"},
-		&cli.IntFlag{Name: "ctx", Usage: "KV-cache cells shared by the parallel sequences (default: parallel x (longest prompt + max new tokens))"},
+		&cli.IntFlag{
+			Name:  "ctx",
+			Usage: "KV-cache cells shared by the parallel sequences (default: parallel x (longest prompt + max new tokens))",
+		},
 		threadsFlag(),
 	}
 }
@@ -57,7 +86,10 @@ question), RUN_DIR/summary.json and RUN_DIR/summary.md (accuracy with a 95% Wils
 subject/level, maj@k and pass@k for --n > 1, tokens/s). Re-running resumes: finished questions are kept.
 Greedy decoding (the default) gives the same answers whatever --parallel is. Without --data the
 benchmark's test split built into bpo is evaluated (bpo data list shows the sets).`,
-		Flags:  append(generationFlags(1, 0, "test"), &cli.StringFlag{Name: "out", Aliases: []string{"o"}, Required: true, Usage: "run directory"}),
+		Flags: append(
+			generationFlags(1, 0, "test"),
+			&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Required: true, Usage: "run directory"},
+		),
 		Action: runEval,
 	}
 }
@@ -110,8 +142,15 @@ func loadBenchmark(c *cli.Context, preferTrain bool) ([]bench.Sample, error) {
 
 // setupEval loads the model and the selected questions; preferTrain as in loadBenchmark.
 func setupEval(c *cli.Context, preferTrain bool) (*evalSetup, error) {
-	genParams := eval.GenParams{N: c.Int("n"), MaxNewTokens: c.Int("max-new-tokens"), Temperature: c.Float64("temperature"), TopP: c.Float64("top-p"),
-		TopK: c.Int("top-k"), Seed: c.Uint64("seed"), Stop: c.StringSlice("stop")}
+	genParams := eval.GenParams{
+		N:            c.Int("n"),
+		MaxNewTokens: c.Int("max-new-tokens"),
+		Temperature:  c.Float64("temperature"),
+		TopP:         c.Float64("top-p"),
+		TopK:         c.Int("top-k"),
+		Seed:         c.Uint64("seed"),
+		Stop:         c.StringSlice("stop"),
+	}
 	if err := checkGenFlags(genParams, c.Int("parallel")); err != nil {
 		return nil, err
 	}
@@ -129,7 +168,10 @@ func setupEval(c *cli.Context, preferTrain bool) (*evalSetup, error) {
 		return nil, err
 	}
 	if len(samples) == 0 {
-		return nil, fmt.Errorf("--data %s: no questions to evaluate (empty file, or --id/--shard/--limit selected none)", c.String("data"))
+		return nil, fmt.Errorf(
+			"--data %s: no questions to evaluate (empty file, or --id/--shard/--limit selected none)",
+			c.String("data"),
+		)
 	}
 	var shots []bench.Sample
 	if k := c.Int("shots"); k > 0 {
@@ -160,7 +202,12 @@ func setupEval(c *cli.Context, preferTrain bool) (*evalSetup, error) {
 	}
 	parallel := max(1, c.Int("parallel"))
 	maxNew := c.Int("max-new-tokens")
-	gen := &llamagen.Generator{Model: s.model, Template: c.String("template"), Parallel: parallel, DefaultMaxNewTokens: maxNew}
+	gen := &llamagen.Generator{
+		Model:               s.model,
+		Template:            c.String("template"),
+		Parallel:            parallel,
+		DefaultMaxNewTokens: maxNew,
+	}
 	// Every prompt must leave room for an answer within the model's context: checked for the whole
 	// selection before the KV cache is sized (a huge question used to allocate gigabytes first).
 	limit := s.model.Info().ContextLength
@@ -182,7 +229,13 @@ func setupEval(c *cli.Context, preferTrain bool) (*evalSetup, error) {
 		longest = max(longest, len(toks))
 	}
 	if len(tooLong) > 0 {
-		return nil, fmt.Errorf("--data %s: %d question(s) do not fit the model's %d-token context: %s", c.String("data"), len(tooLong), limit, strings.Join(tooLong[:min(len(tooLong), 10)], ", "))
+		return nil, fmt.Errorf(
+			"--data %s: %d question(s) do not fit the model's %d-token context: %s",
+			c.String("data"),
+			len(tooLong),
+			limit,
+			strings.Join(tooLong[:min(len(tooLong), 10)], ", "),
+		)
 	}
 	nctx := c.Int("ctx")
 	if nctx <= 0 {
@@ -196,25 +249,20 @@ func setupEval(c *cli.Context, preferTrain bool) (*evalSetup, error) {
 		return nil, err
 	}
 	gen.Ctx = s.ctx
-	var scales []llama.AdapterScale
-	var names, adapterIDs []string
-	for _, spec := range c.StringSlice("adapter") {
-		path, scale, err := parseAdapterSpec(spec)
-		if err != nil {
-			return nil, err
-		}
-		a, err := llama.LoadAdapter(s.model, path)
-		if err != nil {
-			return nil, err
-		}
-		s.adapters = append(s.adapters, a)
-		scales = append(scales, llama.AdapterScale{Adapter: a, Scale: scale})
-		names = append(names, spec)
+	names := c.StringSlice("adapter")
+	scales, err := loadAdapters(s.model, names)
+	if err != nil {
+		return nil, err
+	}
+	var adapterIDs []string
+	for i, a := range scales {
+		s.adapters = append(s.adapters, a.Adapter)
+		path, _, _ := parseAdapterSpec(names[i]) // loadAdapters accepted it
 		fp, err := eval.FileFingerprint(path)
 		if err != nil {
 			return nil, err
 		}
-		adapterIDs = append(adapterIDs, fmt.Sprintf("scale %g, file %s", scale, fp))
+		adapterIDs = append(adapterIDs, fmt.Sprintf("scale %g, file %s", a.Scale, fp))
 	}
 	modelID, err := eval.FileFingerprint(c.String("model"))
 	if err != nil {

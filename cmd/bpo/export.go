@@ -33,9 +33,17 @@ func exportMergeCommand() *cli.Command {
 			"   bpo export merge --model qwen2.5-math-7b-q8_0.gguf --adapter run/adapter.gguf --out merged.gguf\n" +
 			"   ollama create my-model -f Modelfile   # Modelfile: FROM ./merged.gguf",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "model", Aliases: []string{"m"}, Required: true, Usage: "base GGUF model the adapter was trained on"},
-			&cli.StringFlag{Name: "adapter", Aliases: []string{"a"}, Required: true, Usage: "GGUF LoRA adapter (e.g. RUN/adapter.gguf)"},
-			&cli.StringFlag{Name: "type", Usage: "type of every 2-D weight: f32, f16, bf16, q8_0, q4_0, q4_k, q6_k (default: keep each weight's type)"},
+			modelFlag("base GGUF model the adapter was trained on"),
+			&cli.StringFlag{
+				Name:     "adapter",
+				Aliases:  []string{"a"},
+				Required: true,
+				Usage:    "GGUF LoRA adapter (e.g. RUN/adapter.gguf)",
+			},
+			&cli.StringFlag{
+				Name:  "type",
+				Usage: "type of every 2-D weight: f32, f16, bf16, q8_0, q4_0, q4_k, q6_k (default: keep each weight's type)",
+			},
 			&cli.Float64Flag{Name: "scale", Value: 1, Usage: "adapter scale (1: as trained)"},
 			&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Required: true, Usage: "merged GGUF model to write"},
 		},
@@ -59,7 +67,14 @@ func exportMergeCommand() *cli.Command {
 			if err != nil {
 				return fmt.Errorf("export merge: %w", err)
 			}
-			fmt.Fprintf(c.App.Writer, "merged %d LoRA pairs (rank %d, alpha %g); %d tensors re-typed\n", res.Merged, res.Rank, res.Alpha, res.Retyped)
+			fmt.Fprintf(
+				c.App.Writer,
+				"merged %d LoRA pairs (rank %d, alpha %g); %d tensors re-typed\n",
+				res.Merged,
+				res.Rank,
+				res.Alpha,
+				res.Retyped,
+			)
 			return describeWritten(c, c.String("out"))
 		},
 	}
@@ -75,8 +90,15 @@ func exportPEFTCommand() *cli.Command {
 			"   bpo export peft --model base.gguf --adapter run/adapter.gguf --base-model Qwen/Qwen2.5-Math-7B --out run/peft",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "adapter", Aliases: []string{"a"}, Required: true, Usage: "GGUF LoRA adapter"},
-			&cli.StringFlag{Name: "model", Aliases: []string{"m"}, Usage: "base GGUF model (required for llama-architecture adapters)"},
-			&cli.StringFlag{Name: "base-model", Usage: "base_model_name_or_path for adapter_config.json (default: the adapter's recorded base model)"},
+			&cli.StringFlag{
+				Name:    "model",
+				Aliases: []string{"m"},
+				Usage:   "base GGUF model (required for llama-architecture adapters)",
+			},
+			&cli.StringFlag{
+				Name:  "base-model",
+				Usage: "base_model_name_or_path for adapter_config.json (default: the adapter's recorded base model)",
+			},
 			&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Required: true, Usage: "folder to write"},
 		},
 		Action: func(c *cli.Context) error {
@@ -102,7 +124,14 @@ func exportPEFTCommand() *cli.Command {
 			if err := peft.Export(ad, c.String("out"), opts); err != nil {
 				return fmt.Errorf("export peft: %w", err)
 			}
-			fmt.Fprintf(c.App.Writer, "wrote %s: %d LoRA pairs, rank %d, alpha %g\n", c.String("out"), len(ad.Tensors), ad.Tensors[0].Rank, ad.Alpha)
+			fmt.Fprintf(
+				c.App.Writer,
+				"wrote %s: %d LoRA pairs, rank %d, alpha %g\n",
+				c.String("out"),
+				len(ad.Tensors),
+				ad.Tensors[0].Rank,
+				ad.Alpha,
+			)
 			return nil
 		},
 	}
@@ -117,7 +146,13 @@ func warnOtherBase(c *cli.Context, model, adapter string) {
 		return
 	}
 	if fp, err := align.FileFingerprint(model); err == nil && fp != ai.BaseFingerprint {
-		fmt.Fprintf(c.App.ErrWriter, "warning: %s was trained on %s, and %s is another file (fingerprint differs); merging since the shapes fit\n", adapter, ai.BaseModel, model)
+		fmt.Fprintf(
+			c.App.ErrWriter,
+			"warning: %s was trained on %s, and %s is another file (fingerprint differs); merging since the shapes fit\n",
+			adapter,
+			ai.BaseModel,
+			model,
+		)
 	}
 }
 
@@ -147,7 +182,7 @@ func importCommand() *cli.Command {
 				"reads such a folder directly. Example:\n\n" +
 				"   bpo import peft --model base.gguf --out adapter.gguf ./my-peft-adapter",
 			Flags: []cli.Flag{
-				&cli.StringFlag{Name: "model", Aliases: []string{"m"}, Required: true, Usage: "base GGUF model the adapter is for"},
+				modelFlag("base GGUF model the adapter is for"),
 				&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Required: true, Usage: "GGUF adapter to write"},
 			},
 			Action: func(c *cli.Context) error {
@@ -165,7 +200,14 @@ func importCommand() *cli.Command {
 				if err := llama.WriteAdapterFile(c.String("out"), ad.Arch, ad.Alpha, ad.Tensors, ad.Meta); err != nil {
 					return fmt.Errorf("import peft: %w", err)
 				}
-				fmt.Fprintf(c.App.Writer, "wrote %s: %d LoRA pairs, rank %d, alpha %g\n", c.String("out"), len(ad.Tensors), ad.Tensors[0].Rank, ad.Alpha)
+				fmt.Fprintf(
+					c.App.Writer,
+					"wrote %s: %d LoRA pairs, rank %d, alpha %g\n",
+					c.String("out"),
+					len(ad.Tensors),
+					ad.Tensors[0].Rank,
+					ad.Alpha,
+				)
 				return nil
 			},
 		}},

@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sort"
 
 	"github.com/urfave/cli/v2"
@@ -31,17 +30,28 @@ look alike to the model score high and, trained on, lower the chosen response's 
 --out; every pair's score goes to --scores (default OUT.ches.jsonl). Tokenization (template, EOS,
 truncation) is the one bpo train uses.`,
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "model", Aliases: []string{"m"}, Required: true, Usage: "GGUF model (the one to train)"},
+			modelFlag("GGUF model (the one to train)"),
 			&cli.StringFlag{Name: "data", Aliases: []string{"d"}, Required: true, Usage: "preference JSONL"},
 			&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Required: true, Usage: "JSONL of the kept pairs"},
-			&cli.Float64Flag{Name: "ches", Required: true, Usage: "share of the pairs to keep, in (0, 1]: those with the lowest CHES"},
-			&cli.BoolFlag{Name: "normalized", Usage: "rank by the length-normalized CHES (hidden sums divided by token counts)"},
+			&cli.Float64Flag{
+				Name:     "ches",
+				Required: true,
+				Usage:    "share of the pairs to keep, in (0, 1]: those with the lowest CHES",
+			},
+			&cli.BoolFlag{
+				Name:  "normalized",
+				Usage: "rank by the length-normalized CHES (hidden sums divided by token counts)",
+			},
 			&cli.StringFlag{Name: "scores", Usage: "JSONL of every pair's scores (default OUT.ches.jsonl)"},
 			&cli.StringFlag{Name: "template", Usage: "chat template for conversational prompts (as bpo train)"},
 			&cli.IntFlag{Name: "max-length", Value: 2048, Usage: "max tokens of prompt + completion (as bpo train)"},
 			&cli.IntFlag{Name: "max-prompt-length", Value: 256, Usage: "max prompt tokens (as bpo train)"},
-			&cli.StringFlag{Name: "truncation-mode", Value: "keep_end", Usage: "keep_end, keep_start or error (as bpo train)"},
-			&cli.IntFlag{Name: "threads", Value: runtime.NumCPU(), Usage: "CPU threads"},
+			&cli.StringFlag{
+				Name:  "truncation-mode",
+				Value: "keep_end",
+				Usage: "keep_end, keep_start or error (as bpo train)",
+			},
+			threadsFlag(),
 		},
 		Action: runFilter,
 	}
@@ -63,9 +73,6 @@ func runFilter(c *cli.Context) error {
 	if filepath.Clean(outPath) == filepath.Clean(dataPath) {
 		return fmt.Errorf("--out %s would overwrite --data", outPath)
 	}
-	if c.Int("threads") < 1 {
-		return fmt.Errorf("--threads must be >= 1, got %d", c.Int("threads"))
-	}
 	scoresPath := c.String("scores")
 	if scoresPath == "" {
 		scoresPath = outPath + ".ches.jsonl"
@@ -82,7 +89,7 @@ func runFilter(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	trunc := align.Truncation{MaxLength: c.Int("max-length"), MaxPromptLength: c.Int("max-prompt-length"), Mode: c.String("truncation-mode"), KeepLeading: 1}
+	trunc := truncationOf(c)
 	pairs, _, err := align.TokenizePreferences(m, data.Examples, align.PromptTemplate(c.String("template")), trunc)
 	m.Close()
 	if err != nil {
@@ -92,7 +99,7 @@ func runFilter(c *cli.Context) error {
 	for _, p := range pairs {
 		longest = max(longest, len(p.Prompt)+max(len(p.Chosen), len(p.Rejected)))
 	}
-	emb, err := ches.NewEmbedder(c.String("model"), longest, c.Int("threads"))
+	emb, err := ches.NewEmbedder(c.String("model"), longest, threadsOf(c))
 	if err != nil {
 		return err
 	}

@@ -26,23 +26,38 @@ func generateCommand() *cli.Command {
 			"   bpo generate --model testdata/models/stories260K.gguf --prompt \"Once upon a time\" --max-tokens 40 --temperature 0\n" +
 			"   bpo generate --model M.gguf --chat \"What is 2+3?\" --template chatml --n 4 --stop \"<|im_end|>\"",
 		Flags: []cli.Flag{
-			modelFlag(),
+			modelFlag("GGUF model file"),
 			&cli.StringFlag{Name: "prompt", Aliases: []string{"p"}, Usage: "raw prompt text to continue"},
 			&cli.StringFlag{Name: "chat", Usage: "user message, formatted with the chat template"},
 			&cli.StringFlag{Name: "system", Usage: "system message (with --chat)"},
-			&cli.StringFlag{Name: "template", Usage: "chat template: a built-in name (chatml, llama3, ...); default: the model's own"},
-			&cli.IntFlag{Name: "max-tokens", Aliases: []string{"n-predict"}, Value: 128, Usage: "most new tokens per sample"},
+			&cli.StringFlag{
+				Name:  "template",
+				Usage: "chat template: a built-in name (chatml, llama3, ...); default: the model's own",
+			},
+			&cli.IntFlag{
+				Name:    "max-tokens",
+				Aliases: []string{"n-predict"},
+				Value:   128,
+				Usage:   "most new tokens per sample",
+			},
 			&cli.Float64Flag{Name: "temperature", Value: 0.8, Usage: "sampling temperature (0: greedy)"},
 			&cli.IntFlag{Name: "top-k", Value: 40, Usage: "keep the K most likely tokens (0: all)"},
 			&cli.Float64Flag{Name: "top-p", Value: 0.95, Usage: "nucleus sampling threshold (1: off)"},
-			&cli.Float64Flag{Name: "min-p", Value: 0.05, Usage: "drop tokens below MIN_P times the best one's probability (0: off)"},
+			&cli.Float64Flag{
+				Name:  "min-p",
+				Value: 0.05,
+				Usage: "drop tokens below MIN_P times the best one's probability (0: off)",
+			},
 			&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "random seed of the first sample (sample i uses SEED+i)"},
 			&cli.StringSliceFlag{Name: "stop", Usage: "stop when the text contains this string (cut off); repeatable"},
 			&cli.IntFlag{Name: "n", Value: 1, Usage: "number of samples, decoded in parallel"},
 			adapterFlag(),
 			threadsFlag(),
 			&cli.IntFlag{Name: "ctx", Usage: "KV-cache cells (0: enough for all samples at once)"},
-			&cli.BoolFlag{Name: "json", Usage: "print the results as a JSON array of {tokens,text,stop_reason} instead of streaming"},
+			&cli.BoolFlag{
+				Name:  "json",
+				Usage: "print the results as a JSON array of {tokens,text,stop_reason} instead of streaming",
+			},
 		},
 		Action: runGenerate,
 	}
@@ -89,7 +104,12 @@ func runGenerate(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("generate: %w", err)
 	}
-	sampling := llama.Sampling{Temperature: c.Float64("temperature"), TopK: c.Int("top-k"), TopP: c.Float64("top-p"), MinP: c.Float64("min-p")}
+	sampling := llama.Sampling{
+		Temperature: c.Float64("temperature"),
+		TopK:        c.Int("top-k"),
+		TopP:        c.Float64("top-p"),
+		MinP:        c.Float64("min-p"),
+	}
 	if err := sampling.Validate(); err != nil {
 		return fmt.Errorf("generate: %w", err)
 	}
@@ -97,7 +117,12 @@ func runGenerate(c *cli.Context) error {
 	for i := range reqs {
 		s := sampling
 		s.Seed = c.Uint64("seed") + uint64(i)
-		reqs[i] = llama.GenRequest{Prompt: prompt, MaxTokens: c.Int("max-tokens"), Stop: c.StringSlice("stop"), Sampling: s}
+		reqs[i] = llama.GenRequest{
+			Prompt:    prompt,
+			MaxTokens: c.Int("max-tokens"),
+			Stop:      c.StringSlice("stop"),
+			Sampling:  s,
+		}
 	}
 	nCtx := c.Int("ctx")
 	if nCtx <= 0 {
@@ -122,7 +147,15 @@ func runGenerate(c *cli.Context) error {
 		opts.OnDone = func(_ int, res llama.GenResult) { stream.finish(res.Text) }
 	default:
 		opts.OnDone = func(i int, res llama.GenResult) {
-			fmt.Fprintf(out, "=== sample %d (seed %d, %d tokens, stop: %s) ===\n%s\n", i, reqs[i].Sampling.Seed, len(res.Tokens), res.StopReason, res.Text)
+			fmt.Fprintf(
+				out,
+				"=== sample %d (seed %d, %d tokens, stop: %s) ===\n%s\n",
+				i,
+				reqs[i].Sampling.Seed,
+				len(res.Tokens),
+				res.StopReason,
+				res.Text,
+			)
 		}
 	}
 	p := newProgress(0, "generating")

@@ -23,10 +23,28 @@ func gradeCommand() *cli.Command {
 			"The last line on stdout is exactly: accuracy: 0.xxxx (n/N)\n\n" +
 			"   bpo grade --benchmark math500 --in responses.jsonl --out graded.jsonl",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "benchmark", Aliases: []string{"b"}, Required: true, Usage: "benchmark name: " + strings.Join(bench.Names(), ", ")},
-			&cli.StringFlag{Name: "in", Aliases: []string{"i"}, Required: true, Usage: "input JSONL with \"response\" and \"answer\""},
-			&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Usage: "output JSONL (input lines plus \"pred\" and \"correct\"), written atomically"},
-			&cli.StringFlag{Name: "method", Value: string(grader.MethodQwen), Usage: "grading method: qwen, strict, cot-strict or flexible"},
+			&cli.StringFlag{
+				Name:     "benchmark",
+				Aliases:  []string{"b"},
+				Required: true,
+				Usage:    "benchmark name: " + strings.Join(bench.Names(), ", "),
+			},
+			&cli.StringFlag{
+				Name:     "in",
+				Aliases:  []string{"i"},
+				Required: true,
+				Usage:    "input JSONL with \"response\" and \"answer\"",
+			},
+			&cli.StringFlag{
+				Name:    "out",
+				Aliases: []string{"o"},
+				Usage:   "output JSONL (input lines plus \"pred\" and \"correct\"), written atomically",
+			},
+			&cli.StringFlag{
+				Name:  "method",
+				Value: string(grader.MethodQwen),
+				Usage: "grading method: qwen, strict, cot-strict or flexible",
+			},
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {

@@ -5,7 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/bpo-dev/bpo/llama"
@@ -140,11 +141,7 @@ func writeAdapterInfo(w io.Writer, ai llama.AdapterInfo) {
 	if ai.BaseFingerprint != "" {
 		row("fingerprint", ai.BaseFingerprint)
 	}
-	keys := make([]string, 0, len(ai.Meta))
-	for k := range ai.Meta {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
+	keys := slices.Sorted(maps.Keys(ai.Meta))
 	for _, k := range keys {
 		row(k, ai.Meta[k])
 	}

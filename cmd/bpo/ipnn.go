@@ -55,7 +55,13 @@ type datasetDefaults struct {
 func defaultsFor(dataset string, bits int) datasetDefaults {
 	switch dataset {
 	case ipnn.DatasetToyBits:
-		return datasetDefaults{split: strings.TrimSuffix(strings.Repeat("2,", bits), ","), hidden: "64,128,256", init: ipnn.InitUniform03, epochs: 4, batch: 4096}
+		return datasetDefaults{
+			split:  strings.TrimSuffix(strings.Repeat("2,", bits), ","),
+			hidden: "64,128,256",
+			init:   ipnn.InitUniform03,
+			epochs: 4,
+			batch:  4096,
+		}
 	case ipnn.DatasetNumbers:
 		return datasetDefaults{split: "10", hidden: "128,36", init: ipnn.InitTorch, epochs: 10, batch: 8}
 	default:
@@ -79,8 +85,15 @@ func ipnnTrainCommand() *cli.Command {
 			"shared by the images and digit j's label set is tied to the groups of image j.\n" +
 			"Defaults follow the paper: MLP 784-128-36 (ReLU), Adam lr 1e-3, batch 64, 10 epochs, T 5, eps 1e-6.",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "dataset", Value: ipnn.DatasetMNIST, Usage: "mnist | fashion-mnist | toy-bits | mnist-numbers"},
-			&cli.StringFlag{Name: "data", Usage: "directory with the idx files (default: $" + ipnn.DataDirEnv + "/DATASET, else the user cache folder's bpo/data/DATASET)"},
+			&cli.StringFlag{
+				Name:  "dataset",
+				Value: ipnn.DatasetMNIST,
+				Usage: "mnist | fashion-mnist | toy-bits | mnist-numbers",
+			},
+			&cli.StringFlag{
+				Name:  "data",
+				Usage: "directory with the idx files (default: $" + ipnn.DataDirEnv + "/DATASET, else the user cache folder's bpo/data/DATASET)",
+			},
 			&cli.StringFlag{Name: "model", Value: "ipnn", Usage: "ipnn | softmax (baseline on the same backbone)"},
 			&cli.StringFlag{Name: "split", Usage: "group sizes of the output split, e.g. 2,2,5 (default per dataset)"},
 			&cli.StringFlag{Name: "hidden", Usage: "hidden layer widths of the MLP backbone (default per dataset)"},
@@ -88,20 +101,41 @@ func ipnnTrainCommand() *cli.Command {
 			&cli.Float64Flag{Name: "lr", Value: 1e-3, Usage: "Adam learning rate"},
 			&cli.Float64Flag{Name: "weight-decay", Usage: "Adam L2 weight decay (PyTorch weight_decay)"},
 			&cli.IntFlag{Name: "batch", Usage: "mini-batch size (default per dataset)"},
-			&cli.IntFlag{Name: "forget", Value: 5, Usage: "forget number T: observations of the last T mini-batches count"},
+			&cli.IntFlag{
+				Name:  "forget",
+				Value: 5,
+				Usage: "forget number T: observations of the last T mini-batches count",
+			},
 			&cli.Float64Flag{Name: "eps", Value: 1e-6, Usage: "stable number epsilon of P(y|joint)"},
 			&cli.IntFlag{Name: "runs", Value: 1, Usage: "independent runs (seeds seed, seed+1, ...)"},
 			&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "random seed of the first run"},
-			&cli.IntFlag{Name: "first-run", Value: 1, Usage: "number of the first run (extend a setting: --first-run 4 --seed 4)"},
+			&cli.IntFlag{
+				Name:  "first-run",
+				Value: 1,
+				Usage: "number of the first run (extend a setting: --first-run 4 --seed 4)",
+			},
 			&cli.BoolFlag{Name: "independence", Usage: "add the mutual-independence loss over all groups"},
-			&cli.BoolFlag{Name: "ref-clamp", Usage: "store the observation sums clamped at eps after every step, as the authors' code does"},
+			&cli.BoolFlag{
+				Name:  "ref-clamp",
+				Usage: "store the observation sums clamped at eps after every step, as the authors' code does",
+			},
 			&cli.IntFlag{Name: "bits", Value: 12, Usage: "toy-bits: number of bits (2^bits classes)"},
 			&cli.IntFlag{Name: "repeat", Value: 50, Usage: "toy-bits: copies of every number in the training set"},
 			&cli.BoolFlag{Name: "bit-labels", Usage: "toy-bits: multi-degree training with one binary label per group"},
-			&cli.BoolFlag{Name: "signed-bits", Usage: "toy-bits: code input bits as -1/+1 instead of the paper's 0/1 (zero-mean inputs; avoids most stalled runs)"},
+			&cli.BoolFlag{
+				Name:  "signed-bits",
+				Usage: "toy-bits: code input bits as -1/+1 instead of the paper's 0/1 (zero-mean inputs; avoids most stalled runs)",
+			},
 			&cli.IntFlag{Name: "digits", Value: 10, Usage: "mnist-numbers: digit images per number"},
-			&cli.IntFlag{Name: "passes", Value: 1, Usage: "mnist-numbers: groupings of the 60k training images (numbers = passes*60000/digits)"},
-			&cli.BoolFlag{Name: "tie", Usage: "mnist-numbers: one observation P(digit | a) shared by all positions (else one per position)"},
+			&cli.IntFlag{
+				Name:  "passes",
+				Value: 1,
+				Usage: "mnist-numbers: groupings of the 60k training images (numbers = passes*60000/digits)",
+			},
+			&cli.BoolFlag{
+				Name:  "tie",
+				Usage: "mnist-numbers: one observation P(digit | a) shared by all positions (else one per position)",
+			},
 			&cli.IntFlag{Name: "train-limit", Usage: "train on the first N samples only (0: all)"},
 			&cli.StringFlag{Name: "out", Required: true, Usage: "output directory for run-NN.json and run-NN.model"},
 			&cli.BoolFlag{Name: "save-model", Value: true, Usage: "write run-NN.model files"},
@@ -119,9 +153,16 @@ func ipnnTrainCommand() *cli.Command {
 						bar.Finish()
 						fmt.Fprintln(os.Stderr)
 					}
-					bar = progressbar.NewOptions(steps, progressbar.OptionSetWriter(os.Stderr),
-						progressbar.OptionSetDescription(fmt.Sprintf("run %d/%d epoch %d/%d", run+1, e.Runs, epoch+1, e.Epochs)),
-						progressbar.OptionShowCount(), progressbar.OptionThrottle(200e6), progressbar.OptionSetPredictTime(true))
+					bar = progressbar.NewOptions(
+						steps,
+						progressbar.OptionSetWriter(os.Stderr),
+						progressbar.OptionSetDescription(
+							fmt.Sprintf("run %d/%d epoch %d/%d", run+1, e.Runs, epoch+1, e.Epochs),
+						),
+						progressbar.OptionShowCount(),
+						progressbar.OptionThrottle(200e6),
+						progressbar.OptionSetPredictTime(true),
+					)
 					lastRun, lastEpoch = run, epoch
 				}
 				bar.Add(1)
@@ -136,9 +177,22 @@ func ipnnTrainCommand() *cli.Command {
 			for _, r := range res {
 				extra := ""
 				if r.Dataset == ipnn.DatasetNumbers {
-					extra = fmt.Sprintf(", digit accuracy %.2f%%, %d/%d test numbers unseen in training", 100*r.DigitAcc, r.UnseenTest, r.TestSize)
+					extra = fmt.Sprintf(
+						", digit accuracy %.2f%%, %d/%d test numbers unseen in training",
+						100*r.DigitAcc,
+						r.UnseenTest,
+						r.TestSize,
+					)
 				}
-				fmt.Fprintf(c.App.Writer, "run %d: test accuracy %.2f%%%s (train %.1fs, peak RSS %.0f MiB)\n", r.Run, 100*r.Accuracy, extra, r.Stats.TrainSeconds, r.PeakRSSMiB)
+				fmt.Fprintf(
+					c.App.Writer,
+					"run %d: test accuracy %.2f%%%s (train %.1fs, peak RSS %.0f MiB)\n",
+					r.Run,
+					100*r.Accuracy,
+					extra,
+					r.Stats.TrainSeconds,
+					r.PeakRSSMiB,
+				)
 			}
 			if err != nil {
 				return fmt.Errorf("ipnn train: %w", err)
@@ -168,15 +222,27 @@ func experimentFromFlags(c *cli.Context) (*ipnn.Experiment, error) {
 	}
 	e := &ipnn.Experiment{Dataset: dataset, DataDir: c.String("data"), Kind: ipnn.Kind(c.String("model")), Init: d.init,
 		Forget: c.Int("forget"), Eps: c.Float64("eps"), Epochs: pick("epochs", d.epochs), Batch: pick("batch", d.batch),
-		LR: c.Float64("lr"), Seed: c.Uint64("seed"), Runs: c.Int("runs"), FirstRun: c.Int("first-run"), Independence: c.Bool("independence"), RefClamp: c.Bool("ref-clamp"),
-		WeightDecay: c.Float64("weight-decay"), TrainLimit: c.Int("train-limit"), Out: c.String("out"), SaveModels: c.Bool("save-model")}
+		LR: c.Float64(
+			"lr",
+		), Seed: c.Uint64("seed"), Runs: c.Int("runs"), FirstRun: c.Int("first-run"), Independence: c.Bool("independence"), RefClamp: c.Bool("ref-clamp"),
+		WeightDecay: c.Float64(
+			"weight-decay",
+		), TrainLimit: c.Int("train-limit"), Out: c.String("out"), SaveModels: c.Bool("save-model")}
 	var err error
 	if e.Hidden, err = parseInts("hidden", hidden); err != nil {
 		return nil, err
 	}
 	switch dataset {
 	case ipnn.DatasetToyBits:
-		e.Bits, e.Repeat, e.BitLabels, e.SignedBits = c.Int("bits"), c.Int("repeat"), c.Bool("bit-labels"), c.Bool("signed-bits")
+		e.Bits, e.Repeat, e.BitLabels, e.SignedBits = c.Int(
+			"bits",
+		), c.Int(
+			"repeat",
+		), c.Bool(
+			"bit-labels",
+		), c.Bool(
+			"signed-bits",
+		)
 	case ipnn.DatasetNumbers:
 		e.Digits, e.Passes, e.Tie = c.Int("digits"), c.Int("passes"), c.Bool("tie")
 	}
@@ -201,10 +267,20 @@ func ipnnEvalCommand() *cli.Command {
 			"For mnist-numbers pass the training --seed, --digits and --passes: the test numbers are rebuilt from them.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "model", Required: true, Usage: "model file written by `bpo ipnn train`"},
-			&cli.StringFlag{Name: "dataset", Value: ipnn.DatasetMNIST, Usage: "mnist | fashion-mnist | toy-bits | mnist-numbers"},
-			&cli.StringFlag{Name: "data", Usage: "directory with the idx files (default: $" + ipnn.DataDirEnv + "/DATASET, else the user cache folder's bpo/data/DATASET)"},
+			&cli.StringFlag{
+				Name:  "dataset",
+				Value: ipnn.DatasetMNIST,
+				Usage: "mnist | fashion-mnist | toy-bits | mnist-numbers",
+			},
+			&cli.StringFlag{
+				Name:  "data",
+				Usage: "directory with the idx files (default: $" + ipnn.DataDirEnv + "/DATASET, else the user cache folder's bpo/data/DATASET)",
+			},
 			&cli.IntFlag{Name: "bits", Value: 12, Usage: "toy-bits: number of bits"},
-			&cli.BoolFlag{Name: "signed-bits", Usage: "toy-bits: -1/+1 coded bits (implied when the model file records it)"},
+			&cli.BoolFlag{
+				Name:  "signed-bits",
+				Usage: "toy-bits: -1/+1 coded bits (implied when the model file records it)",
+			},
 			&cli.IntFlag{Name: "digits", Value: 10, Usage: "mnist-numbers: digit images per number"},
 			&cli.IntFlag{Name: "passes", Value: 1, Usage: "mnist-numbers: as in training"},
 			&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "mnist-numbers: the training --seed"},
@@ -214,8 +290,18 @@ func ipnnEvalCommand() *cli.Command {
 			if err != nil {
 				return fmt.Errorf("ipnn eval: %w", err)
 			}
-			e := &ipnn.Experiment{Dataset: c.String("dataset"), DataDir: c.String("data"), Bits: c.Int("bits"), Repeat: 1,
-				Digits: c.Int("digits"), Passes: c.Int("passes"), Seed: c.Uint64("seed"), SignedBits: c.Bool("signed-bits") || m.Cfg.SignedInputs}
+			e := &ipnn.Experiment{
+				Dataset: c.String("dataset"),
+				DataDir: c.String("data"),
+				Bits:    c.Int("bits"),
+				Repeat:  1,
+				Digits: c.Int(
+					"digits",
+				),
+				Passes:     c.Int("passes"),
+				Seed:       c.Uint64("seed"),
+				SignedBits: c.Bool("signed-bits") || m.Cfg.SignedInputs,
+			}
 			if e.DataDir, err = ipnn.DataDir(e.Dataset, e.DataDir); err != nil {
 				return fmt.Errorf("ipnn eval: %w", err)
 			}
@@ -224,10 +310,22 @@ func ipnnEvalCommand() *cli.Command {
 				return fmt.Errorf("ipnn eval: %w", err)
 			}
 			if test.Dim != m.InputDim() {
-				return fmt.Errorf("ipnn eval: model expects inputs of width %d, %s has %d", m.InputDim(), test.Name, test.Dim)
+				return fmt.Errorf(
+					"ipnn eval: model expects inputs of width %d, %s has %d",
+					m.InputDim(),
+					test.Name,
+					test.Dim,
+				)
 			}
 			acc, _ := ipnn.Evaluate(m, test, 0)
-			fmt.Fprintf(c.App.Writer, "%s: test accuracy %.2f%% on %d samples (%s)\n", c.String("model"), 100*acc, test.Len(), test.Name)
+			fmt.Fprintf(
+				c.App.Writer,
+				"%s: test accuracy %.2f%% on %d samples (%s)\n",
+				c.String("model"),
+				100*acc,
+				test.Len(),
+				test.Name,
+			)
 			return nil
 		},
 	}
@@ -244,7 +342,10 @@ func ipnnReportCommand() *cli.Command {
 			"in every run, the distinct groupings, and adjusted Rand indices.",
 		Flags: []cli.Flag{
 			&cli.IntFlag{Name: "clusters", Usage: "split group (1-based) to analyse as clusters; 0: none"},
-			&cli.StringFlag{Name: "update", Usage: "regenerate the `<!-- ipnn-report: DIR... -->` blocks of this markdown file in place (directories relative to the file)"},
+			&cli.StringFlag{
+				Name:  "update",
+				Usage: "regenerate the `<!-- ipnn-report: DIR... -->` blocks of this markdown file in place (directories relative to the file)",
+			},
 		},
 		Action: func(c *cli.Context) error {
 			if path := c.String("update"); path != "" {

@@ -35,12 +35,15 @@ func logprobsCommand() *cli.Command {
 			"   bpo logprobs --model testdata/models/stories260K.gguf --text \"Once upon a time\" --json\n" +
 			"   bpo logprobs --model testdata/models/stories260K.gguf --prompt \"Once upon a\" --completion \" time\"",
 		Flags: []cli.Flag{
-			modelFlag(),
+			modelFlag("GGUF model file"),
 			adapterFlag(),
 			&cli.StringFlag{Name: "text", Usage: "text to score (every token after the first)"},
 			&cli.StringFlag{Name: "prompt", Usage: "conditioning prompt (with --completion)"},
 			&cli.StringFlag{Name: "completion", Usage: "completion to score given --prompt"},
-			&cli.BoolFlag{Name: "parse-special", Usage: "turn special-token text such as \"<|im_start|>\" into its single token"},
+			&cli.BoolFlag{
+				Name:  "parse-special",
+				Usage: "turn special-token text such as \"<|im_start|>\" into its single token",
+			},
 			&cli.BoolFlag{Name: "json", Usage: `print {"tokens":[...],"logprobs":[...],"sum":...}`},
 			threadsFlag(),
 		},
@@ -87,7 +90,10 @@ func logprobsCommand() *cli.Command {
 			if err := ctx.SetAdapters(adapters...); err != nil {
 				return fmt.Errorf("logprobs: %w", err)
 			}
-			res, err := ctx.Score(c.Context, []llama.ScoreRequest{{Prompt: prompt, Completions: [][]llama.Token{completion}}})
+			res, err := ctx.Score(
+				c.Context,
+				[]llama.ScoreRequest{{Prompt: prompt, Completions: [][]llama.Token{completion}}},
+			)
 			if err != nil {
 				return fmt.Errorf("logprobs: %w", err)
 			}
@@ -126,7 +132,11 @@ func writeLogprobsTable(w io.Writer, m *llama.Model, out logprobsOutput) error {
 // splitPromptCompletion tokenizes prompt+completion as one text (so that, e.g., SentencePiece does not
 // add a second word-start space before the completion) and splits the tokens where the prompt's own
 // tokenization stops matching. When a token spans the boundary it goes to the completion.
-func splitPromptCompletion(m *llama.Model, prompt, completion string, parseSpecial bool) ([]llama.Token, []llama.Token, error) {
+func splitPromptCompletion(
+	m *llama.Model,
+	prompt, completion string,
+	parseSpecial bool,
+) ([]llama.Token, []llama.Token, error) {
 	full, err := m.Tokenize(prompt+completion, true, parseSpecial)
 	if err != nil {
 		return nil, nil, fmt.Errorf("--prompt/--completion: %w", err)
@@ -140,7 +150,9 @@ func splitPromptCompletion(m *llama.Model, prompt, completion string, parseSpeci
 		k++
 	}
 	if k == 0 {
-		return nil, nil, errors.New("--prompt gives no tokens of its own (empty prompt and the model adds no BOS): give a non-empty prompt")
+		return nil, nil, errors.New(
+			"--prompt gives no tokens of its own (empty prompt and the model adds no BOS): give a non-empty prompt",
+		)
 	}
 	if k == len(full) {
 		return nil, nil, errors.New("--completion gives no tokens: give a non-empty completion")

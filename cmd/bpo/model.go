@@ -34,9 +34,19 @@ func modelRandomCommand() *cli.Command {
 			"   bpo model random --arch qwen2 --vocab-from ggml-vocab-qwen2.gguf \\\n" +
 			"      --layers 24 --embedding 896 --ff 4864 --heads 14 --heads-kv 2 --tied-output --type q8_0 --out qwen2-0.5b-random.gguf",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "arch", Value: "llama", Usage: "llama (Llama-2 style), llama3 (Llama-3.1 rope scaling) or qwen2 (QKV bias)"},
-			&cli.StringFlag{Name: "vocab-from", Usage: "GGUF file whose tokenizer is copied (e.g. ggml-vocab-qwen2.gguf)"},
-			&cli.StringFlag{Name: "vocab", Usage: "built-in tokenizer instead of --vocab-from: \"math\" (the demo's math-task SPM vocabulary, ChatML template)"},
+			&cli.StringFlag{
+				Name:  "arch",
+				Value: "llama",
+				Usage: "llama (Llama-2 style), llama3 (Llama-3.1 rope scaling) or qwen2 (QKV bias)",
+			},
+			&cli.StringFlag{
+				Name:  "vocab-from",
+				Usage: "GGUF file whose tokenizer is copied (e.g. ggml-vocab-qwen2.gguf)",
+			},
+			&cli.StringFlag{
+				Name:  "vocab",
+				Usage: "built-in tokenizer instead of --vocab-from: \"math\" (the demo's math-task SPM vocabulary, ChatML template)",
+			},
 			&cli.IntFlag{Name: "layers", Value: 2, Usage: "transformer blocks"},
 			&cli.IntFlag{Name: "embedding", Value: 64, Usage: "embedding (hidden) size"},
 			&cli.IntFlag{Name: "ff", Value: 128, Usage: "feed-forward hidden size"},
@@ -44,7 +54,10 @@ func modelRandomCommand() *cli.Command {
 			&cli.IntFlag{Name: "heads-kv", Usage: "key/value heads (0: same as --heads)"},
 			&cli.IntFlag{Name: "context-length", Value: 2048, Usage: "training context length written to the metadata"},
 			&cli.StringFlag{Name: "type", Value: "f32", Usage: "weight type: f32, f16, q8_0, q4_0, q4_k, q6_k"},
-			&cli.BoolFlag{Name: "tied-output", Usage: "no output.weight: the output projection reuses token_embd.weight"},
+			&cli.BoolFlag{
+				Name:  "tied-output",
+				Usage: "no output.weight: the output projection reuses token_embd.weight",
+			},
 			&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "seed of the random weights"},
 			&cli.StringFlag{Name: "name", Usage: "general.name (default bpo-random-ARCH)"},
 			&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Usage: "GGUF file to write", Required: true},
@@ -74,7 +87,9 @@ func modelRandomCommand() *cli.Command {
 			case v != "":
 				return fmt.Errorf("model random: --vocab %q, want \"math\" (or use --vocab-from FILE.gguf)", v)
 			case spec.VocabFrom == "":
-				return errors.New("model random: give --vocab-from FILE.gguf (a model or vocabulary-only file with a tokenizer) or --vocab math")
+				return errors.New(
+					"model random: give --vocab-from FILE.gguf (a model or vocabulary-only file with a tokenizer) or --vocab math",
+				)
 			}
 			out := c.String("out")
 			if err := llama.WriteRandomModel(out, spec); err != nil {
@@ -111,7 +126,10 @@ func modelQuantizeCommand() *cli.Command {
 				return fmt.Errorf("model quantize: %w", err)
 			}
 			if outInfo, err := os.Stat(out); err == nil && os.SameFile(inInfo, outInfo) {
-				return fmt.Errorf("model quantize: OUT %s is the input file: give another path (the input would be overwritten)", out)
+				return fmt.Errorf(
+					"model quantize: OUT %s is the input file: give another path (the input would be overwritten)",
+					out,
+				)
 			}
 			if err := llama.QuantizeModel(in, out, typ, threadsOf(c)); err != nil {
 				return fmt.Errorf("model quantize: %w", err)

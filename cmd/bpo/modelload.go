@@ -15,20 +15,29 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-// modelFlag is the --model flag of commands that run a model.
-func modelFlag() *cli.StringFlag {
-	return &cli.StringFlag{Name: "model", Aliases: []string{"m"}, Usage: "GGUF model file", Required: true}
+// modelFlag is the required --model (-m) flag of commands that read a GGUF model; usage says which
+// model it is for this command.
+func modelFlag(usage string) *cli.StringFlag {
+	return &cli.StringFlag{Name: "model", Aliases: []string{"m"}, Usage: usage, Required: true}
 }
 
 // adapterFlag is the repeatable --adapter FILE[:SCALE] flag.
 func adapterFlag() *cli.StringSliceFlag {
-	return &cli.StringSliceFlag{Name: "adapter", Usage: "LoRA adapter GGUF, as FILE or FILE:SCALE (default scale 1); repeat for several"}
+	return &cli.StringSliceFlag{
+		Name:  "adapter",
+		Usage: "LoRA adapter GGUF, as FILE or FILE:SCALE (default scale 1); repeat for several",
+	}
 }
 
 // threadsFlag is the --threads flag; 0 means half the logical CPUs (see defaultThreads).
 func threadsFlag() *cli.IntFlag {
-	return &cli.IntFlag{Name: "threads", Aliases: []string{"t"}, Value: 0, Usage: "CPU threads (0: half the logical CPUs, at least 1; ggml threads spin-wait, so never use more than the idle cores)",
-		Action: func(_ *cli.Context, n int) error { return checkThreads(n, runtime.NumCPU()) }}
+	return &cli.IntFlag{
+		Name:    "threads",
+		Aliases: []string{"t"},
+		Value:   0,
+		Usage:   "CPU threads (0: half the logical CPUs, at least 1; ggml threads spin-wait, so never use more than the idle cores)",
+		Action:  func(_ *cli.Context, n int) error { return checkThreads(n, runtime.NumCPU()) },
+	}
 }
 
 // checkThreads refuses a --threads value outside 0..cpus: ggml's worker threads spin-wait, so more
@@ -84,7 +93,8 @@ func parseAdapterSpec(spec string) (string, float32, error) {
 	return spec, 1, nil
 }
 
-// loadAdapters loads every FILE[:SCALE] spec for model. The adapters are freed with the model.
+// loadAdapters loads every FILE[:SCALE] spec for model (the --adapter values). The adapters are
+// freed with the model; on an error the ones already loaded are closed.
 func loadAdapters(model *llama.Model, specs []string) ([]llama.AdapterScale, error) {
 	var out []llama.AdapterScale
 	for _, spec := range specs {

@@ -54,7 +54,11 @@ func singleProcessOnly(cmd *cli.Command) *cli.Command {
 	action := cmd.Action
 	cmd.Action = func(c *cli.Context) error {
 		if w := worldOf(c); w.Size() > 1 {
-			return fmt.Errorf("bpo %s runs in one process; under mpirun only `bpo train` runs data-parallel (launched here with %d processes)", c.Command.Name, w.Size())
+			return fmt.Errorf(
+				"bpo %s runs in one process; under mpirun only `bpo train` runs data-parallel (launched here with %d processes)",
+				c.Command.Name,
+				w.Size(),
+			)
 		}
 		return action(c)
 	}
@@ -66,7 +70,12 @@ func singleProcessOnly(cmd *cli.Command) *cli.Command {
 func exitJob(w *mpi.World, code int) {
 	if w.Size() > 1 {
 		if code != 0 && code != 130 { // 130: every rank was interrupted after the same step
-			fmt.Fprintf(os.Stderr, "bpo: rank %d of %d failed: aborting the MPI job (the run folder keeps its last checkpoint; relaunch to resume)\n", w.Rank(), w.Size())
+			fmt.Fprintf(
+				os.Stderr,
+				"bpo: rank %d of %d failed: aborting the MPI job (the run folder keeps its last checkpoint; relaunch to resume)\n",
+				w.Rank(),
+				w.Size(),
+			)
 			w.Abort(code)
 		}
 		if err := w.Finalize(); err != nil {

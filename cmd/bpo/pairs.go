@@ -15,9 +15,13 @@ import (
 
 func pairsCommand() *cli.Command {
 	flags := generationFlags(8, 1.0, "train where the benchmark has one, else test")
-	flags = append(flags,
+	flags = append(
+		flags,
 		&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Required: true, Usage: "pairs JSONL file to write"},
-		&cli.StringFlag{Name: "samples-dir", Usage: "run directory for the graded samples (default: OUT.samples/); re-running resumes"},
+		&cli.StringFlag{
+			Name:  "samples-dir",
+			Usage: "run directory for the graded samples (default: OUT.samples/); re-running resumes",
+		},
 		&cli.IntFlag{Name: "per-question", Value: 1, Usage: "pairs per question"},
 	)
 	return &cli.Command{
@@ -86,6 +90,13 @@ func runPairs(c *cli.Context) error {
 		return err
 	}
 	fmt.Printf("pairs: %s\n", st)
-	fmt.Printf("pairs: sample accuracy %.4f (pass@%d %.4f); wrote %d pairs to %s\n", sum.Accuracy, sum.K, sum.PassAtK[fmt.Sprint(sum.K)], len(pairs), out)
+	fmt.Printf(
+		"pairs: sample accuracy %.4f (pass@%d %.4f); wrote %d pairs to %s\n",
+		sum.Accuracy,
+		sum.K,
+		sum.PassAtK[fmt.Sprint(sum.K)],
+		len(pairs),
+		out,
+	)
 	return nil
 }

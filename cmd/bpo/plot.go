@@ -25,7 +25,11 @@ func plotCommand() *cli.Command {
 			"Options go before the run directories.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Value: "rewards.png", Usage: "PNG file to write"},
-			&cli.Float64Flag{Name: "smooth", Value: 0, Usage: "exponential moving average weight in [0, 1) applied to every curve (0: raw values)"},
+			&cli.Float64Flag{
+				Name:  "smooth",
+				Value: 0,
+				Usage: "exponential moving average weight in [0, 1) applied to every curve (0: raw values)",
+			},
 			&cli.IntFlag{Name: "width", Value: 1500, Usage: "image width in pixels"},
 			&cli.IntFlag{Name: "height", Value: 480, Usage: "image height in pixels"},
 		},
@@ -72,8 +76,17 @@ func plotCommand() *cli.Command {
 			}
 			for _, r := range runs {
 				last := r.Steps[len(r.Steps)-1]
-				fmt.Fprintf(c.App.Writer, "%s: %d steps, last step %d: rewards/chosen %.4f rewards/rejected %.4f rewards/margins %.4f dcr_rate %.2f\n",
-					r.Name, len(r.Steps), last.Step, last.RewardsChosen, last.RewardsRejected, last.RewardsMargins, last.DCRRate)
+				fmt.Fprintf(
+					c.App.Writer,
+					"%s: %d steps, last step %d: rewards/chosen %.4f rewards/rejected %.4f rewards/margins %.4f dcr_rate %.2f\n",
+					r.Name,
+					len(r.Steps),
+					last.Step,
+					last.RewardsChosen,
+					last.RewardsRejected,
+					last.RewardsMargins,
+					last.DCRRate,
+				)
 			}
 			fmt.Fprintf(c.App.Writer, "wrote %s\n", out)
 			return nil

@@ -15,9 +15,13 @@ import (
 )
 
 func sftCommand() *cli.Command {
-	flags := append(trainingFlags(1e-4, 8),
+	flags := append(
+		trainingFlags(1e-4, 8),
 		&cli.BoolFlag{Name: "strict", Usage: "stop at the first malformed data line instead of skipping it"},
-		&cli.BoolFlag{Name: "full", Usage: "train every weight (small F32/F16 models) instead of a LoRA adapter; writes RUN_DIR/model.gguf"},
+		&cli.BoolFlag{
+			Name:  "full",
+			Usage: "train every weight (small F32/F16 models) instead of a LoRA adapter; writes RUN_DIR/model.gguf",
+		},
 	)
 	return &cli.Command{
 		Name:      "sft",
@@ -42,7 +46,10 @@ func runSFT(c *cli.Context) error {
 	if c.Bool("full") {
 		for _, f := range []string{"lora-rank", "lora-alpha", "lora-targets"} {
 			if c.IsSet(f) {
-				return fmt.Errorf("sft: --%s has no effect with --full (every weight is trained, no adapter): drop one of them", f)
+				return fmt.Errorf(
+					"sft: --%s has no effect with --full (every weight is trained, no adapter): drop one of them",
+					f,
+				)
 			}
 		}
 	}
@@ -64,7 +71,12 @@ func runSFT(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	seqs, cut, err := align.TokenizeSFT(m, examples, align.PromptTemplate(c.String("template")), capToContext(m, c.Int("max-length")))
+	seqs, cut, err := align.TokenizeSFT(
+		m,
+		examples,
+		align.PromptTemplate(c.String("template")),
+		capToContext(m, c.Int("max-length")),
+	)
 	m.Close()
 	if err != nil {
 		return fmt.Errorf("%s: %w", c.String("data"), err)
@@ -114,7 +126,9 @@ func runSFT(c *cli.Context) error {
 	cfg := align.SFTConfig{
 		RunDir: runDir, Optimizer: adamConfig(c), LR: c.Float64("lr"), Scheduler: c.String("scheduler"),
 		WarmupRatio: c.Float64("warmup-ratio"), MaxGradNorm: c.Float64("max-grad-norm"), BatchSize: c.Int("batch-size"),
-		Epochs: c.Int("epochs"), MaxSteps: c.Int("max-steps"), Seed: c.Uint64("seed"), SaveEvery: c.Int("save-every"), SaveInterval: interval,
+		Epochs: c.Int(
+			"epochs",
+		), MaxSteps: c.Int("max-steps"), Seed: c.Uint64("seed"), SaveEvery: c.Int("save-every"), SaveInterval: interval,
 		Meta: map[string]string{"model": fp, "data": dataHash, "full": fmt.Sprint(full)},
 		Save: save, Load: load,
 		OnStep: func(s align.SFTStep) {
@@ -131,7 +145,11 @@ func runSFT(c *cli.Context) error {
 	bar.Finish()
 	if err != nil {
 		if errors.Is(err, c.Context.Err()) && res != nil {
-			fmt.Fprintf(os.Stderr, "sft: interrupted; checkpoint saved in %s (run the same command to resume)\n", res.Checkpoint)
+			fmt.Fprintf(
+				os.Stderr,
+				"sft: interrupted; checkpoint saved in %s (run the same command to resume)\n",
+				res.Checkpoint,
+			)
 		}
 		return err
 	}
@@ -142,7 +160,14 @@ func runSFT(c *cli.Context) error {
 	if err := copyFileAtomic(filepath.Join(res.Checkpoint, name), filepath.Join(runDir, name)); err != nil {
 		return err
 	}
-	fmt.Printf("sft: %d steps (resumed from %d), last loss %.4f, %s -> %s\n", res.Steps, res.ResumedFrom, res.Last.Loss, res.Elapsed.Round(1e9), filepath.Join(runDir, name))
+	fmt.Printf(
+		"sft: %d steps (resumed from %d), last loss %.4f, %s -> %s\n",
+		res.Steps,
+		res.ResumedFrom,
+		res.Last.Loss,
+		res.Elapsed.Round(1e9),
+		filepath.Join(runDir, name),
+	)
 	return nil
 }
 

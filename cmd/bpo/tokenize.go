@@ -19,10 +19,13 @@ func tokenizeCommand() *cli.Command {
 			"   bpo tokenize --model testdata/models/stories260K.gguf --text \"Once upon a time\"\n" +
 			"   bpo tokenize --model ggml-vocab-qwen2.gguf --parse-special --json --text \"<|im_start|>user\"",
 		Flags: []cli.Flag{
-			modelFlag(),
+			modelFlag("GGUF model file"),
 			&cli.StringFlag{Name: "text", Usage: "text to tokenize", Required: true},
 			&cli.BoolFlag{Name: "no-special", Usage: "do not add BOS/EOS"},
-			&cli.BoolFlag{Name: "parse-special", Usage: "turn special-token text such as \"<|im_start|>\" into its single token"},
+			&cli.BoolFlag{
+				Name:  "parse-special",
+				Usage: "turn special-token text such as \"<|im_start|>\" into its single token",
+			},
 			&cli.BoolFlag{Name: "json", Usage: `print {"tokens":[ids],"pieces":[texts]}`},
 		},
 		Action: func(c *cli.Context) error {

@@ -15,24 +15,42 @@ import (
 )
 
 func trainCommand() *cli.Command {
-	flags := append(trainingFlags(5e-6, 8),
-		&cli.StringFlag{Name: "loss", Value: "bpo", Usage: "preference loss, or a weighted sum NAME[(PARAM=VALUE,...)][:WEIGHT],... (e.g. bpo:1,sft:0.2); losses: " + strings.Join(align.LossNames(), ", ")},
-		&cli.StringFlag{Name: "beta", Usage: "beta (default per loss, 0.1 for the DPO family)"},
-		&cli.StringFlag{Name: "alpha", Usage: "BPO gap adaptor in (0, 1] (default 0.3); RPO NLL weight (default 1)"},
-		&cli.StringFlag{Name: "f", Usage: "BPO loss family: logistic, hinge, square, exponential, truncated-quadratic, savage"},
-		&cli.StringFlag{Name: "label-smoothing", Usage: "DPO/RPO label smoothing in [0, 0.5)"},
-		&cli.StringFlag{Name: "lambda", Usage: "DPOP penalty weight (default 50)"},
-		&cli.StringFlag{Name: "gamma", Usage: "SimPO target margin (default 1)"},
-		&cli.StringFlag{Name: "tau", Usage: "DiscoPOP mixing temperature (default 0.05)"},
-		&cli.StringFlag{Name: "divergence", Usage: "f-divergence of the score-based losses (dpo, hinge, robust, exo_pair, nca_pair, bco_pair, sppo_hard, apo_*, discopop): " + strings.Join(align.Divergences(), ", ")},
-		&cli.StringFlag{Name: "divergence-alpha", Usage: "alpha of --divergence alpha_divergence"},
-		&cli.BoolFlag{Name: "include-prompt", Usage: "ORPO: the NLL term covers the prompt tokens too (as TRL and the ORPO authors' code); default: completion tokens only"},
-		&cli.Float64Flag{Name: "ld-alpha", Usage: "LD-DPO in (0, 1): the tokens beyond the shorter completion's length count alpha times (policy and reference); 0: off"},
-		&cli.BoolFlag{Name: "use-weighting", Usage: "WPO weighting: scale each pair's loss by exp(mean token logp of chosen + of rejected), without gradient"},
-		&cli.Float64Flag{Name: "dcr-threshold", Value: align.DefaultDCRThreshold, Usage: "a chosen reward counts as degraded (dcr_rate) when below -THRESHOLD"},
-		&cli.StringFlag{Name: "dcr-alarm", Usage: "RATE[:STEPS][:warn|stop]: warn, or stop with a checkpoint, when dcr_rate > RATE for STEPS consecutive steps"},
-		&cli.StringFlag{Name: "ref-refresh", Usage: "TR-DPO: hard:N (reference = policy every N steps) or soft:ALPHA:N (reference = ALPHA·policy + (1-ALPHA)·reference)"},
-		&cli.IntFlag{Name: "micro-batch", Usage: "pairs per forward/backward (gradient accumulation); 0: the whole batch"},
+	flags := append(trainingFlags(5e-6, 8), lossParamFlags()...)
+	flags = append(
+		flags,
+		&cli.StringFlag{
+			Name:  "loss",
+			Value: "bpo",
+			Usage: "preference loss, or a weighted sum NAME[(PARAM=VALUE,...)][:WEIGHT],... (e.g. bpo:1,sft:0.2); losses: " + strings.Join(
+				align.LossNames(),
+				", ",
+			),
+		},
+		&cli.Float64Flag{
+			Name:  "ld-alpha",
+			Usage: "LD-DPO in (0, 1): the tokens beyond the shorter completion's length count alpha times (policy and reference); 0: off",
+		},
+		&cli.BoolFlag{
+			Name:  "use-weighting",
+			Usage: "WPO weighting: scale each pair's loss by exp(mean token logp of chosen + of rejected), without gradient",
+		},
+		&cli.Float64Flag{
+			Name:  "dcr-threshold",
+			Value: align.DefaultDCRThreshold,
+			Usage: "a chosen reward counts as degraded (dcr_rate) when below -THRESHOLD",
+		},
+		&cli.StringFlag{
+			Name:  "dcr-alarm",
+			Usage: "RATE[:STEPS][:warn|stop]: warn, or stop with a checkpoint, when dcr_rate > RATE for STEPS consecutive steps",
+		},
+		&cli.StringFlag{
+			Name:  "ref-refresh",
+			Usage: "TR-DPO: hard:N (reference = policy every N steps) or soft:ALPHA:N (reference = ALPHA·policy + (1-ALPHA)·reference)",
+		},
+		&cli.IntFlag{
+			Name:  "micro-batch",
+			Usage: "pairs per forward/backward (gradient accumulation); 0: the whole batch",
+		},
 		&cli.IntFlag{Name: "max-prompt-length", Value: 256, Usage: "max prompt tokens"},
 		&cli.StringFlag{Name: "truncation-mode", Value: "keep_end", Usage: "keep_end, keep_start or error"},
 		&cli.Float64Flag{Name: "eval-split", Usage: "share of the pairs held out for evaluation (0: none)"},
@@ -110,56 +128,13 @@ func runTrain(c *cli.Context) error {
 	if err := os.MkdirAll(runDir, 0o755); err != nil {
 		return err
 	}
-	trunc := align.Truncation{MaxLength: c.Int("max-length"), MaxPromptLength: c.Int("max-prompt-length"), Mode: c.String("truncation-mode"), KeepLeading: 1}
+	trunc := truncationOf(c)
 	tmpl := align.PromptTemplate(c.String("template"))
 
-	// Tokenize and score the reference with llama.cpp (adapter off), cached by model, data and settings.
-	m, err := llama.LoadModel(modelPath, llama.ModelOptions{})
+	prep, err := prepareTraining(c, opts, trainEx, evalEx, trunc, tmpl)
 	if err != nil {
 		return err
 	}
-	trunc.MaxLength = capToContext(m, trunc.MaxLength)
-	trainPairs, cut1, err := align.TokenizePreferences(m, trainEx, tmpl, trunc)
-	if err != nil {
-		m.Close()
-		return fmt.Errorf("%s: %w", dataPath, err)
-	}
-	evalPairs, cut2, err := align.TokenizePreferences(m, evalEx, tmpl, trunc)
-	if err != nil {
-		m.Close()
-		return fmt.Errorf("%s: %w", dataPath, err)
-	}
-	fmt.Fprintf(os.Stderr, "train: %d train / %d eval pairs, %d truncated\n", len(trainPairs), len(evalPairs), cut1+cut2)
-	fp, err := align.FileFingerprint(modelPath)
-	if err != nil {
-		m.Close()
-		return err
-	}
-	dataHash, err := align.FileHash(dataPath)
-	if err != nil {
-		m.Close()
-		return err
-	}
-	var trainRef, evalRef []align.RefLogps
-	if loss.NeedsReference() {
-		settings := fmt.Sprintf("%s|%+v|eval=%v|seed=%d", tmpl, trunc, c.Float64("eval-split"), c.Uint64("seed"))
-		trainRef, err = cachedReference(c, m, trainPairs, align.RefCacheKey(fp, dataHash, settings, "train"), runDir, "train")
-		if err == nil && len(evalPairs) > 0 {
-			evalRef, err = cachedReference(c, m, evalPairs, align.RefCacheKey(fp, dataHash, settings, "eval"), runDir, "eval")
-		}
-		if err == nil && opts.ldAlpha != 0 {
-			// LD-DPO also reads the reference's log-probs of the completions' shared prefixes.
-			err = addSharedReference(c, m, trainPairs, trainRef, align.RefCacheKey(fp, dataHash, settings, "train-shared"), runDir, "train")
-			if err == nil && len(evalPairs) > 0 {
-				err = addSharedReference(c, m, evalPairs, evalRef, align.RefCacheKey(fp, dataHash, settings, "eval-shared"), runDir, "eval")
-			}
-		}
-		if err != nil {
-			m.Close()
-			return err
-		}
-	}
-	m.Close()
 
 	policy, err := align.NewLlamaLoRAPolicy(modelPath, lora, threadsOf(c))
 	if err != nil {
@@ -167,7 +142,12 @@ func runTrain(c *cli.Context) error {
 	}
 	defer policy.Close()
 	policy.Model().SetCheckpointing(ckpt)
-	adapterMeta := map[string]string{"bpo.base_model": filepath.Base(modelPath), llama.KeyAdapterBaseFingerprint: fp, "bpo.loss": loss.Name(), "bpo.loss_params": loss.Params().String()}
+	adapterMeta := map[string]string{
+		"bpo.base_model":                filepath.Base(modelPath),
+		llama.KeyAdapterBaseFingerprint: prep.modelFP,
+		"bpo.loss":                      loss.Name(),
+		"bpo.loss_params":               loss.Params().String(),
+	}
 	if _, composed := loss.(*align.ComposedLoss); composed {
 		adapterMeta["bpo.loss_spec"] = align.LossSpec(loss)
 	}
@@ -180,9 +160,16 @@ func runTrain(c *cli.Context) error {
 		RunDir: runDir, Loss: loss, Optimizer: adamConfig(c), LR: c.Float64("lr"), Scheduler: c.String("scheduler"),
 		WarmupRatio: c.Float64("warmup-ratio"), MaxGradNorm: c.Float64("max-grad-norm"), BatchSize: c.Int("batch-size"),
 		MicroBatch: c.Int("micro-batch"), Epochs: c.Int("epochs"), MaxSteps: c.Int("max-steps"), Seed: c.Uint64("seed"),
-		SaveEvery: c.Int("save-every"), SaveInterval: interval, KeepCheckpoints: c.Int("keep-checkpoints"), EvalEvery: c.Int("eval-every"),
+		SaveEvery: c.Int(
+			"save-every",
+		), SaveInterval: interval, KeepCheckpoints: c.Int("keep-checkpoints"), EvalEvery: c.Int("eval-every"),
 		DCRThreshold: opts.dcrThreshold, DCRAlarm: opts.alarm, RefRefresh: opts.refresh,
-		Meta:        map[string]string{"model": fp, "data": dataHash, "lora_rank": fmt.Sprint(lora.Rank), "lora_alpha": fmt.Sprint(lora.Alpha)},
+		Meta: map[string]string{
+			"model":      prep.modelFP,
+			"data":       prep.dataHash,
+			"lora_rank":  fmt.Sprint(lora.Rank),
+			"lora_alpha": fmt.Sprint(lora.Alpha),
+		},
 		SaveAdapter: func(dir string) error { return policy.SaveAdapter(dir, adapterMeta) },
 		LoadAdapter: policy.LoadAdapter,
 		Comm:        commOf(c),
@@ -191,13 +178,28 @@ func runTrain(c *cli.Context) error {
 				return
 			}
 			if s.Event != "" {
-				fmt.Fprintf(os.Stderr, "\ntrain: step %d: %s (dcr_rate %.2f, rewards/chosen %+.4f)\n", s.Step, eventText(s.Event), s.DCRRate, s.RewardsChosen)
+				fmt.Fprintf(
+					os.Stderr,
+					"\ntrain: step %d: %s (dcr_rate %.2f, rewards/chosen %+.4f)\n",
+					s.Step,
+					eventText(s.Event),
+					s.DCRRate,
+					s.RewardsChosen,
+				)
 			}
-			bar.Describe(fmt.Sprintf("%s loss %.4f margin %+.3f chosen %+.3f", loss.Name(), s.Loss, s.RewardsMargins, s.RewardsChosen))
+			bar.Describe(
+				fmt.Sprintf(
+					"%s loss %.4f margin %+.3f chosen %+.3f",
+					loss.Name(),
+					s.Loss,
+					s.RewardsMargins,
+					s.RewardsChosen,
+				),
+			)
 			bar.Add(1)
 		},
 	}
-	trainer, err := align.NewTrainer(cfg, policy, trainPairs, trainRef, evalPairs, evalRef)
+	trainer, err := align.NewTrainer(cfg, policy, prep.trainPairs, prep.trainRef, prep.evalPairs, prep.evalRef)
 	if err != nil {
 		return err
 	}
@@ -206,7 +208,13 @@ func runTrain(c *cli.Context) error {
 		return err
 	}
 	if w := worldOf(c); w.Size() > 1 {
-		fmt.Fprintf(os.Stderr, "train: rank %d of %d (MPI): micro-batches of %d pairs dealt to the ranks\n", w.Rank(), w.Size(), cmp.Or(c.Int("micro-batch"), c.Int("batch-size")))
+		fmt.Fprintf(
+			os.Stderr,
+			"train: rank %d of %d (MPI): micro-batches of %d pairs dealt to the ranks\n",
+			w.Rank(),
+			w.Size(),
+			cmp.Or(c.Int("micro-batch"), c.Int("batch-size")),
+		)
 		if !isRank0(c) {
 			res, err := trainer.Run(c.Context)
 			if err == nil {
@@ -226,12 +234,21 @@ func runTrain(c *cli.Context) error {
 		if cerr := copyFileAtomic(filepath.Join(res.Checkpoint, align.AdapterFileName), filepath.Join(runDir, align.AdapterFileName)); cerr != nil {
 			return cerr
 		}
-		fmt.Fprintf(os.Stderr, "train: stopped by the DCR alarm; adapter of step %d in %s\n", res.Steps, filepath.Join(runDir, align.AdapterFileName))
+		fmt.Fprintf(
+			os.Stderr,
+			"train: stopped by the DCR alarm; adapter of step %d in %s\n",
+			res.Steps,
+			filepath.Join(runDir, align.AdapterFileName),
+		)
 		return err
 	}
 	if err != nil {
 		if errors.Is(err, c.Context.Err()) && res != nil {
-			fmt.Fprintf(os.Stderr, "train: interrupted; checkpoint saved in %s (run the same command to resume)\n", res.Checkpoint)
+			fmt.Fprintf(
+				os.Stderr,
+				"train: interrupted; checkpoint saved in %s (run the same command to resume)\n",
+				res.Checkpoint,
+			)
 		}
 		return err
 	}
@@ -239,8 +256,16 @@ func runTrain(c *cli.Context) error {
 		return err
 	}
 	l := res.Last
-	fmt.Printf("train: %s, %d steps, loss %.4f, rewards/chosen %+.4f, rewards/rejected %+.4f, margins %+.4f, dcr_rate %.2f\n",
-		loss.Name(), res.Steps, l.Loss, l.RewardsChosen, l.RewardsRejected, l.RewardsMargins, l.DCRRate)
+	fmt.Printf(
+		"train: %s, %d steps, loss %.4f, rewards/chosen %+.4f, rewards/rejected %+.4f, margins %+.4f, dcr_rate %.2f\n",
+		loss.Name(),
+		res.Steps,
+		l.Loss,
+		l.RewardsChosen,
+		l.RewardsRejected,
+		l.RewardsMargins,
+		l.DCRRate,
+	)
 	if len(l.Components) > 0 {
 		fmt.Printf("train: loss components (unweighted):")
 		for _, t := range loss.(*align.ComposedLoss).Components() {
@@ -248,15 +273,26 @@ func runTrain(c *cli.Context) error {
 		}
 		fmt.Println()
 	}
-	fmt.Printf("train: %.3f pairs/s; time in policy forward+backward %s, optimizer %s, checkpoints %s, eval %s\n",
-		res.PairsPerSecond(), res.PolicyTime.Round(1e6), res.OptimTime.Round(1e6), res.SaveTime.Round(1e6), res.EvalTime.Round(1e6))
+	fmt.Printf(
+		"train: %.3f pairs/s; time in policy forward+backward %s, optimizer %s, checkpoints %s, eval %s\n",
+		res.PairsPerSecond(),
+		res.PolicyTime.Round(1e6),
+		res.OptimTime.Round(1e6),
+		res.SaveTime.Round(1e6),
+		res.EvalTime.Round(1e6),
+	)
 	fmt.Printf("train: adapter %s\n", filepath.Join(runDir, align.AdapterFileName))
 	return nil
 }
 
 // cachedReference loads reference log-probs from the cache shared by runs beside runDir, or computes
 // and stores them.
-func cachedReference(c *cli.Context, m *llama.Model, pairs []align.TokenizedPair, key, runDir, split string) ([]align.RefLogps, error) {
+func cachedReference(
+	c *cli.Context,
+	m *llama.Model,
+	pairs []align.TokenizedPair,
+	key, runDir, split string,
+) ([]align.RefLogps, error) {
 	dir := filepath.Join(filepath.Dir(filepath.Clean(runDir)), ".bpo-refcache")
 	path := filepath.Join(dir, key[:24]+".bin")
 	refs, err := align.LoadRefCache(path, key, len(pairs))
@@ -306,7 +342,13 @@ func cachedReference(c *cli.Context, m *llama.Model, pairs []align.TokenizedPair
 
 // addSharedReference fills the shared-prefix sums of refs (LD-DPO) from the reference model, cached
 // like the full sums.
-func addSharedReference(c *cli.Context, m *llama.Model, pairs []align.TokenizedPair, refs []align.RefLogps, key, runDir, split string) error {
+func addSharedReference(
+	c *cli.Context,
+	m *llama.Model,
+	pairs []align.TokenizedPair,
+	refs []align.RefLogps,
+	key, runDir, split string,
+) error {
 	shared, err := cachedReference(c, m, align.SharedPrefixPairs(pairs), key, runDir, split+" shared prefixes")
 	if err != nil {
 		return err
@@ -322,4 +364,69 @@ func boolFloat(b bool) float64 {
 		return 1
 	}
 	return 0
+}
+
+// preparedData are the tokenized pairs of a run and, for losses with a reference, the reference
+// model's log-probs.
+type preparedData struct {
+	trainPairs, evalPairs []align.TokenizedPair
+	trainRef, evalRef     []align.RefLogps
+	modelFP, dataHash     string
+}
+
+// prepareTraining tokenizes the pairs and scores them with the reference (the base model through
+// llama.cpp, adapter off), cached by model, data and settings. The model is closed on return, before
+// the training graph is built.
+func prepareTraining(
+	c *cli.Context,
+	opts trainOptions,
+	trainEx, evalEx []align.PreferenceExample,
+	trunc align.Truncation,
+	tmpl align.PromptTemplate,
+) (preparedData, error) {
+	modelPath, runDir, dataPath := c.String("model"), c.String("out"), c.String("data")
+	m, err := llama.LoadModel(modelPath, llama.ModelOptions{})
+	if err != nil {
+		return preparedData{}, err
+	}
+	defer m.Close()
+	trunc.MaxLength = capToContext(m, trunc.MaxLength)
+	var p preparedData
+	var cut1, cut2 int
+	if p.trainPairs, cut1, err = align.TokenizePreferences(m, trainEx, tmpl, trunc); err != nil {
+		return p, fmt.Errorf("%s: %w", dataPath, err)
+	}
+	if p.evalPairs, cut2, err = align.TokenizePreferences(m, evalEx, tmpl, trunc); err != nil {
+		return p, fmt.Errorf("%s: %w", dataPath, err)
+	}
+	fmt.Fprintf(
+		os.Stderr,
+		"train: %d train / %d eval pairs, %d truncated\n",
+		len(p.trainPairs),
+		len(p.evalPairs),
+		cut1+cut2,
+	)
+	if p.modelFP, err = align.FileFingerprint(modelPath); err != nil {
+		return p, err
+	}
+	if p.dataHash, err = align.FileHash(dataPath); err != nil {
+		return p, err
+	}
+	if !opts.loss.NeedsReference() {
+		return p, nil
+	}
+	settings := fmt.Sprintf("%s|%+v|eval=%v|seed=%d", tmpl, trunc, c.Float64("eval-split"), c.Uint64("seed"))
+	key := func(split string) string { return align.RefCacheKey(p.modelFP, p.dataHash, settings, split) }
+	p.trainRef, err = cachedReference(c, m, p.trainPairs, key("train"), runDir, "train")
+	if err == nil && len(p.evalPairs) > 0 {
+		p.evalRef, err = cachedReference(c, m, p.evalPairs, key("eval"), runDir, "eval")
+	}
+	if err == nil && opts.ldAlpha != 0 {
+		// LD-DPO also reads the reference's log-probs of the completions' shared prefixes.
+		err = addSharedReference(c, m, p.trainPairs, p.trainRef, key("train-shared"), runDir, "train")
+		if err == nil && len(p.evalPairs) > 0 {
+			err = addSharedReference(c, m, p.evalPairs, p.evalRef, key("eval-shared"), runDir, "eval")
+		}
+	}
+	return p, err
 }

@@ -16,15 +16,31 @@ import (
 // Flags shared by `bpo sft` and `bpo train`: model, data, run directory, LoRA and optimizer.
 func trainingFlags(defaultLR float64, defaultBatch int) []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "model", Aliases: []string{"m"}, Required: true, Usage: "base GGUF model"},
+		modelFlag("base GGUF model"),
 		&cli.StringFlag{Name: "data", Aliases: []string{"d"}, Required: true, Usage: "training JSONL file"},
-		&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Required: true, Usage: "run directory (metrics.jsonl, checkpoints, the final adapter); an existing run there is resumed"},
+		&cli.StringFlag{
+			Name:     "out",
+			Aliases:  []string{"o"},
+			Required: true,
+			Usage:    "run directory (metrics.jsonl, checkpoints, the final adapter); an existing run there is resumed",
+		},
 		&cli.IntFlag{Name: "lora-rank", Value: 16, Usage: "LoRA rank r"},
 		&cli.Float64Flag{Name: "lora-alpha", Value: 16, Usage: "LoRA alpha (update scale alpha/r)"},
-		&cli.StringFlag{Name: "lora-targets", Value: strings.Join(align.LoRATargets(), ","), Usage: "comma-separated projections to adapt"},
-		&cli.StringFlag{Name: "init-adapter", Usage: "continue training from this LoRA adapter, a GGUF file or a HuggingFace PEFT folder (its rank and targets are used)"},
+		&cli.StringFlag{
+			Name:  "lora-targets",
+			Value: strings.Join(align.LoRATargets(), ","),
+			Usage: "comma-separated projections to adapt",
+		},
+		&cli.StringFlag{
+			Name:  "init-adapter",
+			Usage: "continue training from this LoRA adapter, a GGUF file or a HuggingFace PEFT folder (its rank and targets are used)",
+		},
 		&cli.Float64Flag{Name: "lr", Value: defaultLR, Usage: "peak learning rate"},
-		&cli.StringFlag{Name: "scheduler", Value: "constant", Usage: "learning-rate schedule: constant, linear or cosine (all with linear warmup)"},
+		&cli.StringFlag{
+			Name:  "scheduler",
+			Value: "constant",
+			Usage: "learning-rate schedule: constant, linear or cosine (all with linear warmup)",
+		},
 		&cli.Float64Flag{Name: "warmup-ratio", Value: 0.03, Usage: "share of the steps used for warmup"},
 		&cli.Float64Flag{Name: "weight-decay", Value: 0, Usage: "AdamW decoupled weight decay"},
 		&cli.Float64Flag{Name: "adam-beta1", Value: 0.9, Usage: "AdamW beta1"},
@@ -36,12 +52,23 @@ func trainingFlags(defaultLR float64, defaultBatch int) []cli.Flag {
 		&cli.IntFlag{Name: "max-steps", Usage: "stop after this many optimizer steps (0: epochs decide)"},
 		&cli.Uint64Flag{Name: "seed", Value: 42, Usage: "seed for LoRA init and data order"},
 		&cli.IntFlag{Name: "save-every", Usage: "checkpoint every N steps (0: at the end and on Ctrl-C)"},
-		&cli.Float64Flag{Name: "save-minutes", Value: 10, Usage: "also checkpoint when this many minutes passed since the last checkpoint, so a kill loses minutes, not the run (0: off)"},
+		&cli.Float64Flag{
+			Name:  "save-minutes",
+			Value: 10,
+			Usage: "also checkpoint when this many minutes passed since the last checkpoint, so a kill loses minutes, not the run (0: off)",
+		},
 		&cli.IntFlag{Name: "max-length", Value: 2048, Usage: "max tokens of prompt + completion"},
-		&cli.StringFlag{Name: "template", Usage: "chat template for conversational prompts: the model's own (default) or a built-in name (chatml, llama3, ...)"},
+		&cli.StringFlag{
+			Name:  "template",
+			Usage: "chat template for conversational prompts: the model's own (default) or a built-in name (chatml, llama3, ...)",
+		},
 		threadsFlag(),
-		&cli.StringFlag{Name: "checkpointing", Value: "auto", Usage: "LoRA training: recompute each block's activations in the backward pass instead of keeping them " +
-			"(on: memory linear in sequence length, about one more forward pass of time; auto: on when keeping them would take more than a quarter of the available memory; off)"},
+		&cli.StringFlag{
+			Name:  "checkpointing",
+			Value: "auto",
+			Usage: "LoRA training: recompute each block's activations in the backward pass instead of keeping them " +
+				"(on: memory linear in sequence length, about one more forward pass of time; auto: on when keeping them would take more than a quarter of the available memory; off)",
+		},
 	}
 }
 
@@ -55,7 +82,12 @@ func checkpointing(c *cli.Context) (llama.Checkpointing, error) {
 }
 
 func adamConfig(c *cli.Context) align.AdamWConfig {
-	return align.AdamWConfig{Beta1: c.Float64("adam-beta1"), Beta2: c.Float64("adam-beta2"), Eps: c.Float64("adam-eps"), WeightDecay: c.Float64("weight-decay")}
+	return align.AdamWConfig{
+		Beta1:       c.Float64("adam-beta1"),
+		Beta2:       c.Float64("adam-beta2"),
+		Eps:         c.Float64("adam-eps"),
+		WeightDecay: c.Float64("weight-decay"),
+	}
 }
 
 // initialLoRA builds the starting adapter: NewLoRA's seeded init, or the tensors of --init-adapter.
@@ -85,7 +117,15 @@ func initialLoRA(c *cli.Context) (*align.LoRA, error) {
 			targets = append(targets, t)
 		}
 	}
-	l, err := align.NewLoRA(align.LoRAConfig{Rank: c.Int("lora-rank"), Alpha: c.Float64("lora-alpha"), Targets: targets, Seed: c.Uint64("seed")}, base)
+	l, err := align.NewLoRA(
+		align.LoRAConfig{
+			Rank:    c.Int("lora-rank"),
+			Alpha:   c.Float64("lora-alpha"),
+			Targets: targets,
+			Seed:    c.Uint64("seed"),
+		},
+		base,
+	)
 	if err != nil {
 		return nil, fmt.Errorf("--lora-*: %w", err)
 	}
@@ -107,7 +147,9 @@ func trainSettings(c *cli.Context) (align.TrainConfig, error) {
 	return align.TrainConfig{Optimizer: adamConfig(c), LR: c.Float64("lr"), Scheduler: c.String("scheduler"),
 		WarmupRatio: c.Float64("warmup-ratio"), MaxGradNorm: c.Float64("max-grad-norm"), BatchSize: c.Int("batch-size"),
 		MicroBatch: c.Int("micro-batch"), Epochs: c.Int("epochs"), MaxSteps: c.Int("max-steps"),
-		SaveEvery: c.Int("save-every"), SaveInterval: interval, KeepCheckpoints: c.Int("keep-checkpoints"), EvalEvery: c.Int("eval-every")}, err
+		SaveEvery: c.Int(
+			"save-every",
+		), SaveInterval: interval, KeepCheckpoints: c.Int("keep-checkpoints"), EvalEvery: c.Int("eval-every")}, err
 }
 
 // capToContext caps a --max-length (0: none) at the model's training context: longer sequences
@@ -121,4 +163,11 @@ func capToContext(m *llama.Model, maxLength int) int {
 		return n
 	}
 	return maxLength
+}
+
+// truncationOf reads --max-length, --max-prompt-length and --truncation-mode, which bpo train and
+// bpo filter share; keep_end never cuts the prompt's first token (BOS).
+func truncationOf(c *cli.Context) align.Truncation {
+	return align.Truncation{MaxLength: c.Int("max-length"), MaxPromptLength: c.Int("max-prompt-length"),
+		Mode: c.String("truncation-mode"), KeepLeading: 1}
 }

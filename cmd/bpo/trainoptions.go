@@ -10,8 +10,23 @@ import (
 	"github.com/bpo-dev/bpo/align"
 )
 
-// lossParamFlags are the flags that set a loss hyper-parameter for every component that uses it.
-var lossParamFlags = []string{"beta", "alpha", "f", "label-smoothing", "lambda", "gamma", "tau", "divergence", "divergence-alpha"}
+// lossParamFlags are the flags that set a loss hyper-parameter for every component that uses it,
+// one per row of align's parameter table: --beta, --label-smoothing, ..., --include-prompt.
+func lossParamFlags() []cli.Flag {
+	var flags []cli.Flag
+	for _, p := range align.LossParamInfos() {
+		name := lossParamFlag(p.Name)
+		if p.Switch {
+			flags = append(flags, &cli.BoolFlag{Name: name, Usage: p.Usage})
+		} else {
+			flags = append(flags, &cli.StringFlag{Name: name, Usage: p.Usage})
+		}
+	}
+	return flags
+}
+
+// lossParamFlag is the flag name of a loss parameter: label_smoothing is --label-smoothing.
+func lossParamFlag(param string) string { return strings.ReplaceAll(param, "_", "-") }
 
 // trainOptions are the preference-specific settings of `bpo train`, all checked before any work.
 type trainOptions struct {
@@ -27,17 +42,20 @@ type trainOptions struct {
 func trainOptionsFromFlags(c *cli.Context) (trainOptions, error) {
 	var o trainOptions
 	var global [][2]string
-	for _, name := range lossParamFlags {
-		if v := c.String(name); v != "" {
-			var probe align.LossParams
-			if err := probe.Set(name, v); err != nil {
-				return o, fmt.Errorf("--%s: %w", name, err)
-			}
-			global = append(global, [2]string{name, v})
+	for _, p := range align.LossParamInfos() {
+		name := lossParamFlag(p.Name)
+		v := c.String(name)
+		if p.Switch {
+			v = map[bool]string{true: "true"}[c.Bool(name)]
 		}
-	}
-	if c.Bool("include-prompt") {
-		global = append(global, [2]string{"include-prompt", "true"})
+		if v == "" {
+			continue
+		}
+		var probe align.LossParams
+		if err := probe.Set(name, v); err != nil {
+			return o, fmt.Errorf("--%s: %w", name, err)
+		}
+		global = append(global, [2]string{name, v})
 	}
 	if _, err := align.ParseLossSpec(c.String("loss")); err != nil {
 		return o, fmt.Errorf("--loss: %w", err)
@@ -46,7 +64,11 @@ func trainOptionsFromFlags(c *cli.Context) (trainOptions, error) {
 	if o.ldAlpha != 0 && !(o.ldAlpha > 0 && o.ldAlpha < 1) {
 		return o, fmt.Errorf("--ld-alpha must be in (0, 1) (0 turns it off), got %v", o.ldAlpha)
 	}
-	loss, err := align.NewLossFromSpecWith(c.String("loss"), global, align.LossOptions{WPO: c.Bool("use-weighting"), LDAlpha: o.ldAlpha})
+	loss, err := align.NewLossFromSpecWith(
+		c.String("loss"),
+		global,
+		align.LossOptions{WPO: c.Bool("use-weighting"), LDAlpha: o.ldAlpha},
+	)
 	if err != nil {
 		// "parameter label_smoothing: no loss in ... uses it" names a flag.
 		if rest, ok := strings.CutPrefix(err.Error(), "parameter "); ok {
@@ -74,7 +96,9 @@ func trainOptionsFromFlags(c *cli.Context) (trainOptions, error) {
 			return o, fmt.Errorf("--ref-refresh: loss %s uses no reference model", loss.Name())
 		}
 		if o.refresh.Mix < 1 && c.String("init-adapter") != "" {
-			return o, fmt.Errorf("--ref-refresh soft: the first reference is the base model, which --init-adapter's weights do not represent; use hard:N")
+			return o, fmt.Errorf(
+				"--ref-refresh soft: the first reference is the base model, which --init-adapter's weights do not represent; use hard:N",
+			)
 		}
 	}
 	return o, nil

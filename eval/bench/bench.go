@@ -6,7 +6,8 @@ package bench
 
 import (
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 )
 
 // Sample is one benchmark question in a benchmark-independent form.
@@ -33,11 +34,7 @@ const (
 
 // Names returns the supported benchmark names, sorted.
 func Names() []string {
-	out := make([]string, 0, len(rowParsers))
-	for k := range rowParsers {
-		out = append(out, k)
-	}
-	sort.Strings(out)
+	out := slices.Sorted(maps.Keys(rowParsers))
 	return out
 }
 

@@ -61,7 +61,12 @@ func (s Set) Data() ([]byte, error) {
 	}
 	data := buf.Bytes()
 	if len(data) != s.Bytes {
-		return nil, fmt.Errorf("embedded set %s: %d bytes after decompression, the manifest says %d", s.Name(), len(data), s.Bytes)
+		return nil, fmt.Errorf(
+			"embedded set %s: %d bytes after decompression, the manifest says %d",
+			s.Name(),
+			len(data),
+			s.Bytes,
+		)
 	}
 	sum := sha256.Sum256(data)
 	if got := hex.EncodeToString(sum[:]); got != s.SHA256 {
@@ -93,7 +98,12 @@ func Find(benchmark, split string) (Set, error) {
 	for i, s := range manifest {
 		names[i] = s.Name()
 	}
-	return Set{}, fmt.Errorf("no embedded evaluation set %s/%s (embedded: %s)", benchmark, split, strings.Join(names, ", "))
+	return Set{}, fmt.Errorf(
+		"no embedded evaluation set %s/%s (embedded: %s)",
+		benchmark,
+		split,
+		strings.Join(names, ", "),
+	)
 }
 
 // Has reports whether benchmark has an embedded split.

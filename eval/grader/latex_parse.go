@@ -159,7 +159,8 @@ func (p *parser) startsFactor() bool {
 	case tokNum, tokLetter:
 		return true
 	case tokCmd:
-		return valueCmds[t.text] || funcs[t.text] != nil || greek[t.text] || t.text == "log" || t.text == "lfloor" || t.text == "lceil"
+		return valueCmds[t.text] || funcs[t.text] != nil || greek[t.text] || t.text == "log" || t.text == "lfloor" ||
+			t.text == "lceil"
 	}
 	return t.text == "(" || t.text == "[" || t.text == "{"
 }

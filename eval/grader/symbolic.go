@@ -1,10 +1,11 @@
 package grader
 
 import (
+	"maps"
 	"math"
 	"math/cmplx"
 	"math/rand/v2"
-	"sort"
+	"slices"
 	"strings"
 )
 
@@ -75,11 +76,7 @@ func exprsAgree(a, b Expr) bool {
 		ry, oky := realValue(y)
 		return okx && oky && isClose(rx, ry)
 	}
-	names := make([]string, 0, len(set))
-	for k := range set {
-		names = append(names, k)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(set))
 	rng := rand.New(rand.NewPCG(20240917, uint64(len(names))))
 	valid := 0
 	for range symbolicPoints {

@@ -43,7 +43,11 @@ func (g *Generator) RenderPrompt(p bench.Prompt) ([]llama.Token, error) {
 
 // Generate implements eval.Generator. Completion j of request r samples with seed
 // eval.SampleSeed(Seed, r.ID, j), so results do not depend on scheduling, batching or resumption.
-func (g *Generator) Generate(ctx context.Context, reqs []eval.GenRequest, onDone func(i int, res eval.GenResult)) error {
+func (g *Generator) Generate(
+	ctx context.Context,
+	reqs []eval.GenRequest,
+	onDone func(i int, res eval.GenResult),
+) error {
 	type origin struct{ req, sample int }
 	var subs []llama.GenRequest
 	var from []origin
@@ -62,16 +66,30 @@ func (g *Generator) Generate(ctx context.Context, reqs []eval.GenRequest, onDone
 		if room := g.Ctx.NCtx() - len(toks); maxNew > room {
 			maxNew = room
 		}
-		results[i] = eval.GenResult{Texts: make([]string, n), Tokens: make([]int, n), StopReasons: make([]string, n), PromptTokens: len(toks)}
+		results[i] = eval.GenResult{
+			Texts:        make([]string, n),
+			Tokens:       make([]int, n),
+			StopReasons:  make([]string, n),
+			PromptTokens: len(toks),
+		}
 		remaining[i] = n
 		if maxNew <= 0 {
-			results[i].Err = fmt.Errorf("%w: prompt of %d tokens fills the %d-token context", llama.ErrContextOverflow, len(toks), g.Ctx.NCtx())
+			results[i].Err = fmt.Errorf(
+				"%w: prompt of %d tokens fills the %d-token context",
+				llama.ErrContextOverflow,
+				len(toks),
+				g.Ctx.NCtx(),
+			)
 			continue
 		}
 		for j := 0; j < n; j++ {
 			subs = append(subs, llama.GenRequest{Prompt: toks, MaxTokens: maxNew, Stop: r.Params.Stop,
-				Sampling: llama.Sampling{Temperature: float64(r.Params.Temperature), TopP: float64(r.Params.TopP), TopK: r.Params.TopK,
-					Seed: eval.SampleSeed(r.Params.Seed, r.ID, j)}})
+				Sampling: llama.Sampling{
+					Temperature: float64(r.Params.Temperature),
+					TopP:        float64(r.Params.TopP),
+					TopK:        r.Params.TopK,
+					Seed:        eval.SampleSeed(r.Params.Seed, r.ID, j),
+				}})
 			from = append(from, origin{i, j})
 		}
 	}
@@ -80,15 +98,19 @@ func (g *Generator) Generate(ctx context.Context, reqs []eval.GenRequest, onDone
 			onDone(i, results[i])
 		}
 	}
-	_, err := g.Ctx.Generate(ctx, subs, llama.GenerateOptions{Parallel: g.Parallel, OnDone: func(k int, res llama.GenResult) {
-		o := from[k]
-		results[o.req].Texts[o.sample] = res.Text
-		results[o.req].Tokens[o.sample] = len(res.Tokens)
-		results[o.req].StopReasons[o.sample] = res.StopReason
-		remaining[o.req]--
-		if remaining[o.req] == 0 {
-			onDone(o.req, results[o.req])
-		}
-	}})
+	_, err := g.Ctx.Generate(
+		ctx,
+		subs,
+		llama.GenerateOptions{Parallel: g.Parallel, OnDone: func(k int, res llama.GenResult) {
+			o := from[k]
+			results[o.req].Texts[o.sample] = res.Text
+			results[o.req].Tokens[o.sample] = len(res.Tokens)
+			results[o.req].StopReasons[o.sample] = res.StopReason
+			remaining[o.req]--
+			if remaining[o.req] == 0 {
+				onDone(o.req, results[o.req])
+			}
+		}},
+	)
 	return err
 }

@@ -8,6 +8,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"sort"
+
+	"gonum.org/v1/gonum/stat/distuv"
 )
 
 // Z95 is the normal quantile of a two-sided 95% interval.
@@ -80,14 +82,7 @@ func McNemarExact(b, c int) float64 {
 	if n == 0 {
 		return 1
 	}
-	m := min(b, c)
-	// sum of C(n,i)/2^n for i <= m, in log space.
-	lg := func(x int) float64 { v, _ := math.Lgamma(float64(x) + 1); return v }
-	total := 0.0
-	for i := 0; i <= m; i++ {
-		total += math.Exp(lg(n) - lg(i) - lg(n-i) - float64(n)*math.Ln2)
-	}
-	return math.Min(1, 2*total)
+	return math.Min(1, 2*distuv.Binomial{N: float64(n), P: 0.5}.CDF(float64(min(b, c))))
 }
 
 // Discordant counts the pairs where exactly one of a[i], b[i] is true.

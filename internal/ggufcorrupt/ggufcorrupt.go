@@ -88,9 +88,19 @@ func Generate(f *llama.GGUFFile, size int64, perKind, flips int, seed uint64) []
 	// Truncation at the start and middle of picked fields, and at evenly spaced points.
 	for _, kind := range kinds {
 		for _, fl := range pick(byKind[kind], 2, false) {
-			out = append(out,
-				Mutation{Name: fmt.Sprintf("cut at start of %s of %q", fl.Kind, fl.Owner), Kind: "truncate", Truncate: fl.Offset},
-				Mutation{Name: fmt.Sprintf("cut inside %s of %q", fl.Kind, fl.Owner), Kind: "truncate", Truncate: fl.Offset + fl.Size/2})
+			out = append(
+				out,
+				Mutation{
+					Name:     fmt.Sprintf("cut at start of %s of %q", fl.Kind, fl.Owner),
+					Kind:     "truncate",
+					Truncate: fl.Offset,
+				},
+				Mutation{
+					Name:     fmt.Sprintf("cut inside %s of %q", fl.Kind, fl.Owner),
+					Kind:     "truncate",
+					Truncate: fl.Offset + fl.Size/2,
+				},
+			)
 		}
 	}
 	for i := int64(1); i < 16; i++ {
@@ -111,7 +121,17 @@ func Generate(f *llama.GGUFFile, size int64, perKind, flips int, seed uint64) []
 		}
 		off := rng.Int64N(span)
 		mask := byte(rng.IntN(255) + 1)
-		out = append(out, Mutation{Name: fmt.Sprintf("flip byte %d by %#x", off, mask), Kind: "flip", Offset: off, Bytes: []byte{mask}, Xor: true, Truncate: -1})
+		out = append(
+			out,
+			Mutation{
+				Name:     fmt.Sprintf("flip byte %d by %#x", off, mask),
+				Kind:     "flip",
+				Offset:   off,
+				Bytes:    []byte{mask},
+				Xor:      true,
+				Truncate: -1,
+			},
+		)
 	}
 	return out
 }
@@ -132,7 +152,16 @@ func pick(fs []llama.GGUFField, n int, keepAll bool) []llama.GGUFField {
 func fieldMutations(f *llama.GGUFFile, fl llama.GGUFField) []Mutation {
 	var out []Mutation
 	add := func(name string, b []byte) {
-		out = append(out, Mutation{Name: fmt.Sprintf("%s of %q = %s", fl.Kind, fl.Owner, name), Kind: fl.Kind, Offset: fl.Offset, Bytes: b, Truncate: -1})
+		out = append(
+			out,
+			Mutation{
+				Name:     fmt.Sprintf("%s of %q = %s", fl.Kind, fl.Owner, name),
+				Kind:     fl.Kind,
+				Offset:   fl.Offset,
+				Bytes:    b,
+				Truncate: -1,
+			},
+		)
 	}
 	isFloat := false
 	switch f.KV[fl.Owner].(type) {

@@ -71,7 +71,11 @@ func Init() (*World, error) {
 		return nil, err
 	}
 	if provided < C.MPI_THREAD_SERIALIZED {
-		return nil, fmt.Errorf("mpi: init: the MPI library gives thread level %d, bpo needs MPI_THREAD_SERIALIZED (%d)", int(provided), int(C.MPI_THREAD_SERIALIZED))
+		return nil, fmt.Errorf(
+			"mpi: init: the MPI library gives thread level %d, bpo needs MPI_THREAD_SERIALIZED (%d)",
+			int(provided),
+			int(C.MPI_THREAD_SERIALIZED),
+		)
 	}
 	if err := check("set error handler", C.bpo_mpi_errors_return()); err != nil {
 		return nil, err
@@ -110,7 +114,14 @@ func (w *World) AllgatherFloat32(send, recv []float32) error {
 	if err := w.checkGather(len(send), len(recv)); err != nil || len(send) == 0 {
 		return err
 	}
-	return check("allgather", C.bpo_mpi_allgather_f32((*C.float)(unsafe.Pointer(&send[0])), C.int(len(send)), (*C.float)(unsafe.Pointer(&recv[0]))))
+	return check(
+		"allgather",
+		C.bpo_mpi_allgather_f32(
+			(*C.float)(unsafe.Pointer(&send[0])),
+			C.int(len(send)),
+			(*C.float)(unsafe.Pointer(&recv[0])),
+		),
+	)
 }
 
 // AllgatherFloat64 gathers every rank's send into recv in rank order (MPI_Allgather).
@@ -118,7 +129,14 @@ func (w *World) AllgatherFloat64(send, recv []float64) error {
 	if err := w.checkGather(len(send), len(recv)); err != nil || len(send) == 0 {
 		return err
 	}
-	return check("allgather", C.bpo_mpi_allgather_f64((*C.double)(unsafe.Pointer(&send[0])), C.int(len(send)), (*C.double)(unsafe.Pointer(&recv[0]))))
+	return check(
+		"allgather",
+		C.bpo_mpi_allgather_f64(
+			(*C.double)(unsafe.Pointer(&send[0])),
+			C.int(len(send)),
+			(*C.double)(unsafe.Pointer(&recv[0])),
+		),
+	)
 }
 
 // Barrier waits until every rank has called it.

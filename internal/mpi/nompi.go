@@ -17,7 +17,10 @@ type World struct{}
 // several is refused: each rank would run the whole job on its own and write the same files.
 func Init() (*World, error) {
 	if n := LaunchedSize(); n > 1 {
-		return nil, fmt.Errorf("mpi: launched as one of %d MPI processes, but this bpo was built without MPI: build it with `make build-mpi` (needs Open MPI: apt-get install openmpi-bin libopenmpi-dev)", n)
+		return nil, fmt.Errorf(
+			"mpi: launched as one of %d MPI processes, but this bpo was built without MPI: build it with `make build-mpi` (needs Open MPI: apt-get install openmpi-bin libopenmpi-dev)",
+			n,
+		)
 	}
 	return &World{}, nil
 }
