@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // ggml's CPU threads wait for each other at a barrier after every operation by spinning, never
@@ -13,19 +14,50 @@ import (
 // makes a step several times slower than with fewer threads. So every compute call uses at most as
 // many threads as there are cores not busy with other work at that moment (at least one).
 
-// idleCores estimates how many cores are not running other work now, from the kernel's count of
-// runnable tasks (/proc/loadavg, 4th field), which includes the calling thread. It returns
-// runtime.NumCPU() when the count cannot be read.
+// idleCores estimates how many cores are not running other programs' work now: the cores minus the
+// kernel's count of runnable tasks (/proc/loadavg, 4th field) that are not this process's own threads
+// (/proc/self/task/*/stat). The count is instantaneous, so the smallest of a few samples 1 ms apart is
+// used. It returns runtime.NumCPU() when the counts cannot be read.
 func idleCores() int {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return runtime.NumCPU()
+	cpus := runtime.NumCPU()
+	best := -1
+	for i := range 3 {
+		if i > 0 {
+			time.Sleep(time.Millisecond)
+		}
+		b, err := os.ReadFile("/proc/loadavg")
+		if err != nil {
+			return cpus
+		}
+		idle := idleCoresOf(string(b), cpus, ownRunnable())
+		best = max(best, idle)
 	}
-	return idleCoresOf(string(b), runtime.NumCPU())
+	return best
 }
 
-// idleCoresOf is idleCores for the contents of /proc/loadavg on a machine of cpus cores.
-func idleCoresOf(loadavg string, cpus int) int {
+// ownRunnable counts this process's threads in state R (running or runnable), at least 1 (the caller).
+func ownRunnable() int {
+	dirs, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		return 1
+	}
+	n := 0
+	for _, d := range dirs {
+		b, err := os.ReadFile("/proc/self/task/" + d.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// The state follows the command name, which is in parentheses and may contain spaces.
+		if i := strings.LastIndexByte(string(b), ')'); i >= 0 && i+2 < len(b) && b[i+2] == 'R' {
+			n++
+		}
+	}
+	return max(n, 1)
+}
+
+// idleCoresOf is idleCores for the contents of /proc/loadavg on a machine of cpus cores, own of the
+// runnable tasks being this process's threads.
+func idleCoresOf(loadavg string, cpus, own int) int {
 	f := strings.Fields(loadavg)
 	if len(f) < 4 {
 		return cpus
@@ -35,7 +67,7 @@ func idleCoresOf(loadavg string, cpus int) int {
 	if !ok || err != nil || r < 1 {
 		return cpus
 	}
-	return max(1, cpus-(r-1))
+	return min(cpus, max(1, cpus-(r-own)))
 }
 
 // computeThreads is the thread count for one compute call when requested threads are asked for.

@@ -101,6 +101,24 @@ func TestTrainGraphMatchesLlamaCpp(t *testing.T) {
 	}
 }
 
+// finiteDifference estimates d objective / d p.Values[j] by central differences with Richardson
+// extrapolation (error O(h^4)), so float32 rounding, not curvature, limits it.
+func finiteDifference(tm *TrainModel, p *TrainParam, j int, objective func() float64) float64 {
+	orig := p.Values[j]
+	central := func(h float32) float64 {
+		p.Values[j] = orig + h
+		tm.UploadParams()
+		up := objective()
+		p.Values[j] = orig - h
+		tm.UploadParams()
+		down := objective()
+		p.Values[j] = orig
+		tm.UploadParams()
+		return (up - down) / (2 * float64(h))
+	}
+	return (4*central(3e-2) - central(6e-2)) / 3
+}
+
 func withEmbd(s RandomModelSpec, e int) RandomModelSpec {
 	s.Embedding, s.FeedForward, s.Heads, s.HeadsKV = e, 2*e, 4, 2
 	return s
@@ -143,23 +161,7 @@ func TestTrainGradientFiniteDifferences(t *testing.T) {
 				t.Fatal(err)
 			}
 			rng := rand.New(rand.NewPCG(9, 9))
-			// derivative estimates the partial derivative by central differences with Richardson
-			// extrapolation (error O(h^4)), so float32 rounding, not curvature, limits it.
-			derivative := func(p *TrainParam, j int) float64 {
-				orig := p.Values[j]
-				central := func(h float32) float64 {
-					p.Values[j] = orig + h
-					tm.UploadParams()
-					up := objective()
-					p.Values[j] = orig - h
-					tm.UploadParams()
-					down := objective()
-					p.Values[j] = orig
-					tm.UploadParams()
-					return (up - down) / (2 * float64(h))
-				}
-				return (4*central(3e-2) - central(6e-2)) / 3
-			}
+			derivative := func(p *TrainParam, j int) float64 { return finiteDifference(tm, p, j, objective) }
 			perParam := 2
 			if m.VocabSize() > 10000 {
 				perParam = 1 // a 152k vocabulary makes each forward slow
@@ -408,19 +410,7 @@ func TestTokenGradient(t *testing.T) {
 	checked := 0
 	for _, p := range tm.Params() {
 		j := rng.IntN(len(p.Values))
-		orig := p.Values[j]
-		central := func(h float32) float64 {
-			p.Values[j] = orig + h
-			tm.UploadParams()
-			up := objective()
-			p.Values[j] = orig - h
-			tm.UploadParams()
-			down := objective()
-			p.Values[j] = orig
-			tm.UploadParams()
-			return (up - down) / (2 * float64(h))
-		}
-		fd := (4*central(3e-2) - central(6e-2)) / 3
+		fd := finiteDifference(tm, p, j, objective)
 		g := float64(p.Grad[j])
 		if math.Abs(fd) < 0.2 && math.Abs(g) < 0.2 {
 			if d := math.Abs(fd - g); d > 2e-3 {
