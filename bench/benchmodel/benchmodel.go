@@ -53,6 +53,19 @@ var Llama8BSpec = llama.RandomModelSpec{
 	ContextLength: 131072, Type: llama.TypeQ4_K, Seed: 1, Name: "bpo-bench-llama3.1-8b-shape",
 }
 
+// Default returns model, or when it is empty the path of the standard benchmark model (Spec with the
+// tokenizer of vocab, or of DefaultVocab when vocab is empty), generated into cache the first time.
+func Default(model, cache, vocab string) (string, error) {
+	if model != "" {
+		return model, nil
+	}
+	v, err := VocabPath(vocab)
+	if err != nil {
+		return "", err
+	}
+	return Ensure(cache, v, Spec.Type)
+}
+
 // Ensure returns the absolute path of the model with weights of type typ and the tokenizer of vocab,
 // generating it into cache the first time (the file name records the spec).
 func Ensure(cache, vocab string, typ llama.GGMLType) (string, error) {

@@ -40,19 +40,12 @@ func main() {
 	out := flag.String("out", "bench/results", "result directory")
 	command := flag.String("command", "make bench", "command recorded in the result")
 	flag.Parse()
-	if *model == "" {
-		vocabPath, err := benchmodel.VocabPath(*vocab)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "evalrun:", err)
-			os.Exit(1)
-		}
-		path, err := benchmodel.Ensure(*cache, vocabPath, benchmodel.Spec.Type)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "evalrun:", err)
-			os.Exit(1)
-		}
-		*model = path
+	path, err := benchmodel.Default(*model, *cache, *vocab)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "evalrun:", err)
+		os.Exit(1)
 	}
+	*model = path
 	if err := run(*model, *data, *questions, *maxNew, *threads, *reps, *out, *command); err != nil {
 		fmt.Fprintln(os.Stderr, "evalrun:", err)
 		os.Exit(1)
