@@ -677,6 +677,9 @@ func (g *GContext) TokenLogProbs(logits, softmax, targets Tensor) Tensor {
 // SoftMax is softmax along dimension 0.
 func (g *GContext) SoftMax(a Tensor) Tensor { return Tensor{C.ggml_soft_max(g.c, a.t)} }
 
+// cpuHasBF16 reports whether the CPU multiplies BF16 natively (AVX-512 BF16) in this build.
+func cpuHasBF16() bool { return C.ggml_cpu_has_avx512_bf16() != 0 }
+
 // SetBytesAt copies raw data into the tensor starting at byte offset.
 func (t Tensor) SetBytesAt(b []byte, offset int64) error {
 	if offset < 0 || offset+int64(len(b)) > t.Bytes() {

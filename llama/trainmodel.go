@@ -317,9 +317,18 @@ func (tm *TrainModel) loadWeights(f *GGUFFile) error {
 		}
 		tm.weights[n] = tm.wctx.NewTensor(typ, t.Shape...).SetName(n)
 	}
+	bf16 := len(transposed) > 0 && cpuHasBF16()
+	if bf16 {
+		var bytes int64
+		for _, n := range transposed {
+			t, _ := f.Tensor(n)
+			bytes += 2 * t.Elements()
+		}
+		bf16 = bytes <= availableMemory()/4
+	}
 	for _, n := range transposed {
 		t, _ := f.Tensor(n)
-		tm.wT[n] = tm.wctx.NewTensor(transposedType(t.Type, t.Shape[1]), t.Shape[1], t.Shape[0]).SetName(n + ".T")
+		tm.wT[n] = tm.wctx.NewTensor(transposedType(t.Type, t.Shape[1], bf16), t.Shape[1], t.Shape[0]).SetName(n + ".T")
 	}
 	var err error
 	if tm.wbuf, err = tm.backend.AllocTensors(tm.wctx); err != nil {

@@ -11,16 +11,21 @@ import (
 // ggml's fast mul_mat computes only when W^T itself is stored, with rows of length out. TrainModel keeps
 // such a transposed copy of every weight the backward passes through, made once at load:
 //   - F32, F16 and BF16 weights are transposed exactly, in their own type;
-//   - a quantized weight is decoded, transposed and re-encoded in its own type when out is a multiple of
-//     the type's block size (else Q8_0, else F32). Re-encoding rounds again, so the input gradient through
-//     a quantized weight is that of a weight within one quantization step of W; the forward pass, and so
-//     every log-prob, uses W itself.
+//   - a quantized weight is decoded, transposed and re-encoded: as BF16 when the CPU multiplies BF16
+//     natively (AVX-512 BF16: about 1.7x faster than Q8_0 here) and all such transposes fit in a quarter
+//     of the available memory, else in its own type when out is a multiple of the type's block size
+//     (else Q8_0, else F32). Re-encoding rounds again, so the input gradient through a quantized weight
+//     is that of a weight within one rounding step of W; the forward pass, and so every log-prob, uses W
+//     itself.
 
-// transposedType is the type in which the transpose of a weight of type typ with out output rows is kept.
-func transposedType(typ GGMLType, out int64) GGMLType {
+// transposedType is the type in which the transpose of a weight of type typ with out output rows is
+// kept; bf16 asks for BF16 transposes of quantized weights.
+func transposedType(typ GGMLType, out int64, bf16 bool) GGMLType {
 	switch {
 	case typ == TypeF32 || typ == TypeF16 || typ == TypeBF16:
 		return typ
+	case bf16:
+		return TypeBF16
 	case out%typ.BlockSize() == 0 && encodable(typ):
 		return typ
 	case out%TypeQ8_0.BlockSize() == 0:
