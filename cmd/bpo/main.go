@@ -66,6 +66,7 @@ func newApp() *cli.App {
 			evalCommand(),
 			pairsCommand(),
 			grpoCommand(),
+			iterateCommand(),
 			gradeCommand(),
 			compareCommand(),
 			ipnnCommand(),
