@@ -62,13 +62,6 @@ func (t *Trainer) trainStepParallel(ctx context.Context, idx []int, ma *MetricsA
 		mbs = append(mbs, idx[lo:min(lo+t.cfg.MicroBatch, len(idx))])
 	}
 	withPrompt, withShared := needsPromptLogps(t.cfg.Loss), needsSharedLogps(t.cfg.Loss)
-	batchOf := func(mIdx []int) []TokenizedPair {
-		batch := make([]TokenizedPair, len(mIdx))
-		for i, j := range mIdx {
-			batch[i] = t.train[j]
-		}
-		return batch
-	}
 	size, rank := t.comm.Size(), t.comm.Rank()
 	for first := 0; first < len(mbs); first += size {
 		// This rank's micro-batch of the round: meta is [status, loss, n, chosen[n], rejected[n]].
@@ -77,24 +70,13 @@ func (t *Trainer) trainStepParallel(ctx context.Context, idx []int, ma *MetricsA
 		var localErr error
 		if k := first + rank; k < len(mbs) {
 			mIdx := mbs[k]
-			batch := batchOf(mIdx)
+			batch := t.pairsAt(mIdx)
 			fwd, lay := extendBatch(batch, withPrompt, withShared)
 			calls := 0
-			lossFn := func(chosen, rejected []float64) (float64, []PairGrad, error) {
+			lossFn := t.microBatchLoss(batch, mIdx, lay, len(fwd), func(_ []PairLogps, l float64, chosen, rejected []float64) {
 				calls++
-				pl, err := lay.logps(batch, t.trainRef, mIdx, chosen, rejected)
-				if err != nil {
-					return 0, nil, err
-				}
-				t0 := time.Now()
-				l, g, err := t.cfg.Loss.Compute(pl)
-				t.result.LossTime += time.Since(t0)
-				if err != nil {
-					return 0, nil, err
-				}
 				meta = append(append([]float64{mbOK, l, float64(len(chosen))}, chosen...), rejected...)
-				return l, lay.grads(g, len(fwd)), nil
-			}
+			})
 			for _, g := range t.microGrads {
 				clear(g)
 			}
@@ -154,7 +136,7 @@ func (t *Trainer) trainStepParallel(ctx context.Context, idx []int, ma *MetricsA
 				)
 			}
 			n := int(m[2])
-			batch := batchOf(mbs[k])
+			batch := t.pairsAt(mbs[k])
 			_, lay := extendBatch(batch, withPrompt, withShared)
 			pl, err := lay.logps(batch, t.trainRef, mbs[k], m[3:3+n], m[3+n:])
 			if err != nil {

@@ -571,25 +571,9 @@ func (t *Trainer) trainStep(ctx context.Context) error {
 	}
 	for lo := 0; t.dp == nil && lo < len(idx); lo += t.cfg.MicroBatch { // one process
 		mIdx := idx[lo:min(lo+t.cfg.MicroBatch, len(idx))]
-		batch := make([]TokenizedPair, len(mIdx))
-		for i, j := range mIdx {
-			batch[i] = t.train[j]
-		}
+		batch := t.pairsAt(mIdx)
 		fwd, lay := extendBatch(batch, withPrompt, withShared)
-		lossFn := func(chosen, rejected []float64) (float64, []PairGrad, error) {
-			pl, err := lay.logps(batch, t.trainRef, mIdx, chosen, rejected)
-			if err != nil {
-				return 0, nil, err
-			}
-			t0 := time.Now()
-			l, g, err := t.cfg.Loss.Compute(pl)
-			t.result.LossTime += time.Since(t0)
-			if err != nil {
-				return 0, nil, err
-			}
-			ma.Add(pl, l)
-			return l, lay.grads(g, len(fwd)), nil
-		}
+		lossFn := t.microBatchLoss(batch, mIdx, lay, len(fwd), func(pl []PairLogps, l float64, _, _ []float64) { ma.Add(pl, l) })
 		for _, g := range t.microGrads {
 			clear(g)
 		}
@@ -763,4 +747,34 @@ func (t *Trainer) prune(latest string) error {
 		cps = cps[1:]
 	}
 	return nil
+}
+
+// pairsAt returns the training pairs at the given indices.
+func (t *Trainer) pairsAt(idx []int) []TokenizedPair {
+	batch := make([]TokenizedPair, len(idx))
+	for i, j := range idx {
+		batch[i] = t.train[j]
+	}
+	return batch
+}
+
+// microBatchLoss is the loss function of one micro-batch (indices mIdx of the training pairs, nFwd
+// sequences forwarded with layout lay): the policy's log-probs become the loss and its gradients;
+// done sees each call's pair log-probs, loss and the raw chosen/rejected log-probs.
+func (t *Trainer) microBatchLoss(batch []TokenizedPair, mIdx []int, lay auxLayout, nFwd int,
+	done func(pl []PairLogps, loss float64, chosen, rejected []float64)) func(chosen, rejected []float64) (float64, []PairGrad, error) {
+	return func(chosen, rejected []float64) (float64, []PairGrad, error) {
+		pl, err := lay.logps(batch, t.trainRef, mIdx, chosen, rejected)
+		if err != nil {
+			return 0, nil, err
+		}
+		t0 := time.Now()
+		l, g, err := t.cfg.Loss.Compute(pl)
+		t.result.LossTime += time.Since(t0)
+		if err != nil {
+			return 0, nil, err
+		}
+		done(pl, l, chosen, rejected)
+		return l, lay.grads(g, nFwd), nil
+	}
 }

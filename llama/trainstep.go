@@ -69,6 +69,7 @@ type stepGraph struct {
 	ctx                            *GContext
 	gr                             *Graph
 	tokens, pos, masks, rows, tgts Tensor
+	chunks                         []chunk  // the attention chunks the graph was built for
 	rowWeight                      Tensor   // backward: dLoss/dlogp of each scored row
 	split                          Tensor   // the first node that reads rowWeight
 	logp                           Tensor   // log-prob of each scored row
@@ -112,7 +113,7 @@ func (tm *TrainModel) buildStep(p *batchPlan, withGrad bool) (*stepGraph, error)
 		return nil, err
 	}
 	g := NewGContext(2*size+64, size, false)
-	sg := &stepGraph{ctx: g}
+	sg := &stepGraph{ctx: g, chunks: chunks}
 	sg.gr = g.NewGraph(size, false)
 	b := &stepBuilder{tm: tm, g: g, gr: sg.gr, sg: sg, p: p, chunks: chunks, grads: map[string]Tensor{}}
 	T, R := int64(len(p.tokens)), int64(len(p.rows))
@@ -498,8 +499,7 @@ func (tm *TrainModel) runStep(p *batchPlan, rowWeights func(logp []float32) ([]f
 	if err := tm.sched.Alloc(sg.gr); err != nil {
 		return nil, fmt.Errorf("%w (sequences of %d tokens x %d: use shorter sequences, fewer pairs per micro-batch, or --checkpointing on)", err, p.L, p.B)
 	}
-	chunks := tm.chunksOf(p)
-	for _, err := range []error{sg.tokens.SetInt32(p.tokens), sg.pos.SetInt32(p.pos), sg.masks.SetFloat32(chunkMasks(chunks)),
+	for _, err := range []error{sg.tokens.SetInt32(p.tokens), sg.pos.SetInt32(p.pos), sg.masks.SetFloat32(chunkMasks(sg.chunks)),
 		sg.rows.SetInt32(p.rows), sg.tgts.SetInt32(p.targets)} {
 		if err != nil {
 			return nil, err
