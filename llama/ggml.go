@@ -106,6 +106,107 @@ static struct ggml_cgraph * bpo_rewrite_out_prod(struct ggml_context * ctx, stru
 	return out;
 }
 
+// bpo_low_rank_f32 is a custom ggml op for products that contract only a LoRA rank:
+// dst [n, T] = a [n, r] b [r, T] (all F32 and contiguous), dst[i, t] = sum_k a[i, k] b[k, t].
+// ggml's mul_mat contracts the contiguous dimension, so with K = r it does one short dot product (and a
+// horizontal sum) per output element; here each k streams a contiguous column of a into accumulators of
+// 4 tokens x 32 outputs, so the work is plain multiply-adds. Tokens are split over the threads.
+typedef float bpo_v16 __attribute__((vector_size(64), aligned(4)));
+
+static void bpo_low_rank_f32(struct ggml_tensor * dst, int ith, int nth, void * userdata) {
+	(void) userdata;
+	const struct ggml_tensor * a = dst->src[0];
+	const struct ggml_tensor * b = dst->src[1];
+	const int64_t n = a->ne[0], r = a->ne[1], T = b->ne[1];
+	const float * A = (const float *) a->data;
+	const float * Bm = (const float *) b->data;
+	float * D = (float *) dst->data;
+	const int64_t blocks = (T + 3) / 4;
+	for (int64_t tb = ith; tb < blocks; tb += nth) {
+		const int64_t t0 = tb * 4;
+		const int64_t nt = T - t0 < 4 ? T - t0 : 4;
+		int64_t i = 0;
+		if (nt == 4) {
+			const float * b0 = Bm + (t0 + 0) * r, * b1 = Bm + (t0 + 1) * r, * b2 = Bm + (t0 + 2) * r, * b3 = Bm + (t0 + 3) * r;
+			for (; i + 32 <= n; i += 32) {
+				bpo_v16 c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0}, c20 = {0}, c21 = {0}, c30 = {0}, c31 = {0};
+				for (int64_t k = 0; k < r; k++) {
+					const bpo_v16 x0 = *(const bpo_v16 *) (A + k * n + i);
+					const bpo_v16 x1 = *(const bpo_v16 *) (A + k * n + i + 16);
+					c00 += x0 * b0[k]; c01 += x1 * b0[k];
+					c10 += x0 * b1[k]; c11 += x1 * b1[k];
+					c20 += x0 * b2[k]; c21 += x1 * b2[k];
+					c30 += x0 * b3[k]; c31 += x1 * b3[k];
+				}
+				*(bpo_v16 *) (D + (t0 + 0) * n + i) = c00; *(bpo_v16 *) (D + (t0 + 0) * n + i + 16) = c01;
+				*(bpo_v16 *) (D + (t0 + 1) * n + i) = c10; *(bpo_v16 *) (D + (t0 + 1) * n + i + 16) = c11;
+				*(bpo_v16 *) (D + (t0 + 2) * n + i) = c20; *(bpo_v16 *) (D + (t0 + 2) * n + i + 16) = c21;
+				*(bpo_v16 *) (D + (t0 + 3) * n + i) = c30; *(bpo_v16 *) (D + (t0 + 3) * n + i + 16) = c31;
+			}
+		}
+		for (int64_t t = t0; t < t0 + nt; t++) {
+			const float * bt = Bm + t * r;
+			for (int64_t j = i; j < n; j++) {
+				float sum = 0;
+				for (int64_t k = 0; k < r; k++) {
+					sum += A[k * n + j] * bt[k];
+				}
+				D[t * n + j] = sum;
+			}
+		}
+	}
+}
+
+// bpo_low_rank_grad_f32 is a custom ggml op for LoRA gradients, which contract the tokens:
+// dst [n, r] = a [n, T] b [r, T]^T (all F32 and contiguous), dst[i, k] = sum_t a[i, t] b[k, t].
+// ggml's out_prod computes it as r x T short vector updates of whole dst rows; here 16 outputs x 16
+// ranks stay in registers while the tokens stream through. Output blocks are split over the threads.
+static void bpo_low_rank_grad_f32(struct ggml_tensor * dst, int ith, int nth, void * userdata) {
+	(void) userdata;
+	const struct ggml_tensor * a = dst->src[0];
+	const struct ggml_tensor * b = dst->src[1];
+	const int64_t n = a->ne[0], T = a->ne[1], r = b->ne[0];
+	const float * A = (const float *) a->data;
+	const float * Bm = (const float *) b->data;
+	float * D = (float *) dst->data;
+	const int64_t iblocks = (n + 15) / 16, kblocks = (r + 15) / 16;
+	for (int64_t job = ith; job < iblocks * kblocks; job += nth) {
+		const int64_t i = (job / kblocks) * 16, k0 = (job % kblocks) * 16;
+		const int64_t nk = r - k0 < 16 ? r - k0 : 16;
+		if (i + 16 <= n && nk == 16) {
+			bpo_v16 c[16];
+			for (int j = 0; j < 16; j++) c[j] = (bpo_v16){0};
+			for (int64_t t = 0; t < T; t++) {
+				const bpo_v16 x = *(const bpo_v16 *) (A + t * n + i);
+				const float * bt = Bm + t * r + k0;
+				for (int j = 0; j < 16; j++) c[j] += x * bt[j];
+			}
+			for (int j = 0; j < 16; j++) *(bpo_v16 *) (D + (k0 + j) * n + i) = c[j];
+			continue;
+		}
+		const int64_t ie = i + 16 < n ? i + 16 : n;
+		for (int64_t k = k0; k < k0 + nk; k++) {
+			for (int64_t ii = i; ii < ie; ii++) {
+				float sum = 0;
+				for (int64_t t = 0; t < T; t++) sum += A[t * n + ii] * Bm[t * r + k];
+				D[k * n + ii] = sum;
+			}
+		}
+	}
+}
+
+// bpo_low_rank_grad makes the custom op a [n, T] times b [r, T]^T (see bpo_low_rank_grad_f32).
+static struct ggml_tensor * bpo_low_rank_grad(struct ggml_context * ctx, struct ggml_tensor * a, struct ggml_tensor * b) {
+	struct ggml_tensor * args[2] = {a, b};
+	return ggml_custom_4d(ctx, GGML_TYPE_F32, a->ne[0], b->ne[0], 1, 1, args, 2, bpo_low_rank_grad_f32, GGML_N_TASKS_MAX, NULL);
+}
+
+// bpo_low_rank makes the custom op a [n, r] times b [r, T] (see bpo_low_rank_f32).
+static struct ggml_tensor * bpo_low_rank(struct ggml_context * ctx, struct ggml_tensor * a, struct ggml_tensor * b) {
+	struct ggml_tensor * args[2] = {a, b};
+	return ggml_custom_4d(ctx, GGML_TYPE_F32, a->ne[0], b->ne[1], 1, 1, args, 2, bpo_low_rank_f32, GGML_N_TASKS_MAX, NULL);
+}
+
 // bpo_transpose makes the custom op cont(transpose(x)) for an F32 x (see bpo_transpose_f32).
 static struct ggml_tensor * bpo_transpose(struct ggml_context * ctx, struct ggml_tensor * x) {
 	return ggml_custom_4d(ctx, GGML_TYPE_F32, x->ne[1], x->ne[0], x->ne[2], x->ne[3], &x, 1, bpo_transpose_f32, GGML_N_TASKS_MAX, NULL);
@@ -285,6 +386,11 @@ func (t Tensor) Nb(i int) int64 { return int64(t.t.nb[i]) }
 
 // Type is the tensor's element type.
 func (t Tensor) Type() GGMLType { return GGMLType(t.t._type) }
+
+// RowSize is the number of bytes of n consecutive elements of type typ (n a multiple of its block).
+func RowSize(typ GGMLType, n int64) int64 {
+	return int64(C.ggml_row_size(C.enum_ggml_type(typ), C.int64_t(n)))
+}
 
 // Elements is the number of elements.
 func (t Tensor) Elements() int64 { return int64(C.ggml_nelements(t.t)) }
@@ -657,6 +763,34 @@ func (g *GContext) GetRowsBack(a, rows, like Tensor) Tensor {
 
 // TransposeF32 is cont(transpose(a)) of an F32 tensor, in cache-friendly tiles (a custom CPU op).
 func (g *GContext) TransposeF32(a Tensor) Tensor { return Tensor{C.bpo_transpose(g.c, a.t)} }
+
+// LowRank is a [n, r] times b [r, T] for a small inner dimension r (a LoRA rank), as [n, T]. a and b
+// must be contiguous 2-D F32 tensors (see bpo_low_rank_f32).
+func (g *GContext) LowRank(a, b Tensor) Tensor {
+	if !lowRankOperand(a) || !lowRankOperand(b) || a.Ne(1) != b.Ne(0) {
+		panic(fmt.Sprintf("ggml: LowRank of %s and %s: want contiguous 2-D F32 [n, r] and [r, T]", a.describe(), b.describe()))
+	}
+	return Tensor{C.bpo_low_rank(g.c, a.t, b.t)}
+}
+
+// LowRankGrad is a [n, T] times b [r, T] transposed, as [n, r]: the token sum of a LoRA gradient, for a
+// small r. a and b must be contiguous 2-D F32 tensors (see bpo_low_rank_grad_f32).
+func (g *GContext) LowRankGrad(a, b Tensor) Tensor {
+	if !lowRankOperand(a) || !lowRankOperand(b) || a.Ne(1) != b.Ne(1) {
+		panic(fmt.Sprintf("ggml: LowRankGrad of %s and %s: want contiguous 2-D F32 [n, T] and [r, T]", a.describe(), b.describe()))
+	}
+	return Tensor{C.bpo_low_rank_grad(g.c, a.t, b.t)}
+}
+
+// lowRankOperand reports whether t is a contiguous 2-D F32 tensor.
+func lowRankOperand(t Tensor) bool {
+	return t.Type() == TypeF32 && t.Ne(2) == 1 && t.Ne(3) == 1 && bool(C.ggml_is_contiguous(t.t))
+}
+
+// describe is t's type and shape, for messages.
+func (t Tensor) describe() string {
+	return fmt.Sprintf("%s [%d %d %d %d]", t.Type(), t.Ne(0), t.Ne(1), t.Ne(2), t.Ne(3))
+}
 
 // SoftMaxBack is the gradient of SoftMaxExt(x, mask, scale) given its output y and output gradient dy.
 func (g *GContext) SoftMaxBack(dy, y Tensor, scale float32) Tensor {

@@ -1,0 +1,95 @@
+package llama
+
+import (
+	"fmt"
+	"math"
+	"testing"
+)
+
+// TestLowRankKernels checks the LoRA products LowRank (a [n, r] b [r, T]) and LowRankGrad
+// (a [n, T] b [r, T]^T) against float64 loops, on shapes that hit the vector blocks and every tail
+// (n not a multiple of 16 or 32, T not a multiple of 4, r below, at and above 16), with 1 and 2 threads.
+func TestLowRankKernels(t *testing.T) {
+	shapes := []struct{ n, r, T int64 }{
+		{32, 16, 4}, {896, 16, 256}, {37, 16, 7}, {64, 8, 9}, {50, 24, 5}, {3, 1, 2}, {130, 64, 33},
+	}
+	for _, threads := range []int{1, 2} {
+		for _, sh := range shapes {
+			t.Run(fmt.Sprintf("n%d_r%d_T%d_threads%d", sh.n, sh.r, sh.T, threads), func(t *testing.T) {
+				fill := func(n int64, phase float64) []float32 {
+					v := make([]float32, n)
+					for i := range v {
+						v[i] = float32(math.Sin(float64(i)*0.731+phase)) * 0.9
+					}
+					return v
+				}
+				a1, b1 := fill(sh.n*sh.r, 0.3), fill(sh.r*sh.T, 1.1) // LowRank operands
+				a2, b2 := fill(sh.n*sh.T, 2.0), fill(sh.r*sh.T, 0.7) // LowRankGrad operands
+				be, err := NewCPUBackend(threads)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer be.Free()
+				g := NewGContext(16, 16, false)
+				defer g.Free()
+				ta1, tb1 := g.NewTensor(TypeF32, sh.n, sh.r), g.NewTensor(TypeF32, sh.r, sh.T)
+				ta2, tb2 := g.NewTensor(TypeF32, sh.n, sh.T), g.NewTensor(TypeF32, sh.r, sh.T)
+				for _, x := range []Tensor{ta1, tb1, ta2, tb2} {
+					x.SetInput()
+				}
+				y1, y2 := g.LowRank(ta1, tb1), g.LowRankGrad(ta2, tb2)
+				y1.SetOutput()
+				y2.SetOutput()
+				gr := g.NewGraph(16, false)
+				gr.Expand(y1)
+				gr.Expand(y2)
+				sched, err := NewScheduler(16, be)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer sched.Free()
+				if err := sched.Alloc(gr); err != nil {
+					t.Fatal(err)
+				}
+				for _, in := range []struct {
+					t Tensor
+					v []float32
+				}{{ta1, a1}, {tb1, b1}, {ta2, a2}, {tb2, b2}} {
+					if err := in.t.SetFloat32(in.v); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if err := sched.Compute(gr); err != nil {
+					t.Fatal(err)
+				}
+				check := func(name string, got []float32, want func(i, j int64) float64, n0, n1 int64) {
+					if int64(len(got)) != n0*n1 {
+						t.Fatalf("%s: %d values, want %d", name, len(got), n0*n1)
+					}
+					for j := range n1 {
+						for i := range n0 {
+							w := want(i, j)
+							if d := math.Abs(float64(got[j*n0+i]) - w); d > 1e-5*(1+math.Abs(w)) {
+								t.Fatalf("%s[%d, %d] = %g, want %g", name, i, j, got[j*n0+i], w)
+							}
+						}
+					}
+				}
+				check("LowRank", y1.Float32(nil), func(i, tt int64) float64 {
+					s := 0.0
+					for k := range sh.r {
+						s += float64(a1[k*sh.n+i]) * float64(b1[tt*sh.r+k])
+					}
+					return s
+				}, sh.n, sh.T)
+				check("LowRankGrad", y2.Float32(nil), func(i, k int64) float64 {
+					s := 0.0
+					for tt := range sh.T {
+						s += float64(a2[tt*sh.n+i]) * float64(b2[tt*sh.r+k])
+					}
+					return s
+				}, sh.n, sh.r)
+			})
+		}
+	}
+}
