@@ -10,8 +10,8 @@ import (
 // benchmarks of architectures we have no small real weights for.
 type RandomModelSpec struct {
 	// Arch is "llama" (Llama-2 style), "llama3" (llama architecture with Llama-3.1 rope frequency
-	// factors), "qwen2" (QKV bias), "qwen3" (per-head QK-norm, see random_qwen3.go) or "gemma3"
-	// (QK-norm, post-norms, sliding-window layers, see random_gemma3.go).
+	// factors), "qwen2" (QKV bias), "qwen3" (per-head QK-norm, see qwen3.go) or "gemma3"
+	// (QK-norm, post-norms, sliding-window layers, see gemma3.go).
 	Arch string
 	// VocabFrom is a GGUF file whose tokenizer.* metadata is copied (e.g. ggml-vocab-qwen2.gguf).
 	VocabFrom string
