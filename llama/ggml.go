@@ -491,10 +491,11 @@ func (g *GContext) SoftMaxExt(a, mask Tensor, scale float32) Tensor {
 }
 
 // Rope applies rotary position embeddings to a [head_dim, heads, tokens] tensor. mode 0 rotates
-// adjacent pairs (llama), mode 2 (NeoX) rotates halves (qwen2). freqFactors may be nil.
-func (g *GContext) Rope(a, pos, freqFactors Tensor, nDims, mode, nCtxOrig int, base float32) Tensor {
+// adjacent pairs (llama), mode 2 (NeoX) rotates halves (qwen2). freqFactors may be nil. scale is
+// llama.cpp's freq_scale (1 / rope.scaling.factor for linear scaling, else 1).
+func (g *GContext) Rope(a, pos, freqFactors Tensor, nDims, mode, nCtxOrig int, base, scale float32) Tensor {
 	return Tensor{C.ggml_rope_ext(g.c, a.t, pos.t, freqFactors.t, C.int(nDims), C.int(mode), C.int(nCtxOrig),
-		C.float(base), 1, 0, 1, 32, 1)}
+		C.float(base), C.float(scale), 0, 1, 32, 1)}
 }
 
 // SwigluSplit computes silu(a) * b.
@@ -751,9 +752,9 @@ func (g *GContext) Silu(a Tensor) Tensor         { return Tensor{C.ggml_silu(g.c
 func (g *GContext) SiluBack(dy, x Tensor) Tensor { return Tensor{C.ggml_silu_back(g.c, dy.t, x.t)} }
 
 // RopeBack is the gradient of Rope with the same settings, applied to the output gradient a.
-func (g *GContext) RopeBack(a, pos, freqFactors Tensor, nDims, mode, nCtxOrig int, base float32) Tensor {
+func (g *GContext) RopeBack(a, pos, freqFactors Tensor, nDims, mode, nCtxOrig int, base, scale float32) Tensor {
 	return Tensor{C.ggml_rope_ext_back(g.c, a.t, pos.t, freqFactors.t, C.int(nDims), C.int(mode), C.int(nCtxOrig),
-		C.float(base), 1, 0, 1, 32, 1)}
+		C.float(base), C.float(scale), 0, 1, 32, 1)}
 }
 
 // GetRowsBack scatters the rows of a (the gradient of GetRows(like, rows)) into a zero tensor shaped like like.

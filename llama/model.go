@@ -16,7 +16,7 @@ import (
 )
 
 // SupportedArchitectures are the general.architecture values the bridge loads.
-var supportedArchitectures = []string{"llama", "qwen2"}
+var supportedArchitectures = []string{"llama", "qwen2", "qwen3", "gemma3"}
 
 // SupportedArchitectures returns the architectures the bridge loads.
 func SupportedArchitectures() []string { return append([]string(nil), supportedArchitectures...) }

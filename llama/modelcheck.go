@@ -319,6 +319,15 @@ func checkHyperParams(f *GGUFFile) error {
 			return kvError(key("rope.scaling.type"), v, "one of "+strings.Join(ropeScalingTypes, ", "))
 		}
 	}
+	switch arch {
+	case "qwen3":
+		err = checkQwen3Keys(f)
+	case "gemma3":
+		err = checkGemma3Keys(f)
+	}
+	if err != nil {
+		return err
+	}
 	return checkTensorTypes(f.Tensors)
 }
 

@@ -10,7 +10,8 @@ import (
 // benchmarks of architectures we have no small real weights for.
 type RandomModelSpec struct {
 	// Arch is "llama" (Llama-2 style), "llama3" (llama architecture with Llama-3.1 rope frequency
-	// factors) or "qwen2" (QKV bias).
+	// factors), "qwen2" (QKV bias), "qwen3" (per-head QK-norm, see qwen3.go) or "gemma3"
+	// (QK-norm, post-norms, sliding-window layers, see gemma3.go).
 	Arch string
 	// VocabFrom is a GGUF file whose tokenizer.* metadata is copied (e.g. ggml-vocab-qwen2.gguf).
 	VocabFrom string
@@ -22,6 +23,11 @@ type RandomModelSpec struct {
 	FeedForward int
 	Heads       int
 	HeadsKV     int
+	// HeadDim is the size of one attention head (attention.key_length); 0 means Embedding/Heads.
+	// Only qwen3 and gemma3 may set another size, as their real models do.
+	HeadDim int
+	// SlidingWindow is gemma3's attention.sliding_window (0: 512, Gemma 3 1B's window).
+	SlidingWindow int
 	// ContextLength is the training context written to the metadata (default 2048).
 	ContextLength int
 	// Type is the type of the 2-D weights (F32, F16, Q8_0, Q4_0, Q4_K, Q6_K...). Rows whose length is not
@@ -37,21 +43,30 @@ type RandomModelSpec struct {
 // Validate checks the spec before anything is written.
 func (s RandomModelSpec) Validate() error {
 	switch s.Arch {
-	case "llama", "llama3", "qwen2":
+	case "llama", "llama3", "qwen2", "qwen3", "gemma3":
 	default:
-		return fmt.Errorf("%w: random model arch %q, want llama, llama3 or qwen2", ErrUnsupportedArch, s.Arch)
+		return fmt.Errorf("%w: random model arch %q, want llama, llama3, qwen2, qwen3 or gemma3", ErrUnsupportedArch, s.Arch)
 	}
 	if s.Layers <= 0 || s.Embedding <= 0 || s.FeedForward <= 0 || s.Heads <= 0 || s.HeadsKV <= 0 {
 		return fmt.Errorf("%w: layers, embedding, feed_forward, heads and heads_kv must be > 0 (got %d, %d, %d, %d, %d)", ErrInvalidArgument, s.Layers, s.Embedding, s.FeedForward, s.Heads, s.HeadsKV)
 	}
-	if s.Embedding%s.Heads != 0 {
+	if s.HeadDim < 0 || s.SlidingWindow < 0 {
+		return fmt.Errorf("%w: head_dim %d and sliding_window %d must be >= 0", ErrInvalidArgument, s.HeadDim, s.SlidingWindow)
+	}
+	if s.HeadDim != 0 && s.Arch != "qwen3" && s.Arch != "gemma3" {
+		return fmt.Errorf("%w: head_dim is for qwen3 and gemma3, not %s (whose head size is embedding/heads)", ErrInvalidArgument, s.Arch)
+	}
+	if s.SlidingWindow != 0 && s.Arch != "gemma3" {
+		return fmt.Errorf("%w: sliding_window is for gemma3, not %s", ErrInvalidArgument, s.Arch)
+	}
+	if s.HeadDim == 0 && s.Embedding%s.Heads != 0 {
 		return fmt.Errorf("%w: embedding %d is not a multiple of heads %d", ErrInvalidArgument, s.Embedding, s.Heads)
 	}
 	if s.Heads%s.HeadsKV != 0 {
 		return fmt.Errorf("%w: heads %d is not a multiple of heads_kv %d", ErrInvalidArgument, s.Heads, s.HeadsKV)
 	}
-	if (s.Embedding/s.Heads)%2 != 0 {
-		return fmt.Errorf("%w: head size %d must be even for rope", ErrInvalidArgument, s.Embedding/s.Heads)
+	if s.headDim()%2 != 0 {
+		return fmt.Errorf("%w: head size %d must be even for rope", ErrInvalidArgument, s.headDim())
 	}
 	if (s.VocabFrom == "") == (s.Vocab == nil) {
 		return fmt.Errorf("%w: set exactly one of VocabFrom (a GGUF file with a tokenizer) and Vocab", ErrInvalidArgument)
@@ -60,6 +75,14 @@ func (s RandomModelSpec) Validate() error {
 		return s.Vocab.Validate()
 	}
 	return nil
+}
+
+// headDim is the size of one attention head.
+func (s RandomModelSpec) headDim() int {
+	if s.HeadDim != 0 {
+		return s.HeadDim
+	}
+	return s.Embedding / s.Heads
 }
 
 // WriteRandomModel writes a random-weight GGUF model described by spec to path (atomically).
@@ -102,7 +125,7 @@ func WriteRandomModel(path string, spec RandomModelSpec) error {
 	w.SetUint32(arch+".feed_forward_length", uint32(spec.FeedForward))
 	w.SetUint32(arch+".attention.head_count", uint32(spec.Heads))
 	w.SetUint32(arch+".attention.head_count_kv", uint32(spec.HeadsKV))
-	headDim := spec.Embedding / spec.Heads
+	headDim := spec.headDim()
 	w.SetUint32(arch+".rope.dimension_count", uint32(headDim))
 	switch spec.Arch {
 	case "llama":
@@ -115,6 +138,10 @@ func WriteRandomModel(path string, spec RandomModelSpec) error {
 	case "qwen2":
 		w.SetFloat32(arch+".attention.layer_norm_rms_epsilon", 1e-6)
 		w.SetFloat32(arch+".rope.freq_base", 1000000)
+	case "qwen3":
+		writeQwen3KV(w, spec)
+	case "gemma3":
+		writeGemma3KV(w, spec)
 	}
 	if spec.Vocab != nil {
 		spec.Vocab.write(w)
@@ -156,7 +183,7 @@ func WriteRandomModel(path string, spec RandomModelSpec) error {
 		}
 	}
 	e, ff := int64(spec.Embedding), int64(spec.FeedForward)
-	qDim, kvDim := e, int64(spec.HeadsKV*headDim)
+	qDim, kvDim := int64(spec.Heads*headDim), int64(spec.HeadsKV*headDim)
 	if err := add("token_embd.weight", []int64{e, nVocab}, spec.Type, uniform(1)); err != nil {
 		return fmt.Errorf("random model: %w", err)
 	}
@@ -176,11 +203,7 @@ func WriteRandomModel(path string, spec RandomModelSpec) error {
 	}
 	for l := 0; l < spec.Layers; l++ {
 		p := fmt.Sprintf("blk.%d.", l)
-		tensors := []struct {
-			name string
-			ne   []int64
-			fill func([]float32)
-		}{
+		tensors := []randomTensor{
 			{"attn_norm.weight", []int64{e}, around(1, 0.1)},
 			{"attn_q.weight", []int64{e, qDim}, uniform(1 / math.Sqrt(float64(e)))},
 			{"attn_k.weight", []int64{e, kvDim}, uniform(1 / math.Sqrt(float64(e)))},
@@ -191,23 +214,16 @@ func WriteRandomModel(path string, spec RandomModelSpec) error {
 			{"ffn_up.weight", []int64{e, ff}, uniform(1 / math.Sqrt(float64(e)))},
 			{"ffn_down.weight", []int64{ff, e}, uniform(1 / math.Sqrt(float64(ff)))},
 		}
-		if spec.Arch == "qwen2" {
+		switch spec.Arch {
+		case "qwen2":
 			tensors = append(tensors,
-				struct {
-					name string
-					ne   []int64
-					fill func([]float32)
-				}{"attn_q.bias", []int64{qDim}, uniform(0.1)},
-				struct {
-					name string
-					ne   []int64
-					fill func([]float32)
-				}{"attn_k.bias", []int64{kvDim}, uniform(0.1)},
-				struct {
-					name string
-					ne   []int64
-					fill func([]float32)
-				}{"attn_v.bias", []int64{kvDim}, uniform(0.1)})
+				randomTensor{"attn_q.bias", []int64{qDim}, uniform(0.1)},
+				randomTensor{"attn_k.bias", []int64{kvDim}, uniform(0.1)},
+				randomTensor{"attn_v.bias", []int64{kvDim}, uniform(0.1)})
+		case "qwen3":
+			tensors = append(tensors, qwen3LayerTensors(spec, around)...)
+		case "gemma3":
+			tensors = append(tensors, gemma3LayerTensors(spec, around)...)
 		}
 		for _, t := range tensors {
 			if err := add(p+t.name, t.ne, spec.Type, t.fill); err != nil {
@@ -219,6 +235,14 @@ func WriteRandomModel(path string, spec RandomModelSpec) error {
 		return fmt.Errorf("random model: %w", err)
 	}
 	return nil
+}
+
+// randomTensor is one tensor of a random model: its name (without the blk.<l>. prefix for layers),
+// shape and how its values are drawn.
+type randomTensor struct {
+	name string
+	ne   []int64
+	fill func([]float32)
 }
 
 // llama31FreqFactors fills the rope frequency factors of Llama-3.1's "llama3" rope scaling

@@ -126,8 +126,8 @@ func (tm *TrainModel) build(p *batchPlan, mode graphMode) *trainGraph {
 			k = g.Add(k, tm.weights[w("attn_k.bias")])
 			v = g.Add(v, tm.weights[w("attn_v.bias")])
 		}
-		q = g.Rope(g.Reshape3D(q, hd, nh, T), tg.pos, freq, hp.headDim, hp.ropeMode, hp.nCtxTrain, hp.ropeBase)
-		k = g.Rope(g.Reshape3D(k, hd, nkv, T), tg.pos, freq, hp.headDim, hp.ropeMode, hp.nCtxTrain, hp.ropeBase)
+		q = g.Rope(g.Reshape3D(q, hd, nh, T), tg.pos, freq, hp.headDim, hp.ropeMode, hp.nCtxTrain, hp.ropeBase, hp.ropeScale)
+		k = g.Rope(g.Reshape3D(k, hd, nkv, T), tg.pos, freq, hp.headDim, hp.ropeMode, hp.nCtxTrain, hp.ropeBase, hp.ropeScale)
 		Q := g.Cont(g.Permute(g.Reshape4D(q, hd, nh, L, B), 0, 2, 1, 3))  // [hd, L, nh, B]
 		K := g.Cont(g.Permute(g.Reshape4D(k, hd, nkv, L, B), 0, 2, 1, 3)) // [hd, L, nkv, B]
 		V := g.Cont(g.Permute(g.Reshape4D(v, hd, nkv, L, B), 1, 2, 0, 3)) // [L, hd, nkv, B]

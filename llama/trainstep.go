@@ -272,7 +272,7 @@ func (b *stepBuilder) blockForward(l int, x Tensor, dropProbs bool) *blockActs {
 // rope rotates a [hd, heads, T] tensor.
 func (b *stepBuilder) rope(x Tensor) Tensor {
 	hp := b.tm.hp
-	return b.g.Rope(x, b.sg.pos, b.freq, hp.headDim, hp.ropeMode, hp.nCtxTrain, hp.ropeBase)
+	return b.g.Rope(x, b.sg.pos, b.freq, hp.headDim, hp.ropeMode, hp.nCtxTrain, hp.ropeBase, hp.ropeScale)
 }
 
 // probs is chunk c's attention probabilities softmax(K^T Q / sqrt(hd) + mask), [q1, n, heads, B].
@@ -359,8 +359,8 @@ func (b *stepBuilder) blockBackward(l int, a *blockActs, dy Tensor) Tensor {
 	back := func(d Tensor, heads int64) Tensor { // [hd, L, heads, B] -> [hd, heads, T]
 		return g.Reshape3D(g.Cont(g.Permute(d, 0, 2, 1, 3)), hd, heads, T)
 	}
-	dq := g.Reshape2D(g.RopeBack(back(dQ, nh), b.sg.pos, b.freq, hp.headDim, hp.ropeMode, hp.nCtxTrain, hp.ropeBase), hd*nh, T)
-	dk := g.Reshape2D(g.RopeBack(back(dK, nkv), b.sg.pos, b.freq, hp.headDim, hp.ropeMode, hp.nCtxTrain, hp.ropeBase), hd*nkv, T)
+	dq := g.Reshape2D(g.RopeBack(back(dQ, nh), b.sg.pos, b.freq, hp.headDim, hp.ropeMode, hp.nCtxTrain, hp.ropeBase, hp.ropeScale), hd*nh, T)
+	dk := g.Reshape2D(g.RopeBack(back(dK, nkv), b.sg.pos, b.freq, hp.headDim, hp.ropeMode, hp.nCtxTrain, hp.ropeBase, hp.ropeScale), hd*nkv, T)
 	dv := g.Reshape2D(back(dV, nkv), hd*nkv, T)
 	dxn := b.linBack(b.w(l, "attn_q.weight"), a.xn, a.uq, dq)
 	dxn = g.Add(dxn, b.linBack(b.w(l, "attn_k.weight"), a.xn, a.uk, dk))

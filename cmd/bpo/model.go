@@ -37,7 +37,7 @@ func modelRandomCommand() *cli.Command {
 			&cli.StringFlag{
 				Name:  "arch",
 				Value: "llama",
-				Usage: "llama (Llama-2 style), llama3 (Llama-3.1 rope scaling) or qwen2 (QKV bias)",
+				Usage: "llama (Llama-2 style), llama3 (Llama-3.1 rope scaling), qwen2 (QKV bias), qwen3 (QK-norm) or gemma3 (QK-norm, post-norms, sliding-window layers)",
 			},
 			&cli.StringFlag{
 				Name:  "vocab-from",
@@ -52,6 +52,8 @@ func modelRandomCommand() *cli.Command {
 			&cli.IntFlag{Name: "ff", Value: 128, Usage: "feed-forward hidden size"},
 			&cli.IntFlag{Name: "heads", Value: 4, Usage: "attention heads"},
 			&cli.IntFlag{Name: "heads-kv", Usage: "key/value heads (0: same as --heads)"},
+			&cli.IntFlag{Name: "head-dim", Usage: "qwen3, gemma3: attention head size (0: embedding/heads)"},
+			&cli.IntFlag{Name: "sliding-window", Usage: "gemma3: attention window of the sliding-window layers (0: 512)"},
 			&cli.IntFlag{Name: "context-length", Value: 2048, Usage: "training context length written to the metadata"},
 			&cli.StringFlag{Name: "type", Value: "f32", Usage: "weight type: f32, f16, q8_0, q4_0, q4_k, q6_k"},
 			&cli.BoolFlag{
@@ -74,6 +76,7 @@ func modelRandomCommand() *cli.Command {
 				Arch: c.String("arch"), VocabFrom: c.String("vocab-from"),
 				Layers: c.Int("layers"), Embedding: c.Int("embedding"), FeedForward: c.Int("ff"),
 				Heads: c.Int("heads"), HeadsKV: c.Int("heads-kv"), ContextLength: c.Int("context-length"),
+				HeadDim: c.Int("head-dim"), SlidingWindow: c.Int("sliding-window"),
 				Type: typ, TiedOutput: c.Bool("tied-output"), Seed: c.Uint64("seed"), Name: c.String("name"),
 			}
 			if spec.HeadsKV == 0 {

@@ -1,0 +1,76 @@
+package llama
+
+import (
+	"context"
+	"math"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// withLinearRopeScaling writes a copy of the model at src with rope.scaling.type linear and the given
+// factor added to its metadata (Gemma 3 4B+ and some Llama fine-tunes are scaled so).
+func withLinearRopeScaling(t testing.TB, src string, factor float32) string {
+	t.Helper()
+	f, err := ReadGGUF(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := NewGGUFWriter()
+	defer w.Close()
+	if err := w.CopyKV(src); err != nil {
+		t.Fatal(err)
+	}
+	w.SetString(f.Arch()+".rope.scaling.type", "linear")
+	w.SetFloat32(f.Arch()+".rope.scaling.factor", factor)
+	for _, tt := range f.Tensors {
+		if err := w.AddTensor(tt.Name, tt.Type, tt.Shape, raw[tt.Offset:tt.Offset+tt.Size]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path := filepath.Join(t.TempDir(), "rope-scaled.gguf")
+	if err := w.WriteFile(path); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestTrainGraphLinearRopeScaling checks that the training graph rotates with llama.cpp's freq_scale
+// (1 / rope.scaling.factor): before it was passed to ggml, a factor of 4 put the graph 0.55 away.
+func TestTrainGraphLinearRopeScaling(t *testing.T) {
+	for _, arch := range []string{"llama", "qwen2"} {
+		t.Run(arch, func(t *testing.T) {
+			path := withLinearRopeScaling(t, randomModel(t, smallSpec(t, arch, TypeF32)), 4)
+			m := mustLoad(t, path)
+			ctx := mustContext(t, m, ContextOptions{NCtx: 256})
+			tm, err := NewTrainModel(path, TrainOptions{LoRA: allLoRA(t, m.File(), m.Info().Layers, 2, 0, 1), LoRAAlpha: 4, Threads: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tm.Close()
+			seqs := trainSeqs(t, m, trainTexts)
+			got, err := tm.LogProbs(seqs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			maxDiff := 0.0
+			for s, seq := range seqs {
+				res, err := ctx.Score(context.Background(), []ScoreRequest{{Prompt: seq.Tokens[:seq.PromptLen], Completions: [][]Token{seq.Tokens[seq.PromptLen:]}}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				for i, v := range res[0][0].LogProbs {
+					maxDiff = math.Max(maxDiff, math.Abs(v-got[s][i]))
+				}
+			}
+			t.Logf("rope scaling factor 4: max |training graph - llama.cpp| = %.2g", maxDiff)
+			if maxDiff > 1e-3 {
+				t.Errorf("difference %.3g > 1e-3", maxDiff)
+			}
+		})
+	}
+}
