@@ -93,3 +93,67 @@ func TestLowRankKernels(t *testing.T) {
 		}
 	}
 }
+
+// TestSwigluBack checks the fused backward pass of silu(a) * b against float64 on a range of a that
+// covers the saturated ends of the sigmoid, with a length that leaves a scalar tail.
+func TestSwigluBack(t *testing.T) {
+	const n, T = 37, 29
+	a, b, dm := make([]float32, n*T), make([]float32, n*T), make([]float32, n*T)
+	for i := range a {
+		a[i] = float32(-100 + 200*float64(i)/float64(len(a)-1)) // -100 .. 100
+		if i%3 == 0 {
+			a[i] = float32(math.Sin(float64(i))) * 4
+		}
+		b[i] = float32(math.Cos(float64(i) * 0.37))
+		dm[i] = float32(math.Sin(float64(i)*0.11 + 0.5))
+	}
+	for _, threads := range []int{1, 2} {
+		be, err := NewCPUBackend(threads)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g := NewGContext(16, 16, false)
+		ta, tb, td := g.NewTensor(TypeF32, n, T), g.NewTensor(TypeF32, n, T), g.NewTensor(TypeF32, n, T)
+		for _, x := range []Tensor{ta, tb, td} {
+			x.SetInput()
+		}
+		da, db := g.SwigluBack(td, ta, tb)
+		da, db = g.Scale(da, 1), g.Scale(db, 1) // contiguous copies to read back
+		da.SetOutput()
+		db.SetOutput()
+		gr := g.NewGraph(16, false)
+		gr.Expand(da)
+		gr.Expand(db)
+		sched, err := NewScheduler(16, be)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := sched.Alloc(gr); err != nil {
+			t.Fatal(err)
+		}
+		for _, in := range []struct {
+			t Tensor
+			v []float32
+		}{{ta, a}, {tb, b}, {td, dm}} {
+			if err := in.t.SetFloat32(in.v); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := sched.Compute(gr); err != nil {
+			t.Fatal(err)
+		}
+		gotA, gotB := da.Float32(nil), db.Float32(nil)
+		for i := range a {
+			x := float64(a[i])
+			s := 1 / (1 + math.Exp(-x))
+			wantA := float64(dm[i]) * float64(b[i]) * s * (1 + x*(1-s))
+			wantB := float64(dm[i]) * x * s
+			if math.Abs(float64(gotA[i])-wantA) > 1e-6*(1+math.Abs(wantA)) || math.Abs(float64(gotB[i])-wantB) > 1e-6*(1+math.Abs(wantB)) {
+				t.Fatalf("threads %d, a = %g: da %g want %g, db %g want %g", threads, x, gotA[i], wantA, gotB[i], wantB)
+			}
+		}
+		sched.Free()
+		g.Free()
+		be.Free()
+	}
+}

@@ -317,8 +317,7 @@ func (b *stepBuilder) blockBackward(l int, a *blockActs, dy Tensor) Tensor {
 	T := L * B
 	// MLP: y = h + W_down (silu(a) * b), a = W_gate hn, b = W_up hn.
 	dm := b.linBack(b.w(l, "ffn_down.weight"), a.m, a.ud, dy)
-	da := g.SiluBack(g.Mul(dm, a.b), a.a)
-	db := g.Mul(dm, g.Silu(a.a))
+	da, db := g.SwigluBack(dm, a.a, a.b)
 	dhn := g.Add(b.linBack(b.w(l, "ffn_gate.weight"), a.hn, a.ug, da), b.linBack(b.w(l, "ffn_up.weight"), a.hn, a.uu, db))
 	dh := g.Add(dy, g.RMSNormBack(g.Mul(dhn, tm.weights[b.w(l, "ffn_norm.weight")]), a.h, hp.eps))
 	b.gr.Expand(dh)
