@@ -157,48 +157,57 @@ static void bpo_low_rank_f32(struct ggml_tensor * dst, int ith, int nth, void * 
 	}
 }
 
-// bpo_low_rank_grad_f32 is a custom ggml op for LoRA gradients, which contract the tokens:
-// dst [n, r] = a [n, T] b [r, T]^T (all F32 and contiguous), dst[i, k] = sum_t a[i, t] b[k, t].
-// ggml's out_prod computes it as r x T short vector updates of whole dst rows; here 16 outputs x 16
-// ranks stay in registers while the tokens stream through. Output blocks are split over the threads.
-static void bpo_low_rank_grad_f32(struct ggml_tensor * dst, int ith, int nth, void * userdata) {
+// bpo_out_prod_f32 is a custom ggml op with the semantics of ggml_out_prod for F32 operands whose rows
+// are contiguous (any row and batch strides): dst [n, r, B2, B3] (contiguous), dst[i, k] = sum_t a[i, t]
+// b[k, t] per batch (dims 2 and 3 of a and b equal). ggml's out_prod does r x T short vector updates of
+// whole dst rows; here 16 x 16 outputs stay in registers while t streams through (a LoRA gradient, the
+// token sum, or attention's dK = Q dS^T and dV = dO P^T without transposed copies). Blocks are split
+// over the threads.
+static void bpo_out_prod_f32(struct ggml_tensor * dst, int ith, int nth, void * userdata) {
 	(void) userdata;
 	const struct ggml_tensor * a = dst->src[0];
 	const struct ggml_tensor * b = dst->src[1];
-	const int64_t n = a->ne[0], T = a->ne[1], r = b->ne[0];
-	const float * A = (const float *) a->data;
-	const float * Bm = (const float *) b->data;
-	float * D = (float *) dst->data;
+	const int64_t n = a->ne[0], T = a->ne[1], r = b->ne[0], n2 = a->ne[2], n3 = a->ne[3];
 	const int64_t iblocks = (n + 15) / 16, kblocks = (r + 15) / 16;
-	for (int64_t job = ith; job < iblocks * kblocks; job += nth) {
-		const int64_t i = (job / kblocks) * 16, k0 = (job % kblocks) * 16;
+	const int64_t jobs = iblocks * kblocks * n2 * n3;
+	for (int64_t job = ith; job < jobs; job += nth) {
+		int64_t q = job;
+		const int64_t kb = q % kblocks; q /= kblocks;
+		const int64_t ib = q % iblocks; q /= iblocks;
+		const int64_t i2 = q % n2, i3 = q / n2;
+		const char * A = (const char *) a->data + i2 * a->nb[2] + i3 * a->nb[3];
+		const char * Bm = (const char *) b->data + i2 * b->nb[2] + i3 * b->nb[3];
+		char * D = (char *) dst->data + i2 * dst->nb[2] + i3 * dst->nb[3];
+		const int64_t i = ib * 16, k0 = kb * 16;
 		const int64_t nk = r - k0 < 16 ? r - k0 : 16;
 		if (i + 16 <= n && nk == 16) {
 			bpo_v16 c[16];
 			for (int j = 0; j < 16; j++) c[j] = (bpo_v16){0};
 			for (int64_t t = 0; t < T; t++) {
-				const bpo_v16 x = *(const bpo_v16 *) (A + t * n + i);
-				const float * bt = Bm + t * r + k0;
+				const bpo_v16 x = *(const bpo_v16 *) (A + t * a->nb[1] + i * sizeof(float));
+				const float * bt = (const float *) (Bm + t * b->nb[1]) + k0;
 				for (int j = 0; j < 16; j++) c[j] += x * bt[j];
 			}
-			for (int j = 0; j < 16; j++) *(bpo_v16 *) (D + (k0 + j) * n + i) = c[j];
+			for (int j = 0; j < 16; j++) *(bpo_v16 *) (D + (k0 + j) * dst->nb[1] + i * sizeof(float)) = c[j];
 			continue;
 		}
 		const int64_t ie = i + 16 < n ? i + 16 : n;
 		for (int64_t k = k0; k < k0 + nk; k++) {
 			for (int64_t ii = i; ii < ie; ii++) {
 				float sum = 0;
-				for (int64_t t = 0; t < T; t++) sum += A[t * n + ii] * Bm[t * r + k];
-				D[k * n + ii] = sum;
+				for (int64_t t = 0; t < T; t++) {
+					sum += ((const float *) (A + t * a->nb[1]))[ii] * ((const float *) (Bm + t * b->nb[1]))[k];
+				}
+				((float *) (D + k * dst->nb[1]))[ii] = sum;
 			}
 		}
 	}
 }
 
-// bpo_low_rank_grad makes the custom op a [n, T] times b [r, T]^T (see bpo_low_rank_grad_f32).
-static struct ggml_tensor * bpo_low_rank_grad(struct ggml_context * ctx, struct ggml_tensor * a, struct ggml_tensor * b) {
+// bpo_out_prod makes the custom op (see bpo_out_prod_f32).
+static struct ggml_tensor * bpo_out_prod(struct ggml_context * ctx, struct ggml_tensor * a, struct ggml_tensor * b) {
 	struct ggml_tensor * args[2] = {a, b};
-	return ggml_custom_4d(ctx, GGML_TYPE_F32, a->ne[0], b->ne[0], 1, 1, args, 2, bpo_low_rank_grad_f32, GGML_N_TASKS_MAX, NULL);
+	return ggml_custom_4d(ctx, GGML_TYPE_F32, a->ne[0], b->ne[0], a->ne[2], a->ne[3], args, 2, bpo_out_prod_f32, GGML_N_TASKS_MAX, NULL);
 }
 
 // bpo_sigmoid16 is 1 / (1 + exp(-x)) for 16 floats: exp by 2^n times a degree-6 polynomial on
@@ -833,13 +842,15 @@ func (g *GContext) LowRank(a, b Tensor) Tensor {
 	return Tensor{C.bpo_low_rank(g.c, a.t, b.t)}
 }
 
-// LowRankGrad is a [n, T] times b [r, T] transposed, as [n, r]: the token sum of a LoRA gradient, for a
-// small r. a and b must be contiguous 2-D F32 tensors (see bpo_low_rank_grad_f32).
-func (g *GContext) LowRankGrad(a, b Tensor) Tensor {
-	if !lowRankOperand(a) || !lowRankOperand(b) || a.Ne(1) != b.Ne(1) {
-		panic(fmt.Sprintf("ggml: LowRankGrad of %s and %s: want contiguous 2-D F32 [n, T] and [r, T]", a.describe(), b.describe()))
+// OutProdBlocked is OutProd(a, b) for F32 a [n, T, B2, B3] and b [r, T, B2, B3] whose rows are
+// contiguous (views with any row and batch strides are fine): dst[i, k] = sum_t a[i, t] b[k, t] per
+// batch, computed in register blocks (see bpo_out_prod_f32).
+func (g *GContext) OutProdBlocked(a, b Tensor) Tensor {
+	if a.Type() != TypeF32 || b.Type() != TypeF32 || a.Nb(0) != 4 || b.Nb(0) != 4 || a.Ne(1) != b.Ne(1) ||
+		a.Ne(2) != b.Ne(2) || a.Ne(3) != b.Ne(3) {
+		panic(fmt.Sprintf("ggml: OutProdBlocked of %s and %s: want F32 [n, T, B2, B3] and [r, T, B2, B3] with contiguous rows", a.describe(), b.describe()))
 	}
-	return Tensor{C.bpo_low_rank_grad(g.c, a.t, b.t)}
+	return Tensor{C.bpo_out_prod(g.c, a.t, b.t)}
 }
 
 // SwigluBack is the backward pass of SwigluSplit(a, b) = silu(a) * b given the output gradient dm:

@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-// TestLowRankKernels checks the LoRA products LowRank (a [n, r] b [r, T]) and LowRankGrad
+// TestLowRankKernels checks the LoRA products LowRank (a [n, r] b [r, T]) and OutProdBlocked
 // (a [n, T] b [r, T]^T) against float64 loops, on shapes that hit the vector blocks and every tail
 // (n not a multiple of 16 or 32, T not a multiple of 4, r below, at and above 16), with 1 and 2 threads.
 func TestLowRankKernels(t *testing.T) {
@@ -24,7 +24,7 @@ func TestLowRankKernels(t *testing.T) {
 					return v
 				}
 				a1, b1 := fill(sh.n*sh.r, 0.3), fill(sh.r*sh.T, 1.1) // LowRank operands
-				a2, b2 := fill(sh.n*sh.T, 2.0), fill(sh.r*sh.T, 0.7) // LowRankGrad operands
+				a2, b2 := fill(sh.n*sh.T, 2.0), fill(sh.r*sh.T, 0.7) // OutProdBlocked operands
 				be, err := NewCPUBackend(threads)
 				if err != nil {
 					t.Fatal(err)
@@ -37,7 +37,7 @@ func TestLowRankKernels(t *testing.T) {
 				for _, x := range []Tensor{ta1, tb1, ta2, tb2} {
 					x.SetInput()
 				}
-				y1, y2 := g.LowRank(ta1, tb1), g.LowRankGrad(ta2, tb2)
+				y1, y2 := g.LowRank(ta1, tb1), g.OutProdBlocked(ta2, tb2)
 				y1.SetOutput()
 				y2.SetOutput()
 				gr := g.NewGraph(16, false)
@@ -82,7 +82,7 @@ func TestLowRankKernels(t *testing.T) {
 					}
 					return s
 				}, sh.n, sh.T)
-				check("LowRankGrad", y2.Float32(nil), func(i, k int64) float64 {
+				check("OutProdBlocked", y2.Float32(nil), func(i, k int64) float64 {
 					s := 0.0
 					for tt := range sh.T {
 						s += float64(a2[tt*sh.n+i]) * float64(b2[tt*sh.r+k])
@@ -155,5 +155,58 @@ func TestSwigluBack(t *testing.T) {
 		sched.Free()
 		g.Free()
 		be.Free()
+	}
+}
+
+// TestOutProdBlockedBatchedViews checks OutProdBlocked against ggml's own OutProd on batched operands
+// that are views with row and batch strides (as attention's per-head query and probability chunks).
+func TestOutProdBlockedBatchedViews(t *testing.T) {
+	const n, T, r, h, B = 20, 11, 35, 3, 2 // n and r leave tails; a and b are narrower views of wider tensors
+	be, err := NewCPUBackend(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer be.Free()
+	g := NewGContext(32, 32, false)
+	defer g.Free()
+	wa, wb := g.NewTensor(TypeF32, n+5, T+3, h, B), g.NewTensor(TypeF32, r+2, T+3, h, B)
+	wa.SetInput()
+	wb.SetInput()
+	a := g.View4D(wa, n, T, h, B, wa.Nb(1), wa.Nb(2), wa.Nb(3), 2*wa.Nb(1)+4*3)
+	b := g.View4D(wb, r, T, h, B, wb.Nb(1), wb.Nb(2), wb.Nb(3), 1*wb.Nb(1)+4*1)
+	got, want := g.OutProdBlocked(a, b), g.OutProd(g.Cont(a), g.Cont(b))
+	got.SetOutput()
+	want.SetOutput()
+	gr := g.NewGraph(32, false)
+	gr.Expand(got)
+	gr.Expand(want)
+	sched, err := NewScheduler(32, be)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sched.Free()
+	if err := sched.Alloc(gr); err != nil {
+		t.Fatal(err)
+	}
+	for i, w := range []Tensor{wa, wb} {
+		v := make([]float32, w.Elements())
+		for j := range v {
+			v[j] = float32(math.Sin(float64(j)*0.37 + float64(i)))
+		}
+		if err := w.SetFloat32(v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := sched.Compute(gr); err != nil {
+		t.Fatal(err)
+	}
+	gv, wv := got.Float32(nil), want.Float32(nil)
+	if len(gv) != n*r*h*B || len(wv) != len(gv) {
+		t.Fatalf("%d and %d values, want %d", len(gv), len(wv), n*r*h*B)
+	}
+	for i := range gv {
+		if math.Abs(float64(gv[i]-wv[i])) > 1e-5 {
+			t.Fatalf("element %d: %g, ggml's out_prod %g", i, gv[i], wv[i])
+		}
 	}
 }

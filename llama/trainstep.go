@@ -198,9 +198,9 @@ func (b *stepBuilder) linBack(name string, x, u, dy Tensor) Tensor {
 		return dx
 	}
 	s := b.tm.loraScale
-	du := g.Scale(g.MulMat(g.TransposeF32(ab[1]), dy), s)  // [r, T]
-	gb := g.Scale(g.TransposeF32(g.LowRankGrad(dy, u)), s) // [r, out] from dy u^T [out, r]: no transposed dy
-	ga := g.LowRankGrad(x, du)                             // [in, r]
+	du := g.Scale(g.MulMat(g.TransposeF32(ab[1]), dy), s)     // [r, T]
+	gb := g.Scale(g.TransposeF32(g.OutProdBlocked(dy, u)), s) // [r, out] from dy u^T [out, r]: no transposed dy
+	ga := g.OutProdBlocked(x, du)                             // [in, r]
 	// Into the graph now, so that x, u and dy can be freed with this block rather than kept until
 	// the end of the backward pass.
 	for _, p := range []struct {
@@ -339,10 +339,10 @@ func (b *stepBuilder) blockBackward(l int, a *blockActs, dy Tensor) Tensor {
 		Qc := g.View4D(a.Q, hd, n, nh, B, a.Q.Nb(1), a.Q.Nb(2), a.Q.Nb(3), int64(c.q0)*a.Q.Nb(1))
 		Vc := g.View4D(a.Vn, hd, q1, nkv, B, a.Vn.Nb(1), a.Vn.Nb(2), a.Vn.Nb(3), 0)
 		Ktc := g.View4D(a.kt, q1, hd, nkv, B, a.kt.Nb(1), a.kt.Nb(2), a.kt.Nb(3), 0)
-		dS := g.SoftMaxBack(g.MulMat(Vc, dOc), P, scale)                    // [q1, n, nh, B]
-		dQc := g.MulMat(Ktc, dS)                                            // [hd, n, nh, B]
-		dKc := b.groupSum(g.MulMat(g.TransposeF32(Qc), g.TransposeF32(dS))) // [hd, q1, nkv, B]
-		dVc := b.groupSum(g.MulMat(g.TransposeF32(dOc), g.TransposeF32(P))) // [hd, q1, nkv, B]
+		dS := g.SoftMaxBack(g.MulMat(Vc, dOc), P, scale) // [q1, n, nh, B]
+		dQc := g.MulMat(Ktc, dS)                         // [hd, n, nh, B]
+		dKc := b.groupSum(g.OutProdBlocked(Qc, dS))      // Q dS^T: [hd, q1, nkv, B]
+		dVc := b.groupSum(g.OutProdBlocked(dOc, P))      // dO P^T: [hd, q1, nkv, B]
 		if pad := L - q1; pad > 0 {
 			dKc, dVc = g.PadRows(dKc, pad), g.PadRows(dVc, pad)
 		}
