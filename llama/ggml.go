@@ -167,7 +167,8 @@ static void bpo_out_prod_f32(struct ggml_tensor * dst, int ith, int nth, void * 
 	(void) userdata;
 	const struct ggml_tensor * a = dst->src[0];
 	const struct ggml_tensor * b = dst->src[1];
-	const int64_t n = a->ne[0], T = a->ne[1], r = b->ne[0], n2 = a->ne[2], n3 = a->ne[3];
+	const int64_t n = a->ne[0], T = a->ne[1], r = b->ne[0], n2 = b->ne[2], n3 = b->ne[3];
+	const int64_t g2 = n2 / a->ne[2], g3 = n3 / a->ne[3]; // batches of b that share one of a
 	const int64_t iblocks = (n + 15) / 16, kblocks = (r + 15) / 16;
 	const int64_t jobs = iblocks * kblocks * n2 * n3;
 	for (int64_t job = ith; job < jobs; job += nth) {
@@ -175,7 +176,7 @@ static void bpo_out_prod_f32(struct ggml_tensor * dst, int ith, int nth, void * 
 		const int64_t kb = q % kblocks; q /= kblocks;
 		const int64_t ib = q % iblocks; q /= iblocks;
 		const int64_t i2 = q % n2, i3 = q / n2;
-		const char * A = (const char *) a->data + i2 * a->nb[2] + i3 * a->nb[3];
+		const char * A = (const char *) a->data + (i2 / g2) * a->nb[2] + (i3 / g3) * a->nb[3];
 		const char * Bm = (const char *) b->data + i2 * b->nb[2] + i3 * b->nb[3];
 		char * D = (char *) dst->data + i2 * dst->nb[2] + i3 * dst->nb[3];
 		const int64_t i = ib * 16, k0 = kb * 16;
@@ -207,7 +208,7 @@ static void bpo_out_prod_f32(struct ggml_tensor * dst, int ith, int nth, void * 
 // bpo_out_prod makes the custom op (see bpo_out_prod_f32).
 static struct ggml_tensor * bpo_out_prod(struct ggml_context * ctx, struct ggml_tensor * a, struct ggml_tensor * b) {
 	struct ggml_tensor * args[2] = {a, b};
-	return ggml_custom_4d(ctx, GGML_TYPE_F32, a->ne[0], b->ne[0], a->ne[2], a->ne[3], args, 2, bpo_out_prod_f32, GGML_N_TASKS_MAX, NULL);
+	return ggml_custom_4d(ctx, GGML_TYPE_F32, a->ne[0], b->ne[0], b->ne[2], b->ne[3], args, 2, bpo_out_prod_f32, GGML_N_TASKS_MAX, NULL);
 }
 
 // bpo_sigmoid16 is 1 / (1 + exp(-x)) for 16 floats: exp by 2^n times a degree-6 polynomial on
@@ -842,13 +843,14 @@ func (g *GContext) LowRank(a, b Tensor) Tensor {
 	return Tensor{C.bpo_low_rank(g.c, a.t, b.t)}
 }
 
-// OutProdBlocked is OutProd(a, b) for F32 a [n, T, B2, B3] and b [r, T, B2, B3] whose rows are
-// contiguous (views with any row and batch strides are fine): dst[i, k] = sum_t a[i, t] b[k, t] per
-// batch, computed in register blocks (see bpo_out_prod_f32).
+// OutProdBlocked is OutProd(a, b) for F32 a [n, T, A2, A3] and b [r, T, B2, B3] whose rows are
+// contiguous (views with any row and batch strides are fine): dst [n, r, B2, B3], dst[i, k] = sum_t
+// a[i, t] b[k, t] per batch, computed in register blocks (see bpo_out_prod_f32). As in MulMat, a's batch
+// may be broadcast: A2 divides B2 and batch j of b uses batch j / (B2 / A2) of a (grouped-query heads).
 func (g *GContext) OutProdBlocked(a, b Tensor) Tensor {
 	if a.Type() != TypeF32 || b.Type() != TypeF32 || a.Nb(0) != 4 || b.Nb(0) != 4 || a.Ne(1) != b.Ne(1) ||
-		a.Ne(2) != b.Ne(2) || a.Ne(3) != b.Ne(3) {
-		panic(fmt.Sprintf("ggml: OutProdBlocked of %s and %s: want F32 [n, T, B2, B3] and [r, T, B2, B3] with contiguous rows", a.describe(), b.describe()))
+		b.Ne(2)%a.Ne(2) != 0 || b.Ne(3)%a.Ne(3) != 0 {
+		panic(fmt.Sprintf("ggml: OutProdBlocked of %s and %s: want F32 [n, T, A2, A3] and [r, T, B2, B3] with contiguous rows, A2 | B2, A3 | B3", a.describe(), b.describe()))
 	}
 	return Tensor{C.bpo_out_prod(g.c, a.t, b.t)}
 }

@@ -93,14 +93,14 @@ type blockActs struct {
 	x, xn            Tensor // block input, normed input
 	q, k, v          Tensor // projections (with bias), [hd*heads, T]
 	uq, uk, uv, uo   Tensor // LoRA A x of each projection (nil without LoRA)
-	Q, K, Vn, Vt     Tensor // [hd, L, heads, B]; Vt is V transposed, [L, hd, kv heads, B]
+	Q, K, Vt         Tensor // Q, K: [hd, L, heads, B]; Vt is V transposed, [L, hd, kv heads, B]
 	probs            []Tensor
 	o                Tensor // attention output before attn_output, [d, T]
 	h, hn            Tensor // after the attention residual, normed
 	a, b, m          Tensor // gate, up, silu(gate)*up
 	ug, uu, ud       Tensor
 	out              Tensor // the block output h + W_down m
-	kt               Tensor // K transposed (made in the backward)
+	kt, qt           Tensor // K and Q transposed, [L, hd, heads, B]
 	xnT, hnT, oT, mT Tensor // transposed inputs of the projections (made in the backward, for LoRA)
 }
 
@@ -238,8 +238,9 @@ func (b *stepBuilder) blockForward(l int, x Tensor, dropProbs bool) *blockActs {
 	k := b.rope(g.Reshape3D(a.k, hd, nkv, T))
 	a.Q = g.Cont(g.Permute(g.Reshape4D(q, hd, nh, L, B), 0, 2, 1, 3))     // [hd, L, nh, B]
 	a.K = g.Cont(g.Permute(g.Reshape4D(k, hd, nkv, L, B), 0, 2, 1, 3))    // [hd, L, nkv, B]
-	a.Vn = g.Cont(g.Permute(g.Reshape4D(a.v, hd, nkv, L, B), 0, 2, 1, 3)) // [hd, L, nkv, B]
 	a.Vt = g.Cont(g.Permute(g.Reshape4D(a.v, hd, nkv, L, B), 1, 2, 0, 3)) // [L, hd, nkv, B]
+	a.kt = g.TransposeF32(a.K)                                            // [L, hd, nkv, B]
+	a.qt = g.TransposeF32(a.Q)                                            // [L, hd, nh, B]
 	var O Tensor
 	for i, c := range b.chunks {
 		P := b.probs(a, c)
@@ -281,10 +282,12 @@ func (b *stepBuilder) probs(a *blockActs, c chunk) Tensor {
 	hd, nh, nkv := int64(hp.headDim), int64(hp.nHead), int64(hp.nKV)
 	B := int64(b.p.B)
 	n, q1 := int64(c.q1-c.q0), int64(c.q1)
-	Qc := g.View4D(a.Q, hd, n, nh, B, a.Q.Nb(1), a.Q.Nb(2), a.Q.Nb(3), int64(c.q0)*a.Q.Nb(1))
-	Kc := g.View4D(a.K, hd, q1, nkv, B, a.K.Nb(1), a.K.Nb(2), a.K.Nb(3), 0)
+	// K^T Q contracts the head dimension: as a blocked outer product over the transposed K and Q, whose
+	// rows are positions (mul_mat would take a 64-long dot product and a horizontal sum per score).
+	Qtc := g.View4D(a.qt, n, hd, nh, B, a.qt.Nb(1), a.qt.Nb(2), a.qt.Nb(3), 4*int64(c.q0))
+	Ktc := g.View4D(a.kt, q1, hd, nkv, B, a.kt.Nb(1), a.kt.Nb(2), a.kt.Nb(3), 0)
 	mask := g.View2D(b.sg.masks, q1, n, 4*q1, 4*int64(c.maskOff))
-	return g.SoftMaxExt(g.MulMat(Kc, Qc), mask, float32(1/math.Sqrt(float64(hp.headDim))))
+	return g.SoftMaxExt(g.OutProdBlocked(Ktc, Qtc), mask, float32(1/math.Sqrt(float64(hp.headDim))))
 }
 
 // groupSum sums a per-query-head gradient [hd, n, heads, B] over each KV head's group of query heads
@@ -324,7 +327,7 @@ func (b *stepBuilder) blockBackward(l int, a *blockActs, dy Tensor) Tensor {
 	// Attention.
 	do := b.linBack(b.w(l, "attn_output.weight"), a.o, a.uo, dh)
 	dO := g.Cont(g.Permute(g.Reshape4D(do, hd, nh, L, B), 0, 2, 1, 3)) // [hd, L, nh, B]
-	a.kt = g.TransposeF32(a.K)                                         // [L, hd, nkv, B]
+	dOt := g.TransposeF32(dO)                                          // [L, hd, nh, B]
 	scale := float32(1 / math.Sqrt(float64(hp.headDim)))
 	var dQ, dK, dV Tensor
 	for i, c := range b.chunks {
@@ -337,12 +340,13 @@ func (b *stepBuilder) blockBackward(l int, a *blockActs, dy Tensor) Tensor {
 		}
 		dOc := g.View4D(dO, hd, n, nh, B, dO.Nb(1), dO.Nb(2), dO.Nb(3), int64(c.q0)*dO.Nb(1))
 		Qc := g.View4D(a.Q, hd, n, nh, B, a.Q.Nb(1), a.Q.Nb(2), a.Q.Nb(3), int64(c.q0)*a.Q.Nb(1))
-		Vc := g.View4D(a.Vn, hd, q1, nkv, B, a.Vn.Nb(1), a.Vn.Nb(2), a.Vn.Nb(3), 0)
+		Vtc := g.View4D(a.Vt, q1, hd, nkv, B, a.Vt.Nb(1), a.Vt.Nb(2), a.Vt.Nb(3), 0)
+		dOtc := g.View4D(dOt, n, hd, nh, B, dOt.Nb(1), dOt.Nb(2), dOt.Nb(3), 4*int64(c.q0))
 		Ktc := g.View4D(a.kt, q1, hd, nkv, B, a.kt.Nb(1), a.kt.Nb(2), a.kt.Nb(3), 0)
-		dS := g.SoftMaxBack(g.MulMat(Vc, dOc), P, scale) // [q1, n, nh, B]
-		dQc := g.MulMat(Ktc, dS)                         // [hd, n, nh, B]
-		dKc := b.groupSum(g.OutProdBlocked(Qc, dS))      // Q dS^T: [hd, q1, nkv, B]
-		dVc := b.groupSum(g.OutProdBlocked(dOc, P))      // dO P^T: [hd, q1, nkv, B]
+		dS := g.SoftMaxBack(g.OutProdBlocked(Vtc, dOtc), P, scale) // V^T dO: [q1, n, nh, B]
+		dQc := g.MulMat(Ktc, dS)                                   // [hd, n, nh, B]
+		dKc := b.groupSum(g.OutProdBlocked(Qc, dS))                // Q dS^T: [hd, q1, nkv, B]
+		dVc := b.groupSum(g.OutProdBlocked(dOc, P))                // dO P^T: [hd, q1, nkv, B]
 		if pad := L - q1; pad > 0 {
 			dKc, dVc = g.PadRows(dKc, pad), g.PadRows(dVc, pad)
 		}
