@@ -7,13 +7,16 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/bpo-dev/bpo/ggml"
+	"github.com/bpo-dev/bpo/nn"
+
 	"github.com/bpo-dev/bpo/llama"
 )
 
 // LlamaPolicy is a Policy backed by package llama's differentiable training graph: a GGUF model with
 // frozen base weights and trainable LoRA tensors (or, for small F32 models, all weights).
 type LlamaPolicy struct {
-	tm     *llama.TrainModel
+	tm     *nn.TrainModel
 	shapes []ParamShape
 	params [][]float32
 	arch   string
@@ -34,9 +37,9 @@ func NewLlamaLoRAPolicy(modelPath string, init *LoRA, threads int) (*LlamaPolicy
 	if err := llama.CheckModelFile(modelPath); err != nil { // before ggml sees the file
 		return nil, err
 	}
-	tm, err := llama.NewTrainModel(
+	tm, err := nn.NewTrainModel(
 		modelPath,
-		llama.TrainOptions{LoRA: pairs, LoRAAlpha: float32(init.Alpha), Threads: threads},
+		nn.TrainOptions{LoRA: pairs, LoRAAlpha: float32(init.Alpha), Threads: threads},
 	)
 	if err != nil {
 		return nil, err
@@ -49,14 +52,14 @@ func NewLlamaFullPolicy(modelPath string, threads int) (*LlamaPolicy, error) {
 	if err := llama.CheckModelFile(modelPath); err != nil { // before ggml sees the file
 		return nil, err
 	}
-	tm, err := llama.NewTrainModel(modelPath, llama.TrainOptions{FullParams: true, Threads: threads})
+	tm, err := nn.NewTrainModel(modelPath, nn.TrainOptions{FullParams: true, Threads: threads})
 	if err != nil {
 		return nil, err
 	}
 	return newLlamaPolicy(tm, 0, false), nil
 }
 
-func newLlamaPolicy(tm *llama.TrainModel, alpha float64, lora bool) *LlamaPolicy {
+func newLlamaPolicy(tm *nn.TrainModel, alpha float64, lora bool) *LlamaPolicy {
 	p := &LlamaPolicy{tm: tm, arch: tm.Arch(), alpha: alpha, lora: lora}
 	for _, tp := range tm.Params() {
 		p.shapes = append(p.shapes, ParamShape{Name: tp.Name, Size: len(tp.Values)})
@@ -67,7 +70,7 @@ func newLlamaPolicy(tm *llama.TrainModel, alpha float64, lora bool) *LlamaPolicy
 
 // BaseTensors lists the LoRA-targetable 2-D weights of a GGUF model, for NewLoRA.
 func BaseTensors(modelPath string) ([]BaseTensor, error) {
-	f, err := llama.ReadGGUF(modelPath)
+	f, err := ggml.ReadGGUF(modelPath)
 	if err != nil {
 		return nil, err
 	}
@@ -84,7 +87,7 @@ func BaseTensors(modelPath string) ([]BaseTensor, error) {
 func (p *LlamaPolicy) Close() error { return p.tm.Close() }
 
 // Model is the underlying training graph.
-func (p *LlamaPolicy) Model() *llama.TrainModel { return p.tm }
+func (p *LlamaPolicy) Model() *nn.TrainModel { return p.tm }
 
 // ParamShapes lists the trainable tensors.
 func (p *LlamaPolicy) ParamShapes() []ParamShape { return p.shapes }
@@ -92,13 +95,13 @@ func (p *LlamaPolicy) ParamShapes() []ParamShape { return p.shapes }
 // Params returns the host values the optimizer updates in place.
 func (p *LlamaPolicy) Params() [][]float32 { return p.params }
 
-func pairSeqs(batch []TokenizedPair) []llama.TrainSeq {
-	seqs := make([]llama.TrainSeq, 0, 2*len(batch))
+func pairSeqs(batch []TokenizedPair) []nn.TrainSeq {
+	seqs := make([]nn.TrainSeq, 0, 2*len(batch))
 	for _, b := range batch {
 		for _, c := range [][]int32{b.Chosen, b.Rejected} {
 			toks := make([]llama.Token, 0, len(b.Prompt)+len(c))
 			toks = append(append(toks, b.Prompt...), c...)
-			seqs = append(seqs, llama.TrainSeq{Tokens: toks, PromptLen: len(b.Prompt)})
+			seqs = append(seqs, nn.TrainSeq{Tokens: toks, PromptLen: len(b.Prompt)})
 		}
 	}
 	return seqs
@@ -197,7 +200,7 @@ func (p *LlamaPolicy) LoadAdapter(dir string) error {
 	if err != nil {
 		return err
 	}
-	byName := map[string]*llama.TrainParam{}
+	byName := map[string]*nn.TrainParam{}
 	for _, tp := range p.tm.Params() {
 		byName[tp.Name] = tp
 	}
@@ -252,7 +255,7 @@ func LoRAFromAdapter(af *llama.AdapterFile) (*LoRA, error) {
 
 // LoadModelParams sets a full-parameter policy's values from the tensors of a GGUF model file.
 func (p *LlamaPolicy) LoadModelParams(path string) error {
-	f, err := llama.ReadGGUF(path)
+	f, err := ggml.ReadGGUF(path)
 	if err != nil {
 		return err
 	}
@@ -265,7 +268,7 @@ func (p *LlamaPolicy) LoadModelParams(path string) error {
 		if !ok {
 			return fmt.Errorf("load weights %s: no tensor %s", path, tp.Name)
 		}
-		v, err := llama.ToFloat32(t.Type, raw[t.Offset:t.Offset+t.Size], t.Elements())
+		v, err := ggml.ToFloat32(t.Type, raw[t.Offset:t.Offset+t.Size], t.Elements())
 		if err != nil {
 			return fmt.Errorf("load weights %s: %s: %w", path, tp.Name, err)
 		}
@@ -283,12 +286,12 @@ type TokenSeq struct {
 	Completion []int32
 }
 
-func trainSeqs(seqs []TokenSeq) []llama.TrainSeq {
-	out := make([]llama.TrainSeq, len(seqs))
+func trainSeqs(seqs []TokenSeq) []nn.TrainSeq {
+	out := make([]nn.TrainSeq, len(seqs))
 	for i, s := range seqs {
 		toks := make([]llama.Token, 0, len(s.Prompt)+len(s.Completion))
 		toks = append(append(toks, s.Prompt...), s.Completion...)
-		out[i] = llama.TrainSeq{Tokens: toks, PromptLen: len(s.Prompt)}
+		out[i] = nn.TrainSeq{Tokens: toks, PromptLen: len(s.Prompt)}
 	}
 	return out
 }

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/bpo-dev/bpo/nn"
+
 	"github.com/bpo-dev/bpo/llama"
 )
 
@@ -279,8 +281,8 @@ func loadSFT(path string, opts LoadOptions) ([]SFTExample, []*LineError, error) 
 
 // TokenizeSFT turns examples into training sequences (EOS appended), cutting each to maxLen tokens
 // when maxLen > 0 (the completion keeps its start); it returns how many were cut.
-func TokenizeSFT(m *llama.Model, ex []SFTExample, tmpl PromptTemplate, maxLen int) ([]llama.TrainSeq, int, error) {
-	out := make([]llama.TrainSeq, 0, len(ex))
+func TokenizeSFT(m *llama.Model, ex []SFTExample, tmpl PromptTemplate, maxLen int) ([]nn.TrainSeq, int, error) {
+	out := make([]nn.TrainSeq, 0, len(ex))
 	cut := 0
 	for _, e := range ex {
 		pr, err := promptTokens(m, tmpl, e.Prompt, e.PromptMessages, e.Line)
@@ -305,7 +307,7 @@ func TokenizeSFT(m *llama.Model, ex []SFTExample, tmpl PromptTemplate, maxLen in
 			toks = toks[:maxLen]
 			cut++
 		}
-		out = append(out, llama.TrainSeq{Tokens: toks, PromptLen: len(p)})
+		out = append(out, nn.TrainSeq{Tokens: toks, PromptLen: len(p)})
 	}
 	return out, cut, nil
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/bpo-dev/bpo/ggml"
+
 	"github.com/bpo-dev/bpo/internal/fixture"
 	"github.com/bpo-dev/bpo/llama"
 )
@@ -37,7 +39,7 @@ func TestHiddenStatesPredictTokens(t *testing.T) {
 	}
 	want = want[len(prompt)-1:]
 
-	f, err := llama.ReadGGUF(stories)
+	f, err := ggml.ReadGGUF(stories)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +48,7 @@ func TestHiddenStatesPredictTokens(t *testing.T) {
 		t.Fatal("no output.weight")
 	}
 	raw, _ := os.ReadFile(stories)
-	w, err := llama.ToFloat32(out.Type, raw[out.Offset:out.Offset+out.Size], out.Elements())
+	w, err := ggml.ToFloat32(out.Type, raw[out.Offset:out.Offset+out.Size], out.Elements())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,8 @@ import (
 	"slices"
 	"strings"
 	"unsafe"
+
+	"github.com/bpo-dev/bpo/ggml"
 )
 
 // Adapter is a LoRA adapter loaded for a model. It is freed with its model or by Close.
@@ -38,7 +40,7 @@ func LoadAdapter(model *Model, path string) (*Adapter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load adapter: %w", err)
 	}
-	f, err := ReadGGUF(path)
+	f, err := ggml.ReadGGUF(path)
 	if err != nil {
 		return nil, fmt.Errorf("load adapter: %w", err)
 	}
@@ -70,7 +72,7 @@ func LoadAdapter(model *Model, path string) (*Adapter, error) {
 }
 
 // checkAdapterShapes verifies every lora_a/lora_b pair against its base tensor and returns the rank.
-func checkAdapterShapes(adapter, base *GGUFFile) (int, error) {
+func checkAdapterShapes(adapter, base *ggml.GGUFFile) (int, error) {
 	rank := 0
 	pairs := 0
 	for _, t := range adapter.Tensors {
@@ -151,7 +153,7 @@ func (c *Context) SetAdapters(adapters ...AdapterScale) error {
 
 // checkAdapterValues decodes every tensor of the adapter and refuses NaN or infinite values, which
 // would make every log-prob NaN.
-func checkAdapterValues(path string, f *GGUFFile) error {
+func checkAdapterValues(path string, f *ggml.GGUFFile) error {
 	fh, err := os.Open(path)
 	if err != nil {
 		return err
@@ -162,7 +164,7 @@ func checkAdapterValues(path string, f *GGUFFile) error {
 		if _, err := fh.ReadAt(raw, t.Offset); err != nil {
 			return fmt.Errorf("%s: tensor %s: %w", path, t.Name, err)
 		}
-		vals, err := ToFloat32(t.Type, raw, t.Elements())
+		vals, err := ggml.ToFloat32(t.Type, raw, t.Elements())
 		if err != nil {
 			return fmt.Errorf("%s: tensor %s: %w", path, t.Name, err)
 		}

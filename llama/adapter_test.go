@@ -8,11 +8,13 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/bpo-dev/bpo/ggml"
+
 	"github.com/bpo-dev/bpo/internal/fixture"
 )
 
 // randomLoRA makes LoRA pairs with non-zero A and B for the named base tensors of f.
-func randomLoRA(t testing.TB, f *GGUFFile, names []string, rank int, seed uint64) []LoRATensor {
+func randomLoRA(t testing.TB, f *ggml.GGUFFile, names []string, rank int, seed uint64) []LoRATensor {
 	t.Helper()
 	rng := rand.New(rand.NewPCG(seed, 1))
 	var out []LoRATensor
@@ -164,13 +166,13 @@ func TestAdapterMatchesMergedReference(t *testing.T) {
 func TestAdapterErrors(t *testing.T) {
 	m := mustLoad(t, fixture.File(t, stories260K))
 	dir := t.TempDir()
-	qwen := mustLoad(t, randomModel(t, smallSpec(t, "qwen2", TypeF32)))
+	qwen := mustLoad(t, randomModel(t, smallSpec(t, "qwen2", ggml.TypeF32)))
 	qwenAdapter := filepath.Join(dir, "qwen.gguf")
 	if err := WriteAdapterFile(qwenAdapter, "qwen2", 4, randomLoRA(t, qwen.File(), []string{"blk.0.attn_q.weight"}, 2, 1), nil); err != nil {
 		t.Fatal(err)
 	}
 	// Same architecture, wrong shape: a llama adapter made for the 64-wide llama3 model.
-	l3 := mustLoad(t, randomModel(t, smallSpec(t, "llama3", TypeF32)))
+	l3 := mustLoad(t, randomModel(t, smallSpec(t, "llama3", ggml.TypeF32)))
 	wrongShape := filepath.Join(dir, "shape.gguf")
 	if err := WriteAdapterFile(wrongShape, "llama", 4, randomLoRA(t, l3.File(), []string{"blk.0.ffn_up.weight"}, 2, 1), nil); err != nil {
 		t.Fatal(err)

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/bpo-dev/bpo/ggml"
 )
 
 // AdapterInfo describes a GGUF LoRA adapter from its metadata; no tensor data is read.
@@ -49,7 +51,7 @@ var targetOrder = []string{"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gat
 
 // ReadAdapterInfo reads a GGUF LoRA adapter's description (ErrNotAdapter for other files).
 func ReadAdapterInfo(path string) (AdapterInfo, error) {
-	f, err := ReadGGUF(path)
+	f, err := ggml.ReadGGUF(path)
 	if err != nil {
 		return AdapterInfo{}, fmt.Errorf("adapter info: %w", err)
 	}
@@ -85,7 +87,7 @@ func ReadAdapterInfo(path string) (AdapterInfo, error) {
 		if r := int(ta.Shape[1]); !slices.Contains(info.Ranks, r) {
 			info.Ranks = append(info.Ranks, r)
 		}
-		for _, t := range []GGUFTensor{ta, tb} {
+		for _, t := range []ggml.GGUFTensor{ta, tb} {
 			if s := t.Type.String(); !slices.Contains(info.Types, s) {
 				info.Types = append(info.Types, s)
 			}
@@ -156,14 +158,14 @@ func targetRank(module string) int {
 // CheckAdapterFits checks that the GGUF file at adapterPath is a LoRA adapter (ErrNotAdapter) for
 // base's architecture whose every pair fits a weight of base (ErrAdapterMismatch), without
 // loading either into llama.cpp.
-func CheckAdapterFits(adapterPath string, base *GGUFFile) error {
+func CheckAdapterFits(adapterPath string, base *ggml.GGUFFile) error {
 	_, err := checkAdapterFits(adapterPath, base)
 	return err
 }
 
 // checkAdapterFits is CheckAdapterFits returning the adapter's rank (-1 when ranks differ).
-func checkAdapterFits(adapterPath string, base *GGUFFile) (int, error) {
-	f, err := ReadGGUF(adapterPath)
+func checkAdapterFits(adapterPath string, base *ggml.GGUFFile) (int, error) {
+	f, err := ggml.ReadGGUF(adapterPath)
 	if err != nil {
 		return 0, err
 	}

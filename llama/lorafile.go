@@ -5,31 +5,13 @@ import (
 	"os"
 	"sort"
 	"strings"
+
+	"github.com/bpo-dev/bpo/ggml"
+	"github.com/bpo-dev/bpo/lora"
 )
 
-// LoRATensor is the LoRA pair of one base weight: y = W x + (alpha/r) B (A x).
-type LoRATensor struct {
-	// Base is the base tensor's name, e.g. "blk.0.attn_q.weight".
-	Base string
-	Rank int
-	NIn  int
-	NOut int
-	// A is rank x NIn, row-major (GGUF ne = [NIn, rank]).
-	A []float32
-	// B is NOut x rank, row-major (GGUF ne = [rank, NOut]).
-	B []float32
-}
-
-// Validate checks the sizes of A and B.
-func (t LoRATensor) Validate() error {
-	if t.Rank <= 0 || t.NIn <= 0 || t.NOut <= 0 {
-		return fmt.Errorf("%w: lora %s: rank %d, n_in %d, n_out %d must be > 0", ErrInvalidArgument, t.Base, t.Rank, t.NIn, t.NOut)
-	}
-	if len(t.A) != t.Rank*t.NIn || len(t.B) != t.NOut*t.Rank {
-		return fmt.Errorf("%w: lora %s: A has %d values (want %d), B has %d (want %d)", ErrInvalidArgument, t.Base, len(t.A), t.Rank*t.NIn, len(t.B), t.NOut*t.Rank)
-	}
-	return nil
-}
+// LoRATensor is the LoRA pair of one base weight (see package lora).
+type LoRATensor = lora.Tensor
 
 // Adapter metadata keys.
 const (
@@ -46,7 +28,7 @@ func WriteAdapterFile(path, arch string, alpha float32, tensors []LoRATensor, ex
 	if len(tensors) == 0 {
 		return fmt.Errorf("write adapter: %w: no LoRA tensors", ErrInvalidArgument)
 	}
-	w := NewGGUFWriter()
+	w := ggml.NewGGUFWriter()
 	defer w.Close()
 	w.SetString("general.architecture", arch)
 	w.SetString("general.type", "adapter")
@@ -62,12 +44,12 @@ func WriteAdapterFile(path, arch string, alpha float32, tensors []LoRATensor, ex
 	}
 	for _, t := range tensors {
 		if err := t.Validate(); err != nil {
+			return fmt.Errorf("write adapter: %w: %w", ErrInvalidArgument, err)
+		}
+		if err := w.AddFloat32Tensor(t.Base+".lora_a", ggml.TypeF32, []int64{int64(t.NIn), int64(t.Rank)}, t.A); err != nil {
 			return fmt.Errorf("write adapter: %w", err)
 		}
-		if err := w.AddFloat32Tensor(t.Base+".lora_a", TypeF32, []int64{int64(t.NIn), int64(t.Rank)}, t.A); err != nil {
-			return fmt.Errorf("write adapter: %w", err)
-		}
-		if err := w.AddFloat32Tensor(t.Base+".lora_b", TypeF32, []int64{int64(t.Rank), int64(t.NOut)}, t.B); err != nil {
+		if err := w.AddFloat32Tensor(t.Base+".lora_b", ggml.TypeF32, []int64{int64(t.Rank), int64(t.NOut)}, t.B); err != nil {
 			return fmt.Errorf("write adapter: %w", err)
 		}
 	}
@@ -85,7 +67,7 @@ type AdapterFile struct {
 
 // ReadAdapterFile reads a GGUF LoRA adapter (F32, F16 or quantized tensors, decoded to float32).
 func ReadAdapterFile(path string) (*AdapterFile, error) {
-	f, err := ReadGGUF(path)
+	f, err := ggml.ReadGGUF(path)
 	if err != nil {
 		return nil, fmt.Errorf("read adapter: %w", err)
 	}
@@ -109,11 +91,11 @@ func ReadAdapterFile(path string) (*AdapterFile, error) {
 			out.Meta[k] = s
 		}
 	}
-	decode := func(t GGUFTensor) ([]float32, error) {
+	decode := func(t ggml.GGUFTensor) ([]float32, error) {
 		if t.Offset < 0 || t.Offset+t.Size > int64(len(raw)) {
 			return nil, fmt.Errorf("read adapter %s: %w: tensor %s data outside the file", path, ErrNotGGUF, t.Name)
 		}
-		return ToFloat32(t.Type, raw[t.Offset:t.Offset+t.Size], t.Elements())
+		return ggml.ToFloat32(t.Type, raw[t.Offset:t.Offset+t.Size], t.Elements())
 	}
 	for _, ta := range f.Tensors {
 		base, ok := strings.CutSuffix(ta.Name, ".lora_a")

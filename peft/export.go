@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/bpo-dev/bpo/ggml"
+
 	"github.com/nlpodyssey/safetensors"
 
 	"github.com/bpo-dev/bpo/internal/atomicfile"
@@ -26,7 +28,7 @@ type ExportOptions struct {
 }
 
 // HeadsOf reads the attention head counts of a GGUF model.
-func HeadsOf(model *llama.GGUFFile) (Heads, error) {
+func HeadsOf(model *ggml.GGUFFile) (Heads, error) {
 	arch := model.Arch()
 	q, ok := model.Uint(arch + ".attention.head_count")
 	if !ok || q == 0 {
@@ -65,7 +67,7 @@ func Export(ad *llama.AdapterFile, dir string, opts ExportOptions) error {
 	present := map[string]bool{}
 	for _, lt := range ad.Tensors {
 		if err := lt.Validate(); err != nil {
-			return fmt.Errorf("peft export: %w", err)
+			return fmt.Errorf("peft export: %w: %w", llama.ErrInvalidArgument, err)
 		}
 		if lt.Rank != rank {
 			return fmt.Errorf(

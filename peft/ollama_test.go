@@ -2,15 +2,17 @@ package peft
 
 import (
 	"context"
-	"github.com/bpo-dev/bpo/internal/fixture"
 	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/bpo-dev/bpo/ggml"
+	"github.com/bpo-dev/bpo/internal/fixture"
+
 	ollamaconvert "github.com/ollama/ollama/convert"
-	"github.com/ollama/ollama/fs/ggml"
+	ollamaggml "github.com/ollama/ollama/fs/ggml"
 
 	"github.com/bpo-dev/bpo/llama"
 )
@@ -51,14 +53,14 @@ func TestOllamaReadsExport(t *testing.T) {
 	}
 }
 
-func ollamaCase(t *testing.T, orig string, base *llama.GGUFFile, assert bool) {
+func ollamaCase(t *testing.T, orig string, base *ggml.GGUFFile, assert bool) {
 	dir := exportFor(t, orig, base, "")
 	fh, err := os.Open(fixture.File(t, stories260K))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer fh.Close()
-	g, err := ggml.Decode(fh, -1)
+	g, err := ollamaggml.Decode(fh, -1)
 	if err != nil {
 		t.Fatal(err)
 	}

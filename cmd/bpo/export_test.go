@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/bpo-dev/bpo/ggml"
+
 	"github.com/bpo-dev/bpo/llama"
 	"github.com/bpo-dev/bpo/peft"
 )
@@ -19,7 +21,7 @@ import (
 // storiesAdapter writes a rank-4 adapter with random A and B on every projection of stories260K.
 func storiesAdapter(t *testing.T, dir string) string {
 	t.Helper()
-	f, err := llama.ReadGGUF(cliStories(t))
+	f, err := ggml.ReadGGUF(cliStories(t))
 	if err != nil {
 		t.Fatal(err)
 	}

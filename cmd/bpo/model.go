@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/bpo-dev/bpo/ggml"
+	"github.com/bpo-dev/bpo/nn"
+
 	"github.com/bpo-dev/bpo/llama"
 	"github.com/bpo-dev/bpo/mathgen"
 	"github.com/urfave/cli/v2"
@@ -66,11 +69,11 @@ func modelRandomCommand() *cli.Command {
 			if c.NArg() > 0 {
 				return fmt.Errorf("model random: unexpected argument %q (all settings are options)", c.Args().First())
 			}
-			typ, err := llama.ParseGGMLType(c.String("type"))
+			typ, err := ggml.ParseGGMLType(c.String("type"))
 			if err != nil {
 				return fmt.Errorf("model random: --type: %w", err)
 			}
-			spec := llama.RandomModelSpec{
+			spec := nn.RandomModelSpec{
 				Arch: c.String("arch"), VocabFrom: c.String("vocab-from"),
 				Layers: c.Int("layers"), Embedding: c.Int("embedding"), FeedForward: c.Int("ff"),
 				Heads: c.Int("heads"), HeadsKV: c.Int("heads-kv"), ContextLength: c.Int("context-length"),
@@ -92,7 +95,7 @@ func modelRandomCommand() *cli.Command {
 				)
 			}
 			out := c.String("out")
-			if err := llama.WriteRandomModel(out, spec); err != nil {
+			if err := nn.WriteRandomModel(out, spec); err != nil {
 				return fmt.Errorf("model random: %w", err)
 			}
 			return describeWritten(c, out)
@@ -117,7 +120,7 @@ func modelQuantizeCommand() *cli.Command {
 				return errors.New("model quantize: give IN.gguf and OUT.gguf (options go before them)")
 			}
 			in, out := c.Args().Get(0), c.Args().Get(1)
-			typ, err := llama.ParseGGMLType(c.String("type"))
+			typ, err := ggml.ParseGGMLType(c.String("type"))
 			if err != nil {
 				return fmt.Errorf("model quantize: --type: %w", err)
 			}
@@ -141,7 +144,7 @@ func modelQuantizeCommand() *cli.Command {
 
 // describeWritten prints a one-line summary of a model file just written.
 func describeWritten(c *cli.Context, path string) error {
-	f, err := llama.ReadGGUF(path)
+	f, err := ggml.ReadGGUF(path)
 	if err != nil {
 		return fmt.Errorf("reading back %s: %w", path, err)
 	}

@@ -6,6 +6,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bpo-dev/bpo/ggml"
+	"github.com/bpo-dev/bpo/nn"
+
 	"github.com/urfave/cli/v2"
 
 	"github.com/bpo-dev/bpo/align"
@@ -73,8 +76,8 @@ func trainingFlags(defaultLR float64, defaultBatch int) []cli.Flag {
 }
 
 // checkpointing reads --checkpointing.
-func checkpointing(c *cli.Context) (llama.Checkpointing, error) {
-	ck, err := llama.ParseCheckpointing(c.String("checkpointing"))
+func checkpointing(c *cli.Context) (nn.Checkpointing, error) {
+	ck, err := nn.ParseCheckpointing(c.String("checkpointing"))
 	if err != nil {
 		return 0, fmt.Errorf("--checkpointing: %w", err)
 	}
@@ -97,7 +100,7 @@ func initialLoRA(c *cli.Context) (*align.LoRA, error) {
 		if !peft.IsFolder(path) {
 			return align.LoRAFromAdapterFile(path)
 		}
-		base, err := llama.ReadGGUF(model)
+		base, err := ggml.ReadGGUF(model)
 		if err != nil {
 			return nil, err
 		}

@@ -1,9 +1,11 @@
-package llama
+package nn
 
 import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+
+	"github.com/bpo-dev/bpo/ggml"
 )
 
 // RandomModelSpec describes a small model with random weights and a real tokenizer, for tests and
@@ -26,7 +28,7 @@ type RandomModelSpec struct {
 	ContextLength int
 	// Type is the type of the 2-D weights (F32, F16, Q8_0, Q4_0, Q4_K, Q6_K...). Rows whose length is not
 	// a multiple of the type's block size fall back to Q8_0 (as llama.cpp's quantizer falls back).
-	Type GGMLType
+	Type ggml.GGMLType
 	// TiedOutput omits output.weight: the output projection reuses token_embd.weight.
 	TiedOutput bool
 	Seed       uint64
@@ -39,22 +41,22 @@ func (s RandomModelSpec) Validate() error {
 	switch s.Arch {
 	case "llama", "llama3", "qwen2":
 	default:
-		return fmt.Errorf("%w: random model arch %q, want llama, llama3 or qwen2", ErrUnsupportedArch, s.Arch)
+		return fmt.Errorf("%w: random model arch %q, want llama, llama3 or qwen2", ggml.ErrUnsupportedArch, s.Arch)
 	}
 	if s.Layers <= 0 || s.Embedding <= 0 || s.FeedForward <= 0 || s.Heads <= 0 || s.HeadsKV <= 0 {
-		return fmt.Errorf("%w: layers, embedding, feed_forward, heads and heads_kv must be > 0 (got %d, %d, %d, %d, %d)", ErrInvalidArgument, s.Layers, s.Embedding, s.FeedForward, s.Heads, s.HeadsKV)
+		return fmt.Errorf("%w: layers, embedding, feed_forward, heads and heads_kv must be > 0 (got %d, %d, %d, %d, %d)", ggml.ErrInvalidArgument, s.Layers, s.Embedding, s.FeedForward, s.Heads, s.HeadsKV)
 	}
 	if s.Embedding%s.Heads != 0 {
-		return fmt.Errorf("%w: embedding %d is not a multiple of heads %d", ErrInvalidArgument, s.Embedding, s.Heads)
+		return fmt.Errorf("%w: embedding %d is not a multiple of heads %d", ggml.ErrInvalidArgument, s.Embedding, s.Heads)
 	}
 	if s.Heads%s.HeadsKV != 0 {
-		return fmt.Errorf("%w: heads %d is not a multiple of heads_kv %d", ErrInvalidArgument, s.Heads, s.HeadsKV)
+		return fmt.Errorf("%w: heads %d is not a multiple of heads_kv %d", ggml.ErrInvalidArgument, s.Heads, s.HeadsKV)
 	}
 	if (s.Embedding/s.Heads)%2 != 0 {
-		return fmt.Errorf("%w: head size %d must be even for rope", ErrInvalidArgument, s.Embedding/s.Heads)
+		return fmt.Errorf("%w: head size %d must be even for rope", ggml.ErrInvalidArgument, s.Embedding/s.Heads)
 	}
 	if (s.VocabFrom == "") == (s.Vocab == nil) {
-		return fmt.Errorf("%w: set exactly one of VocabFrom (a GGUF file with a tokenizer) and Vocab", ErrInvalidArgument)
+		return fmt.Errorf("%w: set exactly one of VocabFrom (a GGUF file with a tokenizer) and Vocab", ggml.ErrInvalidArgument)
 	}
 	if s.Vocab != nil {
 		return s.Vocab.Validate()
@@ -71,7 +73,7 @@ func WriteRandomModel(path string, spec RandomModelSpec) error {
 	if spec.Vocab != nil {
 		nVocab = int64(len(spec.Vocab.Tokens))
 	} else {
-		vocab, err := ReadGGUF(spec.VocabFrom)
+		vocab, err := ggml.ReadGGUF(spec.VocabFrom)
 		if err != nil {
 			return fmt.Errorf("random model: vocabulary: %w", err)
 		}
@@ -91,11 +93,11 @@ func WriteRandomModel(path string, spec RandomModelSpec) error {
 	if spec.Name == "" {
 		spec.Name = "bpo-random-" + spec.Arch
 	}
-	w := NewGGUFWriter()
+	w := ggml.NewGGUFWriter()
 	defer w.Close()
 	w.SetString("general.architecture", arch)
 	w.SetString("general.name", spec.Name)
-	w.SetUint32("general.file_type", fileTypeFor(spec.Type))
+	w.SetUint32("general.file_type", ggml.FileTypeFor(spec.Type))
 	w.SetUint32(arch+".context_length", uint32(spec.ContextLength))
 	w.SetUint32(arch+".embedding_length", uint32(spec.Embedding))
 	w.SetUint32(arch+".block_count", uint32(spec.Layers))
@@ -123,7 +125,7 @@ func WriteRandomModel(path string, spec RandomModelSpec) error {
 	}
 
 	rng := rand.New(rand.NewPCG(spec.Seed, 0x5eed))
-	add := func(name string, ne []int64, typ GGMLType, fill func([]float32)) error {
+	add := func(name string, ne []int64, typ ggml.GGMLType, fill func([]float32)) error {
 		n := int64(1)
 		for _, d := range ne {
 			n *= d
@@ -131,11 +133,11 @@ func WriteRandomModel(path string, spec RandomModelSpec) error {
 		v := make([]float32, n)
 		fill(v)
 		if len(ne) == 1 {
-			typ = TypeF32
+			typ = ggml.TypeF32
 		} else if ne[0]%typ.BlockSize() != 0 {
-			typ = TypeQ8_0
+			typ = ggml.TypeQ8_0
 			if ne[0]%typ.BlockSize() != 0 {
-				typ = TypeF32
+				typ = ggml.TypeF32
 			}
 		}
 		return w.AddFloat32Tensor(name, typ, ne, v)
@@ -160,7 +162,7 @@ func WriteRandomModel(path string, spec RandomModelSpec) error {
 	if err := add("token_embd.weight", []int64{e, nVocab}, spec.Type, uniform(1)); err != nil {
 		return fmt.Errorf("random model: %w", err)
 	}
-	if err := add("output_norm.weight", []int64{e}, TypeF32, around(1, 0.1)); err != nil {
+	if err := add("output_norm.weight", []int64{e}, ggml.TypeF32, around(1, 0.1)); err != nil {
 		return fmt.Errorf("random model: %w", err)
 	}
 	if !spec.TiedOutput {
@@ -170,7 +172,7 @@ func WriteRandomModel(path string, spec RandomModelSpec) error {
 	}
 	if spec.Arch == "llama3" {
 		// Llama-3.1 rope scaling: factor 8, low/high frequency factors 1 and 4, original context 8192.
-		if err := add("rope_freqs.weight", []int64{int64(headDim / 2)}, TypeF32, func(v []float32) { llama31FreqFactors(v, 500000, headDim) }); err != nil {
+		if err := add("rope_freqs.weight", []int64{int64(headDim / 2)}, ggml.TypeF32, func(v []float32) { llama31FreqFactors(v, 500000, headDim) }); err != nil {
 			return fmt.Errorf("random model: %w", err)
 		}
 	}
@@ -240,25 +242,4 @@ func llama31FreqFactors(v []float32, base float64, headDim int) {
 			v[i] = float32(1 / ((1-smooth)/factor + smooth))
 		}
 	}
-}
-
-// fileTypeFor maps a tensor type to llama.cpp's general.file_type (LLAMA_FTYPE_*).
-func fileTypeFor(t GGMLType) uint32 {
-	switch t {
-	case TypeF32:
-		return 0
-	case TypeF16:
-		return 1
-	case TypeQ4_0:
-		return 2
-	case TypeQ8_0:
-		return 7
-	case TypeQ4_K:
-		return 15
-	case TypeQ6_K:
-		return 18
-	case TypeBF16:
-		return 32
-	}
-	return 0
 }
