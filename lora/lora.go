@@ -3,7 +3,12 @@
 // Go and imports no other package of the project, so training, export, merge and inference share it.
 package lora
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+)
 
 // Tensor is the LoRA pair of one base weight: y = W x + (alpha/r) B (A x).
 type Tensor struct {
@@ -27,4 +32,53 @@ func (t Tensor) Validate() error {
 		return fmt.Errorf("lora %s: A has %d values (want %d), B has %d (want %d)", t.Base, len(t.A), t.Rank*t.NIn, len(t.B), t.NOut*t.Rank)
 	}
 	return nil
+}
+
+// targets are the projection modules LoRA can be attached to, in canonical order.
+var targets = []string{"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"}
+
+// Targets returns the projection modules LoRA can be attached to, in canonical order (a fresh slice).
+func Targets() []string { return slices.Clone(targets) }
+
+// TargetIndex is module's position in Targets, or -1 when LoRA cannot target it.
+func TargetIndex(module string) int { return slices.Index(targets, module) }
+
+// Suffixes of the two tensors of a pair in a GGUF adapter: "<base>.lora_a" and "<base>.lora_b".
+const (
+	SuffixA = ".lora_a"
+	SuffixB = ".lora_b"
+)
+
+// KeyAlpha is the adapter's alpha in GGUF metadata; the update is scaled by alpha/rank.
+const KeyAlpha = "adapter.lora.alpha"
+
+// BaseName is the GGUF name of module's weight in layer: "blk.<layer>.<module>.weight".
+func BaseName(layer int, module string) string { return fmt.Sprintf("blk.%d.%s.weight", layer, module) }
+
+// ParseBase splits a block weight name "blk.<layer>.<module>.weight" into layer and module; ok is
+// false for any other shape (a negative or non-decimal layer, a module with a dot).
+func ParseBase(name string) (layer int, module string, ok bool) {
+	rest, found := strings.CutPrefix(name, "blk.")
+	if !found {
+		return 0, "", false
+	}
+	rest, found = strings.CutSuffix(rest, ".weight")
+	if !found {
+		return 0, "", false
+	}
+	num, module, found := strings.Cut(rest, ".")
+	if !found || strings.Contains(module, ".") {
+		return 0, "", false
+	}
+	layer, err := strconv.Atoi(num)
+	if err != nil || layer < 0 {
+		return 0, "", false
+	}
+	return layer, module, true
+}
+
+// IsTarget reports whether name is the weight of a module LoRA can target ("blk.3.attn_q.weight").
+func IsTarget(name string) bool {
+	_, module, ok := ParseBase(name)
+	return ok && TargetIndex(module) >= 0
 }

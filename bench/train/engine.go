@@ -8,6 +8,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/bpo-dev/bpo/align/llamaalign"
+
 	"github.com/bpo-dev/bpo/ggml"
 	"github.com/bpo-dev/bpo/nn"
 
@@ -39,8 +41,8 @@ func (s *series) add(v, load float64) {
 
 // newLoRAPolicy loads the model with rank-16 LoRA (alpha 16) on all seven projections, A seeded
 // random and B zero, as a preference run starts.
-func newLoRAPolicy(model string, threads int, seed uint64) (*align.LlamaPolicy, *align.LoRA, error) {
-	base, err := align.BaseTensors(model)
+func newLoRAPolicy(model string, threads int, seed uint64) (*llamaalign.LlamaPolicy, *align.LoRA, error) {
+	base, err := llamaalign.BaseTensors(model)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -50,7 +52,7 @@ func newLoRAPolicy(model string, threads int, seed uint64) (*align.LlamaPolicy, 
 	if err != nil {
 		return nil, nil, err
 	}
-	p, err := align.NewLlamaLoRAPolicy(model, lora, threads)
+	p, err := llamaalign.NewLlamaLoRAPolicy(model, lora, threads)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"sort"
 
+	"github.com/bpo-dev/bpo/align/llamaalign"
+
 	"github.com/urfave/cli/v2"
 
 	"github.com/bpo-dev/bpo/align"
@@ -90,7 +92,7 @@ func runFilter(c *cli.Context) error {
 		return err
 	}
 	trunc := truncationOf(c)
-	pairs, _, err := align.TokenizePreferences(m, data.Examples, align.PromptTemplate(c.String("template")), trunc)
+	pairs, _, err := llamaalign.TokenizePreferences(m, data.Examples, align.PromptTemplate(c.String("template")), trunc)
 	m.Close()
 	if err != nil {
 		return fmt.Errorf("%s: %w", dataPath, err)

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/bpo-dev/bpo/align/llamaalign"
+
 	"github.com/urfave/cli/v2"
 
 	"github.com/bpo-dev/bpo/align"
@@ -159,7 +161,7 @@ func runGRPO(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	pol, err := align.NewLlamaLoRAPolicy(c.String("model"), lora, threadsOf(c))
+	pol, err := llamaalign.NewLlamaLoRAPolicy(c.String("model"), lora, threadsOf(c))
 	if err != nil {
 		return err
 	}
@@ -276,13 +278,13 @@ func rolloutOf(m *llama.Model, tmpl align.PromptTemplate, recs []eval.Record, g 
 				ex[j].PromptMessages = append(ex[j].PromptMessages, align.Message{Role: msg.Role, Content: msg.Content})
 			}
 		}
-		seqs, _, err := align.TokenizeSFT(m, ex, tmpl, 0)
+		seqs, _, err := llamaalign.TokenizeSFT(m, ex, tmpl, 0)
 		if err != nil {
 			return nil, fmt.Errorf("question %s: %w", r.ID, err)
 		}
 		ro.IDs = append(ro.IDs, r.ID)
 		for j, sq := range seqs {
-			comp := sq.Tokens[sq.PromptLen:]
+			comp := sq.Completion
 			truncated := j < len(r.Stops) && r.Stops[j] == "length"
 			if truncated && len(comp) > 1 {
 				comp = comp[:len(comp)-1] // no end token: the model did not stop
@@ -291,7 +293,7 @@ func rolloutOf(m *llama.Model, tmpl align.PromptTemplate, recs []eval.Record, g 
 			if r.Corrects[j] {
 				reward = 1
 			}
-			ro.Seqs = append(ro.Seqs, online.RolloutSeq{Prompt: sq.Tokens[:sq.PromptLen], Completion: comp, Reward: reward, Truncated: truncated})
+			ro.Seqs = append(ro.Seqs, online.RolloutSeq{Prompt: sq.Prompt, Completion: comp, Reward: reward, Truncated: truncated})
 		}
 	}
 	return ro, nil

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bpo-dev/bpo/align/llamaalign"
+
 	"github.com/bpo-dev/bpo/ggml"
 	"github.com/bpo-dev/bpo/nn"
 
@@ -98,7 +100,7 @@ func initialLoRA(c *cli.Context) (*align.LoRA, error) {
 	model := c.String("model")
 	if path := c.String("init-adapter"); path != "" {
 		if !peft.IsFolder(path) {
-			return align.LoRAFromAdapterFile(path)
+			return llamaalign.LoRAFromAdapterFile(path)
 		}
 		base, err := ggml.ReadGGUF(model)
 		if err != nil {
@@ -108,9 +110,9 @@ func initialLoRA(c *cli.Context) (*align.LoRA, error) {
 		if err != nil {
 			return nil, fmt.Errorf("--init-adapter: %w", err)
 		}
-		return align.LoRAFromAdapter(ad)
+		return llamaalign.LoRAFromAdapter(ad)
 	}
-	base, err := align.BaseTensors(model)
+	base, err := llamaalign.BaseTensors(model)
 	if err != nil {
 		return nil, err
 	}

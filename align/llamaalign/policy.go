@@ -1,4 +1,4 @@
-package align
+package llamaalign
 
 import (
 	"context"
@@ -6,6 +6,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/bpo-dev/bpo/align"
+	"github.com/bpo-dev/bpo/lora"
 
 	"github.com/bpo-dev/bpo/ggml"
 	"github.com/bpo-dev/bpo/nn"
@@ -17,7 +20,7 @@ import (
 // frozen base weights and trainable LoRA tensors (or, for small F32 models, all weights).
 type LlamaPolicy struct {
 	tm     *nn.TrainModel
-	shapes []ParamShape
+	shapes []align.ParamShape
 	params [][]float32
 	arch   string
 	alpha  float64
@@ -26,7 +29,7 @@ type LlamaPolicy struct {
 
 // NewLlamaLoRAPolicy loads model for LoRA training. init holds the starting adapter (NewLoRA's seeded
 // A and zero B, or tensors read from an existing adapter to continue training).
-func NewLlamaLoRAPolicy(modelPath string, init *LoRA, threads int) (*LlamaPolicy, error) {
+func NewLlamaLoRAPolicy(modelPath string, init *align.LoRA, threads int) (*LlamaPolicy, error) {
 	if err := init.Validate(); err != nil {
 		return nil, fmt.Errorf("lora policy: %w", err)
 	}
@@ -62,22 +65,22 @@ func NewLlamaFullPolicy(modelPath string, threads int) (*LlamaPolicy, error) {
 func newLlamaPolicy(tm *nn.TrainModel, alpha float64, lora bool) *LlamaPolicy {
 	p := &LlamaPolicy{tm: tm, arch: tm.Arch(), alpha: alpha, lora: lora}
 	for _, tp := range tm.Params() {
-		p.shapes = append(p.shapes, ParamShape{Name: tp.Name, Size: len(tp.Values)})
+		p.shapes = append(p.shapes, align.ParamShape{Name: tp.Name, Size: len(tp.Values)})
 		p.params = append(p.params, tp.Values)
 	}
 	return p
 }
 
 // BaseTensors lists the LoRA-targetable 2-D weights of a GGUF model, for NewLoRA.
-func BaseTensors(modelPath string) ([]BaseTensor, error) {
+func BaseTensors(modelPath string) ([]align.BaseTensor, error) {
 	f, err := ggml.ReadGGUF(modelPath)
 	if err != nil {
 		return nil, err
 	}
-	var out []BaseTensor
+	var out []align.BaseTensor
 	for _, t := range f.Tensors {
-		if _, _, ok := parseTarget(t.Name); ok && len(t.Shape) == 2 {
-			out = append(out, BaseTensor{Name: t.Name, NIn: int(t.Shape[0]), NOut: int(t.Shape[1])})
+		if _, _, ok := lora.ParseBase(t.Name); ok && len(t.Shape) == 2 {
+			out = append(out, align.BaseTensor{Name: t.Name, NIn: int(t.Shape[0]), NOut: int(t.Shape[1])})
 		}
 	}
 	return out, nil
@@ -90,12 +93,12 @@ func (p *LlamaPolicy) Close() error { return p.tm.Close() }
 func (p *LlamaPolicy) Model() *nn.TrainModel { return p.tm }
 
 // ParamShapes lists the trainable tensors.
-func (p *LlamaPolicy) ParamShapes() []ParamShape { return p.shapes }
+func (p *LlamaPolicy) ParamShapes() []align.ParamShape { return p.shapes }
 
 // Params returns the host values the optimizer updates in place.
 func (p *LlamaPolicy) Params() [][]float32 { return p.params }
 
-func pairSeqs(batch []TokenizedPair) []nn.TrainSeq {
+func pairSeqs(batch []align.TokenizedPair) []nn.TrainSeq {
 	seqs := make([]nn.TrainSeq, 0, 2*len(batch))
 	for _, b := range batch {
 		for _, c := range [][]int32{b.Chosen, b.Rejected} {
@@ -118,7 +121,7 @@ func sums(lp [][]float64) []float64 {
 }
 
 // Forward returns the policy log-prob sums of each pair's completions.
-func (p *LlamaPolicy) Forward(ctx context.Context, batch []TokenizedPair) ([]float64, []float64, error) {
+func (p *LlamaPolicy) Forward(ctx context.Context, batch []align.TokenizedPair) ([]float64, []float64, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, nil, err
 	}
@@ -140,8 +143,8 @@ func (p *LlamaPolicy) Forward(ctx context.Context, batch []TokenizedPair) ([]flo
 // ForwardBackward computes the log-prob sums, gets dL/dlogp from loss and adds the exact gradient to grads.
 func (p *LlamaPolicy) ForwardBackward(
 	ctx context.Context,
-	batch []TokenizedPair,
-	loss LossFunc,
+	batch []align.TokenizedPair,
+	loss align.LossFunc,
 	grads [][]float32,
 ) error {
 	if err := ctx.Err(); err != nil {
@@ -177,16 +180,13 @@ func (p *LlamaPolicy) ForwardBackward(
 	return nil
 }
 
-// AdapterFileName is the adapter's file name inside a checkpoint or run directory.
-const AdapterFileName = "adapter.gguf"
-
 // SaveAdapter writes the current LoRA tensors as a GGUF adapter into dir (llama.cpp / ollama format).
 func (p *LlamaPolicy) SaveAdapter(dir string, meta map[string]string) error {
 	if !p.lora {
 		return fmt.Errorf("save adapter: the policy trains all weights; save a model instead")
 	}
 	return llama.WriteAdapterFile(
-		filepath.Join(dir, AdapterFileName),
+		filepath.Join(dir, align.AdapterFileName),
 		p.arch,
 		float32(p.alpha),
 		p.tm.LoRATensors(),
@@ -196,7 +196,7 @@ func (p *LlamaPolicy) SaveAdapter(dir string, meta map[string]string) error {
 
 // LoadAdapter restores the LoRA tensors from dir's adapter (same targets and rank).
 func (p *LlamaPolicy) LoadAdapter(dir string) error {
-	af, err := llama.ReadAdapterFile(filepath.Join(dir, AdapterFileName))
+	af, err := llama.ReadAdapterFile(filepath.Join(dir, align.AdapterFileName))
 	if err != nil {
 		return err
 	}
@@ -234,7 +234,7 @@ func (p *LlamaPolicy) SaveModel(basePath, path string) error {
 }
 
 // LoRAFromAdapterFile reads a GGUF LoRA adapter into a LoRA (to continue training it).
-func LoRAFromAdapterFile(path string) (*LoRA, error) {
+func LoRAFromAdapterFile(path string) (*align.LoRA, error) {
 	af, err := llama.ReadAdapterFile(path)
 	if err != nil {
 		return nil, err
@@ -243,14 +243,14 @@ func LoRAFromAdapterFile(path string) (*LoRA, error) {
 }
 
 // LoRAFromAdapter wraps the tensors of an adapter read or converted elsewhere (e.g. from PEFT).
-func LoRAFromAdapter(af *llama.AdapterFile) (*LoRA, error) {
-	ts := make([]*LoRATensor, len(af.Tensors))
+func LoRAFromAdapter(af *llama.AdapterFile) (*align.LoRA, error) {
+	ts := make([]*align.LoRATensor, len(af.Tensors))
 	rank := 0
 	for i, t := range af.Tensors {
-		ts[i] = &LoRATensor{Name: t.Base, NIn: t.NIn, NOut: t.NOut, A: t.A, B: t.B}
+		ts[i] = &align.LoRATensor{Name: t.Base, NIn: t.NIn, NOut: t.NOut, A: t.A, B: t.B}
 		rank = t.Rank
 	}
-	return NewLoRAFromTensors(rank, float64(af.Alpha), ts)
+	return align.NewLoRAFromTensors(rank, float64(af.Alpha), ts)
 }
 
 // LoadModelParams sets a full-parameter policy's values from the tensors of a GGUF model file.
@@ -280,13 +280,7 @@ func (p *LlamaPolicy) LoadModelParams(path string) error {
 	return p.tm.UploadParams()
 }
 
-// TokenSeq is a prompt and one completion, as token ids (for per-token objectives such as GRPO).
-type TokenSeq struct {
-	Prompt     []int32
-	Completion []int32
-}
-
-func trainSeqs(seqs []TokenSeq) []nn.TrainSeq {
+func trainSeqs(seqs []align.TokenSeq) []nn.TrainSeq {
 	out := make([]nn.TrainSeq, len(seqs))
 	for i, s := range seqs {
 		toks := make([]llama.Token, 0, len(s.Prompt)+len(s.Completion))
@@ -297,7 +291,7 @@ func trainSeqs(seqs []TokenSeq) []nn.TrainSeq {
 }
 
 // TokenLogProbs returns the policy's log-prob of every completion token of seqs.
-func (p *LlamaPolicy) TokenLogProbs(ctx context.Context, seqs []TokenSeq) ([][]float64, error) {
+func (p *LlamaPolicy) TokenLogProbs(ctx context.Context, seqs []align.TokenSeq) ([][]float64, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -309,7 +303,7 @@ func (p *LlamaPolicy) TokenLogProbs(ctx context.Context, seqs []TokenSeq) ([][]f
 
 // ReferenceTokenLogProbs returns the per-token log-probs of the reference: the base model without
 // the adapter (every LoRA B set to zero for the pass, then restored).
-func (p *LlamaPolicy) ReferenceTokenLogProbs(ctx context.Context, seqs []TokenSeq) ([][]float64, error) {
+func (p *LlamaPolicy) ReferenceTokenLogProbs(ctx context.Context, seqs []align.TokenSeq) ([][]float64, error) {
 	if !p.lora {
 		return nil, fmt.Errorf("reference log-probs: the policy trains all weights; there is no adapter to switch off")
 	}
@@ -332,7 +326,7 @@ func (p *LlamaPolicy) ReferenceTokenLogProbs(ctx context.Context, seqs []TokenSe
 
 // TokenForwardBackward computes the per-token log-probs of seqs, asks coefFn for dLoss/dlogp of
 // every token and adds the exact gradient of sum c·logp into grads (ParamShapes order).
-func (p *LlamaPolicy) TokenForwardBackward(ctx context.Context, seqs []TokenSeq, coefFn func(logps [][]float64) ([][]float64, error), grads [][]float32) error {
+func (p *LlamaPolicy) TokenForwardBackward(ctx context.Context, seqs []align.TokenSeq, coefFn func(logps [][]float64) ([][]float64, error), grads [][]float32) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -349,4 +343,25 @@ func (p *LlamaPolicy) TokenForwardBackward(ctx context.Context, seqs []TokenSeq,
 		}
 	}
 	return nil
+}
+
+// NLLGradient implements SFTPolicy for the llama training graph.
+func (p *LlamaPolicy) NLLGradient(ctx context.Context, batch []align.TokenSeq, grads [][]float32) (float64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	if err := p.tm.UploadParams(); err != nil {
+		return 0, err
+	}
+	p.tm.ZeroGrads()
+	loss, err := p.tm.NLLGradient(trainSeqs(batch))
+	if err != nil {
+		return 0, err
+	}
+	for i, tp := range p.tm.Params() {
+		for j, v := range tp.Grad {
+			grads[i][j] += v
+		}
+	}
+	return loss, nil
 }
