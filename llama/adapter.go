@@ -16,6 +16,7 @@ import (
 	"unsafe"
 
 	"github.com/bpo-dev/bpo/ggml"
+	"github.com/bpo-dev/bpo/lora"
 )
 
 // Adapter is a LoRA adapter loaded for a model. It is freed with its model or by Close.
@@ -60,7 +61,7 @@ func LoadAdapter(model *Model, path string) (*Adapter, error) {
 	if err := checkAdapterValues(path, f); err != nil {
 		return nil, fmt.Errorf("load adapter: %w", err)
 	}
-	alpha, _ := f.Float("adapter.lora.alpha")
+	alpha, _ := f.Float(lora.KeyAlpha)
 	cpath := C.CString(path)
 	defer C.free(unsafe.Pointer(cpath))
 	a := C.llama_adapter_lora_init(m, cpath)
@@ -76,14 +77,14 @@ func checkAdapterShapes(adapter, base *ggml.GGUFFile) (int, error) {
 	rank := 0
 	pairs := 0
 	for _, t := range adapter.Tensors {
-		name, isA := strings.CutSuffix(t.Name, ".lora_a")
+		name, isA := strings.CutSuffix(t.Name, lora.SuffixA)
 		if !isA {
-			if _, isB := strings.CutSuffix(t.Name, ".lora_b"); !isB {
+			if _, isB := strings.CutSuffix(t.Name, lora.SuffixB); !isB {
 				return 0, fmt.Errorf("%w: tensor %q is neither .lora_a nor .lora_b", ErrAdapterMismatch, t.Name)
 			}
 			continue
 		}
-		b, ok := adapter.Tensor(name + ".lora_b")
+		b, ok := adapter.Tensor(name + lora.SuffixB)
 		if !ok {
 			return 0, fmt.Errorf("%w: %s.lora_a has no matching .lora_b", ErrAdapterMismatch, name)
 		}

@@ -9,21 +9,22 @@ import (
 	"testing"
 
 	"github.com/bpo-dev/bpo/ggml"
+	"github.com/bpo-dev/bpo/lora"
 
 	"github.com/bpo-dev/bpo/internal/fixture"
 )
 
 // randomLoRA makes LoRA pairs with non-zero A and B for the named base tensors of f.
-func randomLoRA(t testing.TB, f *ggml.GGUFFile, names []string, rank int, seed uint64) []LoRATensor {
+func randomLoRA(t testing.TB, f *ggml.GGUFFile, names []string, rank int, seed uint64) []lora.Tensor {
 	t.Helper()
 	rng := rand.New(rand.NewPCG(seed, 1))
-	var out []LoRATensor
+	var out []lora.Tensor
 	for _, n := range names {
 		w, ok := f.Tensor(n)
 		if !ok {
 			t.Fatalf("no tensor %s", n)
 		}
-		lt := LoRATensor{Base: n, Rank: rank, NIn: int(w.Shape[0]), NOut: int(w.Shape[1])}
+		lt := lora.Tensor{Base: n, Rank: rank, NIn: int(w.Shape[0]), NOut: int(w.Shape[1])}
 		lt.A = make([]float32, rank*lt.NIn)
 		lt.B = make([]float32, lt.NOut*rank)
 		for i := range lt.A {
@@ -38,7 +39,7 @@ func randomLoRA(t testing.TB, f *ggml.GGUFFile, names []string, rank int, seed u
 }
 
 // mergeLoRA adds scale*(alpha/r)*B*A into the reference model's weights.
-func mergeLoRA(ref *refModel, tensors []LoRATensor, alpha, scale float32) {
+func mergeLoRA(ref *refModel, tensors []lora.Tensor, alpha, scale float32) {
 	for _, lt := range tensors {
 		var w []float32
 		l, kind, err := parseBlockName(lt.Base)

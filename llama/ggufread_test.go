@@ -10,17 +10,18 @@ import (
 
 	"github.com/bpo-dev/bpo/ggml"
 	"github.com/bpo-dev/bpo/internal/fixture"
+	"github.com/bpo-dev/bpo/lora"
 )
 
 // smallAdapterBytes is a valid LoRA adapter for stories260K (rank 2 on one weight).
 func smallAdapterBytes(t testing.TB) []byte {
 	t.Helper()
-	lt := LoRATensor{Base: "blk.0.attn_q.weight", Rank: 2, NIn: 64, NOut: 64, A: make([]float32, 128), B: make([]float32, 128)}
+	lt := lora.Tensor{Base: "blk.0.attn_q.weight", Rank: 2, NIn: 64, NOut: 64, A: make([]float32, 128), B: make([]float32, 128)}
 	for i := range lt.A {
 		lt.A[i], lt.B[i] = float32(i%7)*0.01, float32(i%5)*0.01
 	}
 	path := filepath.Join(t.TempDir(), "a.gguf")
-	if err := WriteAdapterFile(path, "llama", 4, []LoRATensor{lt}, map[string]string{"bpo.note": "seed"}); err != nil {
+	if err := WriteAdapterFile(path, "llama", 4, []lora.Tensor{lt}, map[string]string{"bpo.note": "seed"}); err != nil {
 		t.Fatal(err)
 	}
 	data, err := os.ReadFile(path)

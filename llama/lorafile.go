@@ -10,18 +10,10 @@ import (
 	"github.com/bpo-dev/bpo/lora"
 )
 
-// LoRATensor is the LoRA pair of one base weight (see package lora).
-type LoRATensor = lora.Tensor
-
-// Adapter metadata keys.
-const (
-	keyAdapterAlpha = "adapter.lora.alpha"
-)
-
 // WriteAdapterFile writes a LoRA adapter in the GGUF layout llama.cpp's llama_adapter_lora_init and
 // ollama's ADAPTER accept (general.type = adapter, adapter.type = lora), atomically. extra holds
 // additional string metadata (e.g. training provenance under "bpo.").
-func WriteAdapterFile(path, arch string, alpha float32, tensors []LoRATensor, extra map[string]string) error {
+func WriteAdapterFile(path, arch string, alpha float32, tensors []lora.Tensor, extra map[string]string) error {
 	if arch == "" {
 		return fmt.Errorf("write adapter: %w: empty architecture", ErrInvalidArgument)
 	}
@@ -33,7 +25,7 @@ func WriteAdapterFile(path, arch string, alpha float32, tensors []LoRATensor, ex
 	w.SetString("general.architecture", arch)
 	w.SetString("general.type", "adapter")
 	w.SetString("adapter.type", "lora")
-	w.SetFloat32(keyAdapterAlpha, alpha)
+	w.SetFloat32(lora.KeyAlpha, alpha)
 	keys := make([]string, 0, len(extra))
 	for k := range extra {
 		keys = append(keys, k)
@@ -46,10 +38,10 @@ func WriteAdapterFile(path, arch string, alpha float32, tensors []LoRATensor, ex
 		if err := t.Validate(); err != nil {
 			return fmt.Errorf("write adapter: %w: %w", ErrInvalidArgument, err)
 		}
-		if err := w.AddFloat32Tensor(t.Base+".lora_a", ggml.TypeF32, []int64{int64(t.NIn), int64(t.Rank)}, t.A); err != nil {
+		if err := w.AddFloat32Tensor(t.Base+lora.SuffixA, ggml.TypeF32, []int64{int64(t.NIn), int64(t.Rank)}, t.A); err != nil {
 			return fmt.Errorf("write adapter: %w", err)
 		}
-		if err := w.AddFloat32Tensor(t.Base+".lora_b", ggml.TypeF32, []int64{int64(t.Rank), int64(t.NOut)}, t.B); err != nil {
+		if err := w.AddFloat32Tensor(t.Base+lora.SuffixB, ggml.TypeF32, []int64{int64(t.Rank), int64(t.NOut)}, t.B); err != nil {
 			return fmt.Errorf("write adapter: %w", err)
 		}
 	}
@@ -60,7 +52,7 @@ func WriteAdapterFile(path, arch string, alpha float32, tensors []LoRATensor, ex
 type AdapterFile struct {
 	Arch    string
 	Alpha   float32
-	Tensors []LoRATensor
+	Tensors []lora.Tensor
 	// Meta holds every string-valued key of the file.
 	Meta map[string]string
 }
@@ -84,7 +76,7 @@ func ReadAdapterFile(path string) (*AdapterFile, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read adapter: %w", err)
 	}
-	alpha, _ := f.Float(keyAdapterAlpha)
+	alpha, _ := f.Float(lora.KeyAlpha)
 	out := &AdapterFile{Arch: f.Arch(), Alpha: float32(alpha), Meta: map[string]string{}}
 	for k, v := range f.KV {
 		if s, ok := v.(string); ok {
@@ -98,15 +90,15 @@ func ReadAdapterFile(path string) (*AdapterFile, error) {
 		return ggml.ToFloat32(t.Type, raw[t.Offset:t.Offset+t.Size], t.Elements())
 	}
 	for _, ta := range f.Tensors {
-		base, ok := strings.CutSuffix(ta.Name, ".lora_a")
+		base, ok := strings.CutSuffix(ta.Name, lora.SuffixA)
 		if !ok {
 			continue
 		}
-		tb, ok := f.Tensor(base + ".lora_b")
+		tb, ok := f.Tensor(base + lora.SuffixB)
 		if !ok || len(ta.Shape) != 2 || len(tb.Shape) != 2 || ta.Shape[1] != tb.Shape[0] {
 			return nil, fmt.Errorf("read adapter %s: %w: %s has no matching 2-D lora_b", path, ErrAdapterMismatch, base)
 		}
-		lt := LoRATensor{Base: base, Rank: int(ta.Shape[1]), NIn: int(ta.Shape[0]), NOut: int(tb.Shape[1])}
+		lt := lora.Tensor{Base: base, Rank: int(ta.Shape[1]), NIn: int(ta.Shape[0]), NOut: int(tb.Shape[1])}
 		if lt.A, err = decode(ta); err != nil {
 			return nil, err
 		}

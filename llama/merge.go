@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/bpo-dev/bpo/ggml"
+	"github.com/bpo-dev/bpo/lora"
 
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas32"
@@ -68,7 +69,7 @@ type mergePlan struct {
 	base        *ggml.GGUFFile
 	adapter     *AdapterFile
 	adapterPath string
-	lora        map[string]LoRATensor
+	lora        map[string]lora.Tensor
 	out         []ggml.StreamTensor
 	result      MergeResult
 }
@@ -107,7 +108,7 @@ func planMerge(modelPath, adapterPath, outPath string, opts MergeOptions) (*merg
 	if err != nil {
 		return nil, err
 	}
-	p := &mergePlan{base: base, adapter: ad, adapterPath: adapterPath, lora: map[string]LoRATensor{}}
+	p := &mergePlan{base: base, adapter: ad, adapterPath: adapterPath, lora: map[string]lora.Tensor{}}
 	p.result = MergeResult{Arch: base.Arch(), Rank: rank, Alpha: ad.Alpha, Tensors: len(base.Tensors)}
 	for _, lt := range ad.Tensors {
 		if lt.Base == "token_embd.weight" {
@@ -207,7 +208,7 @@ func (p *mergePlan) write(outPath string, opts MergeOptions) error {
 }
 
 // addLoRA adds s·B·A to w, the row-major NOut x NIn weight of lt.Base.
-func addLoRA(w []float32, lt LoRATensor, s float32) {
+func addLoRA(w []float32, lt lora.Tensor, s float32) {
 	a := blas32.General{Rows: lt.Rank, Cols: lt.NIn, Stride: lt.NIn, Data: lt.A}
 	b := blas32.General{Rows: lt.NOut, Cols: lt.Rank, Stride: lt.Rank, Data: lt.B}
 	c := blas32.General{Rows: lt.NOut, Cols: lt.NIn, Stride: lt.NIn, Data: w}

@@ -12,23 +12,24 @@ import (
 
 	"github.com/bpo-dev/bpo/ggml"
 	"github.com/bpo-dev/bpo/internal/fixture"
+	"github.com/bpo-dev/bpo/lora"
 	"github.com/bpo-dev/bpo/nn"
 )
 
 // allTargetLoRA makes LoRA pairs (values ~ N(0, std²)) for every projection of every layer of f.
-func allTargetLoRA(t testing.TB, f *ggml.GGUFFile, rank int, std float64, seed uint64) []LoRATensor {
+func allTargetLoRA(t testing.TB, f *ggml.GGUFFile, rank int, std float64, seed uint64) []lora.Tensor {
 	t.Helper()
 	var names []string
 	for _, tn := range f.Tensors {
-		if _, module, ok := splitBlockName(tn.Name); ok && targetRank(module) < len(targetOrder) {
+		if lora.IsTarget(tn.Name) {
 			names = append(names, tn.Name)
 		}
 	}
 	rng := rand.New(rand.NewPCG(seed, 2))
-	var out []LoRATensor
+	var out []lora.Tensor
 	for _, n := range names {
 		w, _ := f.Tensor(n)
-		lt := LoRATensor{Base: n, Rank: rank, NIn: int(w.Shape[0]), NOut: int(w.Shape[1])}
+		lt := lora.Tensor{Base: n, Rank: rank, NIn: int(w.Shape[0]), NOut: int(w.Shape[1])}
 		lt.A = make([]float32, rank*lt.NIn)
 		lt.B = make([]float32, lt.NOut*rank)
 		for _, v := range [][]float32{lt.A, lt.B} {

@@ -24,6 +24,7 @@ import (
 	"strings"
 
 	"github.com/bpo-dev/bpo/ggml"
+	"github.com/bpo-dev/bpo/lora"
 )
 
 // Bounds on model hyper-parameters; files outside them are refused as corrupt before llama.cpp,
@@ -348,9 +349,9 @@ func validateAdapterFile(f *ggml.GGUFFile) error {
 	if err := checkFiniteScalars(f); err != nil {
 		return err
 	}
-	if v, ok := f.KV[keyAdapterAlpha]; ok {
+	if v, ok := f.KV[lora.KeyAlpha]; ok {
 		if a, isF := v.(float32); !isF || !(a >= 0) {
-			return kvError(keyAdapterAlpha, v, "a finite float32 >= 0")
+			return kvError(lora.KeyAlpha, v, "a finite float32 >= 0")
 		}
 	}
 	if v, ok := f.KV["adapter.alora.invocation_tokens"]; ok {

@@ -56,7 +56,7 @@ const KeyAlpha = "adapter.lora.alpha"
 func BaseName(layer int, module string) string { return fmt.Sprintf("blk.%d.%s.weight", layer, module) }
 
 // ParseBase splits a block weight name "blk.<layer>.<module>.weight" into layer and module; ok is
-// false for any other shape (a negative or non-decimal layer, a module with a dot).
+// false for any other shape (a layer not written as BaseName writes it, an empty module or one with a dot).
 func ParseBase(name string) (layer int, module string, ok bool) {
 	rest, found := strings.CutPrefix(name, "blk.")
 	if !found {
@@ -67,11 +67,11 @@ func ParseBase(name string) (layer int, module string, ok bool) {
 		return 0, "", false
 	}
 	num, module, found := strings.Cut(rest, ".")
-	if !found || strings.Contains(module, ".") {
+	if !found || module == "" || strings.Contains(module, ".") {
 		return 0, "", false
 	}
 	layer, err := strconv.Atoi(num)
-	if err != nil || layer < 0 {
+	if err != nil || layer < 0 || strconv.Itoa(layer) != num {
 		return 0, "", false
 	}
 	return layer, module, true
@@ -81,4 +81,33 @@ func ParseBase(name string) (layer int, module string, ok bool) {
 func IsTarget(name string) bool {
 	_, module, ok := ParseBase(name)
 	return ok && TargetIndex(module) >= 0
+}
+
+// Apply returns scale·B·(A·x) for one input vector x of length NIn: the pair's contribution to W·x
+// (scale is alpha/rank, times the adapter's scale at inference). It is a reference for tests, not a
+// fast path.
+func (t Tensor) Apply(x []float32, scale float64) ([]float32, error) {
+	if len(x) != t.NIn {
+		return nil, fmt.Errorf("lora %s: input has %d values, want %d", t.Base, len(x), t.NIn)
+	}
+	if err := t.Validate(); err != nil {
+		return nil, err
+	}
+	ax := make([]float64, t.Rank)
+	for r := range ax {
+		var s float64
+		for i, xi := range x {
+			s += float64(t.A[r*t.NIn+i]) * float64(xi)
+		}
+		ax[r] = s
+	}
+	y := make([]float32, t.NOut)
+	for o := range y {
+		var s float64
+		for r, v := range ax {
+			s += float64(t.B[o*t.Rank+r]) * v
+		}
+		y[o] = float32(scale * s)
+	}
+	return y, nil
 }

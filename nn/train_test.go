@@ -39,7 +39,7 @@ var trainTexts = [][2]string{
 func allLoRA(t testing.TB, f *ggml.GGUFFile, layers, rank int, bScale float64, seed uint64) []lora.Tensor {
 	var names []string
 	for l := 0; l < layers; l++ {
-		for _, tg := range LoRATargets {
+		for _, tg := range lora.Targets() {
 			names = append(names, fmt.Sprintf("blk.%d.%s.weight", l, tg))
 		}
 	}

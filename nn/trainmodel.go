@@ -14,9 +14,6 @@ import (
 	"github.com/bpo-dev/bpo/lora"
 )
 
-// LoRATargets are the projection names LoRA can adapt.
-var LoRATargets = []string{"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"}
-
 // TrainOptions configure NewTrainModel.
 type TrainOptions struct {
 	// LoRA holds the trainable LoRA pairs (base weights frozen). Exactly one of LoRA and FullParams.
@@ -269,8 +266,8 @@ func (tm *TrainModel) checkTensors(f *ggml.GGUFFile, opts TrainOptions) error {
 		if !ok {
 			return fmt.Errorf("%w: LoRA target %s is not a tensor of the model", ggml.ErrAdapterMismatch, l.Base)
 		}
-		if !isLoRATarget(l.Base) {
-			return fmt.Errorf("%w: LoRA on %s is not supported (targets: %s)", ggml.ErrInvalidArgument, l.Base, strings.Join(LoRATargets, ", "))
+		if !lora.IsTarget(l.Base) {
+			return fmt.Errorf("%w: LoRA on %s is not supported (targets: %s)", ggml.ErrInvalidArgument, l.Base, strings.Join(lora.Targets(), ", "))
 		}
 		if int(w.Shape[0]) != l.NIn || int(w.Shape[1]) != l.NOut {
 			return fmt.Errorf("%w: LoRA %s is %dx%d, weight is %v", ggml.ErrAdapterMismatch, l.Base, l.NIn, l.NOut, w.Shape)
@@ -285,19 +282,6 @@ func (tm *TrainModel) checkTensors(f *ggml.GGUFFile, opts TrainOptions) error {
 	}
 	tm.loraRank = rank
 	return nil
-}
-
-func isLoRATarget(base string) bool {
-	parts := strings.Split(base, ".")
-	if len(parts) != 4 || parts[0] != "blk" || parts[3] != "weight" {
-		return false
-	}
-	for _, t := range LoRATargets {
-		if parts[2] == t {
-			return true
-		}
-	}
-	return false
 }
 
 // loadWeights creates the weight tensors and reads their data from the file. Full-parameter training
@@ -389,8 +373,8 @@ func (tm *TrainModel) loadWeights(f *ggml.GGUFFile) error {
 func (tm *TrainModel) backwardWeights(f *ggml.GGUFFile) []string {
 	var names []string
 	for l := 0; l < tm.hp.nLayer; l++ {
-		for _, t := range LoRATargets {
-			names = append(names, fmt.Sprintf("blk.%d.%s.weight", l, t))
+		for _, t := range lora.Targets() {
+			names = append(names, lora.BaseName(l, t))
 		}
 	}
 	if _, ok := f.Tensor("output.weight"); ok {
@@ -408,12 +392,12 @@ func (tm *TrainModel) setupLoRA(pairs []lora.Tensor, alpha float32) error {
 			return fmt.Errorf("%w: two LoRA pairs for %s", ggml.ErrInvalidArgument, l.Base)
 		}
 		seen[l.Base] = true
-		a := tm.pctx.NewTensor(ggml.TypeF32, int64(l.NIn), int64(l.Rank)).SetName(l.Base + ".lora_a")
-		b := tm.pctx.NewTensor(ggml.TypeF32, int64(l.Rank), int64(l.NOut)).SetName(l.Base + ".lora_b")
+		a := tm.pctx.NewTensor(ggml.TypeF32, int64(l.NIn), int64(l.Rank)).SetName(l.Base + lora.SuffixA)
+		b := tm.pctx.NewTensor(ggml.TypeF32, int64(l.Rank), int64(l.NOut)).SetName(l.Base + lora.SuffixB)
 		tm.lora[l.Base] = [2]ggml.Tensor{a, b}
 		tm.params = append(tm.params,
-			&TrainParam{Name: l.Base + ".lora_a", Shape: []int64{int64(l.NIn), int64(l.Rank)}, Values: append([]float32(nil), l.A...), Grad: make([]float32, len(l.A)), tensor: a},
-			&TrainParam{Name: l.Base + ".lora_b", Shape: []int64{int64(l.Rank), int64(l.NOut)}, Values: append([]float32(nil), l.B...), Grad: make([]float32, len(l.B)), tensor: b})
+			&TrainParam{Name: l.Base + lora.SuffixA, Shape: []int64{int64(l.NIn), int64(l.Rank)}, Values: append([]float32(nil), l.A...), Grad: make([]float32, len(l.A)), tensor: a},
+			&TrainParam{Name: l.Base + lora.SuffixB, Shape: []int64{int64(l.Rank), int64(l.NOut)}, Values: append([]float32(nil), l.B...), Grad: make([]float32, len(l.B)), tensor: b})
 	}
 	var err error
 	if tm.pbuf, err = tm.backend.AllocTensors(tm.pctx); err != nil {
@@ -452,7 +436,7 @@ func (tm *TrainModel) LoRATensors() []lora.Tensor {
 	}
 	sort.Strings(bases)
 	for _, b := range bases {
-		a, bb := byName[b+".lora_a"], byName[b+".lora_b"]
+		a, bb := byName[b+lora.SuffixA], byName[b+lora.SuffixB]
 		out = append(out, lora.Tensor{Base: b, Rank: int(a.Shape[1]), NIn: int(a.Shape[0]), NOut: int(bb.Shape[1]),
 			A: append([]float32(nil), a.Values...), B: append([]float32(nil), bb.Values...)})
 	}

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/bpo-dev/bpo/ggml"
+	"github.com/bpo-dev/bpo/lora"
 
 	"github.com/nlpodyssey/safetensors"
 
@@ -162,12 +163,9 @@ func Export(ad *llama.AdapterFile, dir string, opts ExportOptions) error {
 
 // splitBlockName splits "blk.<layer>.<projection>.weight" into layer and projection.
 func splitBlockName(name string) (int, module, bool) {
-	for _, m := range modules {
-		var layer int
-		if n, err := fmt.Sscanf(name, "blk.%d."+m.gguf+".weight", &layer); err == nil && n == 1 && layer >= 0 &&
-			name == fmt.Sprintf("blk.%d.%s.weight", layer, m.gguf) {
-			return layer, m, true
-		}
+	layer, gguf, ok := lora.ParseBase(name)
+	if i := moduleIndex(gguf); ok && i >= 0 {
+		return layer, modules[i], true
 	}
 	return 0, module{}, false
 }

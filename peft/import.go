@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/bpo-dev/bpo/lora"
+
 	"github.com/bpo-dev/bpo/ggml"
 
 	"github.com/nlpodyssey/safetensors"
@@ -151,7 +153,7 @@ func Import(dir string, model *ggml.GGUFFile) (*llama.AdapterFile, error) {
 				cfg.R,
 			)
 		}
-		lt := llama.LoRATensor{Base: base, Rank: rank, NIn: nIn, NOut: nOut}
+		lt := lora.Tensor{Base: base, Rank: rank, NIn: nIn, NOut: nOut}
 		if lt.A, err = decode(p.a); err != nil {
 			return nil, fmt.Errorf("peft import: %s: %w", weightsPath, err)
 		}

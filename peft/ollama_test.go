@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/bpo-dev/bpo/lora"
+
 	"github.com/bpo-dev/bpo/ggml"
 	"github.com/bpo-dev/bpo/internal/fixture"
 
@@ -30,7 +32,7 @@ func TestOllamaReadsExport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var noQK, qk []llama.LoRATensor
+	var noQK, qk []lora.Tensor
 	for _, lt := range ad.Tensors {
 		if strings.Contains(lt.Base, ".attn_q.") || strings.Contains(lt.Base, ".attn_k.") {
 			qk = append(qk, lt)
@@ -40,7 +42,7 @@ func TestOllamaReadsExport(t *testing.T) {
 	}
 	for _, c := range []struct {
 		name    string
-		tensors []llama.LoRATensor
+		tensors []lora.Tensor
 		assert  bool
 	}{{"v, o, gate, up, down", noQK, true}, {"q, k", qk, false}} {
 		t.Run(c.name, func(t *testing.T) {

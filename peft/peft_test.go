@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/bpo-dev/bpo/lora"
+
 	"github.com/bpo-dev/bpo/ggml"
 	"github.com/bpo-dev/bpo/nn"
 
@@ -48,7 +50,7 @@ func writeAdapter(t testing.TB, model string, rank int, alpha float32, meta map[
 	}
 	rng := rand.New(rand.NewPCG(9, 9))
 	layers, _ := f.Uint(f.Arch() + ".block_count")
-	var ts []llama.LoRATensor
+	var ts []lora.Tensor
 	for l := 0; l < int(layers); l++ {
 		for _, m := range modules {
 			name := fmt.Sprintf("blk.%d.%s.weight", l, m.gguf)
@@ -56,7 +58,7 @@ func writeAdapter(t testing.TB, model string, rank int, alpha float32, meta map[
 			if !ok {
 				t.Fatalf("%s has no %s", model, name)
 			}
-			lt := llama.LoRATensor{Base: name, Rank: rank, NIn: int(w.Shape[0]), NOut: int(w.Shape[1])}
+			lt := lora.Tensor{Base: name, Rank: rank, NIn: int(w.Shape[0]), NOut: int(w.Shape[1])}
 			lt.A = make([]float32, rank*lt.NIn)
 			lt.B = make([]float32, lt.NOut*rank)
 			for _, v := range [][]float32{lt.A, lt.B} {
@@ -67,7 +69,7 @@ func writeAdapter(t testing.TB, model string, rank int, alpha float32, meta map[
 			ts = append(ts, lt)
 		}
 	}
-	slices.SortFunc(ts, func(a, b llama.LoRATensor) int { return strings.Compare(a.Base, b.Base) })
+	slices.SortFunc(ts, func(a, b lora.Tensor) int { return strings.Compare(a.Base, b.Base) })
 	path := filepath.Join(t.TempDir(), "adapter.gguf")
 	if err := llama.WriteAdapterFile(path, f.Arch(), alpha, ts, meta); err != nil {
 		t.Fatal(err)

@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/bpo-dev/bpo/lora"
+
 	"github.com/bpo-dev/bpo/align"
 	"github.com/bpo-dev/bpo/internal/fixture"
 	"github.com/bpo-dev/bpo/llama"
@@ -36,7 +38,7 @@ func TestGRPOLossGradientThroughEngine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lora, err := align.NewLoRA(align.LoRAConfig{Rank: 2, Alpha: 4, Targets: align.LoRATargets(), Seed: 3}, base)
+	lora, err := align.NewLoRA(align.LoRAConfig{Rank: 2, Alpha: 4, Targets: lora.Targets(), Seed: 3}, base)
 	if err != nil {
 		t.Fatal(err)
 	}

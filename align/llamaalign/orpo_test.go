@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/bpo-dev/bpo/lora"
+
 	"github.com/bpo-dev/bpo/align"
 	"github.com/bpo-dev/bpo/internal/fixture"
 	"github.com/bpo-dev/bpo/llama"
@@ -77,7 +79,7 @@ func TestORPOIncludePromptTrains(t *testing.T) {
 	for _, spec := range []string{"orpo(include_prompt=true)", "orpo"} {
 		loss, _ := align.NewLossFromSpec(spec, nil, false)
 		base, _ := BaseTensors(model)
-		lora, err := align.NewLoRA(align.LoRAConfig{Rank: 4, Alpha: 8, Targets: align.LoRATargets(), Seed: 1}, base)
+		lora, err := align.NewLoRA(align.LoRAConfig{Rank: 4, Alpha: 8, Targets: lora.Targets(), Seed: 1}, base)
 		if err != nil {
 			t.Fatal(err)
 		}

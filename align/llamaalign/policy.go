@@ -33,9 +33,9 @@ func NewLlamaLoRAPolicy(modelPath string, init *align.LoRA, threads int) (*Llama
 	if err := init.Validate(); err != nil {
 		return nil, fmt.Errorf("lora policy: %w", err)
 	}
-	pairs := make([]llama.LoRATensor, len(init.Tensors))
+	pairs := make([]lora.Tensor, len(init.Tensors))
 	for i, t := range init.Tensors {
-		pairs[i] = llama.LoRATensor{Base: t.Name, Rank: init.Rank, NIn: t.NIn, NOut: t.NOut, A: t.A, B: t.B}
+		pairs[i] = *t // shares A and B: the policy's parameters are the adapter's
 	}
 	if err := llama.CheckModelFile(modelPath); err != nil { // before ggml sees the file
 		return nil, err
@@ -208,7 +208,7 @@ func (p *LlamaPolicy) LoadAdapter(dir string) error {
 		return fmt.Errorf("load adapter %s: %d LoRA pairs, the run trains %d", dir, len(af.Tensors), len(byName)/2)
 	}
 	for _, t := range af.Tensors {
-		a, b := byName[t.Base+".lora_a"], byName[t.Base+".lora_b"]
+		a, b := byName[t.Base+lora.SuffixA], byName[t.Base+lora.SuffixB]
 		if a == nil || b == nil || len(a.Values) != len(t.A) || len(b.Values) != len(t.B) {
 			return fmt.Errorf(
 				"load adapter %s: %w: %s does not match the run's LoRA",
@@ -244,11 +244,11 @@ func LoRAFromAdapterFile(path string) (*align.LoRA, error) {
 
 // LoRAFromAdapter wraps the tensors of an adapter read or converted elsewhere (e.g. from PEFT).
 func LoRAFromAdapter(af *llama.AdapterFile) (*align.LoRA, error) {
-	ts := make([]*align.LoRATensor, len(af.Tensors))
+	ts := make([]*lora.Tensor, len(af.Tensors))
 	rank := 0
-	for i, t := range af.Tensors {
-		ts[i] = &align.LoRATensor{Name: t.Base, NIn: t.NIn, NOut: t.NOut, A: t.A, B: t.B}
-		rank = t.Rank
+	for i := range af.Tensors {
+		ts[i] = &af.Tensors[i]
+		rank = af.Tensors[i].Rank
 	}
 	return align.NewLoRAFromTensors(rank, float64(af.Alpha), ts)
 }
@@ -309,7 +309,7 @@ func (p *LlamaPolicy) ReferenceTokenLogProbs(ctx context.Context, seqs []align.T
 	}
 	saved := make(map[int][]float32)
 	for i, tp := range p.tm.Params() {
-		if strings.HasSuffix(tp.Name, ".lora_b") {
+		if strings.HasSuffix(tp.Name, lora.SuffixB) {
 			saved[i] = append([]float32(nil), tp.Values...)
 			clear(tp.Values)
 		}

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/bpo-dev/bpo/lora"
+
 	"github.com/bpo-dev/bpo/align"
 
 	"github.com/bpo-dev/bpo/internal/fixture"
@@ -91,7 +93,7 @@ func TestReferenceLogpsMatchTrainingGraph(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lora, err := align.NewLoRA(align.LoRAConfig{Rank: 2, Alpha: 4, Targets: align.LoRATargets(), Seed: 1}, base)
+	lora, err := align.NewLoRA(align.LoRAConfig{Rank: 2, Alpha: 4, Targets: lora.Targets(), Seed: 1}, base)
 	if err != nil {
 		t.Fatal(err)
 	}

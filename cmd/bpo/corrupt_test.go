@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bpo-dev/bpo/lora"
+
 	"github.com/bpo-dev/bpo/ggml"
 
 	"github.com/bpo-dev/bpo/internal/ggufcorrupt"
@@ -25,12 +27,12 @@ const corruptText = "Once upon a time, there was a little girl."
 func writeTestAdapter(t *testing.T, dir string) string {
 	t.Helper()
 	rng := rand.New(rand.NewPCG(5, 6))
-	var tensors []llama.LoRATensor
+	var tensors []lora.Tensor
 	for _, w := range []struct {
 		name      string
 		nIn, nOut int
 	}{{"blk.0.attn_q.weight", 64, 64}, {"blk.1.attn_v.weight", 64, 32}, {"blk.2.ffn_up.weight", 64, 172}} {
-		lt := llama.LoRATensor{Base: w.name, Rank: 2, NIn: w.nIn, NOut: w.nOut, A: make([]float32, 2*w.nIn), B: make([]float32, 2*w.nOut)}
+		lt := lora.Tensor{Base: w.name, Rank: 2, NIn: w.nIn, NOut: w.nOut, A: make([]float32, 2*w.nIn), B: make([]float32, 2*w.nOut)}
 		for i := range lt.A {
 			lt.A[i] = float32(rng.NormFloat64() * 0.1)
 		}

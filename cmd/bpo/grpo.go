@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/bpo-dev/bpo/lora"
+
 	"github.com/bpo-dev/bpo/align/llamaalign"
 
 	"github.com/urfave/cli/v2"
@@ -36,7 +38,7 @@ func grpoCommand() *cli.Command {
 		&cli.BoolFlag{Name: "scale-rewards", Value: true, Usage: "divide advantages by the group's std (GRPO); --scale-rewards=false for Dr. GRPO"},
 		&cli.IntFlag{Name: "lora-rank", Value: 16, Usage: "LoRA rank r"},
 		&cli.Float64Flag{Name: "lora-alpha", Value: 16, Usage: "LoRA alpha"},
-		&cli.StringFlag{Name: "lora-targets", Value: strings.Join(align.LoRATargets(), ","), Usage: "comma-separated projections to adapt"},
+		&cli.StringFlag{Name: "lora-targets", Value: strings.Join(lora.Targets(), ","), Usage: "comma-separated projections to adapt"},
 		&cli.StringFlag{Name: "init-adapter", Usage: "start from this LoRA adapter (GGUF file or PEFT folder)"},
 		&cli.Float64Flag{Name: "lr", Value: 1e-5, Usage: "learning rate (constant)"},
 		&cli.Float64Flag{Name: "weight-decay", Value: 0, Usage: "AdamW decoupled weight decay"},

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/bpo-dev/bpo/lora"
+
 	"github.com/bpo-dev/bpo/internal/fixture"
 	"github.com/bpo-dev/bpo/llama"
 )
@@ -461,8 +463,8 @@ func TestStopStreamer(t *testing.T) {
 
 func TestLogprobsAdapter(t *testing.T) {
 	// A rank-2 LoRA on two projections of stories260K (embedding 64, KV width 32), fixed pseudo-random values.
-	lora := func(base string, nOut int) llama.LoRATensor {
-		tt := llama.LoRATensor{Base: base, Rank: 2, NIn: 64, NOut: nOut, A: make([]float32, 2*64), B: make([]float32, 2*nOut)}
+	pair := func(base string, nOut int) lora.Tensor {
+		tt := lora.Tensor{Base: base, Rank: 2, NIn: 64, NOut: nOut, A: make([]float32, 2*64), B: make([]float32, 2*nOut)}
 		for i := range tt.A {
 			tt.A[i] = float32((i*37)%17-8) / 8
 		}
@@ -472,7 +474,7 @@ func TestLogprobsAdapter(t *testing.T) {
 		return tt
 	}
 	path := filepath.Join(t.TempDir(), "adapter.gguf")
-	if err := llama.WriteAdapterFile(path, "llama", 4, []llama.LoRATensor{lora("blk.0.attn_q.weight", 64), lora("blk.1.attn_v.weight", 32)}, nil); err != nil {
+	if err := llama.WriteAdapterFile(path, "llama", 4, []lora.Tensor{pair("blk.0.attn_q.weight", 64), pair("blk.1.attn_v.weight", 32)}, nil); err != nil {
 		t.Fatal(err)
 	}
 	const text = "Once upon a time, there was a little girl."

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bpo-dev/bpo/lora"
+
 	"github.com/bpo-dev/bpo/align/llamaalign"
 
 	"github.com/bpo-dev/bpo/ggml"
@@ -33,7 +35,7 @@ func trainingFlags(defaultLR float64, defaultBatch int) []cli.Flag {
 		&cli.Float64Flag{Name: "lora-alpha", Value: 16, Usage: "LoRA alpha (update scale alpha/r)"},
 		&cli.StringFlag{
 			Name:  "lora-targets",
-			Value: strings.Join(align.LoRATargets(), ","),
+			Value: strings.Join(lora.Targets(), ","),
 			Usage: "comma-separated projections to adapt",
 		},
 		&cli.StringFlag{
