@@ -11,8 +11,8 @@ import (
 // RandomModelSpec describes a small model with random weights and a real tokenizer, for tests and
 // benchmarks of architectures we have no small real weights for.
 type RandomModelSpec struct {
-	// Arch is "llama" (Llama-2 style), "llama3" (llama architecture with Llama-3.1 rope frequency
-	// factors) or "qwen2" (QKV bias).
+	// Arch names a recipe of an architecture file (llama.go, qwen2.go): "llama" (Llama-2 style),
+	// "llama3" (llama architecture with Llama-3.1 rope frequency factors) or "qwen2" (QKV bias).
 	Arch string
 	// VocabFrom is a GGUF file whose tokenizer.* metadata is copied (e.g. ggml-vocab-qwen2.gguf).
 	VocabFrom string
@@ -38,10 +38,8 @@ type RandomModelSpec struct {
 
 // Validate checks the spec before anything is written.
 func (s RandomModelSpec) Validate() error {
-	switch s.Arch {
-	case "llama", "llama3", "qwen2":
-	default:
-		return fmt.Errorf("%w: random model arch %q, want llama, llama3 or qwen2", ggml.ErrUnsupportedArch, s.Arch)
+	if _, _, err := randomRecipeByName(s.Arch); err != nil {
+		return err
 	}
 	if s.Layers <= 0 || s.Embedding <= 0 || s.FeedForward <= 0 || s.Heads <= 0 || s.HeadsKV <= 0 {
 		return fmt.Errorf("%w: layers, embedding, feed_forward, heads and heads_kv must be > 0 (got %d, %d, %d, %d, %d)", ggml.ErrInvalidArgument, s.Layers, s.Embedding, s.FeedForward, s.Heads, s.HeadsKV)
@@ -86,10 +84,11 @@ func WriteRandomModel(path string, spec RandomModelSpec) error {
 	if spec.ContextLength == 0 {
 		spec.ContextLength = 2048
 	}
-	arch := spec.Arch
-	if arch == "llama3" {
-		arch = "llama"
+	a, recipe, err := randomRecipeByName(spec.Arch)
+	if err != nil {
+		return fmt.Errorf("random model: %w", err)
 	}
+	arch := a.name
 	if spec.Name == "" {
 		spec.Name = "bpo-random-" + spec.Arch
 	}
@@ -106,17 +105,10 @@ func WriteRandomModel(path string, spec RandomModelSpec) error {
 	w.SetUint32(arch+".attention.head_count_kv", uint32(spec.HeadsKV))
 	headDim := spec.Embedding / spec.Heads
 	w.SetUint32(arch+".rope.dimension_count", uint32(headDim))
-	switch spec.Arch {
-	case "llama":
-		w.SetFloat32(arch+".attention.layer_norm_rms_epsilon", 1e-5)
-		w.SetFloat32(arch+".rope.freq_base", 10000)
-	case "llama3":
-		w.SetFloat32(arch+".attention.layer_norm_rms_epsilon", 1e-5)
-		w.SetFloat32(arch+".rope.freq_base", 500000)
+	w.SetFloat32(arch+".attention.layer_norm_rms_epsilon", recipe.eps)
+	w.SetFloat32(arch+".rope.freq_base", recipe.ropeBase)
+	if recipe.vocabSize {
 		w.SetUint32(arch+".vocab_size", uint32(nVocab))
-	case "qwen2":
-		w.SetFloat32(arch+".attention.layer_norm_rms_epsilon", 1e-6)
-		w.SetFloat32(arch+".rope.freq_base", 1000000)
 	}
 	if spec.Vocab != nil {
 		spec.Vocab.write(w)
@@ -170,9 +162,9 @@ func WriteRandomModel(path string, spec RandomModelSpec) error {
 			return fmt.Errorf("random model: %w", err)
 		}
 	}
-	if spec.Arch == "llama3" {
+	if recipe.llama31Rope {
 		// Llama-3.1 rope scaling: factor 8, low/high frequency factors 1 and 4, original context 8192.
-		if err := add("rope_freqs.weight", []int64{int64(headDim / 2)}, ggml.TypeF32, func(v []float32) { llama31FreqFactors(v, 500000, headDim) }); err != nil {
+		if err := add("rope_freqs.weight", []int64{int64(headDim / 2)}, ggml.TypeF32, func(v []float32) { llama31FreqFactors(v, float64(recipe.ropeBase), headDim) }); err != nil {
 			return fmt.Errorf("random model: %w", err)
 		}
 	}
@@ -193,7 +185,7 @@ func WriteRandomModel(path string, spec RandomModelSpec) error {
 			{"ffn_up.weight", []int64{e, ff}, uniform(1 / math.Sqrt(float64(e)))},
 			{"ffn_down.weight", []int64{ff, e}, uniform(1 / math.Sqrt(float64(ff)))},
 		}
-		if spec.Arch == "qwen2" {
+		if a.qkvBias {
 			tensors = append(tensors,
 				struct {
 					name string

@@ -123,7 +123,7 @@ func (tm *TrainModel) build(p *batchPlan, mode graphMode) *trainGraph {
 		q := tm.lin(g, w("attn_q.weight"), x)
 		k := tm.lin(g, w("attn_k.weight"), x)
 		v := tm.lin(g, w("attn_v.weight"), x)
-		if hp.arch == "qwen2" {
+		if hp.arch.qkvBias {
 			q = g.Add(q, tm.weights[w("attn_q.bias")])
 			k = g.Add(k, tm.weights[w("attn_k.bias")])
 			v = g.Add(v, tm.weights[w("attn_v.bias")])

@@ -84,7 +84,7 @@ type TrainSeq struct {
 
 // hyper holds the architecture hyper-parameters read from the GGUF file.
 type hyper struct {
-	arch                      string
+	arch                      *architecture
 	nEmbd, nHead, nKV, nLayer int
 	nFF, nVocab, nCtxTrain    int
 	headDim                   int
@@ -166,11 +166,12 @@ func NewTrainModel(path string, opts TrainOptions) (*TrainModel, error) {
 func trainGraphSize(hp hyper) int { return 64 + hp.nLayer*400 }
 
 func readHyper(f *ggml.GGUFFile) (hyper, error) {
-	arch := f.Arch()
-	if arch != "llama" && arch != "qwen2" {
-		return hyper{}, fmt.Errorf("%w: training graphs exist for llama and qwen2, not %q", ggml.ErrUnsupportedArch, arch)
+	a, err := archByName(f.Arch())
+	if err != nil {
+		return hyper{}, err
 	}
-	hp := hyper{arch: arch, ropeBase: 10000, ropeScale: 1, eps: 1e-5}
+	arch := a.name
+	hp := hyper{arch: a, ropeMode: a.ropeMode, ropeBase: 10000, ropeScale: 1, eps: 1e-5}
 	geti := func(k string, dst *int) error {
 		v, ok := f.Uint(arch + k)
 		if !ok {
@@ -213,9 +214,6 @@ func readHyper(f *ggml.GGUFFile) (hyper, error) {
 	if v, ok := f.Uint(arch + ".rope.dimension_count"); ok && int(v) != hp.headDim {
 		return hyper{}, fmt.Errorf("%w: partial rope (%d of %d dims) is not supported", ggml.ErrUnsupportedArch, v, hp.headDim)
 	}
-	if arch == "qwen2" {
-		hp.ropeMode = 2 // NeoX
-	}
 	tok, ok := f.Tensor("token_embd.weight")
 	if !ok || len(tok.Shape) != 2 {
 		return hyper{}, fmt.Errorf("%w: missing 2-D token_embd.weight", ggml.ErrInvalidArgument)
@@ -237,7 +235,7 @@ func (tm *TrainModel) weightNames(f *ggml.GGUFFile) []string {
 		for _, n := range []string{"attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm", "ffn_gate", "ffn_up", "ffn_down"} {
 			names = append(names, fmt.Sprintf("blk.%d.%s.weight", l, n))
 		}
-		if tm.hp.arch == "qwen2" {
+		if tm.hp.arch.qkvBias {
 			for _, n := range []string{"attn_q", "attn_k", "attn_v"} {
 				names = append(names, fmt.Sprintf("blk.%d.%s.bias", l, n))
 			}
@@ -444,7 +442,7 @@ func (tm *TrainModel) LoRATensors() []lora.Tensor {
 }
 
 // Arch is the model's architecture; VocabSize its vocabulary size.
-func (tm *TrainModel) Arch() string   { return tm.hp.arch }
+func (tm *TrainModel) Arch() string   { return tm.hp.arch.name }
 func (tm *TrainModel) VocabSize() int { return tm.hp.nVocab }
 
 // WeightBytes is the backend memory held by weights and parameters.
