@@ -54,7 +54,7 @@ func TestHiddenStatesPredictTokens(t *testing.T) {
 	}
 	nEmbd, nVocab := int(out.Shape[0]), int(out.Shape[1])
 
-	e, err := NewEmbedder(stories, 256, 1)
+	e, err := llama.NewEmbedder(stories, 256, 1)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -101,7 +101,7 @@ func runFilter(c *cli.Context) error {
 	for _, p := range pairs {
 		longest = max(longest, len(p.Prompt)+max(len(p.Chosen), len(p.Rejected)))
 	}
-	emb, err := ches.NewEmbedder(c.String("model"), longest, threadsOf(c))
+	emb, err := llama.NewEmbedder(c.String("model"), longest, threadsOf(c))
 	if err != nil {
 		return err
 	}
