@@ -6,7 +6,7 @@ package ggml
 #include <stdio.h>
 #include "ggml.h"
 
-// bpo_ggml_log_verbose is written once at start-up from Go (see initBackend).
+// bpo_ggml_log_verbose is written once at start-up from Go (see Init).
 static int bpo_ggml_log_verbose = 0;
 
 static void bpo_ggml_log(enum ggml_log_level level, const char * text, void * user_data) {
@@ -39,9 +39,10 @@ import (
 
 var backendOnce sync.Once
 
-// initBackend initialises ggml once per process. ggml logs only errors unless the environment
-// variable BPO_LLAMA_LOG is set to a non-empty value.
-func initBackend() {
+// Init initialises ggml once per process (package llama calls it before llama.cpp starts; everything
+// in this package calls it itself). ggml, and llama.cpp through the same callback, log only errors
+// unless the environment variable BPO_LLAMA_LOG is set to a non-empty value.
+func Init() {
 	backendOnce.Do(func() {
 		verbose := 0
 		if os.Getenv("BPO_LLAMA_LOG") != "" {

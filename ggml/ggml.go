@@ -455,7 +455,7 @@ type Backend struct {
 
 // NewCPUBackend makes a CPU backend using threads threads (0: DefaultThreads()).
 func NewCPUBackend(threads int) (*Backend, error) {
-	initBackend()
+	Init()
 	if threads <= 0 {
 		threads = DefaultThreads()
 	}

@@ -202,7 +202,7 @@ func (f *GGUFFile) Arch() string { return f.String("general.architecture") }
 // tensor counts and data offset; ok is false when ggml refuses the file. It lets tests cross-check
 // ReadGGUF against ggml; call it only on files ReadGGUF accepted.
 func GGMLReadCounts(path string) (nKV, nTensors, dataOffset int64, ok bool) {
-	initBackend()
+	Init()
 	cpath := C.CString(path)
 	defer C.free(unsafe.Pointer(cpath))
 	var meta *C.struct_ggml_context
@@ -227,7 +227,7 @@ type GGUFWriter struct {
 
 // NewGGUFWriter returns an empty writer.
 func NewGGUFWriter() *GGUFWriter {
-	initBackend()
+	Init()
 	w := &GGUFWriter{g: C.gguf_init_empty(), names: map[string]bool{}}
 	runtime.SetFinalizer(w, (*GGUFWriter).Close)
 	return w
