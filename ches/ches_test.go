@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/bpo-dev/bpo/ggml"
-
 	"github.com/bpo-dev/bpo/internal/fixture"
 	"github.com/bpo-dev/bpo/llama"
 )

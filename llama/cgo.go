@@ -19,8 +19,9 @@ import "C"
 import (
 	"sync"
 
-	"github.com/bpo-dev/bpo/ggml"
 	_ "github.com/ollama/ollama/llama/llama.cpp/src"
+
+	"github.com/bpo-dev/bpo/ggml"
 )
 
 var backendOnce sync.Once

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/bpo-dev/bpo/ggml"
-
 	"github.com/bpo-dev/bpo/internal/fixture"
 )
 

@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/bpo-dev/bpo/ggml"
-
 	"github.com/bpo-dev/bpo/internal/fixture"
 )
 

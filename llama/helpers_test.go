@@ -6,9 +6,8 @@ import (
 	"testing"
 
 	"github.com/bpo-dev/bpo/ggml"
-	"github.com/bpo-dev/bpo/nn"
-
 	"github.com/bpo-dev/bpo/internal/fixture"
+	"github.com/bpo-dev/bpo/nn"
 )
 
 // Fixtures of the repository's testdata/ folder; fixture.File(t, name) gives their path.

@@ -8,11 +8,11 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/bpo-dev/bpo/ggml"
-	"github.com/bpo-dev/bpo/lora"
-
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas32"
+
+	"github.com/bpo-dev/bpo/ggml"
+	"github.com/bpo-dev/bpo/lora"
 )
 
 // MergeTypes are the weight types a merge can be asked to write (MergeOptions.Type): the ones

@@ -10,9 +10,8 @@ import (
 	"unicode"
 
 	"github.com/bpo-dev/bpo/ggml"
-	"github.com/bpo-dev/bpo/nn"
-
 	"github.com/bpo-dev/bpo/llama"
+	"github.com/bpo-dev/bpo/nn"
 )
 
 func TestVocabShape(t *testing.T) {

@@ -2,14 +2,12 @@ package nn
 
 import (
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"testing"
 
 	"github.com/bpo-dev/bpo/ggml"
 	"github.com/bpo-dev/bpo/internal/fixture"
 	"github.com/bpo-dev/bpo/llama"
-	"github.com/bpo-dev/bpo/lora"
 )
 
 // Fixtures of the repository's testdata/ folder; fixture.File(t, name) gives their path.
@@ -79,28 +77,4 @@ func mustTokenize(t testing.TB, m *llama.Model, text string, addSpecial bool) []
 		t.Fatal(err)
 	}
 	return toks
-}
-
-// randomLoRA makes rank-rank LoRA pairs with N(0, 0.3²) values on the named weights of f.
-func randomLoRA(t testing.TB, f *ggml.GGUFFile, names []string, rank int, seed uint64) []lora.Tensor {
-	t.Helper()
-	rng := rand.New(rand.NewPCG(seed, 1))
-	var out []lora.Tensor
-	for _, n := range names {
-		w, ok := f.Tensor(n)
-		if !ok {
-			t.Fatalf("no tensor %s", n)
-		}
-		lt := lora.Tensor{Base: n, Rank: rank, NIn: int(w.Shape[0]), NOut: int(w.Shape[1])}
-		lt.A = make([]float32, rank*lt.NIn)
-		lt.B = make([]float32, lt.NOut*rank)
-		for i := range lt.A {
-			lt.A[i] = float32(rng.NormFloat64() * 0.3)
-		}
-		for i := range lt.B {
-			lt.B[i] = float32(rng.NormFloat64() * 0.3)
-		}
-		out = append(out, lt)
-	}
-	return out
 }

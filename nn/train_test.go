@@ -9,10 +9,10 @@ import (
 	"testing"
 
 	"github.com/bpo-dev/bpo/ggml"
+	"github.com/bpo-dev/bpo/internal/fixture"
+	"github.com/bpo-dev/bpo/internal/loratest"
 	"github.com/bpo-dev/bpo/llama"
 	"github.com/bpo-dev/bpo/lora"
-
-	"github.com/bpo-dev/bpo/internal/fixture"
 )
 
 // trainSeqs tokenizes prompt/completion texts into training sequences.
@@ -43,7 +43,7 @@ func allLoRA(t testing.TB, f *ggml.GGUFFile, layers, rank int, bScale float64, s
 			names = append(names, fmt.Sprintf("blk.%d.%s.weight", l, tg))
 		}
 	}
-	ls := randomLoRA(t, f, names, rank, seed)
+	ls := loratest.Random(t, f, names, rank, seed)
 	rng := rand.New(rand.NewPCG(seed, 2))
 	for i := range ls {
 		for j := range ls[i].B {

@@ -17,9 +17,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/bpo-dev/bpo/align/llamaalign"
-
 	"github.com/bpo-dev/bpo/align"
+	"github.com/bpo-dev/bpo/align/llamaalign"
 	"github.com/bpo-dev/bpo/internal/atomicfile"
 )
 

@@ -10,13 +10,12 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/bpo-dev/bpo/ggml"
-	"github.com/bpo-dev/bpo/lora"
-
 	"github.com/nlpodyssey/safetensors"
 
+	"github.com/bpo-dev/bpo/ggml"
 	"github.com/bpo-dev/bpo/internal/atomicfile"
 	"github.com/bpo-dev/bpo/llama"
+	"github.com/bpo-dev/bpo/lora"
 )
 
 // ExportOptions completes what a GGUF adapter does not record itself.

@@ -12,13 +12,11 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/bpo-dev/bpo/lora"
-
-	"github.com/bpo-dev/bpo/ggml"
-
 	"github.com/nlpodyssey/safetensors"
 
+	"github.com/bpo-dev/bpo/ggml"
 	"github.com/bpo-dev/bpo/llama"
+	"github.com/bpo-dev/bpo/lora"
 )
 
 // IsFolder reports whether path is a directory holding a PEFT adapter_config.json.

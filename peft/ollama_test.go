@@ -8,15 +8,13 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/bpo-dev/bpo/lora"
-
-	"github.com/bpo-dev/bpo/ggml"
-	"github.com/bpo-dev/bpo/internal/fixture"
-
 	ollamaconvert "github.com/ollama/ollama/convert"
 	ollamaggml "github.com/ollama/ollama/fs/ggml"
 
+	"github.com/bpo-dev/bpo/ggml"
+	"github.com/bpo-dev/bpo/internal/fixture"
 	"github.com/bpo-dev/bpo/llama"
+	"github.com/bpo-dev/bpo/lora"
 )
 
 // TestOllamaReadsExport hands an exported PEFT folder to ollama's own PEFT-to-GGUF adapter

@@ -14,13 +14,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/bpo-dev/bpo/lora"
-
 	"github.com/bpo-dev/bpo/ggml"
-	"github.com/bpo-dev/bpo/nn"
-
 	"github.com/bpo-dev/bpo/internal/fixture"
 	"github.com/bpo-dev/bpo/llama"
+	"github.com/bpo-dev/bpo/lora"
+	"github.com/bpo-dev/bpo/nn"
 )
 
 // Fixtures of testdata/ (see internal/fixture).

@@ -6,11 +6,10 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"github.com/bpo-dev/bpo/lora"
-
 	"github.com/bpo-dev/bpo/align"
 	"github.com/bpo-dev/bpo/internal/fixture"
 	"github.com/bpo-dev/bpo/llama"
+	"github.com/bpo-dev/bpo/lora"
 )
 
 // TestGRPOLossGradientThroughEngine differentiates the GRPO loss of LoRA parameters through the

@@ -6,11 +6,10 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/bpo-dev/bpo/lora"
-
 	"github.com/bpo-dev/bpo/align"
 	"github.com/bpo-dev/bpo/internal/fixture"
 	"github.com/bpo-dev/bpo/llama"
+	"github.com/bpo-dev/bpo/lora"
 )
 
 // TestORPOIncludePromptTrains runs the trainer with the llama.cpp training graph on stories260K:

@@ -8,12 +8,10 @@ import (
 	"strings"
 
 	"github.com/bpo-dev/bpo/align"
-	"github.com/bpo-dev/bpo/lora"
-
 	"github.com/bpo-dev/bpo/ggml"
-	"github.com/bpo-dev/bpo/nn"
-
 	"github.com/bpo-dev/bpo/llama"
+	"github.com/bpo-dev/bpo/lora"
+	"github.com/bpo-dev/bpo/nn"
 )
 
 // LlamaPolicy is a Policy backed by package llama's differentiable training graph: a GGUF model with

@@ -6,7 +6,6 @@ import (
 	"slices"
 
 	"github.com/bpo-dev/bpo/align"
-
 	"github.com/bpo-dev/bpo/llama"
 )
 

@@ -6,12 +6,10 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/bpo-dev/bpo/lora"
-
 	"github.com/bpo-dev/bpo/align"
-
 	"github.com/bpo-dev/bpo/internal/fixture"
 	"github.com/bpo-dev/bpo/llama"
+	"github.com/bpo-dev/bpo/lora"
 )
 
 // Fixtures of the repository's testdata/ folder; fixture.File gives their path.

@@ -10,10 +10,9 @@ import (
 	"time"
 
 	"github.com/bpo-dev/bpo/ggml"
-	"github.com/bpo-dev/bpo/nn"
-
 	"github.com/bpo-dev/bpo/internal/fixture"
 	"github.com/bpo-dev/bpo/llama"
+	"github.com/bpo-dev/bpo/nn"
 )
 
 // Spec is the Qwen2.5-0.5B shape: qwen2, 24 layers, embedding 896, FFN 4864, 14 heads, 2 KV heads,

@@ -8,15 +8,13 @@ import (
 	"os"
 	"time"
 
-	"github.com/bpo-dev/bpo/align/llamaalign"
-
-	"github.com/bpo-dev/bpo/ggml"
-	"github.com/bpo-dev/bpo/nn"
-
 	"github.com/bpo-dev/bpo/align"
+	"github.com/bpo-dev/bpo/align/llamaalign"
 	"github.com/bpo-dev/bpo/bench"
 	"github.com/bpo-dev/bpo/bench/benchmodel"
+	"github.com/bpo-dev/bpo/ggml"
 	"github.com/bpo-dev/bpo/llama"
+	"github.com/bpo-dev/bpo/nn"
 )
 
 // engineConfig is the single-sequence work of the engine and llama.cpp jobs.

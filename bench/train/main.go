@@ -27,10 +27,9 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/bpo-dev/bpo/ggml"
-
 	"github.com/bpo-dev/bpo/bench"
 	"github.com/bpo-dev/bpo/bench/benchmodel"
+	"github.com/bpo-dev/bpo/ggml"
 	"github.com/bpo-dev/bpo/internal/fixture"
 )
 

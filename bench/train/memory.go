@@ -9,11 +9,10 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/bpo-dev/bpo/nn"
-
 	"github.com/bpo-dev/bpo/bench"
 	"github.com/bpo-dev/bpo/bench/benchmodel"
 	"github.com/bpo-dev/bpo/llama"
+	"github.com/bpo-dev/bpo/nn"
 )
 
 // The memory job measures the peak resident memory (VmHWM) of one preference step: a fresh process

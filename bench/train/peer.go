@@ -9,9 +9,8 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/bpo-dev/bpo/nn"
-
 	"github.com/bpo-dev/bpo/bench"
+	"github.com/bpo-dev/bpo/nn"
 )
 
 // The PyTorch peer (torchpeer.py) does the engine job's work with PyTorch: Debian's python3-torch,

@@ -7,9 +7,8 @@ import (
 	"os"
 	"time"
 
-	"github.com/bpo-dev/bpo/align/llamaalign"
-
 	"github.com/bpo-dev/bpo/align"
+	"github.com/bpo-dev/bpo/align/llamaalign"
 	"github.com/bpo-dev/bpo/bench"
 	"github.com/bpo-dev/bpo/bench/benchmodel"
 	"github.com/bpo-dev/bpo/llama"

@@ -12,12 +12,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bpo-dev/bpo/lora"
-
 	"github.com/bpo-dev/bpo/ggml"
-
 	"github.com/bpo-dev/bpo/internal/ggufcorrupt"
 	"github.com/bpo-dev/bpo/llama"
+	"github.com/bpo-dev/bpo/lora"
 )
 
 // corruptText is the text the corpus scores with `bpo logprobs`.

@@ -4,11 +4,10 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/bpo-dev/bpo/ggml"
-
 	"github.com/urfave/cli/v2"
 
 	"github.com/bpo-dev/bpo/align"
+	"github.com/bpo-dev/bpo/ggml"
 	"github.com/bpo-dev/bpo/llama"
 	"github.com/bpo-dev/bpo/peft"
 )

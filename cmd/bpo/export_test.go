@@ -12,11 +12,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/bpo-dev/bpo/lora"
-
 	"github.com/bpo-dev/bpo/ggml"
-
 	"github.com/bpo-dev/bpo/llama"
+	"github.com/bpo-dev/bpo/lora"
 	"github.com/bpo-dev/bpo/peft"
 )
 

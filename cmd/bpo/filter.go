@@ -10,11 +10,10 @@ import (
 	"path/filepath"
 	"sort"
 
-	"github.com/bpo-dev/bpo/align/llamaalign"
-
 	"github.com/urfave/cli/v2"
 
 	"github.com/bpo-dev/bpo/align"
+	"github.com/bpo-dev/bpo/align/llamaalign"
 	"github.com/bpo-dev/bpo/ches"
 	"github.com/bpo-dev/bpo/internal/atomicfile"
 	"github.com/bpo-dev/bpo/llama"

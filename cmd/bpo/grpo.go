@@ -9,16 +9,14 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/bpo-dev/bpo/lora"
-
-	"github.com/bpo-dev/bpo/align/llamaalign"
-
 	"github.com/urfave/cli/v2"
 
 	"github.com/bpo-dev/bpo/align"
+	"github.com/bpo-dev/bpo/align/llamaalign"
 	"github.com/bpo-dev/bpo/eval"
 	"github.com/bpo-dev/bpo/eval/bench"
 	"github.com/bpo-dev/bpo/llama"
+	"github.com/bpo-dev/bpo/lora"
 	"github.com/bpo-dev/bpo/online"
 )
 

@@ -9,10 +9,10 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/bpo-dev/bpo/ggml"
-
-	"github.com/bpo-dev/bpo/llama"
 	"github.com/urfave/cli/v2"
+
+	"github.com/bpo-dev/bpo/ggml"
+	"github.com/bpo-dev/bpo/llama"
 )
 
 // infoCommand prints a model's metadata.

@@ -5,12 +5,12 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/bpo-dev/bpo/ggml"
-	"github.com/bpo-dev/bpo/nn"
+	"github.com/urfave/cli/v2"
 
+	"github.com/bpo-dev/bpo/ggml"
 	"github.com/bpo-dev/bpo/llama"
 	"github.com/bpo-dev/bpo/mathgen"
-	"github.com/urfave/cli/v2"
+	"github.com/bpo-dev/bpo/nn"
 )
 
 // modelCommand groups the commands that write model files.

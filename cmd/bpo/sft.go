@@ -6,14 +6,12 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/bpo-dev/bpo/align/llamaalign"
-
 	"github.com/urfave/cli/v2"
 
 	"github.com/bpo-dev/bpo/align"
-	"github.com/bpo-dev/bpo/llama"
-
+	"github.com/bpo-dev/bpo/align/llamaalign"
 	"github.com/bpo-dev/bpo/internal/atomicfile"
+	"github.com/bpo-dev/bpo/llama"
 )
 
 func sftCommand() *cli.Command {

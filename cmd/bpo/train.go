@@ -9,11 +9,10 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/bpo-dev/bpo/align/llamaalign"
-
 	"github.com/urfave/cli/v2"
 
 	"github.com/bpo-dev/bpo/align"
+	"github.com/bpo-dev/bpo/align/llamaalign"
 	"github.com/bpo-dev/bpo/llama"
 )
 

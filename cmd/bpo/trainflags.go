@@ -6,17 +6,14 @@ import (
 	"strings"
 	"time"
 
-	"github.com/bpo-dev/bpo/lora"
-
-	"github.com/bpo-dev/bpo/align/llamaalign"
-
-	"github.com/bpo-dev/bpo/ggml"
-	"github.com/bpo-dev/bpo/nn"
-
 	"github.com/urfave/cli/v2"
 
 	"github.com/bpo-dev/bpo/align"
+	"github.com/bpo-dev/bpo/align/llamaalign"
+	"github.com/bpo-dev/bpo/ggml"
 	"github.com/bpo-dev/bpo/llama"
+	"github.com/bpo-dev/bpo/lora"
+	"github.com/bpo-dev/bpo/nn"
 	"github.com/bpo-dev/bpo/peft"
 )
 
