@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"time"
-
-	"github.com/bpo-dev/bpo/llama"
 )
 
 // Data-parallel training (TrainConfig.Comm with more than one rank). Every rank holds the model
@@ -151,26 +149,27 @@ func (t *Trainer) trainStepParallel(ctx context.Context, idx []int, ma *MetricsA
 	return nil
 }
 
-// refChunk is the number of pairs ReferenceLogps scores in one llama.cpp batch.
-const refChunk = 16
+// ReferenceBatch is the number of pairs a reference scorer (llamaalign.ReferenceLogps) scores in one
+// batch; ShardedReferenceLogps cuts shards on its multiples.
+const ReferenceBatch = 16
 
 // ShardedReferenceLogps computes the reference log-probs of pairs over the ranks of comm: each rank
-// scores a contiguous shard that starts on a batch boundary of ReferenceLogps (so every pair is
-// scored in the same batch as in one process), and every rank returns all of them, in order.
+// scores (with score, e.g. llamaalign.ReferenceLogps) a contiguous shard that starts on a multiple of
+// ReferenceBatch (so every pair is scored in the same batch as in one process), and every rank
+// returns all of them, in order.
 func ShardedReferenceLogps(
 	ctx context.Context,
 	comm Comm,
-	m *llama.Model,
 	pairs []TokenizedPair,
-	threads int,
+	score func(ctx context.Context, pairs []TokenizedPair) ([]RefLogps, error),
 ) ([]RefLogps, error) {
 	comm = commOrSingle(comm)
-	chunks := (len(pairs) + refChunk - 1) / refChunk
+	chunks := (len(pairs) + ReferenceBatch - 1) / ReferenceBatch
 	size, rank := comm.Size(), comm.Rank()
-	lo, hi := min(rank*chunks/size*refChunk, len(pairs)), min((rank+1)*chunks/size*refChunk, len(pairs))
+	lo, hi := min(rank*chunks/size*ReferenceBatch, len(pairs)), min((rank+1)*chunks/size*ReferenceBatch, len(pairs))
 	var mine []float64
 	if lo < hi {
-		refs, err := ReferenceLogps(ctx, m, pairs[lo:hi], threads, nil)
+		refs, err := score(ctx, pairs[lo:hi])
 		if err != nil {
 			return nil, fmt.Errorf("rank %d of %d: %w", rank, size, err)
 		}
@@ -184,7 +183,7 @@ func ShardedReferenceLogps(
 	}
 	out := make([]RefLogps, 0, len(pairs))
 	for r, sh := range shards {
-		rlo, rhi := min(r*chunks/size*refChunk, len(pairs)), min((r+1)*chunks/size*refChunk, len(pairs))
+		rlo, rhi := min(r*chunks/size*ReferenceBatch, len(pairs)), min((r+1)*chunks/size*ReferenceBatch, len(pairs))
 		if len(sh) != 2*(rhi-rlo) {
 			return nil, fmt.Errorf(
 				"reference log-probs: rank %d sent %d values for pairs %d..%d, want %d",

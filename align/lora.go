@@ -8,14 +8,10 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
-)
 
-// LoRATargets returns the projection modules LoRA can be attached to, in canonical order.
-func LoRATargets() []string {
-	return []string{"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"}
-}
+	"github.com/bpo-dev/bpo/lora"
+)
 
 // BaseTensor describes a frozen 2-D weight of the base model: its GGUF name and its shape, with
 // y = W x mapping NIn inputs to NOut outputs (GGUF ne = [NIn, NOut]).
@@ -28,21 +24,13 @@ type BaseTensor struct {
 type LoRAConfig struct {
 	Rank    int
 	Alpha   float64
-	Targets []string // subset of LoRATargets()
+	Targets []string // subset of lora.Targets()
 	Seed    uint64
 }
 
 // DefaultLoRAConfig returns the paper's recipe: r 16, alpha 16, all seven projections.
 func DefaultLoRAConfig() LoRAConfig {
-	return LoRAConfig{Rank: 16, Alpha: 16, Targets: LoRATargets()}
-}
-
-// LoRATensor is the low-rank update of one base tensor: ΔW = (alpha/r)·B·A.
-type LoRATensor struct {
-	Name      string    // base tensor name, e.g. "blk.0.attn_q.weight"
-	NIn, NOut int       // base shape
-	A         []float32 // r x NIn, row-major (GGUF "<name>.lora_a", ne = [NIn, r])
-	B         []float32 // NOut x r, row-major (GGUF "<name>.lora_b", ne = [r, NOut])
+	return LoRAConfig{Rank: 16, Alpha: 16, Targets: lora.Targets()}
 }
 
 // LoRA is the set of trainable adapter tensors of a model.
@@ -50,32 +38,7 @@ type LoRA struct {
 	Rank    int
 	Alpha   float64
 	Targets []string
-	Tensors []*LoRATensor // ordered by layer, then by LoRATargets order
-}
-
-// parseTarget splits "blk.<layer>.<module>.weight" into layer and module.
-func parseTarget(name string) (layer int, module string, ok bool) {
-	rest, found := strings.CutPrefix(name, "blk.")
-	if !found {
-		return 0, "", false
-	}
-	rest, found = strings.CutSuffix(rest, ".weight")
-	if !found {
-		return 0, "", false
-	}
-	num, module, found := strings.Cut(rest, ".")
-	if !found {
-		return 0, "", false
-	}
-	layer, err := strconv.Atoi(num)
-	if err != nil || layer < 0 {
-		return 0, "", false
-	}
-	return layer, module, true
-}
-
-func targetIndex(module string) int {
-	return slices.Index(LoRATargets(), module)
+	Tensors []*lora.Tensor // ordered by layer, then by lora.Targets order; each of rank Rank
 }
 
 func validateLoRAHyper(rank int, alpha float64, targets []string) error {
@@ -89,8 +52,8 @@ func validateLoRAHyper(rank int, alpha float64, targets []string) error {
 		return errors.New("lora: no target modules")
 	}
 	for _, t := range targets {
-		if targetIndex(t) < 0 {
-			return fmt.Errorf("lora: unknown target %q: expected some of %s", t, strings.Join(LoRATargets(), ", "))
+		if lora.TargetIndex(t) < 0 {
+			return fmt.Errorf("lora: unknown target %q: expected some of %s", t, strings.Join(lora.Targets(), ", "))
 		}
 	}
 	return nil
@@ -108,14 +71,14 @@ func NewLoRA(cfg LoRAConfig, base []BaseTensor) (*LoRA, error) {
 		want[t] = true
 	}
 	l := &LoRA{Rank: cfg.Rank, Alpha: cfg.Alpha}
-	for _, t := range LoRATargets() {
+	for _, t := range lora.Targets() {
 		if want[t] {
 			l.Targets = append(l.Targets, t)
 		}
 	}
 	seen := make(map[string]bool)
 	for _, bt := range base {
-		_, module, ok := parseTarget(bt.Name)
+		_, module, ok := lora.ParseBase(bt.Name)
 		if !ok || !want[module] {
 			continue
 		}
@@ -131,8 +94,8 @@ func NewLoRA(cfg LoRAConfig, base []BaseTensor) (*LoRA, error) {
 				bt.NOut,
 			)
 		}
-		t := &LoRATensor{
-			Name: bt.Name, NIn: bt.NIn, NOut: bt.NOut,
+		t := &lora.Tensor{
+			Base: bt.Name, Rank: cfg.Rank, NIn: bt.NIn, NOut: bt.NOut,
 			A: make([]float32, cfg.Rank*bt.NIn),
 			B: make([]float32, bt.NOut*cfg.Rank),
 		}
@@ -155,41 +118,41 @@ func NewLoRA(cfg LoRAConfig, base []BaseTensor) (*LoRA, error) {
 	return l, nil
 }
 
-func sortLoRATensors(ts []*LoRATensor) {
+func sortLoRATensors(ts []*lora.Tensor) {
 	sort.SliceStable(ts, func(i, j int) bool {
-		li, mi, _ := parseTarget(ts[i].Name)
-		lj, mj, _ := parseTarget(ts[j].Name)
+		li, mi, _ := lora.ParseBase(ts[i].Base)
+		lj, mj, _ := lora.ParseBase(ts[j].Base)
 		if li != lj {
 			return li < lj
 		}
-		if ti, tj := targetIndex(mi), targetIndex(mj); ti != tj {
+		if ti, tj := lora.TargetIndex(mi), lora.TargetIndex(mj); ti != tj {
 			return ti < tj
 		}
-		return ts[i].Name < ts[j].Name
+		return ts[i].Base < ts[j].Base
 	})
 }
 
 // NewLoRAFromTensors wraps existing adapter tensors (e.g. an imported GGUF adapter) after checking
 // their shapes against rank.
-func NewLoRAFromTensors(rank int, alpha float64, tensors []*LoRATensor) (*LoRA, error) {
+func NewLoRAFromTensors(rank int, alpha float64, tensors []*lora.Tensor) (*LoRA, error) {
 	var targets []string
 	for _, t := range tensors {
-		if _, m, ok := parseTarget(t.Name); ok && !slices.Contains(targets, m) {
+		if _, m, ok := lora.ParseBase(t.Base); ok && !slices.Contains(targets, m) {
 			targets = append(targets, m)
 		}
 	}
-	l := &LoRA{Rank: rank, Alpha: alpha, Targets: targets, Tensors: append([]*LoRATensor(nil), tensors...)}
+	l := &LoRA{Rank: rank, Alpha: alpha, Targets: targets, Tensors: append([]*lora.Tensor(nil), tensors...)}
 	if err := l.Validate(); err != nil {
 		return nil, err
 	}
-	sort.Slice(l.Targets, func(i, j int) bool { return targetIndex(l.Targets[i]) < targetIndex(l.Targets[j]) })
+	sort.Slice(l.Targets, func(i, j int) bool { return lora.TargetIndex(l.Targets[i]) < lora.TargetIndex(l.Targets[j]) })
 	sortLoRATensors(l.Tensors)
 	return l, nil
 }
 
 // Validate checks hyper-parameters, names, shapes and that all values are finite.
 func (l *LoRA) Validate() error {
-	if err := validateLoRAHyper(l.Rank, l.Alpha, LoRATargets()); err != nil {
+	if err := validateLoRAHyper(l.Rank, l.Alpha, lora.Targets()); err != nil {
 		return err
 	}
 	if len(l.Tensors) == 0 {
@@ -197,24 +160,27 @@ func (l *LoRA) Validate() error {
 	}
 	seen := make(map[string]bool)
 	for _, t := range l.Tensors {
-		_, m, ok := parseTarget(t.Name)
-		if !ok || targetIndex(m) < 0 {
-			return fmt.Errorf("lora: tensor %q is not a blk.N.<target>.weight projection", t.Name)
+		_, m, ok := lora.ParseBase(t.Base)
+		if !ok || lora.TargetIndex(m) < 0 {
+			return fmt.Errorf("lora: tensor %q is not a blk.N.<target>.weight projection", t.Base)
 		}
-		if seen[t.Name] {
-			return fmt.Errorf("lora: tensor %q listed twice", t.Name)
+		if seen[t.Base] {
+			return fmt.Errorf("lora: tensor %q listed twice", t.Base)
 		}
-		seen[t.Name] = true
+		seen[t.Base] = true
 		if t.NIn <= 0 || t.NOut <= 0 {
-			return fmt.Errorf("lora: tensor %q has shape %dx%d", t.Name, t.NIn, t.NOut)
+			return fmt.Errorf("lora: tensor %q has shape %dx%d", t.Base, t.NIn, t.NOut)
+		}
+		if t.Rank != l.Rank {
+			return fmt.Errorf("lora: tensor %q has rank %d, the adapter %d", t.Base, t.Rank, l.Rank)
 		}
 		if len(t.A) != l.Rank*t.NIn {
-			return fmt.Errorf("lora: %s.lora_a has %d values, want rank %d x n_in %d", t.Name, len(t.A), l.Rank, t.NIn)
+			return fmt.Errorf("lora: %s.lora_a has %d values, want rank %d x n_in %d", t.Base, len(t.A), l.Rank, t.NIn)
 		}
 		if len(t.B) != t.NOut*l.Rank {
 			return fmt.Errorf(
 				"lora: %s.lora_b has %d values, want n_out %d x rank %d",
-				t.Name,
+				t.Base,
 				len(t.B),
 				t.NOut,
 				l.Rank,
@@ -223,7 +189,7 @@ func (l *LoRA) Validate() error {
 		for _, v := range [][]float32{t.A, t.B} {
 			for i, x := range v {
 				if !isFinite(float64(x)) {
-					return fmt.Errorf("lora: %s has a non-finite value at %d", t.Name, i)
+					return fmt.Errorf("lora: %s has a non-finite value at %d", t.Base, i)
 				}
 			}
 		}
@@ -235,9 +201,9 @@ func (l *LoRA) Validate() error {
 func (l *LoRA) Scale() float64 { return l.Alpha / float64(l.Rank) }
 
 // Tensor returns the adapter of a base tensor, or nil.
-func (l *LoRA) Tensor(name string) *LoRATensor {
+func (l *LoRA) Tensor(name string) *lora.Tensor {
 	for _, t := range l.Tensors {
-		if t.Name == name {
+		if t.Base == name {
 			return t
 		}
 	}
@@ -249,7 +215,7 @@ func (l *LoRA) Tensor(name string) *LoRATensor {
 func (l *LoRA) ParamShapes() []ParamShape {
 	s := make([]ParamShape, 0, 2*len(l.Tensors))
 	for _, t := range l.Tensors {
-		s = append(s, ParamShape{t.Name + ".lora_a", len(t.A)}, ParamShape{t.Name + ".lora_b", len(t.B)})
+		s = append(s, ParamShape{t.Base + lora.SuffixA, len(t.A)}, ParamShape{t.Base + lora.SuffixB, len(t.B)})
 	}
 	return s
 }
@@ -279,32 +245,4 @@ func (l *LoRA) NumParams() int {
 		n += len(t.A) + len(t.B)
 	}
 	return n
-}
-
-// Apply returns scale·B·(A·x) for one input vector x of length NIn: the adapter's contribution to
-// W·x. It is a reference for tests of the training graph, not a fast path.
-func (t *LoRATensor) Apply(x []float32, rank int, scale float64) ([]float32, error) {
-	if len(x) != t.NIn {
-		return nil, fmt.Errorf("lora %s: input has %d values, want %d", t.Name, len(x), t.NIn)
-	}
-	if len(t.A) != rank*t.NIn || len(t.B) != t.NOut*rank {
-		return nil, fmt.Errorf("lora %s: A/B sizes do not match rank %d", t.Name, rank)
-	}
-	ax := make([]float64, rank)
-	for r := 0; r < rank; r++ {
-		var s float64
-		for i, xi := range x {
-			s += float64(t.A[r*t.NIn+i]) * float64(xi)
-		}
-		ax[r] = s
-	}
-	y := make([]float32, t.NOut)
-	for o := range y {
-		var s float64
-		for r := 0; r < rank; r++ {
-			s += float64(t.B[o*rank+r]) * ax[r]
-		}
-		y[o] = float32(scale * s)
-	}
-	return y, nil
 }

@@ -5,6 +5,8 @@ import (
 	"math"
 	"strings"
 	"testing"
+
+	"github.com/bpo-dev/bpo/lora"
 )
 
 // llamaBase lists the 2-D projections of a llama-shaped model with dim 64, 4 KV heads of 8 and FFN
@@ -47,26 +49,26 @@ func TestNewLoRA(t *testing.T) {
 			}
 			var names []string
 			for _, tt := range l.Tensors {
-				names = append(names, tt.Name)
+				names = append(names, tt.Base)
 				if len(tt.A) != tc.cfg.Rank*tt.NIn || len(tt.B) != tt.NOut*tc.cfg.Rank {
-					t.Errorf("%s: A %d B %d values", tt.Name, len(tt.A), len(tt.B))
+					t.Errorf("%s: A %d B %d values", tt.Base, len(tt.A), len(tt.B))
 				}
 				for _, b := range tt.B {
 					if b != 0 {
-						t.Fatalf("%s: B not zero", tt.Name)
+						t.Fatalf("%s: B not zero", tt.Base)
 					}
 				}
 				bound := 1 / math.Sqrt(float64(tt.NIn))
 				var sumSq float64
 				for _, a := range tt.A {
 					if math.Abs(float64(a)) > bound {
-						t.Fatalf("%s: A value %v outside ±%v", tt.Name, a, bound)
+						t.Fatalf("%s: A value %v outside ±%v", tt.Base, a, bound)
 					}
 					sumSq += float64(a) * float64(a)
 				}
 				// U(-c, c) has variance c²/3
 				if v := sumSq / float64(len(tt.A)); math.Abs(v-bound*bound/3) > 0.25*bound*bound/3 {
-					t.Errorf("%s: A variance %v, want about %v", tt.Name, v, bound*bound/3)
+					t.Errorf("%s: A variance %v, want about %v", tt.Base, v, bound*bound/3)
 				}
 			}
 			if strings.Join(names, ",") != strings.Join(tc.wantNames, ",") {
@@ -123,20 +125,20 @@ func TestLoRASeeding(t *testing.T) {
 
 func TestLoRAApply(t *testing.T) {
 	// A = [[1,2,3],[0,1,0]] (2x3), B = [[1,0],[0,2]] (2x2), alpha 4, r 2 → scale 2.
-	tt := &LoRATensor{Name: "blk.0.attn_q.weight", NIn: 3, NOut: 2, A: []float32{1, 2, 3, 0, 1, 0}, B: []float32{1, 0, 0, 2}}
-	l, err := NewLoRAFromTensors(2, 4, []*LoRATensor{tt})
+	tt := &lora.Tensor{Base: "blk.0.attn_q.weight", Rank: 2, NIn: 3, NOut: 2, A: []float32{1, 2, 3, 0, 1, 0}, B: []float32{1, 0, 0, 2}}
+	l, err := NewLoRAFromTensors(2, 4, []*lora.Tensor{tt})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// x = (1,1,1): A x = (6, 1); B A x = (6, 2); ·2 = (12, 4)
-	y, err := tt.Apply([]float32{1, 1, 1}, l.Rank, l.Scale())
+	y, err := tt.Apply([]float32{1, 1, 1}, l.Scale())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if y[0] != 12 || y[1] != 4 {
 		t.Errorf("Apply = %v, want [12 4]", y)
 	}
-	if _, err := tt.Apply([]float32{1}, 2, 1); err == nil {
+	if _, err := tt.Apply([]float32{1}, 1); err == nil {
 		t.Error("wrong input length accepted")
 	}
 }
@@ -164,16 +166,16 @@ func TestLoRAErrors(t *testing.T) {
 	}
 	bad := []struct {
 		name    string
-		tensor  *LoRATensor
+		tensor  *lora.Tensor
 		wantErr string
 	}{
-		{"a size", &LoRATensor{Name: "blk.0.attn_q.weight", NIn: 3, NOut: 2, A: make([]float32, 5), B: make([]float32, 4)}, "lora_a has 5 values, want rank 2 x n_in 3"},
-		{"b size", &LoRATensor{Name: "blk.0.attn_q.weight", NIn: 3, NOut: 2, A: make([]float32, 6), B: make([]float32, 3)}, "lora_b has 3 values"},
-		{"name", &LoRATensor{Name: "token_embd.weight", NIn: 3, NOut: 2, A: make([]float32, 6), B: make([]float32, 4)}, "is not a blk.N.<target>.weight projection"},
-		{"nan", &LoRATensor{Name: "blk.0.attn_q.weight", NIn: 3, NOut: 2, A: []float32{0, 0, float32(math.NaN()), 0, 0, 0}, B: make([]float32, 4)}, "non-finite value at 2"},
+		{"a size", &lora.Tensor{Base: "blk.0.attn_q.weight", Rank: 2, NIn: 3, NOut: 2, A: make([]float32, 5), B: make([]float32, 4)}, "lora_a has 5 values, want rank 2 x n_in 3"},
+		{"b size", &lora.Tensor{Base: "blk.0.attn_q.weight", Rank: 2, NIn: 3, NOut: 2, A: make([]float32, 6), B: make([]float32, 3)}, "lora_b has 3 values"},
+		{"name", &lora.Tensor{Base: "token_embd.weight", Rank: 2, NIn: 3, NOut: 2, A: make([]float32, 6), B: make([]float32, 4)}, "is not a blk.N.<target>.weight projection"},
+		{"nan", &lora.Tensor{Base: "blk.0.attn_q.weight", Rank: 2, NIn: 3, NOut: 2, A: []float32{0, 0, float32(math.NaN()), 0, 0, 0}, B: make([]float32, 4)}, "non-finite value at 2"},
 	}
 	for _, tc := range bad {
-		if _, err := NewLoRAFromTensors(2, 2, []*LoRATensor{tc.tensor}); err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+		if _, err := NewLoRAFromTensors(2, 2, []*lora.Tensor{tc.tensor}); err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 			t.Errorf("%s: error = %v, want %q", tc.name, err, tc.wantErr)
 		}
 	}

@@ -37,3 +37,12 @@ type Policy interface {
 	// Σ_pairs (g.Chosen·∇logp_chosen + g.Rejected·∇logp_rejected) into grads (ParamShapes order).
 	ForwardBackward(ctx context.Context, batch []TokenizedPair, loss LossFunc, grads [][]float32) error
 }
+
+// AdapterFileName is the adapter's file name inside a checkpoint or run directory.
+const AdapterFileName = "adapter.gguf"
+
+// TokenSeq is a prompt and one completion, as token ids (for per-token objectives such as GRPO).
+type TokenSeq struct {
+	Prompt     []int32
+	Completion []int32
+}

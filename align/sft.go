@@ -13,8 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/bpo-dev/bpo/llama"
-
 	"github.com/bpo-dev/bpo/internal/atomicfile"
 )
 
@@ -62,39 +60,19 @@ type SFTResult struct {
 	Checkpoint  string
 }
 
-// SFTPolicy is what SFT trains: llama.TrainModel's NLL gradient over parameters.
+// SFTPolicy is what SFT trains: a model's NLL gradient over parameters (llamaalign.Policy wraps the
+// training graph).
 type SFTPolicy interface {
 	ParamShapes() []ParamShape
 	Params() [][]float32
 	// NLLGradient adds the gradient of the batch's mean completion NLL into grads and returns that NLL.
-	NLLGradient(ctx context.Context, batch []llama.TrainSeq, grads [][]float32) (float64, error)
-}
-
-// NLLGradient implements SFTPolicy for the llama training graph.
-func (p *LlamaPolicy) NLLGradient(ctx context.Context, batch []llama.TrainSeq, grads [][]float32) (float64, error) {
-	if err := ctx.Err(); err != nil {
-		return 0, err
-	}
-	if err := p.tm.UploadParams(); err != nil {
-		return 0, err
-	}
-	p.tm.ZeroGrads()
-	loss, err := p.tm.NLLGradient(batch)
-	if err != nil {
-		return 0, err
-	}
-	for i, tp := range p.tm.Params() {
-		for j, v := range tp.Grad {
-			grads[i][j] += v
-		}
-	}
-	return loss, nil
+	NLLGradient(ctx context.Context, batch []TokenSeq, grads [][]float32) (float64, error)
 }
 
 // RunSFT trains policy on seqs. Each epoch visits the sequences in a permutation drawn from (Seed,
 // epoch), so a step's batch depends only on its number: a run resumed from a checkpoint (Resume in
 // RunDir) reproduces the uninterrupted run's losses exactly. Cancelling ctx saves a checkpoint.
-func RunSFT(ctx context.Context, cfg SFTConfig, policy SFTPolicy, seqs []llama.TrainSeq) (*SFTResult, error) {
+func RunSFT(ctx context.Context, cfg SFTConfig, policy SFTPolicy, seqs []TokenSeq) (*SFTResult, error) {
 	if len(seqs) == 0 {
 		return nil, errors.New("sft: no training sequences")
 	}
@@ -238,11 +216,11 @@ func RunSFT(ctx context.Context, cfg SFTConfig, policy SFTPolicy, seqs []llama.T
 		ep, within := step/perEpoch, step%perEpoch
 		perm := rand.New(rand.NewPCG(cfg.Seed, uint64(ep))).Perm(len(seqs))
 		lo, hi := within*cfg.BatchSize, min((within+1)*cfg.BatchSize, len(seqs))
-		batch := make([]llama.TrainSeq, 0, hi-lo)
+		batch := make([]TokenSeq, 0, hi-lo)
 		tokens := 0
 		for _, i := range perm[lo:hi] {
 			batch = append(batch, seqs[i])
-			tokens += len(seqs[i].Tokens) - seqs[i].PromptLen
+			tokens += len(seqs[i].Completion)
 		}
 		for i := range grads {
 			clear(grads[i])

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/bpo-dev/bpo/ggml"
 	"github.com/bpo-dev/bpo/internal/fixture"
 	"github.com/bpo-dev/bpo/llama"
 )
@@ -37,7 +38,7 @@ func TestHiddenStatesPredictTokens(t *testing.T) {
 	}
 	want = want[len(prompt)-1:]
 
-	f, err := llama.ReadGGUF(stories)
+	f, err := ggml.ReadGGUF(stories)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,13 +47,13 @@ func TestHiddenStatesPredictTokens(t *testing.T) {
 		t.Fatal("no output.weight")
 	}
 	raw, _ := os.ReadFile(stories)
-	w, err := llama.ToFloat32(out.Type, raw[out.Offset:out.Offset+out.Size], out.Elements())
+	w, err := ggml.ToFloat32(out.Type, raw[out.Offset:out.Offset+out.Size], out.Elements())
 	if err != nil {
 		t.Fatal(err)
 	}
 	nEmbd, nVocab := int(out.Shape[0]), int(out.Shape[1])
 
-	e, err := NewEmbedder(stories, 256, 1)
+	e, err := llama.NewEmbedder(stories, 256, 1)
 	if err != nil {
 		t.Fatal(err)
 	}

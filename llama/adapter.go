@@ -14,6 +14,9 @@ import (
 	"slices"
 	"strings"
 	"unsafe"
+
+	"github.com/bpo-dev/bpo/ggml"
+	"github.com/bpo-dev/bpo/lora"
 )
 
 // Adapter is a LoRA adapter loaded for a model. It is freed with its model or by Close.
@@ -38,7 +41,7 @@ func LoadAdapter(model *Model, path string) (*Adapter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load adapter: %w", err)
 	}
-	f, err := ReadGGUF(path)
+	f, err := ggml.ReadGGUF(path)
 	if err != nil {
 		return nil, fmt.Errorf("load adapter: %w", err)
 	}
@@ -58,7 +61,7 @@ func LoadAdapter(model *Model, path string) (*Adapter, error) {
 	if err := checkAdapterValues(path, f); err != nil {
 		return nil, fmt.Errorf("load adapter: %w", err)
 	}
-	alpha, _ := f.Float("adapter.lora.alpha")
+	alpha, _ := f.Float(lora.KeyAlpha)
 	cpath := C.CString(path)
 	defer C.free(unsafe.Pointer(cpath))
 	a := C.llama_adapter_lora_init(m, cpath)
@@ -70,18 +73,18 @@ func LoadAdapter(model *Model, path string) (*Adapter, error) {
 }
 
 // checkAdapterShapes verifies every lora_a/lora_b pair against its base tensor and returns the rank.
-func checkAdapterShapes(adapter, base *GGUFFile) (int, error) {
+func checkAdapterShapes(adapter, base *ggml.GGUFFile) (int, error) {
 	rank := 0
 	pairs := 0
 	for _, t := range adapter.Tensors {
-		name, isA := strings.CutSuffix(t.Name, ".lora_a")
+		name, isA := strings.CutSuffix(t.Name, lora.SuffixA)
 		if !isA {
-			if _, isB := strings.CutSuffix(t.Name, ".lora_b"); !isB {
+			if _, isB := strings.CutSuffix(t.Name, lora.SuffixB); !isB {
 				return 0, fmt.Errorf("%w: tensor %q is neither .lora_a nor .lora_b", ErrAdapterMismatch, t.Name)
 			}
 			continue
 		}
-		b, ok := adapter.Tensor(name + ".lora_b")
+		b, ok := adapter.Tensor(name + lora.SuffixB)
 		if !ok {
 			return 0, fmt.Errorf("%w: %s.lora_a has no matching .lora_b", ErrAdapterMismatch, name)
 		}
@@ -151,7 +154,7 @@ func (c *Context) SetAdapters(adapters ...AdapterScale) error {
 
 // checkAdapterValues decodes every tensor of the adapter and refuses NaN or infinite values, which
 // would make every log-prob NaN.
-func checkAdapterValues(path string, f *GGUFFile) error {
+func checkAdapterValues(path string, f *ggml.GGUFFile) error {
 	fh, err := os.Open(path)
 	if err != nil {
 		return err
@@ -162,7 +165,7 @@ func checkAdapterValues(path string, f *GGUFFile) error {
 		if _, err := fh.ReadAt(raw, t.Offset); err != nil {
 			return fmt.Errorf("%s: tensor %s: %w", path, t.Name, err)
 		}
-		vals, err := ToFloat32(t.Type, raw, t.Elements())
+		vals, err := ggml.ToFloat32(t.Type, raw, t.Elements())
 		if err != nil {
 			return fmt.Errorf("%s: tensor %s: %w", path, t.Name, err)
 		}

@@ -4,39 +4,17 @@ import (
 	"context"
 	"errors"
 	"math"
-	"math/rand/v2"
 	"path/filepath"
 	"testing"
 
+	"github.com/bpo-dev/bpo/ggml"
 	"github.com/bpo-dev/bpo/internal/fixture"
+	"github.com/bpo-dev/bpo/internal/loratest"
+	"github.com/bpo-dev/bpo/lora"
 )
 
-// randomLoRA makes LoRA pairs with non-zero A and B for the named base tensors of f.
-func randomLoRA(t testing.TB, f *GGUFFile, names []string, rank int, seed uint64) []LoRATensor {
-	t.Helper()
-	rng := rand.New(rand.NewPCG(seed, 1))
-	var out []LoRATensor
-	for _, n := range names {
-		w, ok := f.Tensor(n)
-		if !ok {
-			t.Fatalf("no tensor %s", n)
-		}
-		lt := LoRATensor{Base: n, Rank: rank, NIn: int(w.Shape[0]), NOut: int(w.Shape[1])}
-		lt.A = make([]float32, rank*lt.NIn)
-		lt.B = make([]float32, lt.NOut*rank)
-		for i := range lt.A {
-			lt.A[i] = float32(rng.NormFloat64() * 0.3)
-		}
-		for i := range lt.B {
-			lt.B[i] = float32(rng.NormFloat64() * 0.3)
-		}
-		out = append(out, lt)
-	}
-	return out
-}
-
 // mergeLoRA adds scale*(alpha/r)*B*A into the reference model's weights.
-func mergeLoRA(ref *refModel, tensors []LoRATensor, alpha, scale float32) {
+func mergeLoRA(ref *refModel, tensors []lora.Tensor, alpha, scale float32) {
 	for _, lt := range tensors {
 		var w []float32
 		l, kind, err := parseBlockName(lt.Base)
@@ -76,7 +54,7 @@ func mergeLoRA(ref *refModel, tensors []LoRATensor, alpha, scale float32) {
 func TestAdapterMatchesMergedReference(t *testing.T) {
 	m := mustLoad(t, fixture.File(t, stories260K))
 	names := []string{"blk.0.attn_q.weight", "blk.1.attn_v.weight", "blk.2.attn_output.weight", "blk.3.ffn_gate.weight", "blk.4.ffn_down.weight", "blk.2.ffn_up.weight", "blk.1.attn_k.weight"}
-	tensors := randomLoRA(t, m.File(), names, 4, 3)
+	tensors := loratest.Random(t, m.File(), names, 4, 3)
 	path := filepath.Join(t.TempDir(), "a.gguf")
 	const alpha = 8
 	if err := WriteAdapterFile(path, "llama", alpha, tensors, map[string]string{"bpo.loss": "test"}); err != nil {
@@ -134,7 +112,7 @@ func TestAdapterMatchesMergedReference(t *testing.T) {
 		}
 	}
 	// Two adapters at once: the second one's effect adds to the first.
-	tensors2 := randomLoRA(t, m.File(), []string{"blk.0.ffn_up.weight"}, 2, 11)
+	tensors2 := loratest.Random(t, m.File(), []string{"blk.0.ffn_up.weight"}, 2, 11)
 	path2 := filepath.Join(t.TempDir(), "b.gguf")
 	if err := WriteAdapterFile(path2, "llama", 2, tensors2, nil); err != nil {
 		t.Fatal(err)
@@ -164,15 +142,15 @@ func TestAdapterMatchesMergedReference(t *testing.T) {
 func TestAdapterErrors(t *testing.T) {
 	m := mustLoad(t, fixture.File(t, stories260K))
 	dir := t.TempDir()
-	qwen := mustLoad(t, randomModel(t, smallSpec(t, "qwen2", TypeF32)))
+	qwen := mustLoad(t, randomModel(t, smallSpec(t, "qwen2", ggml.TypeF32)))
 	qwenAdapter := filepath.Join(dir, "qwen.gguf")
-	if err := WriteAdapterFile(qwenAdapter, "qwen2", 4, randomLoRA(t, qwen.File(), []string{"blk.0.attn_q.weight"}, 2, 1), nil); err != nil {
+	if err := WriteAdapterFile(qwenAdapter, "qwen2", 4, loratest.Random(t, qwen.File(), []string{"blk.0.attn_q.weight"}, 2, 1), nil); err != nil {
 		t.Fatal(err)
 	}
 	// Same architecture, wrong shape: a llama adapter made for the 64-wide llama3 model.
-	l3 := mustLoad(t, randomModel(t, smallSpec(t, "llama3", TypeF32)))
+	l3 := mustLoad(t, randomModel(t, smallSpec(t, "llama3", ggml.TypeF32)))
 	wrongShape := filepath.Join(dir, "shape.gguf")
-	if err := WriteAdapterFile(wrongShape, "llama", 4, randomLoRA(t, l3.File(), []string{"blk.0.ffn_up.weight"}, 2, 1), nil); err != nil {
+	if err := WriteAdapterFile(wrongShape, "llama", 4, loratest.Random(t, l3.File(), []string{"blk.0.ffn_up.weight"}, 2, 1), nil); err != nil {
 		t.Fatal(err)
 	}
 	cases := []struct {

@@ -3,8 +3,10 @@ package llama
 import (
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
+
+	"github.com/bpo-dev/bpo/ggml"
+	"github.com/bpo-dev/bpo/lora"
 )
 
 // AdapterInfo describes a GGUF LoRA adapter from its metadata; no tensor data is read.
@@ -44,19 +46,16 @@ const (
 	KeyAdapterBaseFingerprint = "bpo.base_model_fingerprint"
 )
 
-// targetOrder is the canonical order of the projections an adapter can target.
-var targetOrder = []string{"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"}
-
 // ReadAdapterInfo reads a GGUF LoRA adapter's description (ErrNotAdapter for other files).
 func ReadAdapterInfo(path string) (AdapterInfo, error) {
-	f, err := ReadGGUF(path)
+	f, err := ggml.ReadGGUF(path)
 	if err != nil {
 		return AdapterInfo{}, fmt.Errorf("adapter info: %w", err)
 	}
 	if f.String("general.type") != "adapter" || f.String("adapter.type") != "lora" {
 		return AdapterInfo{}, fmt.Errorf("adapter info %s: %w: general.type = %q, adapter.type = %q", path, ErrNotAdapter, f.String("general.type"), f.String("adapter.type"))
 	}
-	alpha, _ := f.Float(keyAdapterAlpha)
+	alpha, _ := f.Float(lora.KeyAlpha)
 	info := AdapterInfo{Path: path, Arch: f.Arch(), Alpha: float32(alpha), Meta: map[string]string{}}
 	for k, v := range f.KV {
 		if s, ok := v.(string); ok && !strings.HasPrefix(k, "general.") && !strings.HasPrefix(k, "adapter.") {
@@ -72,11 +71,11 @@ func ReadAdapterInfo(path string) (AdapterInfo, error) {
 	delete(info.Meta, KeyAdapterBaseFingerprint)
 	var others []string
 	for _, ta := range f.Tensors {
-		base, ok := strings.CutSuffix(ta.Name, ".lora_a")
+		base, ok := strings.CutSuffix(ta.Name, lora.SuffixA)
 		if !ok {
 			continue
 		}
-		tb, ok := f.Tensor(base + ".lora_b")
+		tb, ok := f.Tensor(base + lora.SuffixB)
 		if !ok || len(ta.Shape) != 2 || len(tb.Shape) != 2 {
 			return AdapterInfo{}, fmt.Errorf("adapter info %s: %w: %s has no matching 2-D lora_b", path, ErrAdapterMismatch, base)
 		}
@@ -85,12 +84,12 @@ func ReadAdapterInfo(path string) (AdapterInfo, error) {
 		if r := int(ta.Shape[1]); !slices.Contains(info.Ranks, r) {
 			info.Ranks = append(info.Ranks, r)
 		}
-		for _, t := range []GGUFTensor{ta, tb} {
+		for _, t := range []ggml.GGUFTensor{ta, tb} {
 			if s := t.Type.String(); !slices.Contains(info.Types, s) {
 				info.Types = append(info.Types, s)
 			}
 		}
-		layer, module, ok := splitBlockName(base)
+		layer, module, ok := lora.ParseBase(base)
 		switch {
 		case !ok:
 			module = strings.TrimSuffix(base, ".weight")
@@ -124,46 +123,25 @@ func ReadAdapterInfo(path string) (AdapterInfo, error) {
 	return info, nil
 }
 
-// splitBlockName splits "blk.<layer>.<module>.weight" into layer and module.
-func splitBlockName(name string) (int, string, bool) {
-	rest, ok := strings.CutPrefix(name, "blk.")
-	if !ok {
-		return 0, "", false
-	}
-	rest, ok = strings.CutSuffix(rest, ".weight")
-	if !ok {
-		return 0, "", false
-	}
-	num, module, ok := strings.Cut(rest, ".")
-	if !ok || strings.Contains(module, ".") {
-		return 0, "", false
-	}
-	layer, err := strconv.Atoi(num)
-	if err != nil || layer < 0 {
-		return 0, "", false
-	}
-	return layer, module, true
-}
-
 // targetRank orders projections canonically; unknown modules go last, by name.
 func targetRank(module string) int {
-	if i := slices.Index(targetOrder, module); i >= 0 {
+	if i := lora.TargetIndex(module); i >= 0 {
 		return i
 	}
-	return len(targetOrder)
+	return len(lora.Targets())
 }
 
 // CheckAdapterFits checks that the GGUF file at adapterPath is a LoRA adapter (ErrNotAdapter) for
 // base's architecture whose every pair fits a weight of base (ErrAdapterMismatch), without
 // loading either into llama.cpp.
-func CheckAdapterFits(adapterPath string, base *GGUFFile) error {
+func CheckAdapterFits(adapterPath string, base *ggml.GGUFFile) error {
 	_, err := checkAdapterFits(adapterPath, base)
 	return err
 }
 
 // checkAdapterFits is CheckAdapterFits returning the adapter's rank (-1 when ranks differ).
-func checkAdapterFits(adapterPath string, base *GGUFFile) (int, error) {
-	f, err := ReadGGUF(adapterPath)
+func checkAdapterFits(adapterPath string, base *ggml.GGUFFile) (int, error) {
+	f, err := ggml.ReadGGUF(adapterPath)
 	if err != nil {
 		return 0, err
 	}

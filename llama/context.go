@@ -32,6 +32,8 @@ import (
 	"fmt"
 	"runtime"
 	"unsafe"
+
+	"github.com/bpo-dev/bpo/ggml"
 )
 
 // ContextOptions configure NewContext. Zero values pick defaults.
@@ -42,7 +44,7 @@ type ContextOptions struct {
 	NBatch int
 	// NSeq is the most sequences decoded in parallel (default 8).
 	NSeq int
-	// Threads is the number of CPU threads (default: DefaultThreads()).
+	// Threads is the number of CPU threads (default: ggml.DefaultThreads()).
 	Threads int
 	// KVF16 stores the KV cache in F16 (half the memory) instead of F32 (exact log-probs).
 	KVF16 bool
@@ -93,7 +95,7 @@ func NewContext(model *Model, opts ContextOptions) (*Context, error) {
 		return nil, fmt.Errorf("new context: %w: %d parallel sequences, llama.cpp allows at most %d", ErrInvalidArgument, opts.NSeq, maxSequences)
 	}
 	if opts.Threads == 0 {
-		opts.Threads = DefaultThreads()
+		opts.Threads = ggml.DefaultThreads()
 	}
 	p := C.llama_context_default_params()
 	p.n_ctx = C.uint32_t(opts.NCtx)
@@ -237,8 +239,3 @@ func (c *Context) copySeq(src, dst, upTo int) {
 
 // maxSequences is llama.cpp's LLAMA_MAX_SEQ (src/llama-cparams.h, not in the public header).
 const maxSequences = 256
-
-// DefaultThreads is half the logical CPUs (at least 1): about the physical cores, as llama.cpp picks.
-// ggml's worker threads spin-wait, so more threads than free cores makes every op slower, badly so on
-// a busy machine.
-func DefaultThreads() int { return max(1, runtime.NumCPU()/2) }

@@ -1,6 +1,7 @@
-// Package llama is the bridge to llama.cpp and ggml: model loading, tokenization, chat templates,
-// batched decoding, per-token log-probs, generation, LoRA adapters at inference, GGUF writing, a thin
-// ggml tensor/graph API and the differentiable forward graphs used for training.
+// Package llama is the bridge to llama.cpp inference: model loading and validation, tokenization,
+// chat templates, batched decoding, per-token log-probs, generation, LoRA adapters at inference,
+// adapter files, merging adapters into models and quantization.
 //
-// It is the only package of the project that imports "C".
+// It and package ggml (tensors, graphs and GGUF files, below it) are the only packages of the project
+// that import "C". The training graphs are in package nn.
 package llama

@@ -1,25 +1,26 @@
 package llama
 
-import "errors"
+import "github.com/bpo-dev/bpo/ggml"
 
-// Errors returned (wrapped with details) by the bridge. Test with errors.Is.
+// Errors returned (wrapped with details) by the bridge. Test with errors.Is. They are the ggml
+// package's values, so errors from every layer match the same sentinel.
 var (
 	// ErrNotGGUF means a file is not a readable GGUF file.
-	ErrNotGGUF = errors.New("not a GGUF file")
+	ErrNotGGUF = ggml.ErrNotGGUF
 	// ErrUnsupportedArch means the model's general.architecture is not one the bridge supports.
-	ErrUnsupportedArch = errors.New("unsupported model architecture")
+	ErrUnsupportedArch = ggml.ErrUnsupportedArch
 	// ErrTokenOutOfRange means a token id is negative or not below the vocabulary size.
-	ErrTokenOutOfRange = errors.New("token id out of range")
+	ErrTokenOutOfRange = ggml.ErrTokenOutOfRange
 	// ErrContextOverflow means a sequence does not fit in the context window.
-	ErrContextOverflow = errors.New("context overflow")
+	ErrContextOverflow = ggml.ErrContextOverflow
 	// ErrAdapterMismatch means a LoRA adapter was made for another architecture or shape.
-	ErrAdapterMismatch = errors.New("adapter does not match the model")
+	ErrAdapterMismatch = ggml.ErrAdapterMismatch
 	// ErrNotAdapter means a GGUF file is not a LoRA adapter.
-	ErrNotAdapter = errors.New("not a LoRA adapter")
+	ErrNotAdapter = ggml.ErrNotAdapter
 	// ErrClosed means a model or context was used after Close.
-	ErrClosed = errors.New("use of closed model or context")
+	ErrClosed = ggml.ErrClosed
 	// ErrNotFinite means the model computed NaN or infinite values (corrupt weights or adapter).
-	ErrNotFinite = errors.New("non-finite model output")
+	ErrNotFinite = ggml.ErrNotFinite
 	// ErrInvalidArgument means an option or input is out of its valid range.
-	ErrInvalidArgument = errors.New("invalid argument")
+	ErrInvalidArgument = ggml.ErrInvalidArgument
 )

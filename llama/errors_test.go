@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bpo-dev/bpo/ggml"
 	"github.com/bpo-dev/bpo/internal/fixture"
 )
 
@@ -43,12 +44,12 @@ func TestLoadErrors(t *testing.T) {
 	truncatedData := filepath.Join(dir, "truncated-data.gguf")
 	os.WriteFile(truncatedData, raw[:len(raw)*9/10], 0o644)
 	otherArch := filepath.Join(dir, "mamba.gguf")
-	w := NewGGUFWriter()
+	w := ggml.NewGGUFWriter()
 	w.SetString("general.architecture", "mamba")
 	if err := w.CopyKV(fixture.File(t, vocabSPM), "tokenizer."); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.AddFloat32Tensor("token_embd.weight", TypeF32, []int64{4, 2}, make([]float32, 8)); err != nil {
+	if err := w.AddFloat32Tensor("token_embd.weight", ggml.TypeF32, []int64{4, 2}, make([]float32, 8)); err != nil {
 		t.Fatal(err)
 	}
 	if err := w.WriteFile(otherArch); err != nil {

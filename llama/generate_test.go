@@ -6,13 +6,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/bpo-dev/bpo/ggml"
 	"github.com/bpo-dev/bpo/internal/fixture"
 )
 
 // TestGreedyDeterministicAcrossParallelism generates 8 greedy continuations with 1 and with 8 sequences
 // in parallel and requires identical tokens.
 func TestGreedyDeterministicAcrossParallelism(t *testing.T) {
-	for _, path := range []string{fixture.File(t, stories260K), randomModel(t, smallSpec(t, "qwen2", TypeQ8_0))} {
+	for _, path := range []string{fixture.File(t, stories260K), randomModel(t, smallSpec(t, "qwen2", ggml.TypeQ8_0))} {
 		m := mustLoad(t, path)
 		ctx := mustContext(t, m, ContextOptions{NCtx: 1024, NSeq: 8})
 		var reqs []GenRequest

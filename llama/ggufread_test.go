@@ -4,21 +4,24 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"github.com/bpo-dev/bpo/internal/fixture"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/bpo-dev/bpo/ggml"
+	"github.com/bpo-dev/bpo/internal/fixture"
+	"github.com/bpo-dev/bpo/lora"
 )
 
 // smallAdapterBytes is a valid LoRA adapter for stories260K (rank 2 on one weight).
 func smallAdapterBytes(t testing.TB) []byte {
 	t.Helper()
-	lt := LoRATensor{Base: "blk.0.attn_q.weight", Rank: 2, NIn: 64, NOut: 64, A: make([]float32, 128), B: make([]float32, 128)}
+	lt := lora.Tensor{Base: "blk.0.attn_q.weight", Rank: 2, NIn: 64, NOut: 64, A: make([]float32, 128), B: make([]float32, 128)}
 	for i := range lt.A {
 		lt.A[i], lt.B[i] = float32(i%7)*0.01, float32(i%5)*0.01
 	}
 	path := filepath.Join(t.TempDir(), "a.gguf")
-	if err := WriteAdapterFile(path, "llama", 4, []LoRATensor{lt}, map[string]string{"bpo.note": "seed"}); err != nil {
+	if err := WriteAdapterFile(path, "llama", 4, []lora.Tensor{lt}, map[string]string{"bpo.note": "seed"}); err != nil {
 		t.Fatal(err)
 	}
 	data, err := os.ReadFile(path)
@@ -36,11 +39,11 @@ func TestReadGGUFAgreesWithGGML(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, path := range []string{fixture.File(t, stories260K), fixture.File(t, tinyRandom), fixture.File(t, vocabQwen2), fixture.File(t, vocabSPM), adapter} {
-		f, err := ReadGGUF(path)
+		f, err := ggml.ReadGGUF(path)
 		if err != nil {
 			t.Fatalf("%s: %v", path, err)
 		}
-		nKV, nTensors, dataOffset, ok := ggmlReadCounts(path)
+		nKV, nTensors, dataOffset, ok := ggml.GGMLReadCounts(path)
 		if !ok || nKV != int64(len(f.KV)) || nTensors != int64(len(f.Tensors)) {
 			t.Fatalf("%s: ggml reads %d keys, %d tensors (ok %v); Go reader %d, %d", path, nKV, nTensors, ok, len(f.KV), len(f.Tensors))
 		}
@@ -63,7 +66,7 @@ func FuzzReadGGUF(f *testing.F) {
 	f.Add([]byte("GGUF\x03\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"))
 	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, data []byte) {
-		g, err := ParseGGUF("fuzz.gguf", bytes.NewReader(data), int64(len(data)))
+		g, err := ggml.ParseGGUF("fuzz.gguf", bytes.NewReader(data), int64(len(data)))
 		if err != nil {
 			if !errors.Is(err, ErrNotGGUF) {
 				t.Fatalf("error does not wrap ErrNotGGUF: %v", err)
@@ -79,7 +82,7 @@ func FuzzReadGGUF(f *testing.F) {
 		if err := os.WriteFile(path, data, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		nKV, nTensors, _, ok := ggmlReadCounts(path)
+		nKV, nTensors, _, ok := ggml.GGMLReadCounts(path)
 		if !ok || nKV != int64(len(g.KV)) || nTensors != int64(len(g.Tensors)) {
 			t.Fatalf("Go reader accepted %d keys, %d tensors; ggml: %d, %d (ok %v)", len(g.KV), len(g.Tensors), nKV, nTensors, ok)
 		}

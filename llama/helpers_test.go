@@ -3,11 +3,11 @@ package llama
 import (
 	"fmt"
 	"os"
-	"path/filepath"
-	"sync"
 	"testing"
 
+	"github.com/bpo-dev/bpo/ggml"
 	"github.com/bpo-dev/bpo/internal/fixture"
+	"github.com/bpo-dev/bpo/nn"
 )
 
 // Fixtures of the repository's testdata/ folder; fixture.File(t, name) gives their path.
@@ -19,25 +19,15 @@ const (
 	vocabSPM    = "models/ggml-vocab-llama-spm.gguf"
 )
 
-// fixtures caches generated random models for the whole test binary.
-var fixtures struct {
-	once sync.Once
-	dir  string
-	mu   sync.Mutex
-	made map[string]string
-}
-
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if fixtures.dir != "" {
-		os.RemoveAll(fixtures.dir)
-	}
+	fixture.RemoveGenerated()
 	os.Exit(code)
 }
 
 // smallSpec is a small llama3- or qwen2-shaped model with the real tokenizer.
-func smallSpec(t testing.TB, arch string, typ GGMLType) RandomModelSpec {
-	s := RandomModelSpec{Arch: arch, Layers: 2, Embedding: 64, FeedForward: 128, Heads: 4, HeadsKV: 2, Type: typ, Seed: 7}
+func smallSpec(t testing.TB, arch string, typ ggml.GGMLType) nn.RandomModelSpec {
+	s := nn.RandomModelSpec{Arch: arch, Layers: 2, Embedding: 64, FeedForward: 128, Heads: 4, HeadsKV: 2, Type: typ, Seed: 7}
 	switch arch {
 	case "llama3":
 		s.VocabFrom = fixture.File(t, vocabBPE)
@@ -51,28 +41,10 @@ func smallSpec(t testing.TB, arch string, typ GGMLType) RandomModelSpec {
 }
 
 // randomModel returns the path of a generated model for spec, made once per test binary.
-func randomModel(t testing.TB, spec RandomModelSpec) string {
+func randomModel(t testing.TB, spec nn.RandomModelSpec) string {
 	t.Helper()
-	fixtures.once.Do(func() {
-		dir, err := os.MkdirTemp("", "bpo-llama-test-")
-		if err != nil {
-			panic(err)
-		}
-		fixtures.dir = dir
-		fixtures.made = map[string]string{}
-	})
-	key := fmt.Sprintf("%s-%s-%d-%d-%d-%v-%d", spec.Arch, spec.Type, spec.Layers, spec.Embedding, spec.FeedForward, spec.TiedOutput, spec.Seed)
-	fixtures.mu.Lock()
-	defer fixtures.mu.Unlock()
-	if p, ok := fixtures.made[key]; ok {
-		return p
-	}
-	p := filepath.Join(fixtures.dir, key+".gguf")
-	if err := WriteRandomModel(p, spec); err != nil {
-		t.Fatalf("write random model: %v", err)
-	}
-	fixtures.made[key] = p
-	return p
+	key := fmt.Sprintf("%s-%s-%d-%d-%d-%v-%d.gguf", spec.Arch, spec.Type, spec.Layers, spec.Embedding, spec.FeedForward, spec.TiedOutput, spec.Seed)
+	return fixture.Generated(t, key, func(path string) error { return nn.WriteRandomModel(path, spec) })
 }
 
 func mustLoad(t testing.TB, path string) *Model {

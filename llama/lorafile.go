@@ -5,53 +5,27 @@ import (
 	"os"
 	"sort"
 	"strings"
-)
 
-// LoRATensor is the LoRA pair of one base weight: y = W x + (alpha/r) B (A x).
-type LoRATensor struct {
-	// Base is the base tensor's name, e.g. "blk.0.attn_q.weight".
-	Base string
-	Rank int
-	NIn  int
-	NOut int
-	// A is rank x NIn, row-major (GGUF ne = [NIn, rank]).
-	A []float32
-	// B is NOut x rank, row-major (GGUF ne = [rank, NOut]).
-	B []float32
-}
-
-// Validate checks the sizes of A and B.
-func (t LoRATensor) Validate() error {
-	if t.Rank <= 0 || t.NIn <= 0 || t.NOut <= 0 {
-		return fmt.Errorf("%w: lora %s: rank %d, n_in %d, n_out %d must be > 0", ErrInvalidArgument, t.Base, t.Rank, t.NIn, t.NOut)
-	}
-	if len(t.A) != t.Rank*t.NIn || len(t.B) != t.NOut*t.Rank {
-		return fmt.Errorf("%w: lora %s: A has %d values (want %d), B has %d (want %d)", ErrInvalidArgument, t.Base, len(t.A), t.Rank*t.NIn, len(t.B), t.NOut*t.Rank)
-	}
-	return nil
-}
-
-// Adapter metadata keys.
-const (
-	keyAdapterAlpha = "adapter.lora.alpha"
+	"github.com/bpo-dev/bpo/ggml"
+	"github.com/bpo-dev/bpo/lora"
 )
 
 // WriteAdapterFile writes a LoRA adapter in the GGUF layout llama.cpp's llama_adapter_lora_init and
 // ollama's ADAPTER accept (general.type = adapter, adapter.type = lora), atomically. extra holds
 // additional string metadata (e.g. training provenance under "bpo.").
-func WriteAdapterFile(path, arch string, alpha float32, tensors []LoRATensor, extra map[string]string) error {
+func WriteAdapterFile(path, arch string, alpha float32, tensors []lora.Tensor, extra map[string]string) error {
 	if arch == "" {
 		return fmt.Errorf("write adapter: %w: empty architecture", ErrInvalidArgument)
 	}
 	if len(tensors) == 0 {
 		return fmt.Errorf("write adapter: %w: no LoRA tensors", ErrInvalidArgument)
 	}
-	w := NewGGUFWriter()
+	w := ggml.NewGGUFWriter()
 	defer w.Close()
 	w.SetString("general.architecture", arch)
 	w.SetString("general.type", "adapter")
 	w.SetString("adapter.type", "lora")
-	w.SetFloat32(keyAdapterAlpha, alpha)
+	w.SetFloat32(lora.KeyAlpha, alpha)
 	keys := make([]string, 0, len(extra))
 	for k := range extra {
 		keys = append(keys, k)
@@ -62,12 +36,12 @@ func WriteAdapterFile(path, arch string, alpha float32, tensors []LoRATensor, ex
 	}
 	for _, t := range tensors {
 		if err := t.Validate(); err != nil {
+			return fmt.Errorf("write adapter: %w: %w", ErrInvalidArgument, err)
+		}
+		if err := w.AddFloat32Tensor(t.Base+lora.SuffixA, ggml.TypeF32, []int64{int64(t.NIn), int64(t.Rank)}, t.A); err != nil {
 			return fmt.Errorf("write adapter: %w", err)
 		}
-		if err := w.AddFloat32Tensor(t.Base+".lora_a", TypeF32, []int64{int64(t.NIn), int64(t.Rank)}, t.A); err != nil {
-			return fmt.Errorf("write adapter: %w", err)
-		}
-		if err := w.AddFloat32Tensor(t.Base+".lora_b", TypeF32, []int64{int64(t.Rank), int64(t.NOut)}, t.B); err != nil {
+		if err := w.AddFloat32Tensor(t.Base+lora.SuffixB, ggml.TypeF32, []int64{int64(t.Rank), int64(t.NOut)}, t.B); err != nil {
 			return fmt.Errorf("write adapter: %w", err)
 		}
 	}
@@ -78,14 +52,14 @@ func WriteAdapterFile(path, arch string, alpha float32, tensors []LoRATensor, ex
 type AdapterFile struct {
 	Arch    string
 	Alpha   float32
-	Tensors []LoRATensor
+	Tensors []lora.Tensor
 	// Meta holds every string-valued key of the file.
 	Meta map[string]string
 }
 
 // ReadAdapterFile reads a GGUF LoRA adapter (F32, F16 or quantized tensors, decoded to float32).
 func ReadAdapterFile(path string) (*AdapterFile, error) {
-	f, err := ReadGGUF(path)
+	f, err := ggml.ReadGGUF(path)
 	if err != nil {
 		return nil, fmt.Errorf("read adapter: %w", err)
 	}
@@ -102,29 +76,29 @@ func ReadAdapterFile(path string) (*AdapterFile, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read adapter: %w", err)
 	}
-	alpha, _ := f.Float(keyAdapterAlpha)
+	alpha, _ := f.Float(lora.KeyAlpha)
 	out := &AdapterFile{Arch: f.Arch(), Alpha: float32(alpha), Meta: map[string]string{}}
 	for k, v := range f.KV {
 		if s, ok := v.(string); ok {
 			out.Meta[k] = s
 		}
 	}
-	decode := func(t GGUFTensor) ([]float32, error) {
+	decode := func(t ggml.GGUFTensor) ([]float32, error) {
 		if t.Offset < 0 || t.Offset+t.Size > int64(len(raw)) {
 			return nil, fmt.Errorf("read adapter %s: %w: tensor %s data outside the file", path, ErrNotGGUF, t.Name)
 		}
-		return ToFloat32(t.Type, raw[t.Offset:t.Offset+t.Size], t.Elements())
+		return ggml.ToFloat32(t.Type, raw[t.Offset:t.Offset+t.Size], t.Elements())
 	}
 	for _, ta := range f.Tensors {
-		base, ok := strings.CutSuffix(ta.Name, ".lora_a")
+		base, ok := strings.CutSuffix(ta.Name, lora.SuffixA)
 		if !ok {
 			continue
 		}
-		tb, ok := f.Tensor(base + ".lora_b")
+		tb, ok := f.Tensor(base + lora.SuffixB)
 		if !ok || len(ta.Shape) != 2 || len(tb.Shape) != 2 || ta.Shape[1] != tb.Shape[0] {
 			return nil, fmt.Errorf("read adapter %s: %w: %s has no matching 2-D lora_b", path, ErrAdapterMismatch, base)
 		}
-		lt := LoRATensor{Base: base, Rank: int(ta.Shape[1]), NIn: int(ta.Shape[0]), NOut: int(tb.Shape[1])}
+		lt := lora.Tensor{Base: base, Rank: int(ta.Shape[1]), NIn: int(ta.Shape[0]), NOut: int(tb.Shape[1])}
 		if lt.A, err = decode(ta); err != nil {
 			return nil, err
 		}

@@ -10,11 +10,14 @@ import (
 
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas32"
+
+	"github.com/bpo-dev/bpo/ggml"
+	"github.com/bpo-dev/bpo/lora"
 )
 
 // MergeTypes are the weight types a merge can be asked to write (MergeOptions.Type): the ones
 // that have a llama.cpp file type of their own.
-var MergeTypes = []GGMLType{TypeF32, TypeF16, TypeBF16, TypeQ8_0, TypeQ4_0, TypeQ4_K, TypeQ6_K}
+var MergeTypes = []ggml.GGMLType{ggml.TypeF32, ggml.TypeF16, ggml.TypeBF16, ggml.TypeQ8_0, ggml.TypeQ4_0, ggml.TypeQ4_K, ggml.TypeQ6_K}
 
 // f16Max is the largest finite half-precision value; f16 weights and the f16 block scales of
 // the quantized types cannot hold a weight beyond it.
@@ -24,7 +27,7 @@ const f16Max = 65504
 type MergeOptions struct {
 	// Type, when not nil, is the type of every 2-D weight of the merged model (one of MergeTypes).
 	// nil keeps each tensor's own type: the adapted weights are re-encoded in the type they had.
-	Type *GGMLType
+	Type *ggml.GGMLType
 	// Scale multiplies the adapter's update; 0 means 1 (the adapter as trained).
 	Scale float32
 }
@@ -63,11 +66,11 @@ func MergeAdapter(modelPath, adapterPath, outPath string, opts MergeOptions) (Me
 
 // mergePlan is a checked merge: the output tensors, their types and the LoRA pairs to add.
 type mergePlan struct {
-	base        *GGUFFile
+	base        *ggml.GGUFFile
 	adapter     *AdapterFile
 	adapterPath string
-	lora        map[string]LoRATensor
-	out         []streamTensor
+	lora        map[string]lora.Tensor
+	out         []ggml.StreamTensor
 	result      MergeResult
 }
 
@@ -87,7 +90,7 @@ func planMerge(modelPath, adapterPath, outPath string, opts MergeOptions) (*merg
 			return nil, fmt.Errorf("%w: output %s is the input %s", ErrInvalidArgument, outPath, in)
 		}
 	}
-	base, err := ReadGGUF(modelPath)
+	base, err := ggml.ReadGGUF(modelPath)
 	if err != nil {
 		return nil, err
 	}
@@ -105,14 +108,14 @@ func planMerge(modelPath, adapterPath, outPath string, opts MergeOptions) (*merg
 	if err != nil {
 		return nil, err
 	}
-	p := &mergePlan{base: base, adapter: ad, adapterPath: adapterPath, lora: map[string]LoRATensor{}}
+	p := &mergePlan{base: base, adapter: ad, adapterPath: adapterPath, lora: map[string]lora.Tensor{}}
 	p.result = MergeResult{Arch: base.Arch(), Rank: rank, Alpha: ad.Alpha, Tensors: len(base.Tensors)}
 	for _, lt := range ad.Tensors {
 		if lt.Base == "token_embd.weight" {
 			return nil, fmt.Errorf("%w: adapter %s adapts token_embd.weight, which merge does not support", ErrInvalidArgument, adapterPath)
 		}
 		if err := lt.Validate(); err != nil {
-			return nil, fmt.Errorf("adapter %s: %w", adapterPath, err)
+			return nil, fmt.Errorf("adapter %s: %w: %w", adapterPath, ErrInvalidArgument, err)
 		}
 		for _, v := range [][]float32{lt.A, lt.B} {
 			if i := slices.IndexFunc(v, func(x float32) bool { return !isFinite32(x) }); i >= 0 {
@@ -128,7 +131,7 @@ func planMerge(modelPath, adapterPath, outPath string, opts MergeOptions) (*merg
 		}
 		_, adapted := p.lora[t.Name]
 		if adapted || typ != t.Type {
-			if err := checkEncodable(typ, t.Shape[0]); err != nil {
+			if err := ggml.CheckEncodable(typ, t.Shape[0]); err != nil {
 				return nil, fmt.Errorf("%s (%s %v) cannot be written as %s: %w", t.Name, t.Type, t.Shape, typ, err)
 			}
 		}
@@ -138,24 +141,24 @@ func planMerge(modelPath, adapterPath, outPath string, opts MergeOptions) (*merg
 		if typ != t.Type {
 			p.result.Retyped++
 		}
-		p.out = append(p.out, streamTensor{Name: t.Name, Type: typ, NE: t.Shape})
+		p.out = append(p.out, ggml.StreamTensor{Name: t.Name, Type: typ, NE: t.Shape})
 	}
 	return p, nil
 }
 
 // isFloatOrQuantized tells weight types apart from ggml's integer and f64 types (I8, I16, I32,
 // I64, F64 = 24..28), which a merge never re-encodes.
-func isFloatOrQuantized(t GGMLType) bool { return t < 24 || t > 28 }
+func isFloatOrQuantized(t ggml.GGMLType) bool { return t < 24 || t > 28 }
 
 func (p *mergePlan) write(outPath string, opts MergeOptions) error {
-	w := NewGGUFWriter()
+	w := ggml.NewGGUFWriter()
 	defer w.Close()
 	if err := w.CopyKV(p.base.Path); err != nil {
 		return err
 	}
 	if opts.Type != nil {
-		w.SetUint32("general.file_type", fileTypeFor(*opts.Type))
-		if *opts.Type != TypeF32 && *opts.Type != TypeF16 && *opts.Type != TypeBF16 {
+		w.SetUint32("general.file_type", ggml.FileTypeFor(*opts.Type))
+		if *opts.Type != ggml.TypeF32 && *opts.Type != ggml.TypeF16 && *opts.Type != ggml.TypeBF16 {
 			w.SetUint32("general.quantization_version", 2) // GGML_QNT_VERSION
 		}
 	}
@@ -166,7 +169,7 @@ func (p *mergePlan) write(outPath string, opts MergeOptions) error {
 	w.SetString("bpo.merged_adapter", filepath.Base(p.adapterPath))
 	w.SetFloat32("bpo.merged_adapter_scale", scale)
 	for _, t := range p.out {
-		if err := w.addTensorInfo(t); err != nil {
+		if err := w.AddTensorInfo(t); err != nil {
 			return err
 		}
 	}
@@ -175,7 +178,7 @@ func (p *mergePlan) write(outPath string, opts MergeOptions) error {
 		return err
 	}
 	defer in.Close()
-	return w.writeStreaming(outPath, p.out, func(i int) ([]byte, error) {
+	return w.WriteStreaming(outPath, p.out, func(i int) ([]byte, error) {
 		src := p.base.Tensors[i]
 		raw := make([]byte, src.Size)
 		if _, err := in.ReadAt(raw, src.Offset); err != nil {
@@ -186,7 +189,7 @@ func (p *mergePlan) write(outPath string, opts MergeOptions) error {
 		if !adapted && dst.Type == src.Type {
 			return raw, nil
 		}
-		w, err := ToFloat32(src.Type, raw, src.Elements())
+		w, err := ggml.ToFloat32(src.Type, raw, src.Elements())
 		if err != nil {
 			return nil, fmt.Errorf("decode %s: %w", src.Name, err)
 		}
@@ -200,12 +203,12 @@ func (p *mergePlan) write(outPath string, opts MergeOptions) error {
 		if err := checkFits(w, dst); err != nil {
 			return nil, err
 		}
-		return convertFloat32(w, dst.Type, dst.NE[0])
+		return ggml.ConvertFloat32(w, dst.Type, dst.NE[0])
 	})
 }
 
 // addLoRA adds s·B·A to w, the row-major NOut x NIn weight of lt.Base.
-func addLoRA(w []float32, lt LoRATensor, s float32) {
+func addLoRA(w []float32, lt lora.Tensor, s float32) {
 	a := blas32.General{Rows: lt.Rank, Cols: lt.NIn, Stride: lt.NIn, Data: lt.A}
 	b := blas32.General{Rows: lt.NOut, Cols: lt.Rank, Stride: lt.Rank, Data: lt.B}
 	c := blas32.General{Rows: lt.NOut, Cols: lt.NIn, Stride: lt.NIn, Data: w}
@@ -214,9 +217,9 @@ func addLoRA(w []float32, lt LoRATensor, s float32) {
 
 // checkFits reports merged values that the output type cannot hold: non-finite values, and
 // values beyond f16's range for f16 and the quantized types (whose block scales are f16).
-func checkFits(w []float32, t streamTensor) error {
+func checkFits(w []float32, t ggml.StreamTensor) error {
 	limit := float32(math.MaxFloat32)
-	if t.Type != TypeF32 && t.Type != TypeBF16 {
+	if t.Type != ggml.TypeF32 && t.Type != ggml.TypeBF16 {
 		limit = f16Max
 	}
 	for i, v := range w {

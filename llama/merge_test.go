@@ -3,29 +3,33 @@ package llama
 import (
 	"context"
 	"errors"
-	"github.com/bpo-dev/bpo/internal/fixture"
 	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/bpo-dev/bpo/ggml"
+	"github.com/bpo-dev/bpo/internal/fixture"
+	"github.com/bpo-dev/bpo/lora"
+	"github.com/bpo-dev/bpo/nn"
 )
 
 // allTargetLoRA makes LoRA pairs (values ~ N(0, std²)) for every projection of every layer of f.
-func allTargetLoRA(t testing.TB, f *GGUFFile, rank int, std float64, seed uint64) []LoRATensor {
+func allTargetLoRA(t testing.TB, f *ggml.GGUFFile, rank int, std float64, seed uint64) []lora.Tensor {
 	t.Helper()
 	var names []string
 	for _, tn := range f.Tensors {
-		if _, module, ok := splitBlockName(tn.Name); ok && targetRank(module) < len(targetOrder) {
+		if lora.IsTarget(tn.Name) {
 			names = append(names, tn.Name)
 		}
 	}
 	rng := rand.New(rand.NewPCG(seed, 2))
-	var out []LoRATensor
+	var out []lora.Tensor
 	for _, n := range names {
 		w, _ := f.Tensor(n)
-		lt := LoRATensor{Base: n, Rank: rank, NIn: int(w.Shape[0]), NOut: int(w.Shape[1])}
+		lt := lora.Tensor{Base: n, Rank: rank, NIn: int(w.Shape[0]), NOut: int(w.Shape[1])}
 		lt.A = make([]float32, rank*lt.NIn)
 		lt.B = make([]float32, lt.NOut*rank)
 		for _, v := range [][]float32{lt.A, lt.B} {
@@ -72,8 +76,8 @@ func maxAbsDiff(a, b []float64) float64 {
 }
 
 // q4kSpec is a llama-shaped model whose every row length is a multiple of Q4_K's 256-value block.
-func q4kSpec(t testing.TB, typ GGMLType) RandomModelSpec {
-	return RandomModelSpec{Arch: "llama", VocabFrom: fixture.File(t, vocabSPM), Layers: 1, Embedding: 256, FeedForward: 512, Heads: 4, HeadsKV: 2, Type: typ, Seed: 5}
+func q4kSpec(t testing.TB, typ ggml.GGMLType) nn.RandomModelSpec {
+	return nn.RandomModelSpec{Arch: "llama", VocabFrom: fixture.File(t, vocabSPM), Layers: 1, Embedding: 256, FeedForward: 512, Heads: 4, HeadsKV: 2, Type: typ, Seed: 5}
 }
 
 // TestMergeMatchesAdapter compares the merged model with base + adapter through llama.cpp. F32
@@ -81,26 +85,26 @@ func q4kSpec(t testing.TB, typ GGMLType) RandomModelSpec {
 // so they must stay within twice the rounding error of that type, measured as the gap between the
 // same weights in F32 and in the output type (both with the adapter applied).
 func TestMergeMatchesAdapter(t *testing.T) {
-	q8 := TypeQ8_0
+	q8 := ggml.TypeQ8_0
 	cases := []struct {
 		name  string
-		spec  RandomModelSpec
-		into  *GGMLType
+		spec  nn.RandomModelSpec
+		into  *ggml.GGMLType
 		float bool
 	}{
-		{"llama3 f32", smallSpec(t, "llama3", TypeF32), nil, true},
-		{"llama3 f16", smallSpec(t, "llama3", TypeF16), nil, false},
-		{"qwen2 f32", smallSpec(t, "qwen2", TypeF32), nil, true},
-		{"qwen2 q8_0", smallSpec(t, "qwen2", TypeQ8_0), nil, false},
-		{"llama q4_k", q4kSpec(t, TypeQ4_K), nil, false},
-		{"llama3 f32 into q8_0", smallSpec(t, "llama3", TypeF32), &q8, false},
+		{"llama3 f32", smallSpec(t, "llama3", ggml.TypeF32), nil, true},
+		{"llama3 f16", smallSpec(t, "llama3", ggml.TypeF16), nil, false},
+		{"qwen2 f32", smallSpec(t, "qwen2", ggml.TypeF32), nil, true},
+		{"qwen2 q8_0", smallSpec(t, "qwen2", ggml.TypeQ8_0), nil, false},
+		{"llama q4_k", q4kSpec(t, ggml.TypeQ4_K), nil, false},
+		{"llama3 f32 into q8_0", smallSpec(t, "llama3", ggml.TypeF32), &q8, false},
 	}
 	text := storyPrompts[0] + " " + storyPrompts[1]
 	dir := t.TempDir()
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			base := randomModel(t, c.spec)
-			bf, err := ReadGGUF(base)
+			bf, err := ggml.ReadGGUF(base)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -117,7 +121,7 @@ func TestMergeMatchesAdapter(t *testing.T) {
 			if res.Merged != 7*c.spec.Layers || res.Rank != 4 || res.Alpha != 8 {
 				t.Fatalf("merge result %+v", res)
 			}
-			mf, err := ReadGGUF(merged)
+			mf, err := ggml.ReadGGUF(merged)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -152,7 +156,7 @@ func TestMergeMatchesAdapter(t *testing.T) {
 				return
 			}
 			f32Spec, qSpec := c.spec, c.spec
-			f32Spec.Type, qSpec.Type = TypeF32, outType
+			f32Spec.Type, qSpec.Type = ggml.TypeF32, outType
 			quantErr := maxAbsDiff(logProbsWith(t, randomModel(t, f32Spec), adapter, text), logProbsWith(t, randomModel(t, qSpec), adapter, text))
 			t.Logf("%s: max |merged - base+adapter| = %.3g; quantization error of %s on the same weights = %.3g (adapter moved log-probs by up to %.3g)", c.name, diff, outType, quantErr, moved)
 			if diff > 2*quantErr {
@@ -164,9 +168,9 @@ func TestMergeMatchesAdapter(t *testing.T) {
 
 func TestMergeErrors(t *testing.T) {
 	dir := t.TempDir()
-	l3 := randomModel(t, smallSpec(t, "llama3", TypeF32))
-	l3f16 := randomModel(t, smallSpec(t, "llama3", TypeF16))
-	l3File, err := ReadGGUF(l3)
+	l3 := randomModel(t, smallSpec(t, "llama3", ggml.TypeF32))
+	l3f16 := randomModel(t, smallSpec(t, "llama3", ggml.TypeF16))
+	l3File, err := ggml.ReadGGUF(l3)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,8 +178,8 @@ func TestMergeErrors(t *testing.T) {
 	if err := WriteAdapterFile(good, "llama", 8, allTargetLoRA(t, l3File, 2, 0.05, 1), nil); err != nil {
 		t.Fatal(err)
 	}
-	qwen := randomModel(t, smallSpec(t, "qwen2", TypeF32))
-	qwenFile, err := ReadGGUF(qwen)
+	qwen := randomModel(t, smallSpec(t, "qwen2", ggml.TypeF32))
+	qwenFile, err := ggml.ReadGGUF(qwen)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,7 +187,7 @@ func TestMergeErrors(t *testing.T) {
 	if err := WriteAdapterFile(qwenAdapter, "qwen2", 8, allTargetLoRA(t, qwenFile, 2, 0.05, 1), nil); err != nil {
 		t.Fatal(err)
 	}
-	storiesFile, err := ReadGGUF(fixture.File(t, stories260K))
+	storiesFile, err := ggml.ReadGGUF(fixture.File(t, stories260K))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,10 +206,10 @@ func TestMergeErrors(t *testing.T) {
 	if err := WriteAdapterFile(hugeAdapter, "llama", 2, huge, nil); err != nil {
 		t.Fatal(err)
 	}
-	q4k, q5 := TypeQ4_K, GGMLType(6) // q5_0: a valid ggml type without a place in MergeTypes
+	q4k, q5 := ggml.TypeQ4_K, ggml.GGMLType(6) // q5_0: a valid ggml type without a place in MergeTypes
 	cases := []struct {
 		name, model, adapter string
-		into                 *GGMLType
+		into                 *ggml.GGMLType
 		want                 error
 		msg                  string
 	}{

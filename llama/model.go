@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"unsafe"
+
+	"github.com/bpo-dev/bpo/ggml"
 )
 
 // SupportedArchitectures are the general.architecture values the bridge loads.
@@ -45,7 +47,7 @@ type Model struct {
 	vocab *C.struct_llama_vocab
 	path  string
 	info  ModelInfo
-	file  *GGUFFile
+	file  *ggml.GGUFFile
 }
 
 // ModelInfo is the metadata of a model.
@@ -79,7 +81,7 @@ type ModelInfo struct {
 // LoadModel loads a GGUF model. Errors name the problem: a missing file (os.ErrNotExist), ErrNotGGUF,
 // ErrUnsupportedArch.
 func LoadModel(path string, opts ModelOptions) (*Model, error) {
-	f, err := ReadGGUF(path)
+	f, err := ggml.ReadGGUF(path)
 	if err != nil {
 		return nil, fmt.Errorf("load model: %w", err)
 	}
@@ -183,8 +185,8 @@ func (m *Model) readInfo(vocabOnly bool) ModelInfo {
 }
 
 // fileTypeName describes the dominant tensor type of the weights, e.g. "q8_0".
-func fileTypeName(f *GGUFFile) string {
-	counts := map[GGMLType]int64{}
+func fileTypeName(f *ggml.GGUFFile) string {
+	counts := map[ggml.GGMLType]int64{}
 	for _, t := range f.Tensors {
 		if len(t.Shape) >= 2 {
 			counts[t.Type] += t.Elements()
@@ -193,7 +195,7 @@ func fileTypeName(f *GGUFFile) string {
 	if len(counts) == 0 {
 		return "none"
 	}
-	types := make([]GGMLType, 0, len(counts))
+	types := make([]ggml.GGMLType, 0, len(counts))
 	for t := range counts {
 		types = append(types, t)
 	}
@@ -205,7 +207,7 @@ func fileTypeName(f *GGUFFile) string {
 func (m *Model) Info() ModelInfo { return m.info }
 
 // File returns the model's GGUF metadata (keys and tensor descriptions).
-func (m *Model) File() *GGUFFile { return m.file }
+func (m *Model) File() *ggml.GGUFFile { return m.file }
 
 // Path returns the file the model was loaded from.
 func (m *Model) Path() string { return m.path }

@@ -22,6 +22,9 @@ import (
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/bpo-dev/bpo/ggml"
+	"github.com/bpo-dev/bpo/lora"
 )
 
 // Bounds on model hyper-parameters; files outside them are refused as corrupt before llama.cpp,
@@ -38,8 +41,8 @@ const (
 var ropeScalingTypes = []string{"none", "linear", "yarn", "longrope"}
 
 // weightTypeOK reports whether ggml's CPU backend can compute with tensors of type t.
-func weightTypeOK(t GGMLType) bool {
-	return t.valid() && C.bpo_weight_type_ok(C.enum_ggml_type(t)) != 0
+func weightTypeOK(t ggml.GGMLType) bool {
+	return t.Valid() && C.bpo_weight_type_ok(C.enum_ggml_type(t)) != 0
 }
 
 // kvError names the metadata key, what it holds and what was expected of it.
@@ -67,7 +70,7 @@ func describeValue(v any) string {
 }
 
 // checkStringKey requires key, when present (or always when required), to be a string.
-func checkStringKey(f *GGUFFile, key string, required bool) error {
+func checkStringKey(f *ggml.GGUFFile, key string, required bool) error {
 	v, ok := f.KV[key]
 	if !ok && !required {
 		return nil
@@ -80,7 +83,7 @@ func checkStringKey(f *GGUFFile, key string, required bool) error {
 
 // checkUintKey requires key to be an unsigned 32-bit integer in [lo, hi] and returns it (0 when
 // absent and not required).
-func checkUintKey(f *GGUFFile, key string, required bool, lo, hi uint64) (uint64, error) {
+func checkUintKey(f *ggml.GGUFFile, key string, required bool, lo, hi uint64) (uint64, error) {
 	v, ok := f.KV[key]
 	if !ok && !required {
 		return 0, nil
@@ -94,7 +97,7 @@ func checkUintKey(f *GGUFFile, key string, required bool, lo, hi uint64) (uint64
 
 // checkPerLayerKey requires key to be a uint32 or an array of layers uint32 values, each in [lo, hi],
 // and returns the values (nil when absent and not required).
-func checkPerLayerKey(f *GGUFFile, key string, required bool, layers int, lo, hi uint64) ([]uint64, error) {
+func checkPerLayerKey(f *ggml.GGUFFile, key string, required bool, layers int, lo, hi uint64) ([]uint64, error) {
 	v, ok := f.KV[key]
 	if !ok && !required {
 		return nil, nil
@@ -134,7 +137,7 @@ func checkPerLayerKey(f *GGUFFile, key string, required bool, layers int, lo, hi
 
 // checkFiniteScalars refuses NaN and infinite float metadata: llama.cpp would compute with them
 // silently (uniform or NaN log-probs).
-func checkFiniteScalars(f *GGUFFile) error {
+func checkFiniteScalars(f *ggml.GGUFFile) error {
 	keys := make([]string, 0, len(f.KV))
 	for k := range f.KV {
 		keys = append(keys, k)
@@ -158,7 +161,7 @@ func checkFiniteScalars(f *GGUFFile) error {
 }
 
 // checkVocab checks the tokenizer arrays llama.cpp indexes without bounds or type checks.
-func checkVocab(f *GGUFFile) error {
+func checkVocab(f *ggml.GGUFFile) error {
 	tokens, ok := f.KV["tokenizer.ggml.tokens"].([]string)
 	if !ok || len(tokens) == 0 {
 		return kvError("tokenizer.ggml.tokens", f.KV["tokenizer.ggml.tokens"], "a non-empty array of strings")
@@ -200,7 +203,7 @@ func checkVocab(f *GGUFFile) error {
 // hyper-parameters, tokenizer, tensor types) without loading it: for code that hands the file to
 // llama.cpp or ggml by another route (quantizing, the training graph).
 func CheckModelFile(path string) error {
-	f, err := ReadGGUF(path)
+	f, err := ggml.ReadGGUF(path)
 	if err != nil {
 		return err
 	}
@@ -216,7 +219,7 @@ func CheckModelFile(path string) error {
 // validateModelFile checks everything in a model's metadata and tensor table that llama.cpp would
 // otherwise assert on, divide by, allocate from or silently compute with: key types, hyper-parameter
 // ranges, finiteness, tokenizer array lengths and tensor types.
-func validateModelFile(f *GGUFFile, vocabOnly bool) error {
+func validateModelFile(f *ggml.GGUFFile, vocabOnly bool) error {
 	for _, k := range []string{"general.architecture", "general.name", "general.type"} {
 		if err := checkStringKey(f, k, k == "general.architecture"); err != nil {
 			return err
@@ -238,7 +241,7 @@ func validateModelFile(f *GGUFFile, vocabOnly bool) error {
 }
 
 // checkHyperParams checks the architecture's hyper-parameters and the tensor types.
-func checkHyperParams(f *GGUFFile) error {
+func checkHyperParams(f *ggml.GGUFFile) error {
 	arch := f.Arch()
 	key := func(k string) string { return arch + "." + k }
 	if _, err := checkUintKey(f, key("context_length"), true, 1, maxContext); err != nil {
@@ -332,9 +335,9 @@ func checkHyperParams(f *GGUFFile) error {
 }
 
 // checkTensorTypes requires matrices of a type ggml's CPU backend multiplies and F32 vectors (norms).
-func checkTensorTypes(tensors []GGUFTensor) error {
+func checkTensorTypes(tensors []ggml.GGUFTensor) error {
 	for _, t := range tensors {
-		if len(t.Shape) == 1 && t.Type != TypeF32 {
+		if len(t.Shape) == 1 && t.Type != ggml.TypeF32 {
 			return fmt.Errorf("%w: tensor %s is a vector of type %s, want f32", ErrInvalidArgument, t.Name, t.Type)
 		}
 		if !weightTypeOK(t.Type) {
@@ -346,7 +349,7 @@ func checkTensorTypes(tensors []GGUFTensor) error {
 
 // validateAdapterFile checks a LoRA adapter's metadata (types llama.cpp reads without checking, a
 // finite alpha) and tensor types.
-func validateAdapterFile(f *GGUFFile) error {
+func validateAdapterFile(f *ggml.GGUFFile) error {
 	for _, k := range []string{"general.type", "general.architecture", "adapter.type"} {
 		if err := checkStringKey(f, k, true); err != nil {
 			return fmt.Errorf("%w (%w)", err, ErrNotAdapter)
@@ -355,9 +358,9 @@ func validateAdapterFile(f *GGUFFile) error {
 	if err := checkFiniteScalars(f); err != nil {
 		return err
 	}
-	if v, ok := f.KV[keyAdapterAlpha]; ok {
+	if v, ok := f.KV[lora.KeyAlpha]; ok {
 		if a, isF := v.(float32); !isF || !(a >= 0) {
-			return kvError(keyAdapterAlpha, v, "a finite float32 >= 0")
+			return kvError(lora.KeyAlpha, v, "a finite float32 >= 0")
 		}
 	}
 	if v, ok := f.KV["adapter.alora.invocation_tokens"]; ok {

@@ -3,13 +3,15 @@ package llama
 import (
 	"fmt"
 	"os"
+
+	"github.com/bpo-dev/bpo/ggml"
 )
 
 // WriteModelWithTensors writes a copy of the GGUF model at basePath to path (atomically), replacing
 // the data of the tensors named in values (written as F32; used after full-parameter training).
 // Every other tensor and all metadata are copied unchanged.
 func WriteModelWithTensors(basePath, path string, values map[string][]float32) error {
-	f, err := ReadGGUF(basePath)
+	f, err := ggml.ReadGGUF(basePath)
 	if err != nil {
 		return fmt.Errorf("write model: %w", err)
 	}
@@ -23,14 +25,14 @@ func WriteModelWithTensors(basePath, path string, values map[string][]float32) e
 		return fmt.Errorf("write model: %w", err)
 	}
 	defer fh.Close()
-	w := NewGGUFWriter()
+	w := ggml.NewGGUFWriter()
 	defer w.Close()
 	if err := w.CopyKV(basePath); err != nil {
 		return fmt.Errorf("write model: %w", err)
 	}
 	for _, t := range f.Tensors {
 		if v, ok := values[t.Name]; ok {
-			if err := w.AddFloat32Tensor(t.Name, TypeF32, t.Shape, v); err != nil {
+			if err := w.AddFloat32Tensor(t.Name, ggml.TypeF32, t.Shape, v); err != nil {
 				return fmt.Errorf("write model: %w", err)
 			}
 			continue

@@ -1,31 +1,18 @@
 package llama
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/bpo-dev/bpo/ggml"
+)
 
 // Qwen3 as the pinned llama.cpp defines it (src/models/qwen3.cpp, src/llama-model.cpp): Qwen2 without
 // the QKV biases, plus an RMS norm over each head of Q and K (attn_q_norm / attn_k_norm, [head_dim])
 // before rope; NeoX rope; attention.key_length may differ from embedding/heads.
 
-// writeQwen3KV writes the qwen3.* hyperparameters that are not common to all random models.
-func writeQwen3KV(w *GGUFWriter, spec RandomModelSpec) {
-	w.SetFloat32("qwen3.attention.layer_norm_rms_epsilon", 1e-6)
-	w.SetFloat32("qwen3.rope.freq_base", 1000000)
-	w.SetUint32("qwen3.attention.key_length", uint32(spec.headDim()))
-	w.SetUint32("qwen3.attention.value_length", uint32(spec.headDim()))
-}
-
-// qwen3LayerTensors are the per-layer tensors qwen3 adds to the llama ones: the per-head Q and K norms.
-func qwen3LayerTensors(spec RandomModelSpec, around func(center, spread float32) func([]float32)) []randomTensor {
-	hd := int64(spec.headDim())
-	return []randomTensor{
-		{"attn_q_norm.weight", []int64{hd}, around(1, 0.1)},
-		{"attn_k_norm.weight", []int64{hd}, around(1, 0.1)},
-	}
-}
-
 // checkQwen3Keys checks what llm_build_qwen3 asserts (GGML_ASSERT aborts the process): one head size
 // for K and V, rotated in full.
-func checkQwen3Keys(f *GGUFFile) error {
+func checkQwen3Keys(f *ggml.GGUFFile) error {
 	embd, _ := f.Uint("qwen3.embedding_length")
 	heads, _ := f.Uint("qwen3.attention.head_count")
 	if heads == 0 {

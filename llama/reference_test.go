@@ -5,6 +5,8 @@ import (
 	"math"
 	"os"
 	"testing"
+
+	"github.com/bpo-dev/bpo/ggml"
 )
 
 // refModel is an independent pure-Go forward pass of the llama / qwen2 architectures, written from the
@@ -27,7 +29,7 @@ type refLayer struct {
 
 func loadRefModel(t testing.TB, path string) *refModel {
 	t.Helper()
-	f, err := ReadGGUF(path)
+	f, err := ggml.ReadGGUF(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +45,7 @@ func loadRefModel(t testing.TB, path string) *refModel {
 			}
 			t.Fatalf("%s: no tensor %s", path, name)
 		}
-		v, err := ToFloat32(tt.Type, raw[tt.Offset:tt.Offset+tt.Size], tt.Elements())
+		v, err := ggml.ToFloat32(tt.Type, raw[tt.Offset:tt.Offset+tt.Size], tt.Elements())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -6,6 +6,7 @@ import (
 	"math"
 	"testing"
 
+	"github.com/bpo-dev/bpo/ggml"
 	"github.com/bpo-dev/bpo/internal/fixture"
 )
 
@@ -23,8 +24,8 @@ func TestLogProbsMatchReference(t *testing.T) {
 		tol        float64
 	}{
 		{"stories260K", fixture.File(t, stories260K), 2e-3},
-		{"llama3-f32", randomModel(t, smallSpec(t, "llama3", TypeF32)), 2e-3},
-		{"qwen2-f32", randomModel(t, smallSpec(t, "qwen2", TypeF32)), 2e-3},
+		{"llama3-f32", randomModel(t, smallSpec(t, "llama3", ggml.TypeF32)), 2e-3},
+		{"qwen2-f32", randomModel(t, smallSpec(t, "qwen2", ggml.TypeF32)), 2e-3},
 		{"llama2-tiny-f16", fixture.File(t, tinyRandom), 2e-3},
 	}
 	for _, c := range cases {
@@ -109,7 +110,7 @@ func TestBatchedScoringEqualsOneByOne(t *testing.T) {
 // TestRandomModelsScoreAndGenerate loads llama3- and qwen2-shaped random models in F32 and Q8_0.
 func TestRandomModelsScoreAndGenerate(t *testing.T) {
 	for _, arch := range []string{"llama3", "qwen2"} {
-		for _, typ := range []GGMLType{TypeF32, TypeQ8_0} {
+		for _, typ := range []ggml.GGMLType{ggml.TypeF32, ggml.TypeQ8_0} {
 			t.Run(arch+"-"+typ.String(), func(t *testing.T) {
 				path := randomModel(t, smallSpec(t, arch, typ))
 				m := mustLoad(t, path)

@@ -3,7 +3,7 @@ package mathgen
 import (
 	"fmt"
 
-	"github.com/bpo-dev/bpo/llama"
+	"github.com/bpo-dev/bpo/nn"
 )
 
 // Special tokens of the demo vocabulary. EOS is <|im_end|>: the ChatML end of turn, so a completion
@@ -42,8 +42,8 @@ var promptTexts = []string{
 // every printable ASCII character and "▁", and the pieces learned by byte-pair merges over a fixed
 // generated corpus (seed vocabSeed). Digits are never merged: every digit is its own token. The result
 // is the same on every call.
-func Vocab() *llama.VocabSpec {
-	v := &llama.VocabSpec{
+func Vocab() *nn.VocabSpec {
+	v := &nn.VocabSpec{
 		Model:        "llama",
 		BOS:          idBOS,
 		EOS:          idImEnd,
@@ -56,21 +56,21 @@ func Vocab() *llama.VocabSpec {
 		v.Scores = append(v.Scores, score)
 		v.Types = append(v.Types, typ)
 	}
-	add(TokenUNK, 0, llama.TokenTypeUnknown)
-	add(TokenBOS, 0, llama.TokenTypeControl)
-	add(TokenImStart, 0, llama.TokenTypeControl)
-	add(TokenImEnd, 0, llama.TokenTypeControl)
+	add(TokenUNK, 0, nn.TokenTypeUnknown)
+	add(TokenBOS, 0, nn.TokenTypeControl)
+	add(TokenImStart, 0, nn.TokenTypeControl)
+	add(TokenImEnd, 0, nn.TokenTypeControl)
 	for b := 0; b < 256; b++ {
-		add(fmt.Sprintf("<0x%02X>", b), 0, llama.TokenTypeByte)
+		add(fmt.Sprintf("<0x%02X>", b), 0, nn.TokenTypeByte)
 	}
 	merges := vocabMerges()
 	// Single characters rank below every merge; their scores never decide a merge.
 	chars := append([]string{spaceMark}, printableASCII()...)
 	for i, c := range chars {
-		add(c, -float32(len(merges)+1+i), llama.TokenTypeNormal)
+		add(c, -float32(len(merges)+1+i), nn.TokenTypeNormal)
 	}
 	for i, m := range merges {
-		add(m, -float32(i+1), llama.TokenTypeNormal)
+		add(m, -float32(i+1), nn.TokenTypeNormal)
 	}
 	return v
 }

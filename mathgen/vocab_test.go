@@ -9,7 +9,9 @@ import (
 	"testing"
 	"unicode"
 
+	"github.com/bpo-dev/bpo/ggml"
 	"github.com/bpo-dev/bpo/llama"
+	"github.com/bpo-dev/bpo/nn"
 )
 
 func TestVocabShape(t *testing.T) {
@@ -32,7 +34,7 @@ func TestVocabShape(t *testing.T) {
 	index := map[string]int{}
 	for i, tok := range v.Tokens {
 		index[tok] = i
-		if v.Types[i] == llama.TokenTypeNormal && strings.ContainsFunc(tok, unicode.IsDigit) && len(tok) != 1 {
+		if v.Types[i] == nn.TokenTypeNormal && strings.ContainsFunc(tok, unicode.IsDigit) && len(tok) != 1 {
 			t.Errorf("token %d %q merges a digit", i, tok)
 		}
 	}
@@ -42,7 +44,7 @@ func TestVocabShape(t *testing.T) {
 		}
 	}
 	for b := 0; b < 256; b++ {
-		if i := index[fmt.Sprintf("<0x%02X>", b)]; i != firstByteID+b || v.Types[i] != llama.TokenTypeByte {
+		if i := index[fmt.Sprintf("<0x%02X>", b)]; i != firstByteID+b || v.Types[i] != nn.TokenTypeByte {
 			t.Errorf("byte token %02X at %d (type %d)", b, i, v.Types[i])
 		}
 	}
@@ -71,8 +73,8 @@ func TestUnits(t *testing.T) {
 func loadDemoVocab(t *testing.T) *llama.Model {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "math-random.gguf")
-	spec := llama.RandomModelSpec{Arch: "llama", Vocab: Vocab(), Layers: 1, Embedding: 32, FeedForward: 64, Heads: 2, HeadsKV: 2, Type: llama.TypeF32, Seed: 1}
-	if err := llama.WriteRandomModel(path, spec); err != nil {
+	spec := nn.RandomModelSpec{Arch: "llama", Vocab: Vocab(), Layers: 1, Embedding: 32, FeedForward: 64, Heads: 2, HeadsKV: 2, Type: ggml.TypeF32, Seed: 1}
+	if err := nn.WriteRandomModel(path, spec); err != nil {
 		t.Fatal(err)
 	}
 	m, err := llama.LoadModel(path, llama.ModelOptions{})

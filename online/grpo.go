@@ -18,6 +18,7 @@ import (
 	"strings"
 
 	"github.com/bpo-dev/bpo/align"
+	"github.com/bpo-dev/bpo/align/llamaalign"
 	"github.com/bpo-dev/bpo/internal/atomicfile"
 )
 
@@ -132,7 +133,7 @@ type GRPOResult struct {
 
 type grpoRun struct {
 	cfg     GRPOConfig
-	pol     *align.LlamaPolicy
+	pol     *llamaalign.LlamaPolicy
 	opt     *align.AdamW
 	step    int
 	total   int
@@ -143,7 +144,7 @@ type grpoRun struct {
 }
 
 // RunGRPO trains pol online, resuming the run folder's latest checkpoint when there is one.
-func RunGRPO(ctx context.Context, cfg GRPOConfig, pol *align.LlamaPolicy) (*GRPOResult, error) {
+func RunGRPO(ctx context.Context, cfg GRPOConfig, pol *llamaalign.LlamaPolicy) (*GRPOResult, error) {
 	if err := CheckGRPOConfig(cfg); err != nil {
 		return nil, fmt.Errorf("grpo: %w", err)
 	}

@@ -12,8 +12,10 @@ import (
 
 	"github.com/nlpodyssey/safetensors"
 
+	"github.com/bpo-dev/bpo/ggml"
 	"github.com/bpo-dev/bpo/internal/atomicfile"
 	"github.com/bpo-dev/bpo/llama"
+	"github.com/bpo-dev/bpo/lora"
 )
 
 // ExportOptions completes what a GGUF adapter does not record itself.
@@ -26,7 +28,7 @@ type ExportOptions struct {
 }
 
 // HeadsOf reads the attention head counts of a GGUF model.
-func HeadsOf(model *llama.GGUFFile) (Heads, error) {
+func HeadsOf(model *ggml.GGUFFile) (Heads, error) {
 	arch := model.Arch()
 	q, ok := model.Uint(arch + ".attention.head_count")
 	if !ok || q == 0 {
@@ -65,7 +67,7 @@ func Export(ad *llama.AdapterFile, dir string, opts ExportOptions) error {
 	present := map[string]bool{}
 	for _, lt := range ad.Tensors {
 		if err := lt.Validate(); err != nil {
-			return fmt.Errorf("peft export: %w", err)
+			return fmt.Errorf("peft export: %w: %w", llama.ErrInvalidArgument, err)
 		}
 		if lt.Rank != rank {
 			return fmt.Errorf(
@@ -160,12 +162,9 @@ func Export(ad *llama.AdapterFile, dir string, opts ExportOptions) error {
 
 // splitBlockName splits "blk.<layer>.<projection>.weight" into layer and projection.
 func splitBlockName(name string) (int, module, bool) {
-	for _, m := range modules {
-		var layer int
-		if n, err := fmt.Sscanf(name, "blk.%d."+m.gguf+".weight", &layer); err == nil && n == 1 && layer >= 0 &&
-			name == fmt.Sprintf("blk.%d.%s.weight", layer, m.gguf) {
-			return layer, m, true
-		}
+	layer, gguf, ok := lora.ParseBase(name)
+	if i := moduleIndex(gguf); ok && i >= 0 {
+		return layer, modules[i], true
 	}
 	return 0, module{}, false
 }

@@ -14,7 +14,9 @@ import (
 
 	"github.com/nlpodyssey/safetensors"
 
+	"github.com/bpo-dev/bpo/ggml"
 	"github.com/bpo-dev/bpo/llama"
+	"github.com/bpo-dev/bpo/lora"
 )
 
 // IsFolder reports whether path is a directory holding a PEFT adapter_config.json.
@@ -28,7 +30,7 @@ func IsFolder(path string) bool {
 // permuted to GGUF's order. Folders using what a GGUF LoRA cannot express (DoRA, per-module
 // rank or alpha patterns, modules_to_save, biases, fan_in_fan_out) or naming unknown modules fail
 // with ErrUnsupported.
-func Import(dir string, model *llama.GGUFFile) (*llama.AdapterFile, error) {
+func Import(dir string, model *ggml.GGUFFile) (*llama.AdapterFile, error) {
 	cfgData, err := os.ReadFile(filepath.Join(dir, ConfigFile))
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -101,7 +103,7 @@ func Import(dir string, model *llama.GGUFFile) (*llama.AdapterFile, error) {
 	}
 	names := slices.Sorted(
 		maps.Keys(pairs),
-	) // the order training writes (llama.TrainModel.LoRATensors): round trips are byte-identical
+	) // the order training writes (nn.TrainModel.LoRATensors): round trips are byte-identical
 	out := &llama.AdapterFile{Arch: arch, Meta: map[string]string{}}
 	for _, base := range names {
 		p := pairs[base]
@@ -149,7 +151,7 @@ func Import(dir string, model *llama.GGUFFile) (*llama.AdapterFile, error) {
 				cfg.R,
 			)
 		}
-		lt := llama.LoRATensor{Base: base, Rank: rank, NIn: nIn, NOut: nOut}
+		lt := lora.Tensor{Base: base, Rank: rank, NIn: nIn, NOut: nOut}
 		if lt.A, err = decode(p.a); err != nil {
 			return nil, fmt.Errorf("peft import: %s: %w", weightsPath, err)
 		}
@@ -246,9 +248,9 @@ func decode(nt *safetensors.NamedTensorView) ([]float32, error) {
 		}
 		return out, nil
 	case safetensors.F16:
-		return llama.ToFloat32(llama.TypeF16, data, n)
+		return ggml.ToFloat32(ggml.TypeF16, data, n)
 	case safetensors.BF16:
-		return llama.ToFloat32(llama.TypeBF16, data, n)
+		return ggml.ToFloat32(ggml.TypeBF16, data, n)
 	}
 	return nil, fmt.Errorf("%w: tensor %s has dtype %s, want F32, F16 or BF16", ErrUnsupported, nt.Name, v.DType())
 }

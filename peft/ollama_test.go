@@ -2,7 +2,6 @@ package peft
 
 import (
 	"context"
-	"github.com/bpo-dev/bpo/internal/fixture"
 	"math"
 	"os"
 	"path/filepath"
@@ -10,9 +9,12 @@ import (
 	"testing"
 
 	ollamaconvert "github.com/ollama/ollama/convert"
-	"github.com/ollama/ollama/fs/ggml"
+	ollamaggml "github.com/ollama/ollama/fs/ggml"
 
+	"github.com/bpo-dev/bpo/ggml"
+	"github.com/bpo-dev/bpo/internal/fixture"
 	"github.com/bpo-dev/bpo/llama"
+	"github.com/bpo-dev/bpo/lora"
 )
 
 // TestOllamaReadsExport hands an exported PEFT folder to ollama's own PEFT-to-GGUF adapter
@@ -28,7 +30,7 @@ func TestOllamaReadsExport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var noQK, qk []llama.LoRATensor
+	var noQK, qk []lora.Tensor
 	for _, lt := range ad.Tensors {
 		if strings.Contains(lt.Base, ".attn_q.") || strings.Contains(lt.Base, ".attn_k.") {
 			qk = append(qk, lt)
@@ -38,7 +40,7 @@ func TestOllamaReadsExport(t *testing.T) {
 	}
 	for _, c := range []struct {
 		name    string
-		tensors []llama.LoRATensor
+		tensors []lora.Tensor
 		assert  bool
 	}{{"v, o, gate, up, down", noQK, true}, {"q, k", qk, false}} {
 		t.Run(c.name, func(t *testing.T) {
@@ -51,14 +53,14 @@ func TestOllamaReadsExport(t *testing.T) {
 	}
 }
 
-func ollamaCase(t *testing.T, orig string, base *llama.GGUFFile, assert bool) {
+func ollamaCase(t *testing.T, orig string, base *ggml.GGUFFile, assert bool) {
 	dir := exportFor(t, orig, base, "")
 	fh, err := os.Open(fixture.File(t, stories260K))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer fh.Close()
-	g, err := ggml.Decode(fh, -1)
+	g, err := ollamaggml.Decode(fh, -1)
 	if err != nil {
 		t.Fatal(err)
 	}

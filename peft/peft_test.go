@@ -14,8 +14,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/bpo-dev/bpo/ggml"
 	"github.com/bpo-dev/bpo/internal/fixture"
 	"github.com/bpo-dev/bpo/llama"
+	"github.com/bpo-dev/bpo/lora"
+	"github.com/bpo-dev/bpo/nn"
 )
 
 // Fixtures of testdata/ (see internal/fixture).
@@ -28,8 +31,8 @@ const (
 func qwen2Model(t testing.TB) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "qwen2.gguf")
-	spec := llama.RandomModelSpec{Arch: "qwen2", VocabFrom: fixture.File(t, vocabQwen2), Layers: 2, Embedding: 64, FeedForward: 128, Heads: 4, HeadsKV: 2, Type: llama.TypeF32, TiedOutput: true, Seed: 3}
-	if err := llama.WriteRandomModel(p, spec); err != nil {
+	spec := nn.RandomModelSpec{Arch: "qwen2", VocabFrom: fixture.File(t, vocabQwen2), Layers: 2, Embedding: 64, FeedForward: 128, Heads: 4, HeadsKV: 2, Type: ggml.TypeF32, TiedOutput: true, Seed: 3}
+	if err := nn.WriteRandomModel(p, spec); err != nil {
 		t.Fatal(err)
 	}
 	return p
@@ -37,15 +40,15 @@ func qwen2Model(t testing.TB) string {
 
 // writeAdapter writes a GGUF adapter with random A and B for every projection of every layer of
 // model (sorted by name, as training writes them) and returns its path and the base file.
-func writeAdapter(t testing.TB, model string, rank int, alpha float32, meta map[string]string) (string, *llama.GGUFFile) {
+func writeAdapter(t testing.TB, model string, rank int, alpha float32, meta map[string]string) (string, *ggml.GGUFFile) {
 	t.Helper()
-	f, err := llama.ReadGGUF(model)
+	f, err := ggml.ReadGGUF(model)
 	if err != nil {
 		t.Fatal(err)
 	}
 	rng := rand.New(rand.NewPCG(9, 9))
 	layers, _ := f.Uint(f.Arch() + ".block_count")
-	var ts []llama.LoRATensor
+	var ts []lora.Tensor
 	for l := 0; l < int(layers); l++ {
 		for _, m := range modules {
 			name := fmt.Sprintf("blk.%d.%s.weight", l, m.gguf)
@@ -53,7 +56,7 @@ func writeAdapter(t testing.TB, model string, rank int, alpha float32, meta map[
 			if !ok {
 				t.Fatalf("%s has no %s", model, name)
 			}
-			lt := llama.LoRATensor{Base: name, Rank: rank, NIn: int(w.Shape[0]), NOut: int(w.Shape[1])}
+			lt := lora.Tensor{Base: name, Rank: rank, NIn: int(w.Shape[0]), NOut: int(w.Shape[1])}
 			lt.A = make([]float32, rank*lt.NIn)
 			lt.B = make([]float32, lt.NOut*rank)
 			for _, v := range [][]float32{lt.A, lt.B} {
@@ -64,7 +67,7 @@ func writeAdapter(t testing.TB, model string, rank int, alpha float32, meta map[
 			ts = append(ts, lt)
 		}
 	}
-	slices.SortFunc(ts, func(a, b llama.LoRATensor) int { return strings.Compare(a.Base, b.Base) })
+	slices.SortFunc(ts, func(a, b lora.Tensor) int { return strings.Compare(a.Base, b.Base) })
 	path := filepath.Join(t.TempDir(), "adapter.gguf")
 	if err := llama.WriteAdapterFile(path, f.Arch(), alpha, ts, meta); err != nil {
 		t.Fatal(err)
@@ -72,7 +75,7 @@ func writeAdapter(t testing.TB, model string, rank int, alpha float32, meta map[
 	return path, f
 }
 
-func exportFor(t testing.TB, adapterPath string, base *llama.GGUFFile, baseName string) string {
+func exportFor(t testing.TB, adapterPath string, base *ggml.GGUFFile, baseName string) string {
 	t.Helper()
 	ad, err := llama.ReadAdapterFile(adapterPath)
 	if err != nil {
@@ -307,7 +310,7 @@ func TestImportErrors(t *testing.T) {
 	orig, base := writeAdapter(t, fixture.File(t, stories260K), 4, 8, nil)
 	good := exportFor(t, orig, base, "")
 	qwen := qwen2Model(t)
-	qwenBase, err := llama.ReadGGUF(qwen)
+	qwenBase, err := ggml.ReadGGUF(qwen)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -342,7 +345,7 @@ func TestImportErrors(t *testing.T) {
 	cases := []struct {
 		name  string
 		dir   string
-		model *llama.GGUFFile
+		model *ggml.GGUFFile
 		want  error
 		msg   string
 	}{

@@ -9,15 +9,17 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/bpo-dev/bpo/ggml"
 	"github.com/bpo-dev/bpo/internal/fixture"
 	"github.com/bpo-dev/bpo/llama"
+	"github.com/bpo-dev/bpo/nn"
 )
 
 // Spec is the Qwen2.5-0.5B shape: qwen2, 24 layers, embedding 896, FFN 4864, 14 heads, 2 KV heads,
 // tied output; VocabFrom and Type are set by Ensure.
-var Spec = llama.RandomModelSpec{
+var Spec = nn.RandomModelSpec{
 	Arch: "qwen2", Layers: 24, Embedding: 896, FeedForward: 4864, Heads: 14, HeadsKV: 2,
-	ContextLength: 32768, Type: llama.TypeQ8_0, TiedOutput: true, Seed: 1, Name: "bpo-bench-qwen2.5-0.5b-shape",
+	ContextLength: 32768, Type: ggml.TypeQ8_0, TiedOutput: true, Seed: 1, Name: "bpo-bench-qwen2.5-0.5b-shape",
 }
 
 // DefaultVocab is the repository fixture whose qwen2 tokenizer the benchmark model uses.
@@ -33,7 +35,7 @@ func VocabPath(vocab string) (string, error) {
 }
 
 // Describe is a one-line description of the model for a result's settings.
-func Describe(vocab string, typ llama.GGMLType) string {
+func Describe(vocab string, typ ggml.GGMLType) string {
 	return fmt.Sprintf(
 		"qwen2 %d layers, embedding %d, ff %d, %d heads, %d KV heads, tied output, %s, vocab %s (random weights)",
 		Spec.Layers,
@@ -48,9 +50,9 @@ func Describe(vocab string, typ llama.GGMLType) string {
 
 // Llama8BSpec is the Llama-3.1-8B shape: llama, 32 layers, embedding 4096, FFN 14336, 32 heads,
 // 8 KV heads, untied output, rope base 500000; VocabFrom (the llama-bpe tokenizer) is set by the caller.
-var Llama8BSpec = llama.RandomModelSpec{
+var Llama8BSpec = nn.RandomModelSpec{
 	Arch: "llama3", Layers: 32, Embedding: 4096, FeedForward: 14336, Heads: 32, HeadsKV: 8,
-	ContextLength: 131072, Type: llama.TypeQ4_K, Seed: 1, Name: "bpo-bench-llama3.1-8b-shape",
+	ContextLength: 131072, Type: ggml.TypeQ4_K, Seed: 1, Name: "bpo-bench-llama3.1-8b-shape",
 }
 
 // Default returns model, or when it is empty the path of the standard benchmark model (Spec with the
@@ -68,7 +70,7 @@ func Default(model, cache, vocab string) (string, error) {
 
 // Ensure returns the absolute path of the model with weights of type typ and the tokenizer of vocab,
 // generating it into cache the first time (the file name records the spec).
-func Ensure(cache, vocab string, typ llama.GGMLType) (string, error) {
+func Ensure(cache, vocab string, typ ggml.GGMLType) (string, error) {
 	spec := Spec
 	spec.VocabFrom = vocab
 	spec.Type = typ
@@ -77,7 +79,7 @@ func Ensure(cache, vocab string, typ llama.GGMLType) (string, error) {
 
 // EnsureSpec returns the absolute path of the random model of spec, generating it into cache the
 // first time (the file name records the shape, type and seed).
-func EnsureSpec(cache string, spec llama.RandomModelSpec) (string, error) {
+func EnsureSpec(cache string, spec nn.RandomModelSpec) (string, error) {
 	name := fmt.Sprintf(
 		"%s-%dL-%d-%d-%dh-%dkv-%s-seed%d.gguf",
 		spec.Arch,
@@ -101,7 +103,7 @@ func EnsureSpec(cache string, spec llama.RandomModelSpec) (string, error) {
 	}
 	fmt.Fprintf(os.Stderr, "bench: generating %s (once)\n", path)
 	start := time.Now()
-	if err := llama.WriteRandomModel(path, spec); err != nil {
+	if err := nn.WriteRandomModel(path, spec); err != nil {
 		return "", fmt.Errorf("generate %s: %w", path, err)
 	}
 	fmt.Fprintf(os.Stderr, "bench: generated in %.0f s\n", time.Since(start).Seconds())

@@ -9,15 +9,18 @@ import (
 	"time"
 
 	"github.com/bpo-dev/bpo/align"
+	"github.com/bpo-dev/bpo/align/llamaalign"
 	"github.com/bpo-dev/bpo/bench"
 	"github.com/bpo-dev/bpo/bench/benchmodel"
+	"github.com/bpo-dev/bpo/ggml"
 	"github.com/bpo-dev/bpo/llama"
+	"github.com/bpo-dev/bpo/nn"
 )
 
 // engineConfig is the single-sequence work of the engine and llama.cpp jobs.
 type engineConfig struct {
 	model            string
-	weights          llama.GGMLType
+	weights          ggml.GGMLType
 	threads          int
 	prompt, complete int
 	reps             int
@@ -36,8 +39,8 @@ func (s *series) add(v, load float64) {
 
 // newLoRAPolicy loads the model with rank-16 LoRA (alpha 16) on all seven projections, A seeded
 // random and B zero, as a preference run starts.
-func newLoRAPolicy(model string, threads int, seed uint64) (*align.LlamaPolicy, *align.LoRA, error) {
-	base, err := align.BaseTensors(model)
+func newLoRAPolicy(model string, threads int, seed uint64) (*llamaalign.LlamaPolicy, *align.LoRA, error) {
+	base, err := llamaalign.BaseTensors(model)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -47,7 +50,7 @@ func newLoRAPolicy(model string, threads int, seed uint64) (*align.LlamaPolicy, 
 	if err != nil {
 		return nil, nil, err
 	}
-	p, err := align.NewLlamaLoRAPolicy(model, lora, threads)
+	p, err := llamaalign.NewLlamaLoRAPolicy(model, lora, threads)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -57,7 +60,7 @@ func newLoRAPolicy(model string, threads int, seed uint64) (*align.LlamaPolicy, 
 // timedGradient runs LogProbsAndGradient of the sum of all completion log-probs and returns marks
 // at its start, when the coefficients were asked for (the graph's forward part done) and at its end
 // (backward part done, gradients copied).
-func timedGradient(tm *llama.TrainModel, seqs []llama.TrainSeq) (start, coef, end mark, sums []float64, err error) {
+func timedGradient(tm *nn.TrainModel, seqs []nn.TrainSeq) (start, coef, end mark, sums []float64, err error) {
 	tm.ZeroGrads()
 	start = now()
 	sums, err = tm.LogProbsAndGradient(seqs, func(s []float64) ([]float64, error) {
@@ -92,7 +95,7 @@ func maxAbsDiff(a, b []float64) float64 {
 }
 
 // gradNorm is the global L2 norm of every parameter's gradient.
-func gradNorm(tm *llama.TrainModel) float64 {
+func gradNorm(tm *nn.TrainModel) float64 {
 	s := 0.0
 	for _, p := range tm.Params() {
 		for _, g := range p.Grad {
@@ -108,7 +111,7 @@ func gradNorm(tm *llama.TrainModel) float64 {
 func runEngine(res *bench.Result, ec engineConfig, withEngine, withLlama bool) error {
 	rng := rand.New(rand.NewPCG(ec.seed, 3))
 	toks := benchmodel.RandomTokens(rng, ec.prompt+ec.complete)
-	seqs := []llama.TrainSeq{{Tokens: toks, PromptLen: ec.prompt}}
+	seqs := []nn.TrainSeq{{Tokens: toks, PromptLen: ec.prompt}}
 	T := float64(len(toks))
 	job := fmt.Sprintf("seq%d", len(toks))
 	res.Config[job] = fmt.Sprintf(
@@ -347,7 +350,7 @@ func runEngine(res *bench.Result, ec engineConfig, withEngine, withLlama bool) e
 				bench.NewMetric(nB, "CPU s", false, []float64{bf.Step[0][0]}, []float64{load}),
 			)
 			goal := 0.0
-			if ec.weights == llama.TypeBF16 {
+			if ec.weights == ggml.TypeBF16 {
 				goal = 1 // bf16 weights against bf16 autocast: the goal
 			}
 			ratio, err := res.NewRatio(
@@ -426,8 +429,8 @@ func runEngine(res *bench.Result, ec engineConfig, withEngine, withLlama bool) e
 func runLlamaCompare(
 	res *bench.Result,
 	ec engineConfig,
-	tm *llama.TrainModel,
-	seqs []llama.TrainSeq,
+	tm *nn.TrainModel,
+	seqs []nn.TrainSeq,
 	ref []float64,
 	job string,
 ) error {

@@ -29,8 +29,8 @@ import (
 
 	"github.com/bpo-dev/bpo/bench"
 	"github.com/bpo-dev/bpo/bench/benchmodel"
+	"github.com/bpo-dev/bpo/ggml"
 	"github.com/bpo-dev/bpo/internal/fixture"
-	"github.com/bpo-dev/bpo/llama"
 )
 
 // llama8BVocab is the fixture whose tokenizer (Llama-3 BPE) the 8B-shaped model uses.
@@ -160,12 +160,12 @@ func run(o options) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	typ, err := llama.ParseGGMLType(o.weights)
+	typ, err := ggml.ParseGGMLType(o.weights)
 	if err != nil {
 		return fmt.Errorf("-weights: %w", err)
 	}
 	name, title := "train", "Training engine and preference trainer (Qwen2.5-0.5B-shaped random Q8_0, LoRA r16 on all projections)"
-	if typ != llama.TypeQ8_0 {
+	if typ != ggml.TypeQ8_0 {
 		name, title = "train-"+strings.ToLower(typ.String()), strings.Replace(title, "Q8_0", typ.String(), 1)
 	}
 	if len(sel) == 1 && sel["memory8b"] {

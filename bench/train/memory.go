@@ -12,6 +12,7 @@ import (
 	"github.com/bpo-dev/bpo/bench"
 	"github.com/bpo-dev/bpo/bench/benchmodel"
 	"github.com/bpo-dev/bpo/llama"
+	"github.com/bpo-dev/bpo/nn"
 )
 
 // The memory job measures the peak resident memory (VmHWM) of one preference step: a fresh process
@@ -45,7 +46,7 @@ func runProbe(model, spec string, threads int, seed uint64) error {
 	if !ok || err != nil || tokens < 65 {
 		return fmt.Errorf("-probe %q: want TOKENS,auto|on|off with TOKENS > 64", spec)
 	}
-	ckpt, err := llama.ParseCheckpointing(ck)
+	ckpt, err := nn.ParseCheckpointing(ck)
 	if err != nil {
 		return err
 	}
@@ -60,14 +61,14 @@ func runProbe(model, spec string, threads int, seed uint64) error {
 	lw, lc := m0.since()
 	rng := rand.New(rand.NewPCG(seed, 5))
 	prompt := benchmodel.RandomTokensBelow(rng, 64, ordinaryTokens)
-	var seqs []llama.TrainSeq
+	var seqs []nn.TrainSeq
 	for range 2 {
 		toks := append(
 			append([]llama.Token(nil), prompt...),
 			benchmodel.RandomTokensBelow(rng, tokens-64, ordinaryTokens)...)
-		seqs = append(seqs, llama.TrainSeq{Tokens: toks, PromptLen: 64})
+		seqs = append(seqs, nn.TrainSeq{Tokens: toks, PromptLen: 64})
 	}
-	if ckpt == llama.CheckpointOff {
+	if ckpt == nn.CheckpointOff {
 		kept, err := tm.KeptActivationBytes(seqs)
 		if err != nil {
 			return err

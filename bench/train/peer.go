@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/bpo-dev/bpo/bench"
-	"github.com/bpo-dev/bpo/llama"
+	"github.com/bpo-dev/bpo/nn"
 )
 
 // The PyTorch peer (torchpeer.py) does the engine job's work with PyTorch: Debian's python3-torch,
@@ -102,7 +102,7 @@ func peerScript() string { return filepath.Join("bench", "train", "torchpeer.py"
 
 // contention measures the wall time of one forward+backward step with 1 and with 2 threads while a
 // CPU-bound process started here competes for the cores, alternating the two settings.
-func contention(res *bench.Result, tm *llama.TrainModel, seqs []llama.TrainSeq, reps int, job string) error {
+func contention(res *bench.Result, tm *nn.TrainModel, seqs []nn.TrainSeq, reps int, job string) error {
 	self, err := os.Executable()
 	if err != nil {
 		return err

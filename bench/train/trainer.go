@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/bpo-dev/bpo/align"
+	"github.com/bpo-dev/bpo/align/llamaalign"
 	"github.com/bpo-dev/bpo/bench"
 	"github.com/bpo-dev/bpo/bench/benchmodel"
 	"github.com/bpo-dev/bpo/llama"
@@ -47,7 +48,7 @@ func (l *timedLoss) GapAdaptor() float64 {
 
 // timedPolicy records when each ForwardBackward starts and ends.
 type timedPolicy struct {
-	*align.LlamaPolicy
+	*llamaalign.LlamaPolicy
 	starts, ends []mark
 }
 
@@ -78,7 +79,7 @@ func randomPairs(n, prompt, complete int, seed uint64) []align.TokenizedPair {
 	return out
 }
 
-// runTrainer measures reference scoring (align.ReferenceLogps through llama.cpp) and align.Trainer
+// runTrainer measures reference scoring (llamaalign.ReferenceLogps through llama.cpp) and align.Trainer
 // steps with the LoRA policy, splitting each step into the policy graph's forward part, the loss, its
 // backward part and the optimizer. The first step (scheduler buffers allocated) is reported apart from the steady steps.
 func runTrainer(res *bench.Result, tc trainerConfig) error {
@@ -101,7 +102,7 @@ func runTrainer(res *bench.Result, tc trainerConfig) error {
 	}
 	load := bench.LoadAvg()[0]
 	m0 := now()
-	refs, err := align.ReferenceLogps(context.Background(), m, pairs, tc.threads, nil)
+	refs, err := llamaalign.ReferenceLogps(context.Background(), m, pairs, tc.threads, nil)
 	refWall, refCPU := m0.since()
 	m.Close()
 	if err != nil {

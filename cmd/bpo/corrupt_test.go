@@ -12,8 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bpo-dev/bpo/ggml"
 	"github.com/bpo-dev/bpo/internal/ggufcorrupt"
 	"github.com/bpo-dev/bpo/llama"
+	"github.com/bpo-dev/bpo/lora"
 )
 
 // corruptText is the text the corpus scores with `bpo logprobs`.
@@ -23,12 +25,12 @@ const corruptText = "Once upon a time, there was a little girl."
 func writeTestAdapter(t *testing.T, dir string) string {
 	t.Helper()
 	rng := rand.New(rand.NewPCG(5, 6))
-	var tensors []llama.LoRATensor
+	var tensors []lora.Tensor
 	for _, w := range []struct {
 		name      string
 		nIn, nOut int
 	}{{"blk.0.attn_q.weight", 64, 64}, {"blk.1.attn_v.weight", 64, 32}, {"blk.2.ffn_up.weight", 64, 172}} {
-		lt := llama.LoRATensor{Base: w.name, Rank: 2, NIn: w.nIn, NOut: w.nOut, A: make([]float32, 2*w.nIn), B: make([]float32, 2*w.nOut)}
+		lt := lora.Tensor{Base: w.name, Rank: 2, NIn: w.nIn, NOut: w.nOut, A: make([]float32, 2*w.nIn), B: make([]float32, 2*w.nOut)}
 		for i := range lt.A {
 			lt.A[i] = float32(rng.NormFloat64() * 0.1)
 		}
@@ -45,13 +47,13 @@ func writeTestAdapter(t *testing.T, dir string) string {
 }
 
 // parseFile reads and parses a GGUF fixture.
-func parseFile(t *testing.T, path string) ([]byte, *llama.GGUFFile) {
+func parseFile(t *testing.T, path string) ([]byte, *ggml.GGUFFile) {
 	t.Helper()
 	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := llama.ParseGGUF(path, bytes.NewReader(data), int64(len(data)))
+	f, err := ggml.ParseGGUF(path, bytes.NewReader(data), int64(len(data)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +61,7 @@ func parseFile(t *testing.T, path string) ([]byte, *llama.GGUFFile) {
 }
 
 // fieldAt returns the layout field of kind owned by owner.
-func fieldAt(t *testing.T, f *llama.GGUFFile, kind, owner string) llama.GGUFField {
+func fieldAt(t *testing.T, f *ggml.GGUFFile, kind, owner string) ggml.GGUFField {
 	t.Helper()
 	for _, fl := range f.Layout {
 		if fl.Kind == kind && fl.Owner == owner {
@@ -67,7 +69,7 @@ func fieldAt(t *testing.T, f *llama.GGUFFile, kind, owner string) llama.GGUFFiel
 		}
 	}
 	t.Fatalf("%s has no %s field for %q", f.Path, kind, owner)
-	return llama.GGUFField{}
+	return ggml.GGUFField{}
 }
 
 // corpusOutcome runs the file through `info` and `logprobs` (as a model) or `logprobs --adapter`
@@ -157,7 +159,7 @@ func TestCorruptFileRegressions(t *testing.T) {
 	f32 := func(v float32) []byte { return binary.LittleEndian.AppendUint32(nil, math.Float32bits(v)) }
 	u32 := func(v uint32) []byte { return binary.LittleEndian.AppendUint32(nil, v) }
 	u64 := func(v uint64) []byte { return binary.LittleEndian.AppendUint64(nil, v) }
-	at := func(data []byte, fl llama.GGUFField, b []byte) []byte {
+	at := func(data []byte, fl ggml.GGUFField, b []byte) []byte {
 		out := bytes.Clone(data)
 		copy(out[fl.Offset:], b)
 		return out

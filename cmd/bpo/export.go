@@ -7,6 +7,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/bpo-dev/bpo/align"
+	"github.com/bpo-dev/bpo/ggml"
 	"github.com/bpo-dev/bpo/llama"
 	"github.com/bpo-dev/bpo/peft"
 )
@@ -56,7 +57,7 @@ func exportMergeCommand() *cli.Command {
 				return errors.New("export merge: --scale 0 merges nothing; copy the model instead")
 			}
 			if s := c.String("type"); s != "" {
-				typ, err := llama.ParseGGMLType(s)
+				typ, err := ggml.ParseGGMLType(s)
 				if err != nil {
 					return fmt.Errorf("export merge: --type: %w", err)
 				}
@@ -157,8 +158,8 @@ func warnOtherBase(c *cli.Context, model, adapter string) {
 }
 
 // modelForAdapter reads the base model and checks the GGUF adapter against it (architecture and shapes).
-func modelForAdapter(modelPath, adapterPath string) (*llama.GGUFFile, error) {
-	base, err := llama.ReadGGUF(modelPath)
+func modelForAdapter(modelPath, adapterPath string) (*ggml.GGUFFile, error) {
+	base, err := ggml.ReadGGUF(modelPath)
 	if err != nil {
 		return nil, err
 	}
@@ -189,7 +190,7 @@ func importCommand() *cli.Command {
 				if c.NArg() != 1 {
 					return errors.New("import peft: give exactly one PEFT_DIR (options go before it)")
 				}
-				base, err := llama.ReadGGUF(c.String("model"))
+				base, err := ggml.ReadGGUF(c.String("model"))
 				if err != nil {
 					return fmt.Errorf("import peft: %w", err)
 				}

@@ -12,24 +12,26 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/bpo-dev/bpo/ggml"
 	"github.com/bpo-dev/bpo/llama"
+	"github.com/bpo-dev/bpo/lora"
 	"github.com/bpo-dev/bpo/peft"
 )
 
 // storiesAdapter writes a rank-4 adapter with random A and B on every projection of stories260K.
 func storiesAdapter(t *testing.T, dir string) string {
 	t.Helper()
-	f, err := llama.ReadGGUF(cliStories(t))
+	f, err := ggml.ReadGGUF(cliStories(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	rng := rand.New(rand.NewPCG(4, 4))
-	var ts []llama.LoRATensor
+	var ts []lora.Tensor
 	for l := 0; l < 5; l++ {
 		for _, m := range []string{"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"} {
 			name := fmt.Sprintf("blk.%d.%s.weight", l, m)
 			w, _ := f.Tensor(name)
-			lt := llama.LoRATensor{Base: name, Rank: 4, NIn: int(w.Shape[0]), NOut: int(w.Shape[1])}
+			lt := lora.Tensor{Base: name, Rank: 4, NIn: int(w.Shape[0]), NOut: int(w.Shape[1])}
 			lt.A, lt.B = make([]float32, 4*lt.NIn), make([]float32, lt.NOut*4)
 			for _, v := range [][]float32{lt.A, lt.B} {
 				for i := range v {
@@ -39,7 +41,7 @@ func storiesAdapter(t *testing.T, dir string) string {
 			ts = append(ts, lt)
 		}
 	}
-	slices.SortFunc(ts, func(a, b llama.LoRATensor) int { return strings.Compare(a.Base, b.Base) }) // training's order
+	slices.SortFunc(ts, func(a, b lora.Tensor) int { return strings.Compare(a.Base, b.Base) }) // training's order
 	path := filepath.Join(dir, "adapter.gguf")
 	meta := map[string]string{"bpo.base_model": "stories260K.gguf", "bpo.loss": "bpo", "bpo.base_model_fingerprint": "feed"}
 	if err := llama.WriteAdapterFile(path, "llama", 8, ts, meta); err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/bpo-dev/bpo/align"
+	"github.com/bpo-dev/bpo/align/llamaalign"
 	"github.com/bpo-dev/bpo/ches"
 	"github.com/bpo-dev/bpo/internal/atomicfile"
 	"github.com/bpo-dev/bpo/llama"
@@ -90,7 +91,7 @@ func runFilter(c *cli.Context) error {
 		return err
 	}
 	trunc := truncationOf(c)
-	pairs, _, err := align.TokenizePreferences(m, data.Examples, align.PromptTemplate(c.String("template")), trunc)
+	pairs, _, err := llamaalign.TokenizePreferences(m, data.Examples, align.PromptTemplate(c.String("template")), trunc)
 	m.Close()
 	if err != nil {
 		return fmt.Errorf("%s: %w", dataPath, err)
@@ -99,7 +100,7 @@ func runFilter(c *cli.Context) error {
 	for _, p := range pairs {
 		longest = max(longest, len(p.Prompt)+max(len(p.Chosen), len(p.Rejected)))
 	}
-	emb, err := ches.NewEmbedder(c.String("model"), longest, threadsOf(c))
+	emb, err := llama.NewEmbedder(c.String("model"), longest, threadsOf(c))
 	if err != nil {
 		return err
 	}

@@ -12,9 +12,11 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/bpo-dev/bpo/align"
+	"github.com/bpo-dev/bpo/align/llamaalign"
 	"github.com/bpo-dev/bpo/eval"
 	"github.com/bpo-dev/bpo/eval/bench"
 	"github.com/bpo-dev/bpo/llama"
+	"github.com/bpo-dev/bpo/lora"
 	"github.com/bpo-dev/bpo/online"
 )
 
@@ -34,7 +36,7 @@ func grpoCommand() *cli.Command {
 		&cli.BoolFlag{Name: "scale-rewards", Value: true, Usage: "divide advantages by the group's std (GRPO); --scale-rewards=false for Dr. GRPO"},
 		&cli.IntFlag{Name: "lora-rank", Value: 16, Usage: "LoRA rank r"},
 		&cli.Float64Flag{Name: "lora-alpha", Value: 16, Usage: "LoRA alpha"},
-		&cli.StringFlag{Name: "lora-targets", Value: strings.Join(align.LoRATargets(), ","), Usage: "comma-separated projections to adapt"},
+		&cli.StringFlag{Name: "lora-targets", Value: strings.Join(lora.Targets(), ","), Usage: "comma-separated projections to adapt"},
 		&cli.StringFlag{Name: "init-adapter", Usage: "start from this LoRA adapter (GGUF file or PEFT folder)"},
 		&cli.Float64Flag{Name: "lr", Value: 1e-5, Usage: "learning rate (constant)"},
 		&cli.Float64Flag{Name: "weight-decay", Value: 0, Usage: "AdamW decoupled weight decay"},
@@ -159,7 +161,7 @@ func runGRPO(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	pol, err := align.NewLlamaLoRAPolicy(c.String("model"), lora, threadsOf(c))
+	pol, err := llamaalign.NewLlamaLoRAPolicy(c.String("model"), lora, threadsOf(c))
 	if err != nil {
 		return err
 	}
@@ -276,13 +278,13 @@ func rolloutOf(m *llama.Model, tmpl align.PromptTemplate, recs []eval.Record, g 
 				ex[j].PromptMessages = append(ex[j].PromptMessages, align.Message{Role: msg.Role, Content: msg.Content})
 			}
 		}
-		seqs, _, err := align.TokenizeSFT(m, ex, tmpl, 0)
+		seqs, _, err := llamaalign.TokenizeSFT(m, ex, tmpl, 0)
 		if err != nil {
 			return nil, fmt.Errorf("question %s: %w", r.ID, err)
 		}
 		ro.IDs = append(ro.IDs, r.ID)
 		for j, sq := range seqs {
-			comp := sq.Tokens[sq.PromptLen:]
+			comp := sq.Completion
 			truncated := j < len(r.Stops) && r.Stops[j] == "length"
 			if truncated && len(comp) > 1 {
 				comp = comp[:len(comp)-1] // no end token: the model did not stop
@@ -291,7 +293,7 @@ func rolloutOf(m *llama.Model, tmpl align.PromptTemplate, recs []eval.Record, g 
 			if r.Corrects[j] {
 				reward = 1
 			}
-			ro.Seqs = append(ro.Seqs, online.RolloutSeq{Prompt: sq.Tokens[:sq.PromptLen], Completion: comp, Reward: reward, Truncated: truncated})
+			ro.Seqs = append(ro.Seqs, online.RolloutSeq{Prompt: sq.Prompt, Completion: comp, Reward: reward, Truncated: truncated})
 		}
 	}
 	return ro, nil

@@ -9,8 +9,10 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/bpo-dev/bpo/llama"
 	"github.com/urfave/cli/v2"
+
+	"github.com/bpo-dev/bpo/ggml"
+	"github.com/bpo-dev/bpo/llama"
 )
 
 // infoCommand prints a model's metadata.
@@ -34,7 +36,7 @@ func infoCommand() *cli.Command {
 				return errors.New("info: give exactly one MODEL.gguf (options go before it)")
 			}
 			path := c.Args().First()
-			f, err := llama.ReadGGUF(path)
+			f, err := ggml.ReadGGUF(path)
 			if err != nil {
 				return fmt.Errorf("info: %w", err)
 			}

@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/urfave/cli/v2"
+
+	"github.com/bpo-dev/bpo/ggml"
 	"github.com/bpo-dev/bpo/llama"
 	"github.com/bpo-dev/bpo/mathgen"
-	"github.com/urfave/cli/v2"
+	"github.com/bpo-dev/bpo/nn"
 )
 
 // modelCommand groups the commands that write model files.
@@ -37,7 +40,7 @@ func modelRandomCommand() *cli.Command {
 			&cli.StringFlag{
 				Name:  "arch",
 				Value: "llama",
-				Usage: "llama (Llama-2 style), llama3 (Llama-3.1 rope scaling), qwen2 (QKV bias), qwen3 (QK-norm) or gemma3 (QK-norm, post-norms, sliding-window layers)",
+				Usage: "llama (Llama-2 style), llama3 (Llama-3.1 rope scaling) or qwen2 (QKV bias)",
 			},
 			&cli.StringFlag{
 				Name:  "vocab-from",
@@ -52,8 +55,6 @@ func modelRandomCommand() *cli.Command {
 			&cli.IntFlag{Name: "ff", Value: 128, Usage: "feed-forward hidden size"},
 			&cli.IntFlag{Name: "heads", Value: 4, Usage: "attention heads"},
 			&cli.IntFlag{Name: "heads-kv", Usage: "key/value heads (0: same as --heads)"},
-			&cli.IntFlag{Name: "head-dim", Usage: "qwen3, gemma3: attention head size (0: embedding/heads)"},
-			&cli.IntFlag{Name: "sliding-window", Usage: "gemma3: attention window of the sliding-window layers (0: 512)"},
 			&cli.IntFlag{Name: "context-length", Value: 2048, Usage: "training context length written to the metadata"},
 			&cli.StringFlag{Name: "type", Value: "f32", Usage: "weight type: f32, f16, q8_0, q4_0, q4_k, q6_k"},
 			&cli.BoolFlag{
@@ -68,15 +69,14 @@ func modelRandomCommand() *cli.Command {
 			if c.NArg() > 0 {
 				return fmt.Errorf("model random: unexpected argument %q (all settings are options)", c.Args().First())
 			}
-			typ, err := llama.ParseGGMLType(c.String("type"))
+			typ, err := ggml.ParseGGMLType(c.String("type"))
 			if err != nil {
 				return fmt.Errorf("model random: --type: %w", err)
 			}
-			spec := llama.RandomModelSpec{
+			spec := nn.RandomModelSpec{
 				Arch: c.String("arch"), VocabFrom: c.String("vocab-from"),
 				Layers: c.Int("layers"), Embedding: c.Int("embedding"), FeedForward: c.Int("ff"),
 				Heads: c.Int("heads"), HeadsKV: c.Int("heads-kv"), ContextLength: c.Int("context-length"),
-				HeadDim: c.Int("head-dim"), SlidingWindow: c.Int("sliding-window"),
 				Type: typ, TiedOutput: c.Bool("tied-output"), Seed: c.Uint64("seed"), Name: c.String("name"),
 			}
 			if spec.HeadsKV == 0 {
@@ -95,7 +95,7 @@ func modelRandomCommand() *cli.Command {
 				)
 			}
 			out := c.String("out")
-			if err := llama.WriteRandomModel(out, spec); err != nil {
+			if err := nn.WriteRandomModel(out, spec); err != nil {
 				return fmt.Errorf("model random: %w", err)
 			}
 			return describeWritten(c, out)
@@ -120,7 +120,7 @@ func modelQuantizeCommand() *cli.Command {
 				return errors.New("model quantize: give IN.gguf and OUT.gguf (options go before them)")
 			}
 			in, out := c.Args().Get(0), c.Args().Get(1)
-			typ, err := llama.ParseGGMLType(c.String("type"))
+			typ, err := ggml.ParseGGMLType(c.String("type"))
 			if err != nil {
 				return fmt.Errorf("model quantize: --type: %w", err)
 			}
@@ -144,7 +144,7 @@ func modelQuantizeCommand() *cli.Command {
 
 // describeWritten prints a one-line summary of a model file just written.
 func describeWritten(c *cli.Context, path string) error {
-	f, err := llama.ReadGGUF(path)
+	f, err := ggml.ReadGGUF(path)
 	if err != nil {
 		return fmt.Errorf("reading back %s: %w", path, err)
 	}

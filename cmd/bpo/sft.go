@@ -9,9 +9,9 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/bpo-dev/bpo/align"
-	"github.com/bpo-dev/bpo/llama"
-
+	"github.com/bpo-dev/bpo/align/llamaalign"
 	"github.com/bpo-dev/bpo/internal/atomicfile"
+	"github.com/bpo-dev/bpo/llama"
 )
 
 func sftCommand() *cli.Command {
@@ -71,7 +71,7 @@ func runSFT(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	seqs, cut, err := align.TokenizeSFT(
+	seqs, cut, err := llamaalign.TokenizeSFT(
 		m,
 		examples,
 		align.PromptTemplate(c.String("template")),
@@ -83,10 +83,10 @@ func runSFT(c *cli.Context) error {
 	}
 	fmt.Fprintf(os.Stderr, "sft: %d examples (%d cut to --max-length %d)\n", len(seqs), cut, c.Int("max-length"))
 	full := c.Bool("full")
-	var policy *align.LlamaPolicy
+	var policy *llamaalign.LlamaPolicy
 	var save, load func(dir string) error
 	if full {
-		policy, err = align.NewLlamaFullPolicy(modelPath, threadsOf(c))
+		policy, err = llamaalign.NewLlamaFullPolicy(modelPath, threadsOf(c))
 		if err != nil {
 			return err
 		}
@@ -97,7 +97,7 @@ func runSFT(c *cli.Context) error {
 		if err != nil {
 			return err
 		}
-		policy, err = align.NewLlamaLoRAPolicy(modelPath, lora, threadsOf(c))
+		policy, err = llamaalign.NewLlamaLoRAPolicy(modelPath, lora, threadsOf(c))
 		if err != nil {
 			return err
 		}

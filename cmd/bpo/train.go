@@ -2,6 +2,7 @@ package main
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/bpo-dev/bpo/align"
+	"github.com/bpo-dev/bpo/align/llamaalign"
 	"github.com/bpo-dev/bpo/llama"
 )
 
@@ -136,7 +138,7 @@ func runTrain(c *cli.Context) error {
 		return err
 	}
 
-	policy, err := align.NewLlamaLoRAPolicy(modelPath, lora, threadsOf(c))
+	policy, err := llamaalign.NewLlamaLoRAPolicy(modelPath, lora, threadsOf(c))
 	if err != nil {
 		return err
 	}
@@ -316,7 +318,12 @@ func cachedReference(
 		return nil, err
 	}
 	if comm := commOf(c); comm != nil {
-		refs, err := align.ShardedReferenceLogps(c.Context, comm, m, pairs, threadsOf(c))
+		refs, err := align.ShardedReferenceLogps(
+			c.Context, comm, pairs,
+			func(ctx context.Context, shard []align.TokenizedPair) ([]align.RefLogps, error) {
+				return llamaalign.ReferenceLogps(ctx, m, shard, threadsOf(c), nil)
+			},
+		)
 		if err != nil {
 			return nil, err
 		}
@@ -329,7 +336,7 @@ func cachedReference(
 	}
 	bar := newProgress(len(pairs), "reference log-probs ("+split+")")
 	done := 0
-	refs, err = align.ReferenceLogps(c.Context, m, pairs, threadsOf(c), func(n int) { bar.Add(n - done); done = n })
+	refs, err = llamaalign.ReferenceLogps(c.Context, m, pairs, threadsOf(c), func(n int) { bar.Add(n - done); done = n })
 	bar.Finish()
 	if err != nil {
 		return nil, err
@@ -393,10 +400,10 @@ func prepareTraining(
 	trunc.MaxLength = capToContext(m, trunc.MaxLength)
 	var p preparedData
 	var cut1, cut2 int
-	if p.trainPairs, cut1, err = align.TokenizePreferences(m, trainEx, tmpl, trunc); err != nil {
+	if p.trainPairs, cut1, err = llamaalign.TokenizePreferences(m, trainEx, tmpl, trunc); err != nil {
 		return p, fmt.Errorf("%s: %w", dataPath, err)
 	}
-	if p.evalPairs, cut2, err = align.TokenizePreferences(m, evalEx, tmpl, trunc); err != nil {
+	if p.evalPairs, cut2, err = llamaalign.TokenizePreferences(m, evalEx, tmpl, trunc); err != nil {
 		return p, fmt.Errorf("%s: %w", dataPath, err)
 	}
 	fmt.Fprintf(

@@ -9,7 +9,11 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/bpo-dev/bpo/align"
+	"github.com/bpo-dev/bpo/align/llamaalign"
+	"github.com/bpo-dev/bpo/ggml"
 	"github.com/bpo-dev/bpo/llama"
+	"github.com/bpo-dev/bpo/lora"
+	"github.com/bpo-dev/bpo/nn"
 	"github.com/bpo-dev/bpo/peft"
 )
 
@@ -28,7 +32,7 @@ func trainingFlags(defaultLR float64, defaultBatch int) []cli.Flag {
 		&cli.Float64Flag{Name: "lora-alpha", Value: 16, Usage: "LoRA alpha (update scale alpha/r)"},
 		&cli.StringFlag{
 			Name:  "lora-targets",
-			Value: strings.Join(align.LoRATargets(), ","),
+			Value: strings.Join(lora.Targets(), ","),
 			Usage: "comma-separated projections to adapt",
 		},
 		&cli.StringFlag{
@@ -73,8 +77,8 @@ func trainingFlags(defaultLR float64, defaultBatch int) []cli.Flag {
 }
 
 // checkpointing reads --checkpointing.
-func checkpointing(c *cli.Context) (llama.Checkpointing, error) {
-	ck, err := llama.ParseCheckpointing(c.String("checkpointing"))
+func checkpointing(c *cli.Context) (nn.Checkpointing, error) {
+	ck, err := nn.ParseCheckpointing(c.String("checkpointing"))
 	if err != nil {
 		return 0, fmt.Errorf("--checkpointing: %w", err)
 	}
@@ -95,9 +99,9 @@ func initialLoRA(c *cli.Context) (*align.LoRA, error) {
 	model := c.String("model")
 	if path := c.String("init-adapter"); path != "" {
 		if !peft.IsFolder(path) {
-			return align.LoRAFromAdapterFile(path)
+			return llamaalign.LoRAFromAdapterFile(path)
 		}
-		base, err := llama.ReadGGUF(model)
+		base, err := ggml.ReadGGUF(model)
 		if err != nil {
 			return nil, err
 		}
@@ -105,9 +109,9 @@ func initialLoRA(c *cli.Context) (*align.LoRA, error) {
 		if err != nil {
 			return nil, fmt.Errorf("--init-adapter: %w", err)
 		}
-		return align.LoRAFromAdapter(ad)
+		return llamaalign.LoRAFromAdapter(ad)
 	}
-	base, err := align.BaseTensors(model)
+	base, err := llamaalign.BaseTensors(model)
 	if err != nil {
 		return nil, err
 	}

@@ -10,7 +10,7 @@ import (
 	"math/rand/v2"
 	"slices"
 
-	"github.com/bpo-dev/bpo/llama"
+	"github.com/bpo-dev/bpo/ggml"
 )
 
 // Mutation is one corruption of a file: bytes overwritten at Offset, or the file cut to Truncate
@@ -65,13 +65,13 @@ var (
 	}{{"NaN", float32(math.NaN())}, {"+Inf", float32(math.Inf(1))}, {"-Inf", float32(math.Inf(-1))}, {"-1e-5", -1e-5}, {"0", 0}, {"1e38", 1e38}, {"-1", -1}}
 )
 
-// Generate returns the mutations of a GGUF file whose parsed form is f (from llama.ParseGGUF, so
+// Generate returns the mutations of a GGUF file whose parsed form is f (from ggml.ParseGGUF, so
 // f.Layout is filled): for each field kind, up to perKind fields (spread over the file, always
 // including every scalar metadata value) get every boundary value of their width; the file is cut at
 // field boundaries and at evenly spaced points; flips random-byte corruptions are added. The result
 // depends only on the arguments.
-func Generate(f *llama.GGUFFile, size int64, perKind, flips int, seed uint64) []Mutation {
-	byKind := map[string][]llama.GGUFField{}
+func Generate(f *ggml.GGUFFile, size int64, perKind, flips int, seed uint64) []Mutation {
+	byKind := map[string][]ggml.GGUFField{}
 	var kinds []string
 	for _, fl := range f.Layout {
 		if _, ok := byKind[fl.Kind]; !ok {
@@ -137,11 +137,11 @@ func Generate(f *llama.GGUFFile, size int64, perKind, flips int, seed uint64) []
 }
 
 // pick returns up to n fields spread evenly over fs (all of them when keepAll).
-func pick(fs []llama.GGUFField, n int, keepAll bool) []llama.GGUFField {
+func pick(fs []ggml.GGUFField, n int, keepAll bool) []ggml.GGUFField {
 	if keepAll || len(fs) <= n {
 		return fs
 	}
-	out := make([]llama.GGUFField, 0, n)
+	out := make([]ggml.GGUFField, 0, n)
 	for i := range n {
 		out = append(out, fs[i*(len(fs)-1)/max(n-1, 1)])
 	}
@@ -149,7 +149,7 @@ func pick(fs []llama.GGUFField, n int, keepAll bool) []llama.GGUFField {
 }
 
 // fieldMutations writes each boundary value of the field's width (and type, for metadata values).
-func fieldMutations(f *llama.GGUFFile, fl llama.GGUFField) []Mutation {
+func fieldMutations(f *ggml.GGUFFile, fl ggml.GGUFField) []Mutation {
 	var out []Mutation
 	add := func(name string, b []byte) {
 		out = append(

@@ -1,4 +1,4 @@
-package llama
+package ggml
 
 /*
 #include <stdlib.h>
@@ -18,13 +18,13 @@ import (
 	"unsafe"
 )
 
-// convertFloat32 encodes values (rows of rowLen elements) as typ: F32, F16, BF16 or a ggml quantized type.
-func convertFloat32(values []float32, typ GGMLType, rowLen int64) ([]byte, error) {
+// ConvertFloat32 encodes values (rows of rowLen elements) as typ: F32, F16, BF16 or a ggml quantized type.
+func ConvertFloat32(values []float32, typ GGMLType, rowLen int64) ([]byte, error) {
 	n := int64(len(values))
 	if rowLen <= 0 || n%rowLen != 0 {
 		return nil, fmt.Errorf("%w: %d values do not form rows of %d", ErrInvalidArgument, n, rowLen)
 	}
-	if err := checkEncodable(typ, rowLen); err != nil {
+	if err := CheckEncodable(typ, rowLen); err != nil {
 		return nil, err
 	}
 	rows := n / rowLen
@@ -48,8 +48,8 @@ func convertFloat32(values []float32, typ GGMLType, rowLen int64) ([]byte, error
 	return out, nil
 }
 
-// decodeInto decodes len(dst) elements of raw data of type typ into dst (a multiple of the block size).
-func decodeInto(typ GGMLType, data []byte, dst []float32) error {
+// DecodeInto decodes len(dst) elements of raw data of type typ into dst (a multiple of the block size).
+func DecodeInto(typ GGMLType, data []byte, dst []float32) error {
 	n := int64(len(dst))
 	if n%typ.BlockSize() != 0 || typ.RowSize(n) > int64(len(data)) {
 		return fmt.Errorf("%w: %d bytes cannot hold %d %s elements", ErrInvalidArgument, len(data), n, typ)
@@ -67,9 +67,9 @@ func decodeInto(typ GGMLType, data []byte, dst []float32) error {
 	return nil
 }
 
-// checkEncodable reports whether rows of rowLen float32 values can be encoded as typ: F32, F16,
+// CheckEncodable reports whether rows of rowLen float32 values can be encoded as typ: F32, F16,
 // BF16 or a quantized type that needs no importance matrix, with rowLen a multiple of its block.
-func checkEncodable(typ GGMLType, rowLen int64) error {
+func CheckEncodable(typ GGMLType, rowLen int64) error {
 	if typ >= C.GGML_TYPE_COUNT || typ.BlockSize() <= 0 {
 		return fmt.Errorf("%w: unknown tensor type %d", ErrInvalidArgument, uint32(typ))
 	}
@@ -92,5 +92,5 @@ func ToFloat32(typ GGMLType, data []byte, n int64) ([]float32, error) {
 		return nil, fmt.Errorf("%w: %d is not a whole number of %s blocks", ErrInvalidArgument, n, typ)
 	}
 	out := make([]float32, n)
-	return out, decodeInto(typ, data, out)
+	return out, DecodeInto(typ, data, out)
 }

@@ -1,23 +1,16 @@
-// Package ches computes the CHES score of preference pairs (Razin et al. 2024, "Unintentional
-// Unalignment: Likelihood Displacement in Direct Preference Optimization", arXiv 2410.08847): how
-// similar the model's hidden embeddings of the chosen and rejected completions are. Pairs with a high
-// score are the ones whose training lowers the chosen response's likelihood; filtering them out
-// mitigates likelihood displacement.
-package ches
+package llama
 
 /*
-#cgo CPPFLAGS: -I${SRCDIR}/../third_party/include
-#cgo CXXFLAGS: -std=c++17
 #include <stdlib.h>
 #include "llama.h"
 
-static struct llama_model * ches_load(const char * path) {
+static struct llama_model * bpo_embedder_load(const char * path) {
 	struct llama_model_params p = llama_model_default_params();
 	p.n_gpu_layers = 0;
 	return llama_model_load_from_file(path, p);
 }
 
-static struct llama_context * ches_context(struct llama_model * m, int n_ctx, int threads) {
+static struct llama_context * bpo_embedder_context(struct llama_model * m, int n_ctx, int threads) {
 	struct llama_context_params p = llama_context_default_params();
 	p.n_ctx = n_ctx;
 	p.n_batch = n_ctx;
@@ -34,8 +27,8 @@ static struct llama_context * ches_context(struct llama_model * m, int n_ctx, in
 	return llama_init_from_model(m, p);
 }
 
-// ches_decode decodes one sequence (positions 0..n-1), asking for outputs from position first on.
-static int ches_decode(struct llama_context * c, struct llama_batch * b, const llama_token * toks, int n, int first) {
+// bpo_embedder_decode decodes one sequence (positions 0..n-1), asking for outputs from position first on.
+static int bpo_embedder_decode(struct llama_context * c, struct llama_batch * b, const llama_token * toks, int n, int first) {
 	llama_memory_clear(llama_get_memory(c), true);
 	b->n_tokens = n;
 	for (int i = 0; i < n; i++) {
@@ -54,13 +47,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"sync"
 	"unsafe"
-
-	_ "github.com/ollama/ollama/llama/llama.cpp/src"
 )
-
-var backendOnce sync.Once
 
 // Embedder returns the last-layer hidden states (after the final norm, before the output head) of a
 // GGUF model through llama.cpp. It is not safe for concurrent use.
@@ -82,14 +70,14 @@ func NewEmbedder(path string, maxTokens, threads int) (*Embedder, error) {
 	if maxTokens < 2 || threads < 1 {
 		return nil, fmt.Errorf("ches: need max tokens >= 2 and threads >= 1, got %d and %d", maxTokens, threads)
 	}
-	backendOnce.Do(func() { C.llama_backend_init() })
+	initBackend()
 	cpath := C.CString(path)
 	defer C.free(unsafe.Pointer(cpath))
-	m := C.ches_load(cpath)
+	m := C.bpo_embedder_load(cpath)
 	if m == nil {
 		return nil, fmt.Errorf("ches: llama.cpp could not load %s", path)
 	}
-	c := C.ches_context(m, C.int(maxTokens), C.int(threads))
+	c := C.bpo_embedder_context(m, C.int(maxTokens), C.int(threads))
 	if c == nil {
 		C.llama_model_free(m)
 		return nil, fmt.Errorf("ches: llama.cpp could not create a context of %d tokens for %s", maxTokens, path)
@@ -128,7 +116,7 @@ func (e *Embedder) Hidden(prompt, completion []int32) ([][]float32, error) {
 		toks[i] = C.llama_token(t)
 	}
 	first := len(prompt) - 1
-	if rc := C.ches_decode(e.c, &e.batch, &toks[0], C.int(n-1), C.int(first)); rc != 0 {
+	if rc := C.bpo_embedder_decode(e.c, &e.batch, &toks[0], C.int(n-1), C.int(first)); rc != 0 {
 		return nil, fmt.Errorf("ches: llama_decode failed (%d)", int(rc))
 	}
 	rows := make([][]float32, 0, len(completion))

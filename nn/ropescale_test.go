@@ -1,4 +1,4 @@
-package llama
+package nn
 
 import (
 	"context"
@@ -6,13 +6,16 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/bpo-dev/bpo/ggml"
+	"github.com/bpo-dev/bpo/llama"
 )
 
 // withLinearRopeScaling writes a copy of the model at src with rope.scaling.type linear and the given
 // factor added to its metadata (Gemma 3 4B+ and some Llama fine-tunes are scaled so).
 func withLinearRopeScaling(t testing.TB, src string, factor float32) string {
 	t.Helper()
-	f, err := ReadGGUF(src)
+	f, err := ggml.ReadGGUF(src)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -20,7 +23,7 @@ func withLinearRopeScaling(t testing.TB, src string, factor float32) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := NewGGUFWriter()
+	w := ggml.NewGGUFWriter()
 	defer w.Close()
 	if err := w.CopyKV(src); err != nil {
 		t.Fatal(err)
@@ -44,9 +47,9 @@ func withLinearRopeScaling(t testing.TB, src string, factor float32) string {
 func TestTrainGraphLinearRopeScaling(t *testing.T) {
 	for _, arch := range []string{"llama", "qwen2"} {
 		t.Run(arch, func(t *testing.T) {
-			path := withLinearRopeScaling(t, randomModel(t, smallSpec(t, arch, TypeF32)), 4)
+			path := withLinearRopeScaling(t, randomModel(t, smallSpec(t, arch, ggml.TypeF32)), 4)
 			m := mustLoad(t, path)
-			ctx := mustContext(t, m, ContextOptions{NCtx: 256})
+			ctx := mustContext(t, m, llama.ContextOptions{NCtx: 256})
 			tm, err := NewTrainModel(path, TrainOptions{LoRA: allLoRA(t, m.File(), m.Info().Layers, 2, 0, 1), LoRAAlpha: 4, Threads: 1})
 			if err != nil {
 				t.Fatal(err)
@@ -59,7 +62,7 @@ func TestTrainGraphLinearRopeScaling(t *testing.T) {
 			}
 			maxDiff := 0.0
 			for s, seq := range seqs {
-				res, err := ctx.Score(context.Background(), []ScoreRequest{{Prompt: seq.Tokens[:seq.PromptLen], Completions: [][]Token{seq.Tokens[seq.PromptLen:]}}})
+				res, err := ctx.Score(context.Background(), []llama.ScoreRequest{{Prompt: seq.Tokens[:seq.PromptLen], Completions: [][]llama.Token{seq.Tokens[seq.PromptLen:]}}})
 				if err != nil {
 					t.Fatal(err)
 				}

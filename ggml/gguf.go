@@ -1,4 +1,4 @@
-package llama
+package ggml
 
 /*
 #include <stdlib.h>
@@ -83,8 +83,8 @@ func (t GGMLType) String() string {
 	return C.GoString(name)
 }
 
-// valid reports whether t is a ggml type that still exists (removed types have block size 0).
-func (t GGMLType) valid() bool {
+// Valid reports whether t is a ggml type that still exists (removed types have block size 0).
+func (t GGMLType) Valid() bool {
 	return t < C.GGML_TYPE_COUNT && C.ggml_blck_size(C.enum_ggml_type(t)) > 0 && C.ggml_type_size(C.enum_ggml_type(t)) > 0
 }
 
@@ -198,11 +198,11 @@ func (f *GGUFFile) Tensor(name string) (GGUFTensor, bool) {
 // Arch is general.architecture.
 func (f *GGUFFile) Arch() string { return f.String("general.architecture") }
 
-// ggmlReadCounts opens path with ggml's own GGUF reader (metadata only) and returns its key/value and
+// GGMLReadCounts opens path with ggml's own GGUF reader (metadata only) and returns its key/value and
 // tensor counts and data offset; ok is false when ggml refuses the file. It lets tests cross-check
 // ReadGGUF against ggml; call it only on files ReadGGUF accepted.
-func ggmlReadCounts(path string) (nKV, nTensors, dataOffset int64, ok bool) {
-	initBackend()
+func GGMLReadCounts(path string) (nKV, nTensors, dataOffset int64, ok bool) {
+	Init()
 	cpath := C.CString(path)
 	defer C.free(unsafe.Pointer(cpath))
 	var meta *C.struct_ggml_context
@@ -227,7 +227,7 @@ type GGUFWriter struct {
 
 // NewGGUFWriter returns an empty writer.
 func NewGGUFWriter() *GGUFWriter {
-	initBackend()
+	Init()
 	w := &GGUFWriter{g: C.gguf_init_empty(), names: map[string]bool{}}
 	runtime.SetFinalizer(w, (*GGUFWriter).Close)
 	return w
@@ -399,7 +399,7 @@ func (w *GGUFWriter) AddFloat32Tensor(name string, typ GGMLType, ne []int64, val
 	if int64(len(values)) != n {
 		return fmt.Errorf("gguf: %w: tensor %q has %d values, want %d for shape %v", ErrInvalidArgument, name, len(values), n, ne)
 	}
-	data, err := convertFloat32(values, typ, ne[0])
+	data, err := ConvertFloat32(values, typ, ne[0])
 	if err != nil {
 		return fmt.Errorf("gguf: tensor %q: %w", name, err)
 	}
@@ -426,7 +426,7 @@ func (w *GGUFWriter) WriteFile(path string) error {
 		os.Remove(tmpName)
 		return fmt.Errorf("write GGUF %s: ggml's writer failed", path)
 	}
-	if err := syncFile(tmpName); err != nil {
+	if err := SyncFile(tmpName); err != nil {
 		os.Remove(tmpName)
 		return fmt.Errorf("write GGUF %s: %w", path, err)
 	}
@@ -437,7 +437,7 @@ func (w *GGUFWriter) WriteFile(path string) error {
 	return nil
 }
 
-func syncFile(path string) error {
+func SyncFile(path string) error {
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
 		return err
@@ -451,4 +451,25 @@ func syncFile(path string) error {
 		return err
 	}
 	return f.Close()
+}
+
+// FileTypeFor maps a tensor type to llama.cpp's general.file_type (LLAMA_FTYPE_*).
+func FileTypeFor(t GGMLType) uint32 {
+	switch t {
+	case TypeF32:
+		return 0
+	case TypeF16:
+		return 1
+	case TypeQ4_0:
+		return 2
+	case TypeQ8_0:
+		return 7
+	case TypeQ4_K:
+		return 15
+	case TypeQ6_K:
+		return 18
+	case TypeBF16:
+		return 32
+	}
+	return 0
 }

@@ -1,4 +1,4 @@
-package llama
+package ggml
 
 import (
 	"fmt"

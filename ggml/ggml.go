@@ -1,4 +1,4 @@
-package llama
+package ggml
 
 /*
 #include <math.h>
@@ -617,6 +617,9 @@ func (gr *Graph) Grad(t Tensor) Tensor { return Tensor{C.ggml_graph_get_grad(gr.
 // Reset sets the loss gradient to 1 and gradient accumulators to 0; call after allocation.
 func (gr *Graph) Reset() { C.ggml_graph_reset(gr.g) }
 
+// HasGrads reports whether the graph was made with automatic differentiation.
+func (gr *Graph) HasGrads() bool { return gr.grads }
+
 // Nodes is the number of nodes in the graph.
 func (gr *Graph) Nodes() int { return int(C.ggml_graph_n_nodes(gr.run())) }
 
@@ -628,7 +631,7 @@ type Backend struct {
 
 // NewCPUBackend makes a CPU backend using threads threads (0: DefaultThreads()).
 func NewCPUBackend(threads int) (*Backend, error) {
-	initBackend()
+	Init()
 	if threads <= 0 {
 		threads = DefaultThreads()
 	}
@@ -738,6 +741,9 @@ func (s *Scheduler) Compute(gr *Graph) error {
 
 // PeakComputeBytes is the largest compute-buffer size the scheduler has needed.
 func (s *Scheduler) PeakComputeBytes() int64 { return s.peak }
+
+// CarryPeak starts s's peak compute size from old's, for a scheduler that replaces old.
+func (s *Scheduler) CarryPeak(old *Scheduler) { s.peak = max(s.peak, old.peak) }
 
 // Free releases the scheduler.
 func (s *Scheduler) Free() {
@@ -900,8 +906,8 @@ func (g *GContext) TokenLogProbs(logits, softmax, targets Tensor) Tensor {
 // SoftMax is softmax along dimension 0.
 func (g *GContext) SoftMax(a Tensor) Tensor { return Tensor{C.ggml_soft_max(g.c, a.t)} }
 
-// cpuHasBF16 reports whether the CPU multiplies BF16 natively (AVX-512 BF16) in this build.
-func cpuHasBF16() bool { return C.ggml_cpu_has_avx512_bf16() != 0 }
+// CPUHasBF16 reports whether the CPU multiplies BF16 natively (AVX-512 BF16) in this build.
+func CPUHasBF16() bool { return C.ggml_cpu_has_avx512_bf16() != 0 }
 
 // SetBytesAt copies raw data into the tensor starting at byte offset.
 func (t Tensor) SetBytesAt(b []byte, offset int64) error {

@@ -1,8 +1,10 @@
-package llama
+package nn
 
 import (
 	"fmt"
 	"math"
+
+	"github.com/bpo-dev/bpo/ggml"
 )
 
 // batchPlan lays sequences out as a batch of B rows of L tokens (right-padded to the longest), all
@@ -21,19 +23,19 @@ type batchPlan struct {
 
 func (tm *TrainModel) plan(seqs []TrainSeq) (*batchPlan, error) {
 	if len(seqs) == 0 {
-		return nil, fmt.Errorf("train batch: %w: no sequences", ErrInvalidArgument)
+		return nil, fmt.Errorf("train batch: %w: no sequences", ggml.ErrInvalidArgument)
 	}
 	p := &batchPlan{B: len(seqs), counts: make([]int, len(seqs))}
 	for s, seq := range seqs {
 		if seq.PromptLen < 1 || seq.PromptLen >= len(seq.Tokens) {
-			return nil, fmt.Errorf("train batch: sequence %d: %w: prompt length %d of %d tokens (need >= 1 prompt token and >= 1 completion token)", s, ErrInvalidArgument, seq.PromptLen, len(seq.Tokens))
+			return nil, fmt.Errorf("train batch: sequence %d: %w: prompt length %d of %d tokens (need >= 1 prompt token and >= 1 completion token)", s, ggml.ErrInvalidArgument, seq.PromptLen, len(seq.Tokens))
 		}
 		if tm.hp.nCtxTrain > 0 && len(seq.Tokens) > tm.hp.nCtxTrain {
-			return nil, fmt.Errorf("train batch: sequence %d: %w: %d tokens, the model's context is %d", s, ErrContextOverflow, len(seq.Tokens), tm.hp.nCtxTrain)
+			return nil, fmt.Errorf("train batch: sequence %d: %w: %d tokens, the model's context is %d", s, ggml.ErrContextOverflow, len(seq.Tokens), tm.hp.nCtxTrain)
 		}
 		for i, t := range seq.Tokens {
 			if t < 0 || int(t) >= tm.hp.nVocab {
-				return nil, fmt.Errorf("train batch: sequence %d: %w: token %d at position %d, vocabulary has %d", s, ErrTokenOutOfRange, t, i, tm.hp.nVocab)
+				return nil, fmt.Errorf("train batch: sequence %d: %w: token %d at position %d, vocabulary has %d", s, ggml.ErrTokenOutOfRange, t, i, tm.hp.nVocab)
 			}
 		}
 		p.L = max(p.L, len(seq.Tokens))
@@ -72,18 +74,18 @@ const (
 
 // trainGraph is one built graph with its input and output nodes.
 type trainGraph struct {
-	ctx                     *GContext
-	gr                      *Graph
-	tokens, pos, mask, rows Tensor
-	labels, seqWeight       Tensor
-	seqCE                   []Tensor // modeWeighted: mean CE of each sequence
-	weighted                Tensor   // modeWeighted: the first node that reads seqWeight
-	logits, loss            Tensor
-	grads                   []Tensor
+	ctx                     *ggml.GContext
+	gr                      *ggml.Graph
+	tokens, pos, mask, rows ggml.Tensor
+	labels, seqWeight       ggml.Tensor
+	seqCE                   []ggml.Tensor // modeWeighted: mean CE of each sequence
+	weighted                ggml.Tensor   // modeWeighted: the first node that reads seqWeight
+	logits, loss            ggml.Tensor
+	grads                   []ggml.Tensor
 }
 
 // lin applies a projection with its LoRA pair, if any: W x + scale * B (A x).
-func (tm *TrainModel) lin(g *GContext, name string, x Tensor) Tensor {
+func (tm *TrainModel) lin(g *ggml.GContext, name string, x ggml.Tensor) ggml.Tensor {
 	y := g.MulMat(tm.weights[name], x)
 	if ab, ok := tm.lora[name]; ok {
 		y = g.Add(y, g.Scale(g.MulMat(ab[1], g.MulMat(ab[0], x)), tm.loraScale))
@@ -98,16 +100,16 @@ func (tm *TrainModel) build(p *batchPlan, mode graphMode) *trainGraph {
 	size := 3 * trainGraphSize(hp)
 	// Room for the graph's tensors, the graph, and the rewritten graph plus its transposes (see
 	// Graph.FastOuterProducts).
-	g := NewGContext(2*size+64, 4*size, true)
+	g := ggml.NewGContext(2*size+64, 4*size, true)
 	tg := &trainGraph{ctx: g}
-	tg.tokens = g.NewTensor(TypeI32, T).SetName("tokens")
-	tg.pos = g.NewTensor(TypeI32, T).SetName("positions")
-	tg.mask = g.NewTensor(TypeF32, L, L).SetName("kq_mask")
-	tg.rows = g.NewTensor(TypeI32, R).SetName("scored_rows")
-	for _, t := range []Tensor{tg.tokens, tg.pos, tg.mask, tg.rows} {
+	tg.tokens = g.NewTensor(ggml.TypeI32, T).SetName("tokens")
+	tg.pos = g.NewTensor(ggml.TypeI32, T).SetName("positions")
+	tg.mask = g.NewTensor(ggml.TypeF32, L, L).SetName("kq_mask")
+	tg.rows = g.NewTensor(ggml.TypeI32, R).SetName("scored_rows")
+	for _, t := range []ggml.Tensor{tg.tokens, tg.pos, tg.mask, tg.rows} {
 		t.SetInput()
 	}
-	var freq Tensor
+	var freq ggml.Tensor
 	if w, ok := tm.weights["rope_freqs.weight"]; ok {
 		freq = w
 	}
@@ -121,7 +123,7 @@ func (tm *TrainModel) build(p *batchPlan, mode graphMode) *trainGraph {
 		q := tm.lin(g, w("attn_q.weight"), x)
 		k := tm.lin(g, w("attn_k.weight"), x)
 		v := tm.lin(g, w("attn_v.weight"), x)
-		if hp.arch == "qwen2" {
+		if hp.arch.qkvBias {
 			q = g.Add(q, tm.weights[w("attn_q.bias")])
 			k = g.Add(k, tm.weights[w("attn_k.bias")])
 			v = g.Add(v, tm.weights[w("attn_v.bias")])
@@ -156,7 +158,7 @@ func (tm *TrainModel) build(p *batchPlan, mode graphMode) *trainGraph {
 	tg.gr = g.NewGraph(size, true)
 	switch mode {
 	case modeCE:
-		tg.labels = g.NewTensor(TypeF32, int64(hp.nVocab), R).SetName("labels")
+		tg.labels = g.NewTensor(ggml.TypeF32, int64(hp.nVocab), R).SetName("labels")
 		tg.labels.SetInput()
 		tg.loss = g.CrossEntropyLoss(tg.logits, tg.labels)
 	case modeWeighted:
@@ -165,8 +167,8 @@ func (tm *TrainModel) build(p *batchPlan, mode graphMode) *trainGraph {
 		// added to the graph before the first node that reads the weights, which are set between
 		// the forward and the backward part (see LogProbsAndGradient).
 		V := int64(hp.nVocab)
-		tg.labels = g.NewTensor(TypeF32, V, R).SetName("labels")
-		tg.seqWeight = g.NewTensor(TypeF32, int64(len(p.counts))).SetName("sequence_weight")
+		tg.labels = g.NewTensor(ggml.TypeF32, V, R).SetName("labels")
+		tg.seqWeight = g.NewTensor(ggml.TypeF32, int64(len(p.counts))).SetName("sequence_weight")
 		tg.labels.SetInput()
 		tg.seqWeight.SetInput()
 		nb1 := tg.logits.Nb(1)
@@ -226,7 +228,7 @@ func (tm *TrainModel) prepare(tg *trainGraph, p *batchPlan) error {
 			return err
 		}
 	}
-	if tg.gr.grads {
+	if tg.gr.HasGrads() {
 		tg.gr.Reset()
 	}
 	return nil
@@ -276,7 +278,7 @@ func (tm *TrainModel) ZeroGrads() {
 
 // addGradTensors adds the gradient tensors (one per parameter, nil when it gets none) into the
 // parameters' Grad, checking they are finite.
-func (tm *TrainModel) addGradTensors(grads []Tensor) error {
+func (tm *TrainModel) addGradTensors(grads []ggml.Tensor) error {
 	var tmp []float32
 	for i, p := range tm.params {
 		gt := grads[i]
@@ -317,7 +319,7 @@ func (tm *TrainModel) LogProbsAndGradient(seqs []TrainSeq, coefFn func(sums []fl
 				return nil, err
 			}
 			if len(coef) != len(seqs) {
-				return nil, fmt.Errorf("train gradient: %w: %d coefficients for %d sequences", ErrInvalidArgument, len(coef), len(seqs))
+				return nil, fmt.Errorf("train gradient: %w: %d coefficients for %d sequences", ggml.ErrInvalidArgument, len(coef), len(seqs))
 			}
 			for s, c := range coef {
 				if math.IsNaN(c) || math.IsInf(c, 0) {
@@ -359,7 +361,7 @@ func (tm *TrainModel) LogProbsAndGradient(seqs []TrainSeq, coefFn func(sums []fl
 		return nil, err
 	}
 	if len(coef) != len(seqs) {
-		return nil, fmt.Errorf("train gradient: %w: %d coefficients for %d sequences", ErrInvalidArgument, len(coef), len(seqs))
+		return nil, fmt.Errorf("train gradient: %w: %d coefficients for %d sequences", ggml.ErrInvalidArgument, len(coef), len(seqs))
 	}
 	weights := make([]float32, len(seqs))
 	for s, c := range coef {

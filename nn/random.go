@@ -1,17 +1,18 @@
-package llama
+package nn
 
 import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+
+	"github.com/bpo-dev/bpo/ggml"
 )
 
 // RandomModelSpec describes a small model with random weights and a real tokenizer, for tests and
 // benchmarks of architectures we have no small real weights for.
 type RandomModelSpec struct {
-	// Arch is "llama" (Llama-2 style), "llama3" (llama architecture with Llama-3.1 rope frequency
-	// factors), "qwen2" (QKV bias), "qwen3" (per-head QK-norm, see qwen3.go) or "gemma3"
-	// (QK-norm, post-norms, sliding-window layers, see gemma3.go).
+	// Arch names a recipe of an architecture file (llama.go, qwen2.go): "llama" (Llama-2 style),
+	// "llama3" (llama architecture with Llama-3.1 rope frequency factors) or "qwen2" (QKV bias).
 	Arch string
 	// VocabFrom is a GGUF file whose tokenizer.* metadata is copied (e.g. ggml-vocab-qwen2.gguf).
 	VocabFrom string
@@ -23,16 +24,11 @@ type RandomModelSpec struct {
 	FeedForward int
 	Heads       int
 	HeadsKV     int
-	// HeadDim is the size of one attention head (attention.key_length); 0 means Embedding/Heads.
-	// Only qwen3 and gemma3 may set another size, as their real models do.
-	HeadDim int
-	// SlidingWindow is gemma3's attention.sliding_window (0: 512, Gemma 3 1B's window).
-	SlidingWindow int
 	// ContextLength is the training context written to the metadata (default 2048).
 	ContextLength int
 	// Type is the type of the 2-D weights (F32, F16, Q8_0, Q4_0, Q4_K, Q6_K...). Rows whose length is not
 	// a multiple of the type's block size fall back to Q8_0 (as llama.cpp's quantizer falls back).
-	Type GGMLType
+	Type ggml.GGMLType
 	// TiedOutput omits output.weight: the output projection reuses token_embd.weight.
 	TiedOutput bool
 	Seed       uint64
@@ -42,47 +38,28 @@ type RandomModelSpec struct {
 
 // Validate checks the spec before anything is written.
 func (s RandomModelSpec) Validate() error {
-	switch s.Arch {
-	case "llama", "llama3", "qwen2", "qwen3", "gemma3":
-	default:
-		return fmt.Errorf("%w: random model arch %q, want llama, llama3, qwen2, qwen3 or gemma3", ErrUnsupportedArch, s.Arch)
+	if _, _, err := randomRecipeByName(s.Arch); err != nil {
+		return err
 	}
 	if s.Layers <= 0 || s.Embedding <= 0 || s.FeedForward <= 0 || s.Heads <= 0 || s.HeadsKV <= 0 {
-		return fmt.Errorf("%w: layers, embedding, feed_forward, heads and heads_kv must be > 0 (got %d, %d, %d, %d, %d)", ErrInvalidArgument, s.Layers, s.Embedding, s.FeedForward, s.Heads, s.HeadsKV)
+		return fmt.Errorf("%w: layers, embedding, feed_forward, heads and heads_kv must be > 0 (got %d, %d, %d, %d, %d)", ggml.ErrInvalidArgument, s.Layers, s.Embedding, s.FeedForward, s.Heads, s.HeadsKV)
 	}
-	if s.HeadDim < 0 || s.SlidingWindow < 0 {
-		return fmt.Errorf("%w: head_dim %d and sliding_window %d must be >= 0", ErrInvalidArgument, s.HeadDim, s.SlidingWindow)
-	}
-	if s.HeadDim != 0 && s.Arch != "qwen3" && s.Arch != "gemma3" {
-		return fmt.Errorf("%w: head_dim is for qwen3 and gemma3, not %s (whose head size is embedding/heads)", ErrInvalidArgument, s.Arch)
-	}
-	if s.SlidingWindow != 0 && s.Arch != "gemma3" {
-		return fmt.Errorf("%w: sliding_window is for gemma3, not %s", ErrInvalidArgument, s.Arch)
-	}
-	if s.HeadDim == 0 && s.Embedding%s.Heads != 0 {
-		return fmt.Errorf("%w: embedding %d is not a multiple of heads %d", ErrInvalidArgument, s.Embedding, s.Heads)
+	if s.Embedding%s.Heads != 0 {
+		return fmt.Errorf("%w: embedding %d is not a multiple of heads %d", ggml.ErrInvalidArgument, s.Embedding, s.Heads)
 	}
 	if s.Heads%s.HeadsKV != 0 {
-		return fmt.Errorf("%w: heads %d is not a multiple of heads_kv %d", ErrInvalidArgument, s.Heads, s.HeadsKV)
+		return fmt.Errorf("%w: heads %d is not a multiple of heads_kv %d", ggml.ErrInvalidArgument, s.Heads, s.HeadsKV)
 	}
-	if s.headDim()%2 != 0 {
-		return fmt.Errorf("%w: head size %d must be even for rope", ErrInvalidArgument, s.headDim())
+	if (s.Embedding/s.Heads)%2 != 0 {
+		return fmt.Errorf("%w: head size %d must be even for rope", ggml.ErrInvalidArgument, s.Embedding/s.Heads)
 	}
 	if (s.VocabFrom == "") == (s.Vocab == nil) {
-		return fmt.Errorf("%w: set exactly one of VocabFrom (a GGUF file with a tokenizer) and Vocab", ErrInvalidArgument)
+		return fmt.Errorf("%w: set exactly one of VocabFrom (a GGUF file with a tokenizer) and Vocab", ggml.ErrInvalidArgument)
 	}
 	if s.Vocab != nil {
 		return s.Vocab.Validate()
 	}
 	return nil
-}
-
-// headDim is the size of one attention head.
-func (s RandomModelSpec) headDim() int {
-	if s.HeadDim != 0 {
-		return s.HeadDim
-	}
-	return s.Embedding / s.Heads
 }
 
 // WriteRandomModel writes a random-weight GGUF model described by spec to path (atomically).
@@ -94,7 +71,7 @@ func WriteRandomModel(path string, spec RandomModelSpec) error {
 	if spec.Vocab != nil {
 		nVocab = int64(len(spec.Vocab.Tokens))
 	} else {
-		vocab, err := ReadGGUF(spec.VocabFrom)
+		vocab, err := ggml.ReadGGUF(spec.VocabFrom)
 		if err != nil {
 			return fmt.Errorf("random model: vocabulary: %w", err)
 		}
@@ -107,41 +84,31 @@ func WriteRandomModel(path string, spec RandomModelSpec) error {
 	if spec.ContextLength == 0 {
 		spec.ContextLength = 2048
 	}
-	arch := spec.Arch
-	if arch == "llama3" {
-		arch = "llama"
+	a, recipe, err := randomRecipeByName(spec.Arch)
+	if err != nil {
+		return fmt.Errorf("random model: %w", err)
 	}
+	arch := a.name
 	if spec.Name == "" {
 		spec.Name = "bpo-random-" + spec.Arch
 	}
-	w := NewGGUFWriter()
+	w := ggml.NewGGUFWriter()
 	defer w.Close()
 	w.SetString("general.architecture", arch)
 	w.SetString("general.name", spec.Name)
-	w.SetUint32("general.file_type", fileTypeFor(spec.Type))
+	w.SetUint32("general.file_type", ggml.FileTypeFor(spec.Type))
 	w.SetUint32(arch+".context_length", uint32(spec.ContextLength))
 	w.SetUint32(arch+".embedding_length", uint32(spec.Embedding))
 	w.SetUint32(arch+".block_count", uint32(spec.Layers))
 	w.SetUint32(arch+".feed_forward_length", uint32(spec.FeedForward))
 	w.SetUint32(arch+".attention.head_count", uint32(spec.Heads))
 	w.SetUint32(arch+".attention.head_count_kv", uint32(spec.HeadsKV))
-	headDim := spec.headDim()
+	headDim := spec.Embedding / spec.Heads
 	w.SetUint32(arch+".rope.dimension_count", uint32(headDim))
-	switch spec.Arch {
-	case "llama":
-		w.SetFloat32(arch+".attention.layer_norm_rms_epsilon", 1e-5)
-		w.SetFloat32(arch+".rope.freq_base", 10000)
-	case "llama3":
-		w.SetFloat32(arch+".attention.layer_norm_rms_epsilon", 1e-5)
-		w.SetFloat32(arch+".rope.freq_base", 500000)
+	w.SetFloat32(arch+".attention.layer_norm_rms_epsilon", recipe.eps)
+	w.SetFloat32(arch+".rope.freq_base", recipe.ropeBase)
+	if recipe.vocabSize {
 		w.SetUint32(arch+".vocab_size", uint32(nVocab))
-	case "qwen2":
-		w.SetFloat32(arch+".attention.layer_norm_rms_epsilon", 1e-6)
-		w.SetFloat32(arch+".rope.freq_base", 1000000)
-	case "qwen3":
-		writeQwen3KV(w, spec)
-	case "gemma3":
-		writeGemma3KV(w, spec)
 	}
 	if spec.Vocab != nil {
 		spec.Vocab.write(w)
@@ -150,7 +117,7 @@ func WriteRandomModel(path string, spec RandomModelSpec) error {
 	}
 
 	rng := rand.New(rand.NewPCG(spec.Seed, 0x5eed))
-	add := func(name string, ne []int64, typ GGMLType, fill func([]float32)) error {
+	add := func(name string, ne []int64, typ ggml.GGMLType, fill func([]float32)) error {
 		n := int64(1)
 		for _, d := range ne {
 			n *= d
@@ -158,11 +125,11 @@ func WriteRandomModel(path string, spec RandomModelSpec) error {
 		v := make([]float32, n)
 		fill(v)
 		if len(ne) == 1 {
-			typ = TypeF32
+			typ = ggml.TypeF32
 		} else if ne[0]%typ.BlockSize() != 0 {
-			typ = TypeQ8_0
+			typ = ggml.TypeQ8_0
 			if ne[0]%typ.BlockSize() != 0 {
-				typ = TypeF32
+				typ = ggml.TypeF32
 			}
 		}
 		return w.AddFloat32Tensor(name, typ, ne, v)
@@ -183,11 +150,11 @@ func WriteRandomModel(path string, spec RandomModelSpec) error {
 		}
 	}
 	e, ff := int64(spec.Embedding), int64(spec.FeedForward)
-	qDim, kvDim := int64(spec.Heads*headDim), int64(spec.HeadsKV*headDim)
+	qDim, kvDim := e, int64(spec.HeadsKV*headDim)
 	if err := add("token_embd.weight", []int64{e, nVocab}, spec.Type, uniform(1)); err != nil {
 		return fmt.Errorf("random model: %w", err)
 	}
-	if err := add("output_norm.weight", []int64{e}, TypeF32, around(1, 0.1)); err != nil {
+	if err := add("output_norm.weight", []int64{e}, ggml.TypeF32, around(1, 0.1)); err != nil {
 		return fmt.Errorf("random model: %w", err)
 	}
 	if !spec.TiedOutput {
@@ -195,15 +162,19 @@ func WriteRandomModel(path string, spec RandomModelSpec) error {
 			return fmt.Errorf("random model: %w", err)
 		}
 	}
-	if spec.Arch == "llama3" {
+	if recipe.llama31Rope {
 		// Llama-3.1 rope scaling: factor 8, low/high frequency factors 1 and 4, original context 8192.
-		if err := add("rope_freqs.weight", []int64{int64(headDim / 2)}, TypeF32, func(v []float32) { llama31FreqFactors(v, 500000, headDim) }); err != nil {
+		if err := add("rope_freqs.weight", []int64{int64(headDim / 2)}, ggml.TypeF32, func(v []float32) { llama31FreqFactors(v, float64(recipe.ropeBase), headDim) }); err != nil {
 			return fmt.Errorf("random model: %w", err)
 		}
 	}
 	for l := 0; l < spec.Layers; l++ {
 		p := fmt.Sprintf("blk.%d.", l)
-		tensors := []randomTensor{
+		tensors := []struct {
+			name string
+			ne   []int64
+			fill func([]float32)
+		}{
 			{"attn_norm.weight", []int64{e}, around(1, 0.1)},
 			{"attn_q.weight", []int64{e, qDim}, uniform(1 / math.Sqrt(float64(e)))},
 			{"attn_k.weight", []int64{e, kvDim}, uniform(1 / math.Sqrt(float64(e)))},
@@ -214,16 +185,23 @@ func WriteRandomModel(path string, spec RandomModelSpec) error {
 			{"ffn_up.weight", []int64{e, ff}, uniform(1 / math.Sqrt(float64(e)))},
 			{"ffn_down.weight", []int64{ff, e}, uniform(1 / math.Sqrt(float64(ff)))},
 		}
-		switch spec.Arch {
-		case "qwen2":
+		if a.qkvBias {
 			tensors = append(tensors,
-				randomTensor{"attn_q.bias", []int64{qDim}, uniform(0.1)},
-				randomTensor{"attn_k.bias", []int64{kvDim}, uniform(0.1)},
-				randomTensor{"attn_v.bias", []int64{kvDim}, uniform(0.1)})
-		case "qwen3":
-			tensors = append(tensors, qwen3LayerTensors(spec, around)...)
-		case "gemma3":
-			tensors = append(tensors, gemma3LayerTensors(spec, around)...)
+				struct {
+					name string
+					ne   []int64
+					fill func([]float32)
+				}{"attn_q.bias", []int64{qDim}, uniform(0.1)},
+				struct {
+					name string
+					ne   []int64
+					fill func([]float32)
+				}{"attn_k.bias", []int64{kvDim}, uniform(0.1)},
+				struct {
+					name string
+					ne   []int64
+					fill func([]float32)
+				}{"attn_v.bias", []int64{kvDim}, uniform(0.1)})
 		}
 		for _, t := range tensors {
 			if err := add(p+t.name, t.ne, spec.Type, t.fill); err != nil {
@@ -235,14 +213,6 @@ func WriteRandomModel(path string, spec RandomModelSpec) error {
 		return fmt.Errorf("random model: %w", err)
 	}
 	return nil
-}
-
-// randomTensor is one tensor of a random model: its name (without the blk.<l>. prefix for layers),
-// shape and how its values are drawn.
-type randomTensor struct {
-	name string
-	ne   []int64
-	fill func([]float32)
 }
 
 // llama31FreqFactors fills the rope frequency factors of Llama-3.1's "llama3" rope scaling
@@ -264,25 +234,4 @@ func llama31FreqFactors(v []float32, base float64, headDim int) {
 			v[i] = float32(1 / ((1-smooth)/factor + smooth))
 		}
 	}
-}
-
-// fileTypeFor maps a tensor type to llama.cpp's general.file_type (LLAMA_FTYPE_*).
-func fileTypeFor(t GGMLType) uint32 {
-	switch t {
-	case TypeF32:
-		return 0
-	case TypeF16:
-		return 1
-	case TypeQ4_0:
-		return 2
-	case TypeQ8_0:
-		return 7
-	case TypeQ4_K:
-		return 15
-	case TypeQ6_K:
-		return 18
-	case TypeBF16:
-		return 32
-	}
-	return 0
 }

@@ -1,25 +1,17 @@
-package align
+package llamaalign
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
-	"os"
 	"slices"
-	"strings"
 
+	"github.com/bpo-dev/bpo/align"
 	"github.com/bpo-dev/bpo/llama"
 )
 
-// PromptTemplate selects how prompts become text: "" uses the model's own chat template for
-// conversational prompts (raw text prompts are used as they are, as TRL does); a built-in name such as
-// "chatml" or "llama3" forces that template for conversational prompts.
-type PromptTemplate string
-
 // renderPrompt turns a prompt into the exact text the model sees, and reports whether a chat
 // template was applied.
-func renderPrompt(m *llama.Model, tmpl PromptTemplate, raw string, msgs []Message) (string, bool, error) {
+func renderPrompt(m *llama.Model, tmpl align.PromptTemplate, raw string, msgs []align.Message) (string, bool, error) {
 	if msgs == nil {
 		return raw, false, nil
 	}
@@ -55,7 +47,7 @@ type prompt struct {
 }
 
 // promptTokens renders and tokenizes one prompt.
-func promptTokens(m *llama.Model, tmpl PromptTemplate, raw string, msgs []Message, line int) (prompt, error) {
+func promptTokens(m *llama.Model, tmpl align.PromptTemplate, raw string, msgs []align.Message, line int) (prompt, error) {
 	text, templated, err := renderPrompt(m, tmpl, raw, msgs)
 	if err != nil {
 		return prompt{}, fmt.Errorf("line %d: %w", line, err)
@@ -97,11 +89,11 @@ func endToken(m *llama.Model, templated bool) int32 {
 // naming the line.
 func TokenizePreferences(
 	m *llama.Model,
-	ex []PreferenceExample,
-	tmpl PromptTemplate,
-	trunc Truncation,
-) ([]TokenizedPair, int, error) {
-	out := make([]TokenizedPair, 0, len(ex))
+	ex []align.PreferenceExample,
+	tmpl align.PromptTemplate,
+	trunc align.Truncation,
+) ([]align.TokenizedPair, int, error) {
+	out := make([]align.TokenizedPair, 0, len(ex))
 	truncated := 0
 	for _, e := range ex {
 		p, err := promptTokens(m, tmpl, e.Prompt, e.PromptMessages, e.Line)
@@ -116,7 +108,7 @@ func TokenizePreferences(
 		if err != nil {
 			return nil, 0, fmt.Errorf("line %d: rejected: %w", e.Line, err)
 		}
-		pair := TokenizedPair{Line: e.Line, Prompt: p.tokens, Chosen: append(c, p.end), Rejected: append(r, p.end)}
+		pair := align.TokenizedPair{Line: e.Line, Prompt: p.tokens, Chosen: append(c, p.end), Rejected: append(r, p.end)}
 		pair, cut, err := trunc.Apply(pair)
 		if err != nil {
 			return nil, 0, err
@@ -134,10 +126,10 @@ func TokenizePreferences(
 func ReferenceLogps(
 	ctx context.Context,
 	m *llama.Model,
-	pairs []TokenizedPair,
+	pairs []align.TokenizedPair,
 	threads int,
 	onDone func(done int),
-) ([]RefLogps, error) {
+) ([]align.RefLogps, error) {
 	longest := 0
 	for _, p := range pairs {
 		longest = max(longest, len(p.Prompt)+len(p.Chosen)+len(p.Rejected))
@@ -148,8 +140,8 @@ func ReferenceLogps(
 		return nil, fmt.Errorf("reference log-probs: %w", err)
 	}
 	defer lc.Close()
-	out := make([]RefLogps, 0, len(pairs))
-	const chunk = refChunk
+	out := make([]align.RefLogps, 0, len(pairs))
+	const chunk = align.ReferenceBatch
 	for lo := 0; lo < len(pairs); lo += chunk {
 		hi := min(lo+chunk, len(pairs))
 		reqs := make([]llama.ScoreRequest, 0, hi-lo)
@@ -164,7 +156,7 @@ func ReferenceLogps(
 			return nil, fmt.Errorf("reference log-probs (pairs from line %d): %w", pairs[lo].Line, err)
 		}
 		for _, r := range res {
-			out = append(out, RefLogps{Chosen: r[0].Sum, Rejected: r[1].Sum})
+			out = append(out, align.RefLogps{Chosen: r[0].Sum, Rejected: r[1].Sum})
 		}
 		if onDone != nil {
 			onDone(hi)
@@ -173,114 +165,10 @@ func ReferenceLogps(
 	return out, nil
 }
 
-// SFTExample is one supervised example: a prompt (raw text or chat messages) and its completion.
-type SFTExample struct {
-	Line           int
-	Prompt         string
-	PromptMessages []Message
-	Completion     string
-}
-
-// LoadSFT reads supervised examples from JSONL. Each line is one of:
-// {"prompt": "...", "completion": "..."}; {"text": "..."} (completion of an empty prompt);
-// {"question": "...", "answer": "..."} (GSM8K style, prompt "Question: q\nAnswer:", completion " a");
-// {"messages": [{"role","content"}...]} ending with an assistant message (the completion).
-// Every malformed line is an error naming file:line (LoadSFTFile can skip them instead).
-func LoadSFT(path string) ([]SFTExample, error) {
-	out, _, err := LoadSFTFile(path, LoadOptions{Strict: true})
-	return out, err
-}
-
-// LoadSFTFile reads supervised examples like LoadSFT. Unless opts.Strict, a malformed line is
-// skipped and returned among the skipped lines (as `bpo train` does with preference data); a file
-// without any valid example is an error either way.
-func LoadSFTFile(path string, opts LoadOptions) ([]SFTExample, []*LineError, error) {
-	out, skipped, err := loadSFT(path, opts)
-	if err != nil {
-		return nil, skipped, err
-	}
-	if len(out) == 0 {
-		if len(skipped) > 0 {
-			return nil, skipped, fmt.Errorf(
-				"sft data %s: no valid examples (%d lines skipped, first: %w)",
-				path,
-				len(skipped),
-				skipped[0],
-			)
-		}
-		return nil, nil, fmt.Errorf("sft data %s: no examples", path)
-	}
-	return out, skipped, nil
-}
-
-func loadSFT(path string, opts LoadOptions) ([]SFTExample, []*LineError, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, nil, fmt.Errorf("sft data: %w", err)
-	}
-	defer f.Close()
-	var out []SFTExample
-	var skipped []*LineError
-	bad := func(le *LineError) error {
-		if opts.Strict {
-			return le
-		}
-		skipped = append(skipped, le)
-		return nil
-	}
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 64<<20)
-	line := 0
-	for sc.Scan() {
-		line++
-		raw := strings.TrimSpace(sc.Text())
-		if raw == "" {
-			continue
-		}
-		var v struct {
-			Prompt, Completion, Text, Question, Answer *string
-			Messages                                   []Message
-		}
-		if err := json.Unmarshal([]byte(raw), &v); err != nil {
-			if err := bad(&LineError{File: path, Line: line, Msg: "not a JSON object: " + err.Error()}); err != nil {
-				return nil, nil, err
-			}
-			continue
-		}
-		e := SFTExample{Line: line}
-		switch {
-		case v.Prompt != nil && v.Completion != nil:
-			e.Prompt, e.Completion = *v.Prompt, *v.Completion
-		case v.Text != nil:
-			e.Completion = *v.Text
-		case v.Question != nil && v.Answer != nil:
-			e.Prompt, e.Completion = "Question: "+*v.Question+"\nAnswer:", " "+*v.Answer
-		case len(v.Messages) >= 2 && v.Messages[len(v.Messages)-1].Role == "assistant":
-			e.PromptMessages, e.Completion = v.Messages[:len(v.Messages)-1], v.Messages[len(v.Messages)-1].Content
-		default:
-			if err := bad(&LineError{File: path, Line: line, Msg: `expected {"prompt","completion"}, {"text"}, {"question","answer"} or {"messages"} ending with an assistant message`}); err != nil {
-				return nil, nil, err
-			}
-			continue
-		}
-		if e.Completion == "" {
-			if err := bad(&LineError{File: path, Line: line, Msg: "empty completion"}); err != nil {
-				return nil, nil, err
-			}
-			continue
-		}
-		out = append(out, e)
-	}
-	if err := sc.Err(); err != nil {
-		return nil, nil, fmt.Errorf("sft data %s: %w", path, err)
-	}
-	return out, skipped, nil
-}
-
 // TokenizeSFT turns examples into training sequences (EOS appended), cutting each to maxLen tokens
 // when maxLen > 0 (the completion keeps its start); it returns how many were cut.
-func TokenizeSFT(m *llama.Model, ex []SFTExample, tmpl PromptTemplate, maxLen int) ([]llama.TrainSeq, int, error) {
-	out := make([]llama.TrainSeq, 0, len(ex))
+func TokenizeSFT(m *llama.Model, ex []align.SFTExample, tmpl align.PromptTemplate, maxLen int) ([]align.TokenSeq, int, error) {
+	out := make([]align.TokenSeq, 0, len(ex))
 	cut := 0
 	for _, e := range ex {
 		pr, err := promptTokens(m, tmpl, e.Prompt, e.PromptMessages, e.Line)
@@ -305,7 +193,7 @@ func TokenizeSFT(m *llama.Model, ex []SFTExample, tmpl PromptTemplate, maxLen in
 			toks = toks[:maxLen]
 			cut++
 		}
-		out = append(out, llama.TrainSeq{Tokens: toks, PromptLen: len(p)})
+		out = append(out, align.TokenSeq{Prompt: toks[:len(p)], Completion: toks[len(p):]})
 	}
 	return out, cut, nil
 }

@@ -1,4 +1,4 @@
-package align
+package llamaalign
 
 import (
 	"context"
@@ -7,14 +7,18 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/bpo-dev/bpo/align"
+	"github.com/bpo-dev/bpo/ggml"
 	"github.com/bpo-dev/bpo/llama"
+	"github.com/bpo-dev/bpo/lora"
+	"github.com/bpo-dev/bpo/nn"
 )
 
 // LlamaPolicy is a Policy backed by package llama's differentiable training graph: a GGUF model with
 // frozen base weights and trainable LoRA tensors (or, for small F32 models, all weights).
 type LlamaPolicy struct {
-	tm     *llama.TrainModel
-	shapes []ParamShape
+	tm     *nn.TrainModel
+	shapes []align.ParamShape
 	params [][]float32
 	arch   string
 	alpha  float64
@@ -23,20 +27,20 @@ type LlamaPolicy struct {
 
 // NewLlamaLoRAPolicy loads model for LoRA training. init holds the starting adapter (NewLoRA's seeded
 // A and zero B, or tensors read from an existing adapter to continue training).
-func NewLlamaLoRAPolicy(modelPath string, init *LoRA, threads int) (*LlamaPolicy, error) {
+func NewLlamaLoRAPolicy(modelPath string, init *align.LoRA, threads int) (*LlamaPolicy, error) {
 	if err := init.Validate(); err != nil {
 		return nil, fmt.Errorf("lora policy: %w", err)
 	}
-	pairs := make([]llama.LoRATensor, len(init.Tensors))
+	pairs := make([]lora.Tensor, len(init.Tensors))
 	for i, t := range init.Tensors {
-		pairs[i] = llama.LoRATensor{Base: t.Name, Rank: init.Rank, NIn: t.NIn, NOut: t.NOut, A: t.A, B: t.B}
+		pairs[i] = *t // shares A and B: the policy's parameters are the adapter's
 	}
 	if err := llama.CheckModelFile(modelPath); err != nil { // before ggml sees the file
 		return nil, err
 	}
-	tm, err := llama.NewTrainModel(
+	tm, err := nn.NewTrainModel(
 		modelPath,
-		llama.TrainOptions{LoRA: pairs, LoRAAlpha: float32(init.Alpha), Threads: threads},
+		nn.TrainOptions{LoRA: pairs, LoRAAlpha: float32(init.Alpha), Threads: threads},
 	)
 	if err != nil {
 		return nil, err
@@ -49,32 +53,32 @@ func NewLlamaFullPolicy(modelPath string, threads int) (*LlamaPolicy, error) {
 	if err := llama.CheckModelFile(modelPath); err != nil { // before ggml sees the file
 		return nil, err
 	}
-	tm, err := llama.NewTrainModel(modelPath, llama.TrainOptions{FullParams: true, Threads: threads})
+	tm, err := nn.NewTrainModel(modelPath, nn.TrainOptions{FullParams: true, Threads: threads})
 	if err != nil {
 		return nil, err
 	}
 	return newLlamaPolicy(tm, 0, false), nil
 }
 
-func newLlamaPolicy(tm *llama.TrainModel, alpha float64, lora bool) *LlamaPolicy {
+func newLlamaPolicy(tm *nn.TrainModel, alpha float64, lora bool) *LlamaPolicy {
 	p := &LlamaPolicy{tm: tm, arch: tm.Arch(), alpha: alpha, lora: lora}
 	for _, tp := range tm.Params() {
-		p.shapes = append(p.shapes, ParamShape{Name: tp.Name, Size: len(tp.Values)})
+		p.shapes = append(p.shapes, align.ParamShape{Name: tp.Name, Size: len(tp.Values)})
 		p.params = append(p.params, tp.Values)
 	}
 	return p
 }
 
 // BaseTensors lists the LoRA-targetable 2-D weights of a GGUF model, for NewLoRA.
-func BaseTensors(modelPath string) ([]BaseTensor, error) {
-	f, err := llama.ReadGGUF(modelPath)
+func BaseTensors(modelPath string) ([]align.BaseTensor, error) {
+	f, err := ggml.ReadGGUF(modelPath)
 	if err != nil {
 		return nil, err
 	}
-	var out []BaseTensor
+	var out []align.BaseTensor
 	for _, t := range f.Tensors {
-		if _, _, ok := parseTarget(t.Name); ok && len(t.Shape) == 2 {
-			out = append(out, BaseTensor{Name: t.Name, NIn: int(t.Shape[0]), NOut: int(t.Shape[1])})
+		if _, _, ok := lora.ParseBase(t.Name); ok && len(t.Shape) == 2 {
+			out = append(out, align.BaseTensor{Name: t.Name, NIn: int(t.Shape[0]), NOut: int(t.Shape[1])})
 		}
 	}
 	return out, nil
@@ -84,21 +88,21 @@ func BaseTensors(modelPath string) ([]BaseTensor, error) {
 func (p *LlamaPolicy) Close() error { return p.tm.Close() }
 
 // Model is the underlying training graph.
-func (p *LlamaPolicy) Model() *llama.TrainModel { return p.tm }
+func (p *LlamaPolicy) Model() *nn.TrainModel { return p.tm }
 
 // ParamShapes lists the trainable tensors.
-func (p *LlamaPolicy) ParamShapes() []ParamShape { return p.shapes }
+func (p *LlamaPolicy) ParamShapes() []align.ParamShape { return p.shapes }
 
 // Params returns the host values the optimizer updates in place.
 func (p *LlamaPolicy) Params() [][]float32 { return p.params }
 
-func pairSeqs(batch []TokenizedPair) []llama.TrainSeq {
-	seqs := make([]llama.TrainSeq, 0, 2*len(batch))
+func pairSeqs(batch []align.TokenizedPair) []nn.TrainSeq {
+	seqs := make([]nn.TrainSeq, 0, 2*len(batch))
 	for _, b := range batch {
 		for _, c := range [][]int32{b.Chosen, b.Rejected} {
 			toks := make([]llama.Token, 0, len(b.Prompt)+len(c))
 			toks = append(append(toks, b.Prompt...), c...)
-			seqs = append(seqs, llama.TrainSeq{Tokens: toks, PromptLen: len(b.Prompt)})
+			seqs = append(seqs, nn.TrainSeq{Tokens: toks, PromptLen: len(b.Prompt)})
 		}
 	}
 	return seqs
@@ -115,7 +119,7 @@ func sums(lp [][]float64) []float64 {
 }
 
 // Forward returns the policy log-prob sums of each pair's completions.
-func (p *LlamaPolicy) Forward(ctx context.Context, batch []TokenizedPair) ([]float64, []float64, error) {
+func (p *LlamaPolicy) Forward(ctx context.Context, batch []align.TokenizedPair) ([]float64, []float64, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, nil, err
 	}
@@ -137,8 +141,8 @@ func (p *LlamaPolicy) Forward(ctx context.Context, batch []TokenizedPair) ([]flo
 // ForwardBackward computes the log-prob sums, gets dL/dlogp from loss and adds the exact gradient to grads.
 func (p *LlamaPolicy) ForwardBackward(
 	ctx context.Context,
-	batch []TokenizedPair,
-	loss LossFunc,
+	batch []align.TokenizedPair,
+	loss align.LossFunc,
 	grads [][]float32,
 ) error {
 	if err := ctx.Err(); err != nil {
@@ -174,16 +178,13 @@ func (p *LlamaPolicy) ForwardBackward(
 	return nil
 }
 
-// AdapterFileName is the adapter's file name inside a checkpoint or run directory.
-const AdapterFileName = "adapter.gguf"
-
 // SaveAdapter writes the current LoRA tensors as a GGUF adapter into dir (llama.cpp / ollama format).
 func (p *LlamaPolicy) SaveAdapter(dir string, meta map[string]string) error {
 	if !p.lora {
 		return fmt.Errorf("save adapter: the policy trains all weights; save a model instead")
 	}
 	return llama.WriteAdapterFile(
-		filepath.Join(dir, AdapterFileName),
+		filepath.Join(dir, align.AdapterFileName),
 		p.arch,
 		float32(p.alpha),
 		p.tm.LoRATensors(),
@@ -193,11 +194,11 @@ func (p *LlamaPolicy) SaveAdapter(dir string, meta map[string]string) error {
 
 // LoadAdapter restores the LoRA tensors from dir's adapter (same targets and rank).
 func (p *LlamaPolicy) LoadAdapter(dir string) error {
-	af, err := llama.ReadAdapterFile(filepath.Join(dir, AdapterFileName))
+	af, err := llama.ReadAdapterFile(filepath.Join(dir, align.AdapterFileName))
 	if err != nil {
 		return err
 	}
-	byName := map[string]*llama.TrainParam{}
+	byName := map[string]*nn.TrainParam{}
 	for _, tp := range p.tm.Params() {
 		byName[tp.Name] = tp
 	}
@@ -205,7 +206,7 @@ func (p *LlamaPolicy) LoadAdapter(dir string) error {
 		return fmt.Errorf("load adapter %s: %d LoRA pairs, the run trains %d", dir, len(af.Tensors), len(byName)/2)
 	}
 	for _, t := range af.Tensors {
-		a, b := byName[t.Base+".lora_a"], byName[t.Base+".lora_b"]
+		a, b := byName[t.Base+lora.SuffixA], byName[t.Base+lora.SuffixB]
 		if a == nil || b == nil || len(a.Values) != len(t.A) || len(b.Values) != len(t.B) {
 			return fmt.Errorf(
 				"load adapter %s: %w: %s does not match the run's LoRA",
@@ -231,7 +232,7 @@ func (p *LlamaPolicy) SaveModel(basePath, path string) error {
 }
 
 // LoRAFromAdapterFile reads a GGUF LoRA adapter into a LoRA (to continue training it).
-func LoRAFromAdapterFile(path string) (*LoRA, error) {
+func LoRAFromAdapterFile(path string) (*align.LoRA, error) {
 	af, err := llama.ReadAdapterFile(path)
 	if err != nil {
 		return nil, err
@@ -240,19 +241,19 @@ func LoRAFromAdapterFile(path string) (*LoRA, error) {
 }
 
 // LoRAFromAdapter wraps the tensors of an adapter read or converted elsewhere (e.g. from PEFT).
-func LoRAFromAdapter(af *llama.AdapterFile) (*LoRA, error) {
-	ts := make([]*LoRATensor, len(af.Tensors))
+func LoRAFromAdapter(af *llama.AdapterFile) (*align.LoRA, error) {
+	ts := make([]*lora.Tensor, len(af.Tensors))
 	rank := 0
-	for i, t := range af.Tensors {
-		ts[i] = &LoRATensor{Name: t.Base, NIn: t.NIn, NOut: t.NOut, A: t.A, B: t.B}
-		rank = t.Rank
+	for i := range af.Tensors {
+		ts[i] = &af.Tensors[i]
+		rank = af.Tensors[i].Rank
 	}
-	return NewLoRAFromTensors(rank, float64(af.Alpha), ts)
+	return align.NewLoRAFromTensors(rank, float64(af.Alpha), ts)
 }
 
 // LoadModelParams sets a full-parameter policy's values from the tensors of a GGUF model file.
 func (p *LlamaPolicy) LoadModelParams(path string) error {
-	f, err := llama.ReadGGUF(path)
+	f, err := ggml.ReadGGUF(path)
 	if err != nil {
 		return err
 	}
@@ -265,7 +266,7 @@ func (p *LlamaPolicy) LoadModelParams(path string) error {
 		if !ok {
 			return fmt.Errorf("load weights %s: no tensor %s", path, tp.Name)
 		}
-		v, err := llama.ToFloat32(t.Type, raw[t.Offset:t.Offset+t.Size], t.Elements())
+		v, err := ggml.ToFloat32(t.Type, raw[t.Offset:t.Offset+t.Size], t.Elements())
 		if err != nil {
 			return fmt.Errorf("load weights %s: %s: %w", path, tp.Name, err)
 		}
@@ -277,24 +278,18 @@ func (p *LlamaPolicy) LoadModelParams(path string) error {
 	return p.tm.UploadParams()
 }
 
-// TokenSeq is a prompt and one completion, as token ids (for per-token objectives such as GRPO).
-type TokenSeq struct {
-	Prompt     []int32
-	Completion []int32
-}
-
-func trainSeqs(seqs []TokenSeq) []llama.TrainSeq {
-	out := make([]llama.TrainSeq, len(seqs))
+func trainSeqs(seqs []align.TokenSeq) []nn.TrainSeq {
+	out := make([]nn.TrainSeq, len(seqs))
 	for i, s := range seqs {
 		toks := make([]llama.Token, 0, len(s.Prompt)+len(s.Completion))
 		toks = append(append(toks, s.Prompt...), s.Completion...)
-		out[i] = llama.TrainSeq{Tokens: toks, PromptLen: len(s.Prompt)}
+		out[i] = nn.TrainSeq{Tokens: toks, PromptLen: len(s.Prompt)}
 	}
 	return out
 }
 
 // TokenLogProbs returns the policy's log-prob of every completion token of seqs.
-func (p *LlamaPolicy) TokenLogProbs(ctx context.Context, seqs []TokenSeq) ([][]float64, error) {
+func (p *LlamaPolicy) TokenLogProbs(ctx context.Context, seqs []align.TokenSeq) ([][]float64, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -306,13 +301,13 @@ func (p *LlamaPolicy) TokenLogProbs(ctx context.Context, seqs []TokenSeq) ([][]f
 
 // ReferenceTokenLogProbs returns the per-token log-probs of the reference: the base model without
 // the adapter (every LoRA B set to zero for the pass, then restored).
-func (p *LlamaPolicy) ReferenceTokenLogProbs(ctx context.Context, seqs []TokenSeq) ([][]float64, error) {
+func (p *LlamaPolicy) ReferenceTokenLogProbs(ctx context.Context, seqs []align.TokenSeq) ([][]float64, error) {
 	if !p.lora {
 		return nil, fmt.Errorf("reference log-probs: the policy trains all weights; there is no adapter to switch off")
 	}
 	saved := make(map[int][]float32)
 	for i, tp := range p.tm.Params() {
-		if strings.HasSuffix(tp.Name, ".lora_b") {
+		if strings.HasSuffix(tp.Name, lora.SuffixB) {
 			saved[i] = append([]float32(nil), tp.Values...)
 			clear(tp.Values)
 		}
@@ -329,7 +324,7 @@ func (p *LlamaPolicy) ReferenceTokenLogProbs(ctx context.Context, seqs []TokenSe
 
 // TokenForwardBackward computes the per-token log-probs of seqs, asks coefFn for dLoss/dlogp of
 // every token and adds the exact gradient of sum c·logp into grads (ParamShapes order).
-func (p *LlamaPolicy) TokenForwardBackward(ctx context.Context, seqs []TokenSeq, coefFn func(logps [][]float64) ([][]float64, error), grads [][]float32) error {
+func (p *LlamaPolicy) TokenForwardBackward(ctx context.Context, seqs []align.TokenSeq, coefFn func(logps [][]float64) ([][]float64, error), grads [][]float32) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -346,4 +341,25 @@ func (p *LlamaPolicy) TokenForwardBackward(ctx context.Context, seqs []TokenSeq,
 		}
 	}
 	return nil
+}
+
+// NLLGradient implements SFTPolicy for the llama training graph.
+func (p *LlamaPolicy) NLLGradient(ctx context.Context, batch []align.TokenSeq, grads [][]float32) (float64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	if err := p.tm.UploadParams(); err != nil {
+		return 0, err
+	}
+	p.tm.ZeroGrads()
+	loss, err := p.tm.NLLGradient(trainSeqs(batch))
+	if err != nil {
+		return 0, err
+	}
+	for i, tp := range p.tm.Params() {
+		for j, v := range tp.Grad {
+			grads[i][j] += v
+		}
+	}
+	return loss, nil
 }

@@ -1,4 +1,4 @@
-package llama
+package nn
 
 import (
 	"context"
@@ -8,19 +8,23 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/bpo-dev/bpo/ggml"
 	"github.com/bpo-dev/bpo/internal/fixture"
+	"github.com/bpo-dev/bpo/internal/loratest"
+	"github.com/bpo-dev/bpo/llama"
+	"github.com/bpo-dev/bpo/lora"
 )
 
 // trainSeqs tokenizes prompt/completion texts into training sequences.
-func trainSeqs(t testing.TB, m *Model, pairs [][2]string) []TrainSeq {
+func trainSeqs(t testing.TB, m *llama.Model, pairs [][2]string) []TrainSeq {
 	var out []TrainSeq
 	for _, pc := range pairs {
 		p := mustTokenize(t, m, pc[0], true)
 		if len(p) == 0 || p[0] != m.BOS() {
-			p = append([]Token{m.BOS()}, p...)
+			p = append([]llama.Token{m.BOS()}, p...)
 		}
 		c := mustTokenize(t, m, pc[1], false)
-		out = append(out, TrainSeq{Tokens: append(append([]Token{}, p...), c...), PromptLen: len(p)})
+		out = append(out, TrainSeq{Tokens: append(append([]llama.Token{}, p...), c...), PromptLen: len(p)})
 	}
 	return out
 }
@@ -32,14 +36,14 @@ var trainTexts = [][2]string{
 }
 
 // allLoRA makes rank-r LoRA pairs on every target of every layer, with B non-zero when bScale > 0.
-func allLoRA(t testing.TB, f *GGUFFile, layers, rank int, bScale float64, seed uint64) []LoRATensor {
+func allLoRA(t testing.TB, f *ggml.GGUFFile, layers, rank int, bScale float64, seed uint64) []lora.Tensor {
 	var names []string
 	for l := 0; l < layers; l++ {
-		for _, tg := range LoRATargets {
+		for _, tg := range lora.Targets() {
 			names = append(names, fmt.Sprintf("blk.%d.%s.weight", l, tg))
 		}
 	}
-	ls := randomLoRA(t, f, names, rank, seed)
+	ls := loratest.Random(t, f, names, rank, seed)
 	rng := rand.New(rand.NewPCG(seed, 2))
 	for i := range ls {
 		for j := range ls[i].B {
@@ -57,17 +61,17 @@ func TestTrainGraphMatchesLlamaCpp(t *testing.T) {
 		tol        float64
 	}{
 		{"stories260K", fixture.File(t, stories260K), 1e-3},
-		{"llama3-f32", randomModel(t, smallSpec(t, "llama3", TypeF32)), 1e-3},
-		{"qwen2-f32", randomModel(t, smallSpec(t, "qwen2", TypeF32)), 1e-3},
-		{"llama3-q8_0", randomModel(t, smallSpec(t, "llama3", TypeQ8_0)), 1e-2},
-		{"qwen2-q8_0", randomModel(t, smallSpec(t, "qwen2", TypeQ8_0)), 1e-2},
-		{"llama3-q4_k", randomModel(t, withEmbd(smallSpec(t, "llama3", TypeQ4_K), 256)), 1e-2},
-		{"qwen2-q4_k", randomModel(t, withEmbd(smallSpec(t, "qwen2", TypeQ4_K), 256)), 1e-2},
+		{"llama3-f32", randomModel(t, smallSpec(t, "llama3", ggml.TypeF32)), 1e-3},
+		{"qwen2-f32", randomModel(t, smallSpec(t, "qwen2", ggml.TypeF32)), 1e-3},
+		{"llama3-q8_0", randomModel(t, smallSpec(t, "llama3", ggml.TypeQ8_0)), 1e-2},
+		{"qwen2-q8_0", randomModel(t, smallSpec(t, "qwen2", ggml.TypeQ8_0)), 1e-2},
+		{"llama3-q4_k", randomModel(t, withEmbd(smallSpec(t, "llama3", ggml.TypeQ4_K), 256)), 1e-2},
+		{"qwen2-q4_k", randomModel(t, withEmbd(smallSpec(t, "qwen2", ggml.TypeQ4_K), 256)), 1e-2},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			m := mustLoad(t, c.path)
-			ctx := mustContext(t, m, ContextOptions{NCtx: 256})
+			ctx := mustContext(t, m, llama.ContextOptions{NCtx: 256})
 			layers := m.Info().Layers
 			tm, err := NewTrainModel(c.path, TrainOptions{LoRA: allLoRA(t, m.File(), layers, 2, 0, 1), LoRAAlpha: 4, Threads: 1})
 			if err != nil {
@@ -81,7 +85,7 @@ func TestTrainGraphMatchesLlamaCpp(t *testing.T) {
 			}
 			maxDiff := 0.0
 			for s, seq := range seqs {
-				res, err := ctx.Score(context.Background(), []ScoreRequest{{Prompt: seq.Tokens[:seq.PromptLen], Completions: [][]Token{seq.Tokens[seq.PromptLen:]}}})
+				res, err := ctx.Score(context.Background(), []llama.ScoreRequest{{Prompt: seq.Tokens[:seq.PromptLen], Completions: [][]llama.Token{seq.Tokens[seq.PromptLen:]}}})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -127,7 +131,7 @@ func withEmbd(s RandomModelSpec, e int) RandomModelSpec {
 // TestTrainGradientFiniteDifferences checks the graph's LoRA gradients (B non-zero) against central
 // finite differences of the same objective, in F32, for both architectures.
 func TestTrainGradientFiniteDifferences(t *testing.T) {
-	for _, path := range []string{fixture.File(t, stories260K), randomModel(t, smallSpec(t, "qwen2", TypeF32))} {
+	for _, path := range []string{fixture.File(t, stories260K), randomModel(t, smallSpec(t, "qwen2", ggml.TypeF32))} {
 		t.Run(filepath.Base(path), func(t *testing.T) {
 			m := mustLoad(t, path)
 			seqs := trainSeqs(t, m, trainTexts)
@@ -199,7 +203,7 @@ func TestTrainGradientFiniteDifferences(t *testing.T) {
 // TestAdapterRoundTrip exports the training graph's LoRA as a GGUF adapter, loads it in llama.cpp
 // through the bridge and compares log-probs with the training graph, for both architectures.
 func TestAdapterRoundTrip(t *testing.T) {
-	for _, path := range []string{fixture.File(t, stories260K), randomModel(t, smallSpec(t, "llama3", TypeQ8_0)), randomModel(t, smallSpec(t, "qwen2", TypeF32))} {
+	for _, path := range []string{fixture.File(t, stories260K), randomModel(t, smallSpec(t, "llama3", ggml.TypeQ8_0)), randomModel(t, smallSpec(t, "qwen2", ggml.TypeF32))} {
 		t.Run(filepath.Base(path), func(t *testing.T) {
 			m := mustLoad(t, path)
 			lora := allLoRA(t, m.File(), m.Info().Layers, 4, 0.05, 21)
@@ -214,21 +218,21 @@ func TestAdapterRoundTrip(t *testing.T) {
 				t.Fatal(err)
 			}
 			file := filepath.Join(t.TempDir(), "adapter.gguf")
-			if err := WriteAdapterFile(file, tm.Arch(), 8, tm.LoRATensors(), nil); err != nil {
+			if err := llama.WriteAdapterFile(file, tm.Arch(), 8, tm.LoRATensors(), nil); err != nil {
 				t.Fatal(err)
 			}
-			ad, err := LoadAdapter(m, file)
+			ad, err := llama.LoadAdapter(m, file)
 			if err != nil {
 				t.Fatal(err)
 			}
-			ctx := mustContext(t, m, ContextOptions{NCtx: 256})
-			if err := ctx.SetAdapters(AdapterScale{ad, 1}); err != nil {
+			ctx := mustContext(t, m, llama.ContextOptions{NCtx: 256})
+			if err := ctx.SetAdapters(llama.AdapterScale{Adapter: ad, Scale: 1}); err != nil {
 				t.Fatal(err)
 			}
-			base := mustContext(t, m, ContextOptions{NCtx: 256})
+			base := mustContext(t, m, llama.ContextOptions{NCtx: 256})
 			maxDiff, moved := 0.0, 0.0
 			for s, seq := range seqs {
-				req := []ScoreRequest{{Prompt: seq.Tokens[:seq.PromptLen], Completions: [][]Token{seq.Tokens[seq.PromptLen:]}}}
+				req := []llama.ScoreRequest{{Prompt: seq.Tokens[:seq.PromptLen], Completions: [][]llama.Token{seq.Tokens[seq.PromptLen:]}}}
 				got, err := ctx.Score(context.Background(), req)
 				if err != nil {
 					t.Fatal(err)
@@ -261,8 +265,8 @@ func TestCheckpointingAndChunking(t *testing.T) {
 		chunkTol float64
 	}{
 		{fixture.File(t, stories260K), 1e-5},
-		{randomModel(t, smallSpec(t, "qwen2", TypeF32)), 1e-5},
-		{randomModel(t, smallSpec(t, "llama3", TypeQ8_0)), 1e-2},
+		{randomModel(t, smallSpec(t, "qwen2", ggml.TypeF32)), 1e-5},
+		{randomModel(t, smallSpec(t, "llama3", ggml.TypeQ8_0)), 1e-2},
 	} {
 		path, chunkTol := c.path, c.chunkTol
 		t.Run(filepath.Base(path), func(t *testing.T) {
@@ -439,17 +443,17 @@ func TestTokenGradient(t *testing.T) {
 // quantized weight, was measured at 0.7% for Q8_0 and 8% for Q4_K; DESIGN.md).
 func TestQuantizedGradientNearFloat(t *testing.T) {
 	dir := t.TempDir()
-	f32 := randomModel(t, withEmbd(smallSpec(t, "llama3", TypeF32), 256))
+	f32 := randomModel(t, withEmbd(smallSpec(t, "llama3", ggml.TypeF32), 256))
 	for _, c := range []struct {
-		typ GGMLType
+		typ ggml.GGMLType
 		tol float64
-	}{{TypeQ8_0, 0.03}, {TypeQ4_K, 0.25}} {
+	}{{ggml.TypeQ8_0, 0.03}, {ggml.TypeQ4_K, 0.25}} {
 		q := filepath.Join(dir, c.typ.String()+".gguf")
 		deq := filepath.Join(dir, c.typ.String()+"-f32.gguf")
-		if err := QuantizeModel(f32, q, c.typ, 1); err != nil {
+		if err := llama.QuantizeModel(f32, q, c.typ, 1); err != nil {
 			t.Fatal(err)
 		}
-		if err := QuantizeModel(q, deq, TypeF32, 1); err != nil {
+		if err := llama.QuantizeModel(q, deq, ggml.TypeF32, 1); err != nil {
 			t.Fatal(err)
 		}
 		m := mustLoad(t, q)

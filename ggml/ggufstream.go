@@ -1,4 +1,4 @@
-package llama
+package ggml
 
 /*
 #include <stdlib.h>
@@ -15,17 +15,17 @@ import (
 	"github.com/bpo-dev/bpo/internal/atomicfile"
 )
 
-// streamTensor is a tensor whose description goes into the GGUF header and whose data a
+// StreamTensor is a tensor whose description goes into the GGUF header and whose data a
 // producer hands over only while the file is written, so that a multi-GB model never has
 // to sit in memory as a whole.
-type streamTensor struct {
+type StreamTensor struct {
 	Name string
 	Type GGMLType
 	NE   []int64
 }
 
 // size is the tensor's data size in bytes.
-func (t streamTensor) size() int64 {
+func (t StreamTensor) size() int64 {
 	rows := int64(1)
 	for _, d := range t.NE[1:] {
 		rows *= d
@@ -33,9 +33,9 @@ func (t streamTensor) size() int64 {
 	return t.Type.RowSize(t.NE[0]) * rows
 }
 
-// addTensorInfo declares a tensor (name, type, ggml shape) without data; WriteStreaming then
+// AddTensorInfo declares a tensor (name, type, ggml shape) without data; WriteStreaming then
 // asks for the data in declaration order.
-func (w *GGUFWriter) addTensorInfo(t streamTensor) error {
+func (w *GGUFWriter) AddTensorInfo(t StreamTensor) error {
 	if w.closed {
 		return fmt.Errorf("gguf: %w", ErrClosed)
 	}
@@ -66,11 +66,11 @@ func (w *GGUFWriter) addTensorInfo(t streamTensor) error {
 	return nil
 }
 
-// writeStreaming writes the header (metadata and the tensors declared with addTensorInfo) and
+// WriteStreaming writes the header (metadata and the tensors declared with AddTensorInfo) and
 // then each tensor's data as data(i) returns it, each padded to the file's alignment (as ggml's
 // own writer does), atomically.
 // data must return exactly the declared size of tensor i.
-func (w *GGUFWriter) writeStreaming(path string, tensors []streamTensor, data func(i int) ([]byte, error)) error {
+func (w *GGUFWriter) WriteStreaming(path string, tensors []StreamTensor, data func(i int) ([]byte, error)) error {
 	if w.closed {
 		return fmt.Errorf("gguf: %w", ErrClosed)
 	}

@@ -1,4 +1,4 @@
-package llama
+package ggml
 
 import (
 	"bufio"
@@ -468,7 +468,7 @@ func (p *ggufParser) tensorInfo(name string) (GGUFTensor, error) {
 		return t, err
 	}
 	t.Type = GGMLType(typ)
-	if !t.Type.valid() {
+	if !t.Type.Valid() {
 		p.pos -= 4
 		return t, p.fail("tensor_type", "tensor %s has ggml type %d, which is not a (current) ggml type", name, typ)
 	}

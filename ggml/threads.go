@@ -1,4 +1,4 @@
-package llama
+package ggml
 
 import (
 	"os"
@@ -77,3 +77,8 @@ func computeThreads(requested int) int {
 	}
 	return min(requested, idleCores())
 }
+
+// DefaultThreads is half the logical CPUs (at least 1): about the physical cores, as llama.cpp picks.
+// ggml's worker threads spin-wait, so more threads than free cores makes every op slower, badly so on
+// a busy machine.
+func DefaultThreads() int { return max(1, runtime.NumCPU()/2) }

@@ -1,17 +1,15 @@
-package align
+package llamaalign
 
 import (
 	"context"
-	"errors"
 	"math"
-	"os"
-	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 
+	"github.com/bpo-dev/bpo/align"
 	"github.com/bpo-dev/bpo/internal/fixture"
 	"github.com/bpo-dev/bpo/llama"
+	"github.com/bpo-dev/bpo/lora"
 )
 
 // Fixtures of the repository's testdata/ folder; fixture.File gives their path.
@@ -26,11 +24,11 @@ func TestTokenizePreferencesTemplatesAndEOS(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	ex := []PreferenceExample{
-		{Line: 1, PromptMessages: []Message{{Role: "user", Content: "What is 2+3?"}}, Chosen: "5", Rejected: "6"},
+	ex := []align.PreferenceExample{
+		{Line: 1, PromptMessages: []align.Message{{Role: "user", Content: "What is 2+3?"}}, Chosen: "5", Rejected: "6"},
 		{Line: 2, Prompt: "Question: 2+3?\nAnswer:", Chosen: " 5", Rejected: " 6"},
 	}
-	pairs, cut, err := TokenizePreferences(m, ex, "", Truncation{})
+	pairs, cut, err := TokenizePreferences(m, ex, "", align.Truncation{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,60 +61,9 @@ func TestTokenizePreferencesTemplatesAndEOS(t *testing.T) {
 		t.Errorf("qwen2 EOT/EOS: %d/%d", m.EOT(), m.EOS())
 	}
 	// Truncation: a 3-token prompt limit keeps the prompt's end.
-	long, cut, err := TokenizePreferences(m, ex[1:], "", Truncation{MaxPromptLength: 3, Mode: "keep_end"})
+	long, cut, err := TokenizePreferences(m, ex[1:], "", align.Truncation{MaxPromptLength: 3, Mode: "keep_end"})
 	if err != nil || cut != 1 || len(long[0].Prompt) != 3 {
 		t.Fatalf("truncation: %v, cut %d, prompt %v", err, cut, long[0].Prompt)
-	}
-}
-
-func TestLoadSFTShapesAndErrors(t *testing.T) {
-	dir := t.TempDir()
-	good := filepath.Join(dir, "good.jsonl")
-	os.WriteFile(good, []byte(`{"prompt":"a","completion":"b"}
-{"text":"just text"}
-
-{"question":"2+2?","answer":"4\n#### 4"}
-{"messages":[{"role":"user","content":"hi"},{"role":"assistant","content":"hello"}]}
-`), 0o644)
-	ex, err := LoadSFT(good)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(ex) != 4 || ex[2].Prompt != "Question: 2+2?\nAnswer:" || ex[2].Completion != " 4\n#### 4" || ex[3].Completion != "hello" || ex[3].Line != 5 {
-		t.Fatalf("examples %+v", ex)
-	}
-	cases := map[string]string{
-		`{"prompt":"a"}`:                 ":1: expected",
-		`{"prompt":"a","completion":""}`: ":1: empty completion",
-		`not json`:                       ":1: not a JSON object",
-		"{\"text\":\"ok\"}\n[1,2]":       ":2: not a JSON object",
-	}
-	for content, want := range cases {
-		p := filepath.Join(dir, "bad.jsonl")
-		os.WriteFile(p, []byte(content), 0o644)
-		_, err := LoadSFT(p)
-		var le *LineError
-		if err == nil || !strings.Contains(err.Error(), want) || !errors.As(err, &le) {
-			t.Errorf("%q: got %v, want an error containing %q", content, err, want)
-		}
-	}
-}
-
-// TestLoadSFTFileSkipsAndCounts: without --strict, malformed lines are skipped and listed with their
-// line numbers (as for preference data); with it, the first one is the error.
-func TestLoadSFTFileSkipsAndCounts(t *testing.T) {
-	p := filepath.Join(t.TempDir(), "mixed.jsonl")
-	os.WriteFile(p, []byte("{\"text\":\"a\"}\nnot json\n\n{\"prompt\":\"q\"}\n{\"prompt\":\"q\",\"completion\":\" a\"}\n"), 0o644)
-	ex, skipped, err := LoadSFTFile(p, LoadOptions{})
-	if err != nil || len(ex) != 2 || len(skipped) != 2 || skipped[0].Line != 2 || skipped[1].Line != 4 {
-		t.Fatalf("lenient: %d examples, skipped %v, %v", len(ex), skipped, err)
-	}
-	if _, _, err := LoadSFTFile(p, LoadOptions{Strict: true}); err == nil || !strings.Contains(err.Error(), ":2: not a JSON object") {
-		t.Fatalf("strict: %v", err)
-	}
-	os.WriteFile(p, []byte("not json\n"), 0o644)
-	if _, _, err := LoadSFTFile(p, LoadOptions{}); err == nil || !strings.Contains(err.Error(), "no valid examples (1 lines skipped") {
-		t.Fatalf("only bad lines: %v", err)
 	}
 }
 
@@ -128,11 +75,11 @@ func TestReferenceLogpsMatchTrainingGraph(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	ex := []PreferenceExample{
+	ex := []align.PreferenceExample{
 		{Line: 1, Prompt: "Once upon a time", Chosen: " there was a cat.", Rejected: " the sun was cold and blue."},
 		{Line: 2, Prompt: "Tom had a ball.", Chosen: " He played with it.", Rejected: " It was a big red car."},
 	}
-	pairs, _, err := TokenizePreferences(m, ex, "", Truncation{})
+	pairs, _, err := TokenizePreferences(m, ex, "", align.Truncation{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +91,7 @@ func TestReferenceLogpsMatchTrainingGraph(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lora, err := NewLoRA(LoRAConfig{Rank: 2, Alpha: 4, Targets: LoRATargets(), Seed: 1}, base)
+	lora, err := align.NewLoRA(align.LoRAConfig{Rank: 2, Alpha: 4, Targets: lora.Targets(), Seed: 1}, base)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,8 +119,8 @@ func TestCompletionContinuesPrompt(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	ex := []PreferenceExample{{Line: 1, Prompt: "Tom saw a cat.", Chosen: " He ran to it.", Rejected: " The sun was big."}}
-	pairs, _, err := TokenizePreferences(m, ex, "", Truncation{})
+	ex := []align.PreferenceExample{{Line: 1, Prompt: "Tom saw a cat.", Chosen: " He ran to it.", Rejected: " The sun was big."}}
+	pairs, _, err := TokenizePreferences(m, ex, "", align.Truncation{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,11 +136,12 @@ func TestCompletionContinuesPrompt(t *testing.T) {
 	if len(alone) == len(pairs[0].Chosen)-1 {
 		t.Logf("note: this vocabulary adds no extra space token (%v)", alone)
 	}
-	seqs, _, err := TokenizeSFT(m, []SFTExample{{Line: 1, Prompt: "Tom saw a cat.", Completion: " He ran to it."}}, "", 0)
+	seqs, _, err := TokenizeSFT(m, []align.SFTExample{{Line: 1, Prompt: "Tom saw a cat.", Completion: " He ran to it."}}, "", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(seqs[0].Tokens[:len(seqs[0].Tokens)-1], whole) || seqs[0].PromptLen != len(pairs[0].Prompt) {
-		t.Errorf("sft tokens %v (prompt %d), want %v", seqs[0].Tokens, seqs[0].PromptLen, whole)
+	toks := append(append([]int32{}, seqs[0].Prompt...), seqs[0].Completion...)
+	if !slices.Equal(toks[:len(toks)-1], whole) || len(seqs[0].Prompt) != len(pairs[0].Prompt) {
+		t.Errorf("sft tokens %v (prompt %d), want %v", toks, len(seqs[0].Prompt), whole)
 	}
 }

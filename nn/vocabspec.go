@@ -1,6 +1,10 @@
-package llama
+package nn
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/bpo-dev/bpo/ggml"
+)
 
 // Token types of a GGUF vocabulary (tokenizer.ggml.token_type), as llama.cpp defines them.
 const (
@@ -31,28 +35,28 @@ type VocabSpec struct {
 // Validate checks the vocabulary's internal consistency.
 func (v *VocabSpec) Validate() error {
 	if v.Model != "llama" {
-		return fmt.Errorf("%w: vocab model %q, want \"llama\"", ErrInvalidArgument, v.Model)
+		return fmt.Errorf("%w: vocab model %q, want \"llama\"", ggml.ErrInvalidArgument, v.Model)
 	}
 	n := len(v.Tokens)
 	if n == 0 || len(v.Scores) != n || len(v.Types) != n {
-		return fmt.Errorf("%w: vocab has %d tokens, %d scores, %d types", ErrInvalidArgument, n, len(v.Scores), len(v.Types))
+		return fmt.Errorf("%w: vocab has %d tokens, %d scores, %d types", ggml.ErrInvalidArgument, n, len(v.Scores), len(v.Types))
 	}
 	for _, id := range []int32{v.BOS, v.EOS, v.UNK} {
 		if id < 0 || int(id) >= n {
-			return fmt.Errorf("%w: special token id %d outside the %d-token vocabulary", ErrInvalidArgument, id, n)
+			return fmt.Errorf("%w: special token id %d outside the %d-token vocabulary", ggml.ErrInvalidArgument, id, n)
 		}
 	}
 	seen := make(map[string]int, n)
 	for i, t := range v.Tokens {
 		if j, dup := seen[t]; dup {
-			return fmt.Errorf("%w: token %q appears at ids %d and %d", ErrInvalidArgument, t, j, i)
+			return fmt.Errorf("%w: token %q appears at ids %d and %d", ggml.ErrInvalidArgument, t, j, i)
 		}
 		seen[t] = i
 	}
 	return nil
 }
 
-func (v *VocabSpec) write(w *GGUFWriter) {
+func (v *VocabSpec) write(w *ggml.GGUFWriter) {
 	w.SetString("tokenizer.ggml.model", v.Model)
 	w.SetStrings("tokenizer.ggml.tokens", v.Tokens)
 	w.SetFloat32s("tokenizer.ggml.scores", v.Scores)

@@ -1,4 +1,4 @@
-package llama
+package nn
 
 import (
 	"errors"
@@ -9,15 +9,15 @@ import (
 	"runtime/debug"
 	"sort"
 	"strings"
-)
 
-// LoRATargets are the projection names LoRA can adapt.
-var LoRATargets = []string{"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"}
+	"github.com/bpo-dev/bpo/ggml"
+	"github.com/bpo-dev/bpo/lora"
+)
 
 // TrainOptions configure NewTrainModel.
 type TrainOptions struct {
 	// LoRA holds the trainable LoRA pairs (base weights frozen). Exactly one of LoRA and FullParams.
-	LoRA []LoRATensor
+	LoRA []lora.Tensor
 	// LoRAAlpha scales the LoRA update by alpha / rank.
 	LoRAAlpha float32
 	// FullParams trains every weight (the model must be F32).
@@ -58,7 +58,7 @@ func ParseCheckpointing(s string) (Checkpointing, error) {
 	case "off", "false":
 		return CheckpointOff, nil
 	}
-	return 0, fmt.Errorf("%w: checkpointing %q (want auto, on or off)", ErrInvalidArgument, s)
+	return 0, fmt.Errorf("%w: checkpointing %q (want auto, on or off)", ggml.ErrInvalidArgument, s)
 }
 
 func (c Checkpointing) String() string {
@@ -72,19 +72,19 @@ type TrainParam struct {
 	Shape  []int64
 	Values []float32
 	Grad   []float32
-	tensor Tensor
+	tensor ggml.Tensor
 }
 
 // TrainSeq is one sequence for training: Tokens[PromptLen:] are scored (the completion), each given all
 // tokens before it.
 type TrainSeq struct {
-	Tokens    []Token
+	Tokens    []int32
 	PromptLen int
 }
 
 // hyper holds the architecture hyper-parameters read from the GGUF file.
 type hyper struct {
-	arch                      string
+	arch                      *architecture
 	nEmbd, nHead, nKV, nLayer int
 	nFF, nVocab, nCtxTrain    int
 	headDim                   int
@@ -97,19 +97,19 @@ type hyper struct {
 type TrainModel struct {
 	path      string
 	hp        hyper
-	backend   *Backend
-	sched     *Scheduler
+	backend   *ggml.Backend
+	sched     *ggml.Scheduler
 	schedSize int
-	wctx      *GContext
-	wbuf      *Buffer
-	weights   map[string]Tensor
-	wT        map[string]Tensor // transposed frozen weights for the backward pass (see transposed.go)
+	wctx      *ggml.GContext
+	wbuf      *ggml.Buffer
+	weights   map[string]ggml.Tensor
+	wT        map[string]ggml.Tensor // transposed frozen weights for the backward pass (see transposed.go)
 	ckpt      Checkpointing
 	limits    chunkLimits
-	pctx      *GContext
-	pbuf      *Buffer
+	pctx      *ggml.GContext
+	pbuf      *ggml.Buffer
 	params    []*TrainParam
-	lora      map[string][2]Tensor // base weight name -> A, B
+	lora      map[string][2]ggml.Tensor // base weight name -> A, B
 	loraScale float32
 	loraRank  int
 	full      bool
@@ -117,7 +117,7 @@ type TrainModel struct {
 
 // NewTrainModel loads the weights of a GGUF model into backend memory and sets up the trainable tensors.
 func NewTrainModel(path string, opts TrainOptions) (*TrainModel, error) {
-	f, err := ReadGGUF(path)
+	f, err := ggml.ReadGGUF(path)
 	if err != nil {
 		return nil, fmt.Errorf("train model: %w", err)
 	}
@@ -126,12 +126,12 @@ func NewTrainModel(path string, opts TrainOptions) (*TrainModel, error) {
 		return nil, fmt.Errorf("train model %s: %w", path, err)
 	}
 	if opts.FullParams == (len(opts.LoRA) > 0) {
-		return nil, fmt.Errorf("train model: %w: set exactly one of LoRA tensors and FullParams", ErrInvalidArgument)
+		return nil, fmt.Errorf("train model: %w: set exactly one of LoRA tensors and FullParams", ggml.ErrInvalidArgument)
 	}
 	if opts.Checkpointing < CheckpointAuto || opts.Checkpointing > CheckpointOff {
-		return nil, fmt.Errorf("train model: %w: checkpointing setting %d", ErrInvalidArgument, opts.Checkpointing)
+		return nil, fmt.Errorf("train model: %w: checkpointing setting %d", ggml.ErrInvalidArgument, opts.Checkpointing)
 	}
-	tm := &TrainModel{path: path, hp: hp, weights: map[string]Tensor{}, wT: map[string]Tensor{}, lora: map[string][2]Tensor{},
+	tm := &TrainModel{path: path, hp: hp, weights: map[string]ggml.Tensor{}, wT: map[string]ggml.Tensor{}, lora: map[string][2]ggml.Tensor{},
 		full: opts.FullParams, ckpt: opts.Checkpointing, limits: defaultChunkLimits}
 	ok := false
 	defer func() {
@@ -142,7 +142,7 @@ func NewTrainModel(path string, opts TrainOptions) (*TrainModel, error) {
 	if err := tm.checkTensors(f, opts); err != nil {
 		return nil, fmt.Errorf("train model %s: %w", path, err)
 	}
-	if tm.backend, err = NewCPUBackend(opts.Threads); err != nil {
+	if tm.backend, err = ggml.NewCPUBackend(opts.Threads); err != nil {
 		return nil, err
 	}
 	if err := tm.loadWeights(f); err != nil {
@@ -165,16 +165,17 @@ func NewTrainModel(path string, opts TrainOptions) (*TrainModel, error) {
 
 func trainGraphSize(hp hyper) int { return 64 + hp.nLayer*400 }
 
-func readHyper(f *GGUFFile) (hyper, error) {
-	arch := f.Arch()
-	if arch != "llama" && arch != "qwen2" {
-		return hyper{}, fmt.Errorf("%w: training graphs exist for llama and qwen2, not %q", ErrUnsupportedArch, arch)
+func readHyper(f *ggml.GGUFFile) (hyper, error) {
+	a, err := archByName(f.Arch())
+	if err != nil {
+		return hyper{}, err
 	}
-	hp := hyper{arch: arch, ropeBase: 10000, ropeScale: 1, eps: 1e-5}
+	arch := a.name
+	hp := hyper{arch: a, ropeMode: a.ropeMode, ropeBase: 10000, ropeScale: 1, eps: 1e-5}
 	geti := func(k string, dst *int) error {
 		v, ok := f.Uint(arch + k)
 		if !ok {
-			return fmt.Errorf("%w: missing %s%s", ErrInvalidArgument, arch, k)
+			return fmt.Errorf("%w: missing %s%s", ggml.ErrInvalidArgument, arch, k)
 		}
 		*dst = int(v)
 		return nil
@@ -204,28 +205,25 @@ func readHyper(f *GGUFFile) (hyper, error) {
 			hp.ropeScale = float32(1 / v)
 		}
 	default:
-		return hyper{}, fmt.Errorf("%w: rope scaling %q is not supported by the training graph", ErrUnsupportedArch, f.String(arch+".rope.scaling.type"))
+		return hyper{}, fmt.Errorf("%w: rope scaling %q is not supported by the training graph", ggml.ErrUnsupportedArch, f.String(arch+".rope.scaling.type"))
 	}
 	if hp.nHead <= 0 || hp.nKV <= 0 || hp.nEmbd%hp.nHead != 0 || hp.nHead%hp.nKV != 0 {
-		return hyper{}, fmt.Errorf("%w: heads %d, kv heads %d, embedding %d do not fit", ErrInvalidArgument, hp.nHead, hp.nKV, hp.nEmbd)
+		return hyper{}, fmt.Errorf("%w: heads %d, kv heads %d, embedding %d do not fit", ggml.ErrInvalidArgument, hp.nHead, hp.nKV, hp.nEmbd)
 	}
 	hp.headDim = hp.nEmbd / hp.nHead
 	if v, ok := f.Uint(arch + ".rope.dimension_count"); ok && int(v) != hp.headDim {
-		return hyper{}, fmt.Errorf("%w: partial rope (%d of %d dims) is not supported", ErrUnsupportedArch, v, hp.headDim)
-	}
-	if arch == "qwen2" {
-		hp.ropeMode = 2 // NeoX
+		return hyper{}, fmt.Errorf("%w: partial rope (%d of %d dims) is not supported", ggml.ErrUnsupportedArch, v, hp.headDim)
 	}
 	tok, ok := f.Tensor("token_embd.weight")
 	if !ok || len(tok.Shape) != 2 {
-		return hyper{}, fmt.Errorf("%w: missing 2-D token_embd.weight", ErrInvalidArgument)
+		return hyper{}, fmt.Errorf("%w: missing 2-D token_embd.weight", ggml.ErrInvalidArgument)
 	}
 	hp.nVocab = int(tok.Shape[1])
 	return hp, nil
 }
 
 // weightNames lists the tensors the graph reads.
-func (tm *TrainModel) weightNames(f *GGUFFile) []string {
+func (tm *TrainModel) weightNames(f *ggml.GGUFFile) []string {
 	names := []string{"token_embd.weight", "output_norm.weight"}
 	if _, ok := f.Tensor("output.weight"); ok {
 		names = append(names, "output.weight")
@@ -237,7 +235,7 @@ func (tm *TrainModel) weightNames(f *GGUFFile) []string {
 		for _, n := range []string{"attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm", "ffn_gate", "ffn_up", "ffn_down"} {
 			names = append(names, fmt.Sprintf("blk.%d.%s.weight", l, n))
 		}
-		if tm.hp.arch == "qwen2" {
+		if tm.hp.arch.qkvBias {
 			for _, n := range []string{"attn_q", "attn_k", "attn_v"} {
 				names = append(names, fmt.Sprintf("blk.%d.%s.bias", l, n))
 			}
@@ -247,77 +245,64 @@ func (tm *TrainModel) weightNames(f *GGUFFile) []string {
 }
 
 // checkTensors validates every tensor the graph needs before anything reaches C.
-func (tm *TrainModel) checkTensors(f *GGUFFile, opts TrainOptions) error {
+func (tm *TrainModel) checkTensors(f *ggml.GGUFFile, opts TrainOptions) error {
 	for _, n := range tm.weightNames(f) {
 		t, ok := f.Tensor(n)
 		if !ok {
-			return fmt.Errorf("%w: missing tensor %s", ErrInvalidArgument, n)
+			return fmt.Errorf("%w: missing tensor %s", ggml.ErrInvalidArgument, n)
 		}
-		if opts.FullParams && t.Type != TypeF32 && t.Type != TypeF16 && t.Type != TypeBF16 {
-			return fmt.Errorf("%w: full-parameter training needs float weights; %s is %s", ErrInvalidArgument, n, t.Type)
+		if opts.FullParams && t.Type != ggml.TypeF32 && t.Type != ggml.TypeF16 && t.Type != ggml.TypeBF16 {
+			return fmt.Errorf("%w: full-parameter training needs float weights; %s is %s", ggml.ErrInvalidArgument, n, t.Type)
 		}
 	}
 	rank := 0
 	for _, l := range opts.LoRA {
 		if err := l.Validate(); err != nil {
-			return err
+			return fmt.Errorf("%w: %w", ggml.ErrInvalidArgument, err)
 		}
 		w, ok := f.Tensor(l.Base)
 		if !ok {
-			return fmt.Errorf("%w: LoRA target %s is not a tensor of the model", ErrAdapterMismatch, l.Base)
+			return fmt.Errorf("%w: LoRA target %s is not a tensor of the model", ggml.ErrAdapterMismatch, l.Base)
 		}
-		if !isLoRATarget(l.Base) {
-			return fmt.Errorf("%w: LoRA on %s is not supported (targets: %s)", ErrInvalidArgument, l.Base, strings.Join(LoRATargets, ", "))
+		if !lora.IsTarget(l.Base) {
+			return fmt.Errorf("%w: LoRA on %s is not supported (targets: %s)", ggml.ErrInvalidArgument, l.Base, strings.Join(lora.Targets(), ", "))
 		}
 		if int(w.Shape[0]) != l.NIn || int(w.Shape[1]) != l.NOut {
-			return fmt.Errorf("%w: LoRA %s is %dx%d, weight is %v", ErrAdapterMismatch, l.Base, l.NIn, l.NOut, w.Shape)
+			return fmt.Errorf("%w: LoRA %s is %dx%d, weight is %v", ggml.ErrAdapterMismatch, l.Base, l.NIn, l.NOut, w.Shape)
 		}
 		if rank != 0 && l.Rank != rank {
-			return fmt.Errorf("%w: LoRA ranks differ (%d and %d)", ErrInvalidArgument, rank, l.Rank)
+			return fmt.Errorf("%w: LoRA ranks differ (%d and %d)", ggml.ErrInvalidArgument, rank, l.Rank)
 		}
 		rank = l.Rank
 	}
 	if len(opts.LoRA) > 0 && (opts.LoRAAlpha <= 0 || math.IsNaN(float64(opts.LoRAAlpha))) {
-		return fmt.Errorf("%w: LoRA alpha %v, want > 0", ErrInvalidArgument, opts.LoRAAlpha)
+		return fmt.Errorf("%w: LoRA alpha %v, want > 0", ggml.ErrInvalidArgument, opts.LoRAAlpha)
 	}
 	tm.loraRank = rank
 	return nil
 }
 
-func isLoRATarget(base string) bool {
-	parts := strings.Split(base, ".")
-	if len(parts) != 4 || parts[0] != "blk" || parts[3] != "weight" {
-		return false
-	}
-	for _, t := range LoRATargets {
-		if parts[2] == t {
-			return true
-		}
-	}
-	return false
-}
-
 // loadWeights creates the weight tensors and reads their data from the file. Full-parameter training
 // widens F16/BF16 to F32 (ggml's automatic differentiation needs F32 parameters); LoRA training keeps
 // every weight in its own type and adds the transposed copies the backward pass multiplies by.
-func (tm *TrainModel) loadWeights(f *GGUFFile) error {
+func (tm *TrainModel) loadWeights(f *ggml.GGUFFile) error {
 	names := tm.weightNames(f)
 	var transposed []string
 	if !tm.full {
 		transposed = tm.backwardWeights(f)
 	}
-	tm.wctx = NewGContext(len(names)+len(transposed)+8, 0, false)
-	infos := make([]GGUFTensor, len(names))
+	tm.wctx = ggml.NewGContext(len(names)+len(transposed)+8, 0, false)
+	infos := make([]ggml.GGUFTensor, len(names))
 	for i, n := range names {
 		t, _ := f.Tensor(n)
 		infos[i] = t
 		typ := t.Type
-		if tm.full && (typ == TypeF16 || typ == TypeBF16) {
-			typ = TypeF32
+		if tm.full && (typ == ggml.TypeF16 || typ == ggml.TypeBF16) {
+			typ = ggml.TypeF32
 		}
 		tm.weights[n] = tm.wctx.NewTensor(typ, t.Shape...).SetName(n)
 	}
-	bf16 := len(transposed) > 0 && cpuHasBF16()
+	bf16 := len(transposed) > 0 && ggml.CPUHasBF16()
 	if bf16 {
 		var bytes int64
 		for _, n := range transposed {
@@ -351,7 +336,7 @@ func (tm *TrainModel) loadWeights(f *GGUFFile) error {
 		}
 		w := tm.weights[n]
 		if w.Type() != info.Type {
-			v, err := ToFloat32(info.Type, buf, info.Elements())
+			v, err := ggml.ToFloat32(info.Type, buf, info.Elements())
 			if err != nil {
 				return fmt.Errorf("decode %s: %w", n, err)
 			}
@@ -383,11 +368,11 @@ func (tm *TrainModel) loadWeights(f *GGUFFile) error {
 
 // backwardWeights lists the frozen 2-D weights the backward pass multiplies by transposed: every
 // projection of every block, and the output matrix (the token embedding when the output is tied).
-func (tm *TrainModel) backwardWeights(f *GGUFFile) []string {
+func (tm *TrainModel) backwardWeights(f *ggml.GGUFFile) []string {
 	var names []string
 	for l := 0; l < tm.hp.nLayer; l++ {
-		for _, t := range LoRATargets {
-			names = append(names, fmt.Sprintf("blk.%d.%s.weight", l, t))
+		for _, t := range lora.Targets() {
+			names = append(names, lora.BaseName(l, t))
 		}
 	}
 	if _, ok := f.Tensor("output.weight"); ok {
@@ -397,20 +382,20 @@ func (tm *TrainModel) backwardWeights(f *GGUFFile) []string {
 }
 
 // setupLoRA creates the trainable A/B tensors.
-func (tm *TrainModel) setupLoRA(pairs []LoRATensor, alpha float32) error {
-	tm.pctx = NewGContext(2*len(pairs)+4, 0, false)
+func (tm *TrainModel) setupLoRA(pairs []lora.Tensor, alpha float32) error {
+	tm.pctx = ggml.NewGContext(2*len(pairs)+4, 0, false)
 	seen := map[string]bool{}
 	for _, l := range pairs {
 		if seen[l.Base] {
-			return fmt.Errorf("%w: two LoRA pairs for %s", ErrInvalidArgument, l.Base)
+			return fmt.Errorf("%w: two LoRA pairs for %s", ggml.ErrInvalidArgument, l.Base)
 		}
 		seen[l.Base] = true
-		a := tm.pctx.NewTensor(TypeF32, int64(l.NIn), int64(l.Rank)).SetName(l.Base + ".lora_a")
-		b := tm.pctx.NewTensor(TypeF32, int64(l.Rank), int64(l.NOut)).SetName(l.Base + ".lora_b")
-		tm.lora[l.Base] = [2]Tensor{a, b}
+		a := tm.pctx.NewTensor(ggml.TypeF32, int64(l.NIn), int64(l.Rank)).SetName(l.Base + lora.SuffixA)
+		b := tm.pctx.NewTensor(ggml.TypeF32, int64(l.Rank), int64(l.NOut)).SetName(l.Base + lora.SuffixB)
+		tm.lora[l.Base] = [2]ggml.Tensor{a, b}
 		tm.params = append(tm.params,
-			&TrainParam{Name: l.Base + ".lora_a", Shape: []int64{int64(l.NIn), int64(l.Rank)}, Values: append([]float32(nil), l.A...), Grad: make([]float32, len(l.A)), tensor: a},
-			&TrainParam{Name: l.Base + ".lora_b", Shape: []int64{int64(l.Rank), int64(l.NOut)}, Values: append([]float32(nil), l.B...), Grad: make([]float32, len(l.B)), tensor: b})
+			&TrainParam{Name: l.Base + lora.SuffixA, Shape: []int64{int64(l.NIn), int64(l.Rank)}, Values: append([]float32(nil), l.A...), Grad: make([]float32, len(l.A)), tensor: a},
+			&TrainParam{Name: l.Base + lora.SuffixB, Shape: []int64{int64(l.Rank), int64(l.NOut)}, Values: append([]float32(nil), l.B...), Grad: make([]float32, len(l.B)), tensor: b})
 	}
 	var err error
 	if tm.pbuf, err = tm.backend.AllocTensors(tm.pctx); err != nil {
@@ -437,8 +422,8 @@ func (tm *TrainModel) UploadParams() error {
 }
 
 // LoRATensors returns the current LoRA pairs (host values), sorted by base name.
-func (tm *TrainModel) LoRATensors() []LoRATensor {
-	var out []LoRATensor
+func (tm *TrainModel) LoRATensors() []lora.Tensor {
+	var out []lora.Tensor
 	byName := map[string]*TrainParam{}
 	for _, p := range tm.params {
 		byName[p.Name] = p
@@ -449,15 +434,15 @@ func (tm *TrainModel) LoRATensors() []LoRATensor {
 	}
 	sort.Strings(bases)
 	for _, b := range bases {
-		a, bb := byName[b+".lora_a"], byName[b+".lora_b"]
-		out = append(out, LoRATensor{Base: b, Rank: int(a.Shape[1]), NIn: int(a.Shape[0]), NOut: int(bb.Shape[1]),
+		a, bb := byName[b+lora.SuffixA], byName[b+lora.SuffixB]
+		out = append(out, lora.Tensor{Base: b, Rank: int(a.Shape[1]), NIn: int(a.Shape[0]), NOut: int(bb.Shape[1]),
 			A: append([]float32(nil), a.Values...), B: append([]float32(nil), bb.Values...)})
 	}
 	return out
 }
 
 // Arch is the model's architecture; VocabSize its vocabulary size.
-func (tm *TrainModel) Arch() string   { return tm.hp.arch }
+func (tm *TrainModel) Arch() string   { return tm.hp.arch.name }
 func (tm *TrainModel) VocabSize() int { return tm.hp.nVocab }
 
 // WeightBytes is the backend memory held by weights and parameters.

@@ -1,4 +1,4 @@
-package llama
+package nn
 
 import (
 	"fmt"
@@ -6,6 +6,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/bpo-dev/bpo/ggml"
 )
 
 // The LoRA training step is one ggml graph with a hand-written backward pass (ggml's automatic
@@ -66,42 +68,42 @@ func chunkMasks(cs []chunk) []float32 {
 
 // stepGraph is one built LoRA training (or scoring) graph with its inputs and outputs.
 type stepGraph struct {
-	ctx                            *GContext
-	gr                             *Graph
-	tokens, pos, masks, rows, tgts Tensor
-	chunks                         []chunk  // the attention chunks the graph was built for
-	rowWeight                      Tensor   // backward: dLoss/dlogp of each scored row
-	split                          Tensor   // the first node that reads rowWeight
-	logp                           Tensor   // log-prob of each scored row
-	grads                          []Tensor // gradient of each of tm.params
+	ctx                            *ggml.GContext
+	gr                             *ggml.Graph
+	tokens, pos, masks, rows, tgts ggml.Tensor
+	chunks                         []chunk       // the attention chunks the graph was built for
+	rowWeight                      ggml.Tensor   // backward: dLoss/dlogp of each scored row
+	split                          ggml.Tensor   // the first node that reads rowWeight
+	logp                           ggml.Tensor   // log-prob of each scored row
+	grads                          []ggml.Tensor // gradient of each of tm.params
 }
 
 // stepBuilder builds a stepGraph.
 type stepBuilder struct {
 	tm     *TrainModel
-	g      *GContext
-	gr     *Graph
+	g      *ggml.GContext
+	gr     *ggml.Graph
 	sg     *stepGraph
 	p      *batchPlan
 	chunks []chunk
-	freq   Tensor
-	grads  map[string]Tensor
+	freq   ggml.Tensor
+	grads  map[string]ggml.Tensor
 }
 
 // blockActs are the activations of one block the backward pass reads.
 type blockActs struct {
-	x, xn            Tensor // block input, normed input
-	q, k, v          Tensor // projections (with bias), [hd*heads, T]
-	uq, uk, uv, uo   Tensor // LoRA A x of each projection (nil without LoRA)
-	Q, K, Vt         Tensor // Q, K: [hd, L, heads, B]; Vt is V transposed, [L, hd, kv heads, B]
-	probs            []Tensor
-	o                Tensor // attention output before attn_output, [d, T]
-	h, hn            Tensor // after the attention residual, normed
-	a, b, m          Tensor // gate, up, silu(gate)*up
-	ug, uu, ud       Tensor
-	out              Tensor // the block output h + W_down m
-	kt, qt           Tensor // K and Q transposed, [L, hd, heads, B]
-	xnT, hnT, oT, mT Tensor // transposed inputs of the projections (made in the backward, for LoRA)
+	x, xn            ggml.Tensor // block input, normed input
+	q, k, v          ggml.Tensor // projections (with bias), [hd*heads, T]
+	uq, uk, uv, uo   ggml.Tensor // LoRA A x of each projection (nil without LoRA)
+	Q, K, Vt         ggml.Tensor // Q, K: [hd, L, heads, B]; Vt is V transposed, [L, hd, kv heads, B]
+	probs            []ggml.Tensor
+	o                ggml.Tensor // attention output before attn_output, [d, T]
+	h, hn            ggml.Tensor // after the attention residual, normed
+	a, b, m          ggml.Tensor // gate, up, silu(gate)*up
+	ug, uu, ud       ggml.Tensor
+	out              ggml.Tensor // the block output h + W_down m
+	kt, qt           ggml.Tensor // K and Q transposed, [L, hd, heads, B]
+	xnT, hnT, oT, mT ggml.Tensor // transposed inputs of the projections (made in the backward, for LoRA)
 }
 
 // build makes the graph for plan p; withGrad adds the backward pass.
@@ -112,18 +114,18 @@ func (tm *TrainModel) buildStep(p *batchPlan, withGrad bool) (*stepGraph, error)
 	if err := tm.ensureScheduler(size); err != nil {
 		return nil, err
 	}
-	g := NewGContext(2*size+64, size, false)
+	g := ggml.NewGContext(2*size+64, size, false)
 	sg := &stepGraph{ctx: g, chunks: chunks}
 	sg.gr = g.NewGraph(size, false)
-	b := &stepBuilder{tm: tm, g: g, gr: sg.gr, sg: sg, p: p, chunks: chunks, grads: map[string]Tensor{}}
+	b := &stepBuilder{tm: tm, g: g, gr: sg.gr, sg: sg, p: p, chunks: chunks, grads: map[string]ggml.Tensor{}}
 	T, R := int64(len(p.tokens)), int64(len(p.rows))
-	sg.tokens = g.NewTensor(TypeI32, T).SetName("tokens")
-	sg.pos = g.NewTensor(TypeI32, T).SetName("positions")
+	sg.tokens = g.NewTensor(ggml.TypeI32, T).SetName("tokens")
+	sg.pos = g.NewTensor(ggml.TypeI32, T).SetName("positions")
 	last := chunks[len(chunks)-1]
-	sg.masks = g.NewTensor(TypeF32, int64(last.maskOff+last.q1*(last.q1-last.q0))).SetName("kq_masks")
-	sg.rows = g.NewTensor(TypeI32, R).SetName("scored_rows")
-	sg.tgts = g.NewTensor(TypeI32, R).SetName("targets")
-	for _, t := range []Tensor{sg.tokens, sg.pos, sg.masks, sg.rows, sg.tgts} {
+	sg.masks = g.NewTensor(ggml.TypeF32, int64(last.maskOff+last.q1*(last.q1-last.q0))).SetName("kq_masks")
+	sg.rows = g.NewTensor(ggml.TypeI32, R).SetName("scored_rows")
+	sg.tgts = g.NewTensor(ggml.TypeI32, R).SetName("targets")
+	for _, t := range []ggml.Tensor{sg.tokens, sg.pos, sg.masks, sg.rows, sg.tgts} {
 		t.SetInput()
 	}
 	if w, ok := tm.weights["rope_freqs.weight"]; ok {
@@ -146,7 +148,7 @@ func (tm *TrainModel) buildStep(p *batchPlan, withGrad bool) (*stepGraph, error)
 	gs.SetOutput()
 	sg.gr.Expand(gs)
 	// Backward: row weights, the head's final norm, then the blocks from the last.
-	sg.rowWeight = g.NewTensor(TypeF32, R).SetName("row_weight")
+	sg.rowWeight = g.NewTensor(ggml.TypeF32, R).SetName("row_weight")
 	sg.rowWeight.SetInput()
 	dhn := g.Mul(gs, g.Reshape2D(sg.rowWeight, 1, R))
 	sg.split = dhn
@@ -177,7 +179,7 @@ func (tm *TrainModel) buildStep(p *batchPlan, withGrad bool) (*stepGraph, error)
 func (b *stepBuilder) w(l int, name string) string { return fmt.Sprintf("blk.%d.%s", l, name) }
 
 // lin applies the frozen weight name and its LoRA pair, if any, to x: W x + s B (A x). u = A x.
-func (b *stepBuilder) lin(name string, x Tensor) (y, u Tensor) {
+func (b *stepBuilder) lin(name string, x ggml.Tensor) (y, u ggml.Tensor) {
 	y = b.g.MulMat(b.tm.weights[name], x)
 	if ab, ok := b.tm.lora[name]; ok {
 		u = b.g.MulMat(ab[0], x)
@@ -190,7 +192,7 @@ func (b *stepBuilder) lin(name string, x Tensor) (y, u Tensor) {
 // linBack is the backward pass of lin: it records the LoRA gradients of name and returns dL/dx.
 // The LoRA gradients are outer products summed over tokens (ggml's out_prod contracts the token
 // dimension of both operands directly, so neither needs a transposed copy).
-func (b *stepBuilder) linBack(name string, x, u, dy Tensor) Tensor {
+func (b *stepBuilder) linBack(name string, x, u, dy ggml.Tensor) ggml.Tensor {
 	g := b.g
 	dx := g.MulMat(b.tm.wT[name], dy)
 	ab, ok := b.tm.lora[name]
@@ -205,7 +207,7 @@ func (b *stepBuilder) linBack(name string, x, u, dy Tensor) Tensor {
 	// the end of the backward pass.
 	for _, p := range []struct {
 		name string
-		grad Tensor
+		grad ggml.Tensor
 	}{{name + ".lora_b", gb}, {name + ".lora_a", ga}} {
 		p.grad.SetOutput()
 		b.gr.Expand(p.grad)
@@ -216,7 +218,7 @@ func (b *stepBuilder) linBack(name string, x, u, dy Tensor) Tensor {
 
 // blockForward builds block l on input x. dropProbs lets each attention chunk's probabilities die with
 // the chunk (the backward recomputes them); otherwise they are kept for the backward pass.
-func (b *stepBuilder) blockForward(l int, x Tensor, dropProbs bool) *blockActs {
+func (b *stepBuilder) blockForward(l int, x ggml.Tensor, dropProbs bool) *blockActs {
 	tm, g, hp := b.tm, b.g, b.tm.hp
 	hd, nh, nkv := int64(hp.headDim), int64(hp.nHead), int64(hp.nKV)
 	L, B := int64(b.p.L), int64(b.p.B)
@@ -227,7 +229,7 @@ func (b *stepBuilder) blockForward(l int, x Tensor, dropProbs bool) *blockActs {
 	a.k, a.uk = b.lin(b.w(l, "attn_k.weight"), a.xn)
 	a.v, a.uv = b.lin(b.w(l, "attn_v.weight"), a.xn)
 	for _, qkv := range []struct {
-		t    *Tensor
+		t    *ggml.Tensor
 		name string
 	}{{&a.q, "attn_q.bias"}, {&a.k, "attn_k.bias"}, {&a.v, "attn_v.bias"}} {
 		if bias, ok := tm.weights[b.w(l, qkv.name)]; ok {
@@ -241,7 +243,7 @@ func (b *stepBuilder) blockForward(l int, x Tensor, dropProbs bool) *blockActs {
 	a.Vt = g.Cont(g.Permute(g.Reshape4D(a.v, hd, nkv, L, B), 1, 2, 0, 3)) // [L, hd, nkv, B]
 	a.kt = g.TransposeF32(a.K)                                            // [L, hd, nkv, B]
 	a.qt = g.TransposeF32(a.Q)                                            // [L, hd, nh, B]
-	var O Tensor
+	var O ggml.Tensor
 	for i, c := range b.chunks {
 		P := b.probs(a, c)
 		if !dropProbs {
@@ -257,27 +259,27 @@ func (b *stepBuilder) blockForward(l int, x Tensor, dropProbs bool) *blockActs {
 		}
 	}
 	a.o = g.Reshape2D(g.Cont(g.Permute(O, 0, 2, 1, 3)), hd*nh, T)
-	var att Tensor
+	var att ggml.Tensor
 	att, a.uo = b.lin(b.w(l, "attn_output.weight"), a.o)
 	a.h = g.Add(att, x)
 	a.hn = g.Mul(g.RMSNorm(a.h, hp.eps), tm.weights[b.w(l, "ffn_norm.weight")])
 	a.a, a.ug = b.lin(b.w(l, "ffn_gate.weight"), a.hn)
 	a.b, a.uu = b.lin(b.w(l, "ffn_up.weight"), a.hn)
 	a.m = g.SwigluSplit(a.a, a.b)
-	var down Tensor
+	var down ggml.Tensor
 	down, a.ud = b.lin(b.w(l, "ffn_down.weight"), a.m)
 	a.out = g.Add(down, a.h)
 	return a
 }
 
 // rope rotates a [hd, heads, T] tensor.
-func (b *stepBuilder) rope(x Tensor) Tensor {
+func (b *stepBuilder) rope(x ggml.Tensor) ggml.Tensor {
 	hp := b.tm.hp
 	return b.g.Rope(x, b.sg.pos, b.freq, hp.headDim, hp.ropeMode, hp.nCtxTrain, hp.ropeBase, hp.ropeScale)
 }
 
 // probs is chunk c's attention probabilities softmax(K^T Q / sqrt(hd) + mask), [q1, n, heads, B].
-func (b *stepBuilder) probs(a *blockActs, c chunk) Tensor {
+func (b *stepBuilder) probs(a *blockActs, c chunk) ggml.Tensor {
 	g, hp := b.g, b.tm.hp
 	hd, nh, nkv := int64(hp.headDim), int64(hp.nHead), int64(hp.nKV)
 	B := int64(b.p.B)
@@ -292,14 +294,14 @@ func (b *stepBuilder) probs(a *blockActs, c chunk) Tensor {
 
 // groupSum sums a per-query-head gradient [hd, n, heads, B] over each KV head's group of query heads
 // (query head h reads KV head h / group) to [hd, n, kv heads, B].
-func (b *stepBuilder) groupSum(x Tensor) Tensor {
+func (b *stepBuilder) groupSum(x ggml.Tensor) ggml.Tensor {
 	hp := b.tm.hp
 	group := int64(hp.nHead / hp.nKV)
 	if group == 1 {
 		return x
 	}
 	nkv, B := int64(hp.nKV), int64(b.p.B)
-	var s Tensor
+	var s ggml.Tensor
 	for j := range group {
 		v := b.g.View4D(x, x.Ne(0), x.Ne(1), nkv, B, x.Nb(1), x.Nb(2)*group, x.Nb(3), j*x.Nb(2))
 		if j == 0 {
@@ -313,7 +315,7 @@ func (b *stepBuilder) groupSum(x Tensor) Tensor {
 
 // blockBackward builds the gradient of block l's input from the gradient dy of its output, recording
 // the LoRA gradients of its projections.
-func (b *stepBuilder) blockBackward(l int, a *blockActs, dy Tensor) Tensor {
+func (b *stepBuilder) blockBackward(l int, a *blockActs, dy ggml.Tensor) ggml.Tensor {
 	tm, g, hp := b.tm, b.g, b.tm.hp
 	hd, nh, nkv := int64(hp.headDim), int64(hp.nHead), int64(hp.nKV)
 	L, B := int64(b.p.L), int64(b.p.B)
@@ -329,10 +331,10 @@ func (b *stepBuilder) blockBackward(l int, a *blockActs, dy Tensor) Tensor {
 	dO := g.Cont(g.Permute(g.Reshape4D(do, hd, nh, L, B), 0, 2, 1, 3)) // [hd, L, nh, B]
 	dOt := g.TransposeF32(dO)                                          // [L, hd, nh, B]
 	scale := float32(1 / math.Sqrt(float64(hp.headDim)))
-	var dQ, dK, dV Tensor
+	var dQ, dK, dV ggml.Tensor
 	for i, c := range b.chunks {
 		n, q1 := int64(c.q1-c.q0), int64(c.q1)
-		var P Tensor
+		var P ggml.Tensor
 		if len(a.probs) > 0 {
 			P = a.probs[i]
 		} else {
@@ -359,7 +361,7 @@ func (b *stepBuilder) blockBackward(l int, a *blockActs, dy Tensor) Tensor {
 		b.gr.Expand(dK)
 		b.gr.Expand(dV)
 	}
-	back := func(d Tensor, heads int64) Tensor { // [hd, L, heads, B] -> [hd, heads, T]
+	back := func(d ggml.Tensor, heads int64) ggml.Tensor { // [hd, L, heads, B] -> [hd, heads, T]
 		return g.Reshape3D(g.Cont(g.Permute(d, 0, 2, 1, 3)), hd, heads, T)
 	}
 	dq := g.Reshape2D(g.RopeBack(back(dQ, nh), b.sg.pos, b.freq, hp.headDim, hp.ropeMode, hp.nCtxTrain, hp.ropeBase, hp.ropeScale), hd*nh, T)
@@ -373,7 +375,7 @@ func (b *stepBuilder) blockBackward(l int, a *blockActs, dy Tensor) Tensor {
 
 // headForward builds the head on the scored rows of the last block's output xN: the final norm, then,
 // per row chunk, logits, softmax and log-probs (into sg.logp), and with withGrad g = d logp / d hn.
-func (b *stepBuilder) headForward(xN Tensor, withGrad bool) (xs, gs Tensor) {
+func (b *stepBuilder) headForward(xN ggml.Tensor, withGrad bool) (xs, gs ggml.Tensor) {
 	tm, g, hp := b.tm, b.g, b.tm.hp
 	d, V, R := int64(hp.nEmbd), int64(hp.nVocab), int64(len(b.p.rows))
 	out, ok := tm.weights["output.weight"]
@@ -391,7 +393,7 @@ func (b *stepBuilder) headForward(xN Tensor, withGrad bool) (xs, gs Tensor) {
 		logits := g.MulMat(out, hc) // [V, c]
 		sm := g.SoftMax(logits)
 		lp := g.TokenLogProbs(logits, sm, tc)
-		var gc Tensor
+		var gc ggml.Tensor
 		if withGrad {
 			gc = g.Sub(g.GetRows(out, tc), b.vocabContract(tm.wT[outName], sm)) // [d, c]
 		}
@@ -417,13 +419,13 @@ const vocabSlice = 4096
 // vocabContract is W^T p for the transposed head wT [V, d] and probabilities p [V, c], summed over
 // slices of the vocabulary. One product over all of V streams both operands from memory for every
 // output tile (half the speed of the forward's logits); a slice of wT and of p stays in cache.
-func (b *stepBuilder) vocabContract(wT, p Tensor) Tensor {
+func (b *stepBuilder) vocabContract(wT, p ggml.Tensor) ggml.Tensor {
 	g := b.g
 	V, d, c := p.Ne(0), wT.Ne(1), p.Ne(1)
-	var sum Tensor
+	var sum ggml.Tensor
 	for v0 := int64(0); v0 < V; v0 += vocabSlice {
 		n := min(vocabSlice, V-v0)
-		part := g.MulMat(g.View2D(wT, n, d, wT.Nb(1), RowSize(wT.Type(), v0)), g.View2D(p, n, c, p.Nb(1), 4*v0))
+		part := g.MulMat(g.View2D(wT, n, d, wT.Nb(1), ggml.RowSize(wT.Type(), v0)), g.View2D(p, n, c, p.Nb(1), 4*v0))
 		if v0 == 0 {
 			sum = part
 		} else {
@@ -460,12 +462,12 @@ func (tm *TrainModel) ensureScheduler(size int) error {
 	if tm.sched != nil && size <= tm.schedSize {
 		return nil
 	}
-	s, err := NewScheduler(size, tm.backend)
+	s, err := ggml.NewScheduler(size, tm.backend)
 	if err != nil {
 		return err
 	}
 	if tm.sched != nil {
-		s.peak = tm.sched.peak
+		s.CarryPeak(tm.sched)
 		tm.sched.Free()
 	}
 	tm.sched, tm.schedSize = s, size
@@ -592,7 +594,7 @@ func (tm *TrainModel) SetThreads(n int) { tm.backend.SetThreads(n) }
 // LogProbsAndGradient.
 func (tm *TrainModel) TokenLogProbsAndGradient(seqs []TrainSeq, coefFn func(logps [][]float64) ([][]float64, error)) ([][]float64, error) {
 	if tm.full {
-		return nil, fmt.Errorf("train gradient: %w: per-token coefficients need LoRA training", ErrInvalidArgument)
+		return nil, fmt.Errorf("train gradient: %w: per-token coefficients need LoRA training", ggml.ErrInvalidArgument)
 	}
 	p, err := tm.plan(seqs)
 	if err != nil {
@@ -611,12 +613,12 @@ func (tm *TrainModel) TokenLogProbsAndGradient(seqs []TrainSeq, coefFn func(logp
 			return nil, err
 		}
 		if len(coef) != len(seqs) {
-			return nil, fmt.Errorf("train gradient: %w: coefficients for %d sequences, want %d", ErrInvalidArgument, len(coef), len(seqs))
+			return nil, fmt.Errorf("train gradient: %w: coefficients for %d sequences, want %d", ggml.ErrInvalidArgument, len(coef), len(seqs))
 		}
 		w := make([]float32, 0, len(logp))
 		for s, cs := range coef {
 			if len(cs) != len(out[s]) {
-				return nil, fmt.Errorf("train gradient: %w: sequence %d has %d coefficients for %d tokens", ErrInvalidArgument, s, len(cs), len(out[s]))
+				return nil, fmt.Errorf("train gradient: %w: sequence %d has %d coefficients for %d tokens", ggml.ErrInvalidArgument, s, len(cs), len(out[s]))
 			}
 			for i, c := range cs {
 				if math.IsNaN(c) || math.IsInf(c, 0) {

@@ -1,10 +1,12 @@
-package llama
+package nn
 
 import (
 	"errors"
 	"fmt"
 	"runtime"
 	"sync"
+
+	"github.com/bpo-dev/bpo/ggml"
 )
 
 // The backward pass through a frozen weight W (ggml shape [in, out]) needs dx = W^T dy, a product that
@@ -20,23 +22,23 @@ import (
 
 // transposedType is the type in which the transpose of a weight of type typ with out output rows is
 // kept; bf16 asks for BF16 transposes of quantized weights.
-func transposedType(typ GGMLType, out int64, bf16 bool) GGMLType {
+func transposedType(typ ggml.GGMLType, out int64, bf16 bool) ggml.GGMLType {
 	switch {
-	case typ == TypeF32 || typ == TypeF16 || typ == TypeBF16:
+	case typ == ggml.TypeF32 || typ == ggml.TypeF16 || typ == ggml.TypeBF16:
 		return typ
 	case bf16:
-		return TypeBF16
+		return ggml.TypeBF16
 	case out%typ.BlockSize() == 0 && encodable(typ):
 		return typ
-	case out%TypeQ8_0.BlockSize() == 0:
-		return TypeQ8_0
+	case out%ggml.TypeQ8_0.BlockSize() == 0:
+		return ggml.TypeQ8_0
 	default:
-		return TypeF32
+		return ggml.TypeF32
 	}
 }
 
-// encodable reports whether convertFloat32 can write typ.
-func encodable(typ GGMLType) bool { return checkEncodable(typ, typ.BlockSize()) == nil }
+// encodable reports whether ggml.ConvertFloat32 can write typ.
+func encodable(typ ggml.GGMLType) bool { return ggml.CheckEncodable(typ, typ.BlockSize()) == nil }
 
 // transposeBand is how many rows of W^T are made at a time (a multiple of every block size), so that
 // the temporary float copy stays small for large vocabularies.
@@ -44,16 +46,16 @@ const transposeBand = 256
 
 // writeTransposed fills dst ([out, in], type dstType) with the transpose of the weight whose raw data
 // (type typ, ggml shape [in, out]) is raw. Bands of rows are made in parallel, one per CPU.
-func writeTransposed(dst Tensor, typ GGMLType, raw []byte, in, out int64) error {
+func writeTransposed(dst ggml.Tensor, typ ggml.GGMLType, raw []byte, in, out int64) error {
 	dstType := dst.Type()
 	srcRow := typ.RowSize(in)
 	dstRow := dstType.RowSize(out)
 	if int64(len(raw)) < srcRow*out {
-		return fmt.Errorf("%w: %d bytes for a %s tensor of %d x %d", ErrInvalidArgument, len(raw), typ, in, out)
+		return fmt.Errorf("%w: %d bytes for a %s tensor of %d x %d", ggml.ErrInvalidArgument, len(raw), typ, in, out)
 	}
 	bs := typ.BlockSize()
 	if in%bs != 0 {
-		return fmt.Errorf("%w: row length %d is not a multiple of %s's block size", ErrInvalidArgument, in, typ)
+		return fmt.Errorf("%w: row length %d is not a multiple of %s's block size", ggml.ErrInvalidArgument, in, typ)
 	}
 	band := max(transposeBand/bs, 1) * bs
 	bands := (in + band - 1) / band
@@ -71,7 +73,7 @@ func writeTransposed(dst Tensor, typ GGMLType, raw []byte, in, out int64) error 
 				n := min(band, in-i0)
 				for o := int64(0); o < out; o++ {
 					start := o*srcRow + typ.RowSize(i0)
-					if err := decodeInto(typ, raw[start:start+typ.RowSize(n)], piece[:n]); err != nil {
+					if err := ggml.DecodeInto(typ, raw[start:start+typ.RowSize(n)], piece[:n]); err != nil {
 						errs[w] = err
 						return
 					}
@@ -79,7 +81,7 @@ func writeTransposed(dst Tensor, typ GGMLType, raw []byte, in, out int64) error 
 						buf[i*out+o] = piece[i]
 					}
 				}
-				enc, err := convertFloat32(buf[:n*out], dstType, out)
+				enc, err := ggml.ConvertFloat32(buf[:n*out], dstType, out)
 				if err == nil {
 					err = dst.SetBytesAt(enc, i0*dstRow)
 				}
