@@ -203,6 +203,9 @@ func RunSFT(ctx context.Context, cfg SFTConfig, policy SFTPolicy, seqs []llama.T
 	lastSavedAt := time.Now()
 	mf := io.Discard
 	if writer {
+		if err := removeStaleCheckpointTemps(cfg.RunDir); err != nil {
+			return nil, fmt.Errorf("sft: %w", err)
+		}
 		f, err := os.OpenFile(metricsPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 		if err != nil {
 			return nil, fmt.Errorf("sft: %w", err)
