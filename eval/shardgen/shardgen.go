@@ -7,12 +7,14 @@
 // run Serve until the Leader closes.
 //
 // Sampled completions draw from eval.SampleSeed(seed, question id, sample), so a question's
-// answers do not depend on the rank that generated them.
+// answers do not depend on the rank that generated them. Messages are gob-encoded: texts travel as
+// their bytes (JSON would replace the invalid UTF-8 a model may generate).
 package shardgen
 
 import (
+	"bytes"
 	"context"
-	"encoding/json"
+	"encoding/gob"
 	"errors"
 	"fmt"
 
@@ -29,25 +31,25 @@ type Comm interface {
 
 // order is what rank 0 sends to all ranks: a batch to generate, or the end of the job.
 type order struct {
-	Stop     bool              `json:"stop,omitempty"`
-	Requests []eval.GenRequest `json:"requests,omitempty"`
+	Stop     bool
+	Requests []eval.GenRequest
 }
 
 // result is one finished request of a rank's share.
 type result struct {
-	Index        int      `json:"i"`
-	Texts        []string `json:"texts"`
-	Tokens       []int    `json:"tokens"`
-	StopReasons  []string `json:"stops,omitempty"`
-	PromptTokens int      `json:"prompt_tokens"`
-	Err          string   `json:"err,omitempty"`
+	Index        int
+	Texts        []string
+	Tokens       []int
+	StopReasons  []string
+	PromptTokens int
+	Err          string
 }
 
 // report is a rank's answer to an order: its finished requests and how its share ended.
 type report struct {
-	Results     []result `json:"results,omitempty"`
-	Interrupted bool     `json:"interrupted,omitempty"` // the rank's context was cancelled
-	Err         string   `json:"err,omitempty"`         // the rank's generator failed
+	Results     []result
+	Interrupted bool   // the rank's context was cancelled
+	Err         string // the rank's generator failed
 }
 
 // Leader is rank 0's eval.Generator: it shares every batch with the other ranks. Close it (on every
@@ -157,7 +159,7 @@ func Serve(ctx context.Context, comm Comm, local eval.Generator) error {
 
 // exchange is rank 0's side of one order: broadcast it, generate rank 0's share, gather the reports.
 func exchange(ctx context.Context, comm Comm, local eval.Generator, o order) ([]report, error) {
-	raw, err := json.Marshal(o)
+	raw, err := encode(o)
 	if err != nil {
 		return nil, fmt.Errorf("shardgen: encode the order: %w", err)
 	}
@@ -177,7 +179,7 @@ func receive(comm Comm) (order, error) {
 		return order{}, fmt.Errorf("shardgen: rank %d: receive rank 0's order: %w", comm.Rank(), err)
 	}
 	var o order
-	if err := json.Unmarshal(all[0], &o); err != nil {
+	if err := decode(all[0], &o); err != nil {
 		return order{}, fmt.Errorf("shardgen: rank %d: rank 0's order: %w", comm.Rank(), err)
 	}
 	return o, nil
@@ -185,7 +187,7 @@ func receive(comm Comm) (order, error) {
 
 // sendReport gathers every rank's report.
 func sendReport(comm Comm, rep report) ([]report, error) {
-	raw, err := json.Marshal(rep)
+	raw, err := encode(rep)
 	if err != nil {
 		return nil, fmt.Errorf("shardgen: rank %d: encode the results: %w", comm.Rank(), err)
 	}
@@ -195,7 +197,7 @@ func sendReport(comm Comm, rep report) ([]report, error) {
 	}
 	reports := make([]report, len(all))
 	for r, b := range all {
-		if err := json.Unmarshal(b, &reports[r]); err != nil {
+		if err := decode(b, &reports[r]); err != nil {
 			return nil, fmt.Errorf("shardgen: rank %d's results: %w", r, err)
 		}
 	}
@@ -235,3 +237,11 @@ func generateShare(ctx context.Context, comm Comm, local eval.Generator, reqs []
 	}
 	return rep
 }
+
+func encode(v any) ([]byte, error) {
+	var b bytes.Buffer
+	err := gob.NewEncoder(&b).Encode(v)
+	return b.Bytes(), err
+}
+
+func decode(raw []byte, v any) error { return gob.NewDecoder(bytes.NewReader(raw)).Decode(v) }
