@@ -75,7 +75,7 @@ func exitJob(w *mpi.World, code int) {
 		if code != 0 && code != 130 { // 130: every rank was interrupted after the same step
 			fmt.Fprintf(
 				os.Stderr,
-				"bpo: rank %d of %d failed: aborting the MPI job (the run folder keeps its last checkpoint; relaunch to resume)\n",
+				"bpo: rank %d of %d failed: aborting the MPI job (the run folder keeps what was saved: relaunch the same command to resume)\n",
 				w.Rank(),
 				w.Size(),
 			)
