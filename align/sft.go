@@ -187,18 +187,18 @@ func RunSFT(ctx context.Context, cfg SFTConfig, policy SFTPolicy, seqs []llama.T
 		}
 		opt, step = st.Optimizer, int(st.Step)
 		res.ResumedFrom, res.Checkpoint = step, dir
-		if !writer {
-			// metrics belong to rank 0
-		} else if err := truncateJSONLSteps(metricsPath, step); err != nil {
-			return nil, fmt.Errorf("sft resume: %w", err)
+		if writer {
+			if err := truncateJSONLSteps(metricsPath, step); err != nil {
+				return nil, fmt.Errorf("sft resume: %w", err)
+			}
 		}
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("sft: %w", err)
-	} else if !writer {
-		// rank 0 clears the metrics
-	} else if err := truncateJSONLSteps(metricsPath, 0); err != nil {
+	} else if writer {
 		// Metrics without a checkpoint: a run killed before its first checkpoint starts over.
-		return nil, fmt.Errorf("sft: clear the metrics of a run killed before its first checkpoint: %w", err)
+		if err := truncateJSONLSteps(metricsPath, 0); err != nil {
+			return nil, fmt.Errorf("sft: clear the metrics of a run killed before its first checkpoint: %w", err)
+		}
 	}
 	lastSavedAt := time.Now()
 	mf := io.Discard
