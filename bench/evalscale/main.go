@@ -3,9 +3,11 @@
 // thread each, on the benchmarks' Qwen2.5-0.5B-shaped model. It runs the bpo binary built with MPI
 // (make build-mpi) as a user would and writes bench/results/evalscale.json.
 //
-// Two rates are kept per setting: end to end (questions / wall time of the whole command, model
-// loading included) and generation only (questions / the run's session_seconds in summary.json,
-// which on 2 ranks covers the generation of all ranks, since rank 0 waits for every share).
+// Three rates are kept per setting: end to end (questions / wall time of the whole command, model
+// loading included), generation only (questions / the run's session_seconds in summary.json, which
+// on 2 ranks covers the generation of all ranks, since rank 0 waits for every share), and per CPU
+// second (questions / user + system time of the command with all its processes, the ranks included:
+// nearly immune to other load, it shows what running as 2 ranks costs in CPU).
 //
 //	evalscale -bpo bin/bpo-mpi [-questions 8] [-max-new-tokens 32] [-reps 2]
 package main
@@ -86,9 +88,12 @@ func run(bpo, model string, questions, maxNew, parallel, reps int, outDir, comma
 	}
 	defer os.RemoveAll(work)
 	var first []byte // the first run's samples, to check that every setting answers the same
-	for _, s := range settings {
-		var e2e, gen, loads []float64
-		for r := range reps {
+	// Settings take turns (rep 1 of each, then rep 2, ...) so that other load on the machine falls
+	// on all of them alike.
+	n := len(settings)
+	e2e, gen, cpu, loads := make([][]float64, n), make([][]float64, n), make([][]float64, n), make([][]float64, n)
+	for r := range reps {
+		for k, s := range settings {
 			dir := filepath.Join(work, fmt.Sprintf("%s-%d", strings.ReplaceAll(s.name, " ", ""), r))
 			cmd := evalCommand(bpo, s, []string{"eval", "--model", model, "--benchmark", "math500",
 				"--limit", fmt.Sprint(questions), "--max-new-tokens", fmt.Sprint(maxNew),
@@ -120,17 +125,23 @@ func run(bpo, model string, questions, maxNew, parallel, reps int, outDir, comma
 			} else if string(samples) != string(first) {
 				res.Notes = append(res.Notes, fmt.Sprintf("%s run %d: samples.jsonl differs from the first run's", s.name, r+1))
 			}
-			e2e = append(e2e, float64(questions)/secs)
-			gen = append(gen, float64(questions)/sum.SessionSeconds)
-			loads = append(loads, load)
-			fmt.Fprintf(os.Stderr, "evalscale: %s: %d questions in %.1f s (generation %.1f s), load %.1f\n",
-				s.name, questions, secs, sum.SessionSeconds, load)
+			// The rusage of the waited-for command includes its waited-for children (mpirun's ranks).
+			csecs := (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds()
+			cpu[k] = append(cpu[k], float64(questions)/csecs)
+			e2e[k] = append(e2e[k], float64(questions)/secs)
+			gen[k] = append(gen[k], float64(questions)/sum.SessionSeconds)
+			loads[k] = append(loads[k], load)
+			fmt.Fprintf(os.Stderr, "evalscale: %s: %d questions in %.1f s (generation %.1f s, %.1f CPU s), load %.1f\n",
+				s.name, questions, secs, sum.SessionSeconds, csecs, load)
 		}
-		res.Metrics = append(res.Metrics,
-			bench.NewMetric(s.name+" (end to end)", "problems/s", true, e2e, loads),
-			bench.NewMetric(s.name+" (generation)", "problems/s", true, gen, loads))
 	}
-	for _, kind := range []string{"end to end", "generation"} {
+	for k, s := range settings {
+		res.Metrics = append(res.Metrics,
+			bench.NewMetric(s.name+" (end to end)", "problems/s", true, e2e[k], loads[k]),
+			bench.NewMetric(s.name+" (generation)", "problems/s", true, gen[k], loads[k]),
+			bench.NewMetric(s.name+" (cpu time)", "problems/cpu-s", true, cpu[k], loads[k]))
+	}
+	for _, kind := range []string{"end to end", "generation", "cpu time"} {
 		for _, den := range settings[:2] {
 			num := settings[2]
 			q, err := res.NewRatio(
