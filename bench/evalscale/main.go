@@ -114,7 +114,14 @@ func run(bpo, model string, questions, maxNew, parallel, reps int, outDir, comma
 				err = json.Unmarshal(raw, &sum)
 			}
 			if err != nil || sum.N != questions || sum.SessionSeconds <= 0 {
-				return fmt.Errorf("%s: summary of %s: %v (%d questions, %v s)", s.name, dir, err, sum.N, sum.SessionSeconds)
+				return fmt.Errorf(
+					"%s: summary of %s: %v (%d questions, %v s)",
+					s.name,
+					dir,
+					err,
+					sum.N,
+					sum.SessionSeconds,
+				)
 			}
 			samples, err := os.ReadFile(filepath.Join(dir, "samples.jsonl"))
 			if err != nil {
@@ -157,7 +164,10 @@ func run(bpo, model string, questions, maxNew, parallel, reps int, outDir, comma
 		}
 	}
 	if len(res.Notes) == 0 {
-		res.Notes = append(res.Notes, "every run wrote the same samples.jsonl (greedy answers do not depend on the ranks)")
+		res.Notes = append(
+			res.Notes,
+			"every run wrote the same samples.jsonl (greedy answers do not depend on the ranks)",
+		)
 	}
 	path, err := res.Finish(outDir)
 	if err != nil {

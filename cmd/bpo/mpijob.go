@@ -99,14 +99,25 @@ func shardedGeneration(c *cli.Context, local eval.Generator, run func(gen eval.G
 		return run(local)
 	}
 	if w.Rank() != 0 {
-		fmt.Fprintf(os.Stderr, "%s: rank %d of %d: generating its share of rank 0's batches\n", c.Command.Name, w.Rank(), w.Size())
+		fmt.Fprintf(
+			os.Stderr,
+			"%s: rank %d of %d: generating its share of rank 0's batches\n",
+			c.Command.Name,
+			w.Rank(),
+			w.Size(),
+		)
 		return shardgen.Serve(c.Context, w, local)
 	}
 	leader, err := shardgen.NewLeader(w, local)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "%s: rank 0 of %d: batches shared with the other ranks, run folder written here\n", c.Command.Name, w.Size())
+	fmt.Fprintf(
+		os.Stderr,
+		"%s: rank 0 of %d: batches shared with the other ranks, run folder written here\n",
+		c.Command.Name,
+		w.Size(),
+	)
 	err = run(leader)
 	return errors.Join(err, leader.Close())
 }

@@ -92,7 +92,12 @@ func (l *Leader) Generate(ctx context.Context, reqs []eval.GenRequest, onDone fu
 		for k := range rep.Results {
 			res := &rep.Results[k]
 			if res.Index < 0 || res.Index >= len(reqs) || res.Index%l.comm.Size() != r || byIndex[res.Index] != nil {
-				return fmt.Errorf("shardgen: rank %d reported request %d, which is not its own (%d requests)", r, res.Index, len(reqs))
+				return fmt.Errorf(
+					"shardgen: rank %d reported request %d, which is not its own (%d requests)",
+					r,
+					res.Index,
+					len(reqs),
+				)
 			}
 			byIndex[res.Index] = res
 		}
@@ -101,7 +106,12 @@ func (l *Leader) Generate(ctx context.Context, reqs []eval.GenRequest, onDone fu
 		if res == nil {
 			continue
 		}
-		out := eval.GenResult{Texts: res.Texts, Tokens: res.Tokens, StopReasons: res.StopReasons, PromptTokens: res.PromptTokens}
+		out := eval.GenResult{
+			Texts:        res.Texts,
+			Tokens:       res.Tokens,
+			StopReasons:  res.StopReasons,
+			PromptTokens: res.PromptTokens,
+		}
 		if res.Err != "" {
 			out.Err = errors.New(res.Err)
 		}

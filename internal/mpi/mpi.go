@@ -162,7 +162,12 @@ func (w *World) AllgatherBytes(send []byte) ([][]byte, error) {
 	total := 0
 	for r, n := range counts {
 		if n < 0 || total+int(n) > math.MaxInt32 {
-			return nil, fmt.Errorf("mpi: allgather: rank %d sends %d bytes after %d: more than MPI's int count", r, int(n), total)
+			return nil, fmt.Errorf(
+				"mpi: allgather: rank %d sends %d bytes after %d: more than MPI's int count",
+				r,
+				int(n),
+				total,
+			)
 		}
 		displs[r] = C.int(total)
 		total += int(n)
@@ -172,7 +177,13 @@ func (w *World) AllgatherBytes(send []byte) ([][]byte, error) {
 	src := append(send[:len(send):len(send)], 0)
 	err := check(
 		"allgather",
-		C.bpo_mpi_allgatherv_bytes(unsafe.Pointer(&src[0]), C.int(len(send)), unsafe.Pointer(&recv[0]), &counts[0], &displs[0]),
+		C.bpo_mpi_allgatherv_bytes(
+			unsafe.Pointer(&src[0]),
+			C.int(len(send)),
+			unsafe.Pointer(&recv[0]),
+			&counts[0],
+			&displs[0],
+		),
 	)
 	if err != nil {
 		return nil, err
