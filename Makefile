@@ -97,8 +97,10 @@ bench: headers
 	bin/bench-train -only memory8b -command "make bench"
 	@if command -v mpirun >/dev/null && pkg-config --exists ompi-c 2>/dev/null; then \
 		$(GO) build -tags mpi -o bin/bench-mpicomm ./bench/mpicomm && \
-		$(MPIRUN_LOCAL) -np 2 bin/bench-mpicomm -command "make bench"; \
-	else echo "*** bench: Open MPI is not installed (make mpi-tools): the MPI communication cost is not measured ***"; fi
+		$(MPIRUN_LOCAL) -np 2 bin/bench-mpicomm -command "make bench" && \
+		$(GO) build -tags mpi -o bin/bpo-mpi ./cmd/bpo && $(GO) build -o bin/bench-evalscale ./bench/evalscale && \
+		bin/bench-evalscale -bpo bin/bpo-mpi -reps $(BENCH_REPS) -command "make bench BENCH_REPS=$(BENCH_REPS)"; \
+	else echo "*** bench: Open MPI is not installed (make mpi-tools): the MPI costs and eval scaling are not measured ***"; fi
 	$(GO) run ./bench/report -results bench/results -out bench/RESULTS.md
 
 # IPNN's data: the idx files of MNIST and Fashion-MNIST in $(BPO_DATA_DIR)/mnist and

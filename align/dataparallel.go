@@ -15,8 +15,9 @@ import (
 // rank then takes, is bit for bit the single-process one with the same batch and micro-batch.
 
 // errJobInterrupted is returned when some rank's context was cancelled during a step: every rank
-// stops after the same completed step.
-var errJobInterrupted = errors.New("a rank of the job was interrupted")
+// stops after the same completed step, as an interrupted one (it wraps context.Canceled, so that
+// every rank ends normally and none aborts the job while rank 0 saves the checkpoint).
+var errJobInterrupted = fmt.Errorf("a rank of the job was interrupted: %w", context.Canceled)
 
 // Status codes of a rank's micro-batch in a round's gather.
 const (

@@ -1,6 +1,7 @@
 package align
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -38,6 +39,11 @@ type SFTConfig struct {
 	Load func(dir string) error
 	// OnStep, if set, is called after every step.
 	OnStep func(SFTStep)
+	// MicroBatch is the sequences per forward/backward (gradient accumulation); 0: the whole batch.
+	MicroBatch int
+	// Comm joins the ranks of a data-parallel job (see sftparallel.go); nil means one process. Rank 0
+	// writes the run directory; every rank reads its checkpoints.
+	Comm Comm
 }
 
 // SFTStep is one line of an SFT run's metrics.jsonl.
@@ -110,6 +116,12 @@ func RunSFT(ctx context.Context, cfg SFTConfig, policy SFTPolicy, seqs []TokenSe
 	if err != nil {
 		return nil, fmt.Errorf("sft: %w", err)
 	}
+	gradient, err := newSFTGradient(policy, shapes, cfg.MicroBatch, cfg.Comm)
+	if err != nil {
+		return nil, err
+	}
+	comm := commOrSingle(cfg.Comm)
+	writer := comm.Rank() == 0 // the rank that writes metrics and checkpoints
 	if err := os.MkdirAll(cfg.RunDir, 0o755); err != nil {
 		return nil, fmt.Errorf("sft: %w", err)
 	}
@@ -153,25 +165,40 @@ func RunSFT(ctx context.Context, cfg SFTConfig, policy SFTPolicy, seqs []TokenSe
 		}
 		opt, step = st.Optimizer, int(st.Step)
 		res.ResumedFrom, res.Checkpoint = step, dir
-		if err := truncateJSONLSteps(metricsPath, step); err != nil {
-			return nil, fmt.Errorf("sft resume: %w", err)
+		if writer {
+			if err := truncateJSONLSteps(metricsPath, step); err != nil {
+				return nil, fmt.Errorf("sft resume: %w", err)
+			}
 		}
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("sft: %w", err)
-	} else if err := truncateJSONLSteps(metricsPath, 0); err != nil {
+	} else if writer {
 		// Metrics without a checkpoint: a run killed before its first checkpoint starts over.
-		return nil, fmt.Errorf("sft: clear the metrics of a run killed before its first checkpoint: %w", err)
+		if err := truncateJSONLSteps(metricsPath, 0); err != nil {
+			return nil, fmt.Errorf("sft: clear the metrics of a run killed before its first checkpoint: %w", err)
+		}
 	}
 	lastSavedAt := time.Now()
-	mf, err := os.OpenFile(metricsPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("sft: %w", err)
+	mf := io.Discard
+	if writer {
+		if err := removeStaleCheckpointTemps(cfg.RunDir); err != nil {
+			return nil, fmt.Errorf("sft: %w", err)
+		}
+		f, err := os.OpenFile(metricsPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			return nil, fmt.Errorf("sft: %w", err)
+		}
+		defer f.Close()
+		mf = f
 	}
-	defer mf.Close()
 	save := func() error {
 		name := fmt.Sprintf("checkpoint-%06d", step)
 		tmp := filepath.Join(cfg.RunDir, "."+name+".tmp")
 		final := filepath.Join(cfg.RunDir, name)
+		if !writer {
+			res.Checkpoint = final // rank 0 writes it
+			return nil
+		}
 		os.RemoveAll(tmp)
 		if err := os.Mkdir(tmp, 0o755); err != nil {
 			return err
@@ -207,7 +234,8 @@ func RunSFT(ctx context.Context, cfg SFTConfig, policy SFTPolicy, seqs []TokenSe
 	}
 	t0 := time.Now()
 	for step < total {
-		if ctx.Err() != nil {
+		// The ranks of a job decide on an interruption together, in the step's gathers.
+		if comm.Size() == 1 && ctx.Err() != nil {
 			if err := save(); err != nil {
 				return nil, fmt.Errorf("sft: save on interrupt: %w", err)
 			}
@@ -222,14 +250,14 @@ func RunSFT(ctx context.Context, cfg SFTConfig, policy SFTPolicy, seqs []TokenSe
 			batch = append(batch, seqs[i])
 			tokens += len(seqs[i].Completion)
 		}
-		for i := range grads {
-			clear(grads[i])
-		}
 		ts := time.Now()
-		loss, err := policy.NLLGradient(ctx, batch, grads)
+		loss, err := gradient.compute(ctx, batch, grads)
 		if err != nil {
-			if ctx.Err() != nil {
-				continue // saved at the top of the loop
+			if ctx.Err() != nil || errors.Is(err, errJobInterrupted) {
+				if err := save(); err != nil {
+					return nil, fmt.Errorf("sft: save on interrupt: %w", err)
+				}
+				return res, cmp.Or(ctx.Err(), err)
 			}
 			return nil, fmt.Errorf("sft step %d: %w (last good checkpoint: %s)", step+1, err, res.Checkpoint)
 		}
@@ -271,8 +299,10 @@ func RunSFT(ctx context.Context, cfg SFTConfig, policy SFTPolicy, seqs []TokenSe
 			}
 		}
 	}
-	if err := mf.Sync(); err != nil {
-		return nil, err
+	if f, ok := mf.(*os.File); ok {
+		if err := f.Sync(); err != nil {
+			return nil, err
+		}
 	}
 	if err := save(); err != nil {
 		return nil, fmt.Errorf("sft: checkpoint: %w", err)

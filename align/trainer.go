@@ -428,6 +428,9 @@ func (t *Trainer) Run(ctx context.Context) (*TrainResult, error) {
 	}
 	t.lastSavedAt = time.Now()
 	if t.comm.Rank() == 0 {
+		if err := removeStaleCheckpointTemps(t.cfg.RunDir); err != nil {
+			return nil, fmt.Errorf("train: %w", err)
+		}
 		if t.resumedFrom == 0 && t.step == 0 {
 			if err := t.checkFreshRunDir(); err != nil {
 				return nil, err

@@ -278,7 +278,7 @@ func setupEval(c *cli.Context, preferTrain bool) (*evalSetup, error) {
 	s.gen = gen
 	s.opts = eval.Options{Prompter: prompter, PromptName: c.String("prompt"), Method: grader.Method(c.String("method")),
 		Gen:   genParams,
-		Model: c.String("model"), Adapters: names, BatchSize: 4 * parallel,
+		Model: c.String("model"), Adapters: names, BatchSize: 4 * parallel * max(1, worldOf(c).Size()),
 		ModelID: modelID, AdapterIDs: adapterIDs, PromptID: promptID, ChatTemplate: c.String("template")}
 	ok = true
 	return s, nil
@@ -290,22 +290,24 @@ func runEval(c *cli.Context) error {
 		return err
 	}
 	defer s.Close()
-	bar := newProgress(len(s.samples), "eval "+c.String("benchmark"))
-	last := 0
-	s.opts.OnProgress = func(done, total int) { bar.Add(done - last); last = done }
-	sum, err := eval.Run(c.Context, s.gen, c.String("benchmark"), s.samples, s.opts, c.String("out"))
-	bar.Finish()
-	if err != nil {
-		if sum != nil {
-			fmt.Fprintf(os.Stderr, "eval: stopped after %d questions; run the same command to resume\n", sum.N)
+	return shardedGeneration(c, s.gen, func(gen eval.Generator) error {
+		bar := newProgress(len(s.samples), "eval "+c.String("benchmark"))
+		last := 0
+		s.opts.OnProgress = func(done, total int) { bar.Add(done - last); last = done }
+		sum, err := eval.Run(c.Context, gen, c.String("benchmark"), s.samples, s.opts, c.String("out"))
+		bar.Finish()
+		if err != nil {
+			if sum != nil {
+				fmt.Fprintf(os.Stderr, "eval: stopped after %d questions; run the same command to resume\n", sum.N)
+			}
+			return err
 		}
-		return err
-	}
-	if err := sum.WriteMarkdown(os.Stdout); err != nil {
-		return err
-	}
-	fmt.Printf("accuracy: %.4f (%d/%d)\n", sum.Accuracy, sum.Correct, sum.N)
-	return nil
+		if err := sum.WriteMarkdown(os.Stdout); err != nil {
+			return err
+		}
+		fmt.Printf("accuracy: %.4f (%d/%d)\n", sum.Accuracy, sum.Correct, sum.N)
+		return nil
+	})
 }
 
 // promptFingerprint identifies the files the prompts are made from (a --prompt-template file, the

@@ -1,12 +1,15 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/bpo-dev/bpo/align"
+	"github.com/bpo-dev/bpo/eval"
+	"github.com/bpo-dev/bpo/eval/shardgen"
 	"github.com/bpo-dev/bpo/internal/mpi"
 )
 
@@ -15,7 +18,7 @@ import (
 const worldKey = "mpi.world"
 
 // dataParallelCommands run as one job over several MPI ranks; the others refuse to.
-var dataParallelCommands = map[string]bool{"train": true}
+var dataParallelCommands = map[string]bool{"train": true, "sft": true, "eval": true, "pairs": true}
 
 // startWorld starts MPI when launched by mpirun/srun with more than one process, and otherwise
 // returns the single-process world without touching MPI.
@@ -55,7 +58,7 @@ func singleProcessOnly(cmd *cli.Command) *cli.Command {
 	cmd.Action = func(c *cli.Context) error {
 		if w := worldOf(c); w.Size() > 1 {
 			return fmt.Errorf(
-				"bpo %s runs in one process; under mpirun only `bpo train` runs data-parallel (launched here with %d processes)",
+				"bpo %s runs in one process; under mpirun only bpo train, sft, eval and pairs run as one job (launched here with %d processes)",
 				c.Command.Name,
 				w.Size(),
 			)
@@ -72,7 +75,7 @@ func exitJob(w *mpi.World, code int) {
 		if code != 0 && code != 130 { // 130: every rank was interrupted after the same step
 			fmt.Fprintf(
 				os.Stderr,
-				"bpo: rank %d of %d failed: aborting the MPI job (the run folder keeps its last checkpoint; relaunch to resume)\n",
+				"bpo: rank %d of %d failed: aborting the MPI job (the run folder keeps what was saved: relaunch the same command to resume)\n",
 				w.Rank(),
 				w.Size(),
 			)
@@ -84,4 +87,37 @@ func exitJob(w *mpi.World, code int) {
 		}
 	}
 	os.Exit(code)
+}
+
+// shardedGeneration runs the generating part of bpo eval or bpo pairs. In one process it is
+// run(local). Under MPI rank 0 calls run with a generator that shares each batch with the other
+// ranks (eval/shardgen), so that only rank 0 writes the run folder, exactly as one process would;
+// the other ranks generate their shares until rank 0 is done.
+func shardedGeneration(c *cli.Context, local eval.Generator, run func(gen eval.Generator) error) error {
+	w := worldOf(c)
+	if w.Size() <= 1 { // the zero World of a single process built with MPI has size 0
+		return run(local)
+	}
+	if w.Rank() != 0 {
+		fmt.Fprintf(
+			os.Stderr,
+			"%s: rank %d of %d: generating its share of rank 0's batches\n",
+			c.Command.Name,
+			w.Rank(),
+			w.Size(),
+		)
+		return shardgen.Serve(c.Context, w, local)
+	}
+	leader, err := shardgen.NewLeader(w, local)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(
+		os.Stderr,
+		"%s: rank 0 of %d: batches shared with the other ranks, run folder written here\n",
+		c.Command.Name,
+		w.Size(),
+	)
+	err = run(leader)
+	return errors.Join(err, leader.Close())
 }

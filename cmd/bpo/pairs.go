@@ -50,12 +50,16 @@ func runPairs(c *cli.Context) error {
 	if dir == "" {
 		dir = out + ".samples"
 	}
-	bar := newProgress(len(s.samples), "sampling")
-	last := 0
-	s.opts.OnProgress = func(done, total int) { bar.Add(done - last); last = done }
-	sum, err := eval.Run(c.Context, s.gen, c.String("benchmark"), s.samples, s.opts, dir)
-	bar.Finish()
-	if err != nil {
+	var sum *eval.Summary
+	err = shardedGeneration(c, s.gen, func(gen eval.Generator) error {
+		bar := newProgress(len(s.samples), "sampling")
+		last := 0
+		s.opts.OnProgress = func(done, total int) { bar.Add(done - last); last = done }
+		sum, err = eval.Run(c.Context, gen, c.String("benchmark"), s.samples, s.opts, dir)
+		bar.Finish()
+		return err
+	})
+	if err != nil || !isRank0(c) {
 		return err
 	}
 	recs, err := eval.ReadRecords(dir)

@@ -18,6 +18,10 @@ func sftCommand() *cli.Command {
 	flags := append(
 		trainingFlags(1e-4, 8),
 		&cli.BoolFlag{Name: "strict", Usage: "stop at the first malformed data line instead of skipping it"},
+		&cli.IntFlag{
+			Name:  "micro-batch",
+			Usage: "sequences per forward/backward (gradient accumulation); 0: the whole batch (under MPI: batch / ranks)",
+		},
 		&cli.BoolFlag{
 			Name:  "full",
 			Usage: "train every weight (small F32/F16 models) instead of a LoRA adapter; writes RUN_DIR/model.gguf",
@@ -131,7 +135,11 @@ func runSFT(c *cli.Context) error {
 		), MaxSteps: c.Int("max-steps"), Seed: c.Uint64("seed"), SaveEvery: c.Int("save-every"), SaveInterval: interval,
 		Meta: map[string]string{"model": fp, "data": dataHash, "full": fmt.Sprint(full)},
 		Save: save, Load: load,
+		MicroBatch: c.Int("micro-batch"), Comm: commOf(c),
 		OnStep: func(s align.SFTStep) {
+			if !isRank0(c) {
+				return
+			}
 			bar.Describe(fmt.Sprintf("sft loss %.4f", s.Loss))
 			bar.Add(1)
 		},
@@ -139,6 +147,20 @@ func runSFT(c *cli.Context) error {
 	total := (len(seqs) + cfg.BatchSize - 1) / max(cfg.BatchSize, 1) * max(cfg.Epochs, 1)
 	if cfg.MaxSteps > 0 && (cfg.Epochs <= 0 || cfg.MaxSteps < total) {
 		total = cfg.MaxSteps
+	}
+	if w := worldOf(c); w.Size() > 1 {
+		if cfg.MicroBatch == 0 {
+			cfg.MicroBatch = (cfg.BatchSize + w.Size() - 1) / w.Size()
+		}
+		fmt.Fprintf(os.Stderr, "sft: rank %d of %d (MPI): micro-batches of %d sequences dealt to the ranks\n",
+			w.Rank(), w.Size(), cfg.MicroBatch)
+		if !isRank0(c) {
+			res, err := align.RunSFT(c.Context, cfg, policy, seqs)
+			if err == nil {
+				fmt.Fprintf(os.Stderr, "sft: rank %d done after %d steps\n", w.Rank(), res.Steps)
+			}
+			return err
+		}
 	}
 	bar = newProgress(total, "sft")
 	res, err := align.RunSFT(c.Context, cfg, policy, seqs)

@@ -24,7 +24,11 @@ func TestMain(m *testing.M) {
 		main()
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	for _, dir := range mpiTestDirs {
+		os.RemoveAll(dir)
+	}
+	os.Exit(code)
 }
 
 // stories is the path of the stories260K fixture (testdata/).

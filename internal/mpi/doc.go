@@ -1,10 +1,11 @@
 // Package mpi is the small binding to MPI (Open MPI) that bpo's data-parallel runs need: start and
-// stop, rank and size, allgather, barrier and abort. It is compiled against the MPI library only
-// with the build tag mpi (make build-mpi); the default build gets a stand-in whose Init refuses a
-// job of more than one process with a message saying how to build with MPI.
+// stop, rank and size, allgather (of floats, and of bytes of any length), barrier and abort. It is
+// compiled against the MPI library only with the build tag mpi (make build-mpi); the default build
+// gets a stand-in whose Init refuses a job of more than one process with a message saying how to
+// build with MPI.
 //
-// A World implements align.Comm. MPI is started only when the process was launched by an MPI
-// launcher (mpirun, Slurm's srun, the Kubernetes MPI operator): see Launched.
+// A World implements align.Comm and eval/shardgen.Comm. MPI is started only when the process was
+// launched by an MPI launcher (mpirun, Slurm's srun, the Kubernetes MPI operator): see Launched.
 package mpi
 
 import (

@@ -25,6 +25,12 @@ static int bpo_mpi_allgather_f32(const float *send, int n, float *recv) {
 static int bpo_mpi_allgather_f64(const double *send, int n, double *recv) {
 	return MPI_Allgather(send, n, MPI_DOUBLE, recv, n, MPI_DOUBLE, MPI_COMM_WORLD);
 }
+static int bpo_mpi_allgather_int(int v, int *recv) {
+	return MPI_Allgather(&v, 1, MPI_INT, recv, 1, MPI_INT, MPI_COMM_WORLD);
+}
+static int bpo_mpi_allgatherv_bytes(const void *send, int n, void *recv, const int *counts, const int *displs) {
+	return MPI_Allgatherv(send, n, MPI_BYTE, recv, counts, displs, MPI_BYTE, MPI_COMM_WORLD);
+}
 static int bpo_mpi_barrier(void) { return MPI_Barrier(MPI_COMM_WORLD); }
 static int bpo_mpi_abort(int code) { return MPI_Abort(MPI_COMM_WORLD, code); }
 static int bpo_mpi_finalize(void) { return MPI_Finalize(); }
@@ -137,6 +143,57 @@ func (w *World) AllgatherFloat64(send, recv []float64) error {
 			(*C.double)(unsafe.Pointer(&recv[0])),
 		),
 	)
+}
+
+// AllgatherBytes gathers every rank's send (any lengths, possibly different) and returns them in
+// rank order: an allgather of the lengths, then MPI_Allgatherv of the bytes.
+func (w *World) AllgatherBytes(send []byte) ([][]byte, error) {
+	if w.done {
+		return nil, errors.New("mpi: allgather after finalize")
+	}
+	if len(send) > math.MaxInt32 {
+		return nil, fmt.Errorf("mpi: allgather of %d bytes: more than MPI's int count", len(send))
+	}
+	counts := make([]C.int, w.size)
+	if err := check("allgather (lengths)", C.bpo_mpi_allgather_int(C.int(len(send)), &counts[0])); err != nil {
+		return nil, err
+	}
+	displs := make([]C.int, w.size)
+	total := 0
+	for r, n := range counts {
+		if n < 0 || total+int(n) > math.MaxInt32 {
+			return nil, fmt.Errorf(
+				"mpi: allgather: rank %d sends %d bytes after %d: more than MPI's int count",
+				r,
+				int(n),
+				total,
+			)
+		}
+		displs[r] = C.int(total)
+		total += int(n)
+	}
+	// One byte more than needed, so that empty buffers still have an address.
+	recv := make([]byte, total+1)
+	src := append(send[:len(send):len(send)], 0)
+	err := check(
+		"allgather",
+		C.bpo_mpi_allgatherv_bytes(
+			unsafe.Pointer(&src[0]),
+			C.int(len(send)),
+			unsafe.Pointer(&recv[0]),
+			&counts[0],
+			&displs[0],
+		),
+	)
+	if err != nil {
+		return nil, err
+	}
+	out := make([][]byte, w.size)
+	for r := range out {
+		lo := int(displs[r])
+		out[r] = recv[lo : lo+int(counts[r]) : lo+int(counts[r])]
+	}
+	return out, nil
 }
 
 // Barrier waits until every rank has called it.
