@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-
-	"github.com/bpo-dev/bpo/llama"
 )
 
 // sftGradient computes the gradient of an SFT step: the mean completion NLL over the batch's
@@ -44,21 +42,21 @@ func newSFTGradient(policy SFTPolicy, shapes []ParamShape, micro int, comm Comm)
 }
 
 // completionTokens is the number of tokens a batch's NLL is averaged over.
-func completionTokens(batch []llama.TrainSeq) int {
+func completionTokens(batch []TokenSeq) int {
 	n := 0
 	for _, s := range batch {
-		n += len(s.Tokens) - s.PromptLen
+		n += len(s.Completion)
 	}
 	return n
 }
 
 // compute writes the batch's gradient into grads and returns the batch's mean completion NLL.
-func (g *sftGradient) compute(ctx context.Context, batch []llama.TrainSeq, grads [][]float32) (float64, error) {
+func (g *sftGradient) compute(ctx context.Context, batch []TokenSeq, grads [][]float32) (float64, error) {
 	micro := g.micro
 	if micro <= 0 || micro > len(batch) {
 		micro = len(batch)
 	}
-	var mbs [][]llama.TrainSeq
+	var mbs [][]TokenSeq
 	for lo := 0; lo < len(batch); lo += micro {
 		mbs = append(mbs, batch[lo:min(lo+micro, len(batch))])
 	}
@@ -111,7 +109,7 @@ func (g *sftGradient) compute(ctx context.Context, batch []llama.TrainSeq, grads
 // loss to add, in micro-batch order, on every rank.
 func (g *sftGradient) computeParallel(
 	ctx context.Context,
-	mbs [][]llama.TrainSeq,
+	mbs [][]TokenSeq,
 	add func(k int, grads [][]float32, loss float64) error,
 ) error {
 	size, rank := g.comm.Size(), g.comm.Rank()

@@ -14,8 +14,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-
-	"github.com/bpo-dev/bpo/llama"
 )
 
 // bigramLM is a small real language model for SFT tests: the next token's logits are the row of W of
@@ -37,17 +35,21 @@ func newBigramLM(vocab int) *bigramLM {
 func (m *bigramLM) ParamShapes() []ParamShape { return []ParamShape{{Name: "w", Size: len(m.w)}} }
 func (m *bigramLM) Params() [][]float32       { return [][]float32{m.w} }
 
-func (m *bigramLM) NLLGradient(ctx context.Context, batch []llama.TrainSeq, grads [][]float32) (float64, error) {
+func (m *bigramLM) NLLGradient(ctx context.Context, batch []TokenSeq, grads [][]float32) (float64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
 	n := 0
 	for _, s := range batch {
-		n += len(s.Tokens) - s.PromptLen
+		n += len(s.Completion)
 	}
 	var nll float64
 	p := make([]float64, m.vocab)
-	for _, s := range batch {
+	for _, seq := range batch {
+		s := struct {
+			Tokens    []int32
+			PromptLen int
+		}{slices.Concat(seq.Prompt, seq.Completion), len(seq.Prompt)}
 		for i := s.PromptLen; i < len(s.Tokens); i++ {
 			row := m.w[int(s.Tokens[i-1])*m.vocab:][:m.vocab]
 			top := float64(slices.Max(row))
@@ -91,15 +93,16 @@ func bigramIO(m *bigramLM) (save, load func(dir string) error) {
 	return save, load
 }
 
-func bigramSeqs(n, vocab int) []llama.TrainSeq {
+func bigramSeqs(n, vocab int) []TokenSeq {
 	rng := rand.New(rand.NewPCG(9, 9))
-	var seqs []llama.TrainSeq
+	var seqs []TokenSeq
 	for range n {
-		toks := make([]llama.Token, 3+rng.IntN(6))
+		toks := make([]int32, 3+rng.IntN(6))
 		for i := range toks {
-			toks[i] = llama.Token(rng.IntN(vocab))
+			toks[i] = int32(rng.IntN(vocab))
 		}
-		seqs = append(seqs, llama.TrainSeq{Tokens: toks, PromptLen: 1 + rng.IntN(2)})
+		pl := 1 + rng.IntN(2)
+		seqs = append(seqs, TokenSeq{Prompt: toks[:pl], Completion: toks[pl:]})
 	}
 	return seqs
 }
