@@ -119,7 +119,7 @@ func TestMPITrain(t *testing.T) {
 	_, pairs := writeStoryData(t, dir)
 	args := func(out string) []string {
 		return []string{"train", "--model", stories(t), "--data", pairs, "--loss", "dpo", "--out", out, "--lr", "5e-3",
-			"--epochs", "10", "--batch-size", "8", "--micro-batch", "2", "--lora-rank", "4", "--lora-alpha", "8", "--threads", "1",
+			"--epochs", "40", "--batch-size", "8", "--micro-batch", "2", "--lora-rank", "4", "--lora-alpha", "8", "--threads", "1",
 			"--warmup-ratio", "0", "--eval-split", "0.25", "--eval-every", "3", "--save-every", "1", "--keep-checkpoints", "2"}
 	}
 	single := filepath.Join(dir, "single", "run")
@@ -163,7 +163,7 @@ func TestMPITrain(t *testing.T) {
 		t.Fatal(err)
 	}
 	last := steps[len(steps)-1].Step
-	if last >= 30 {
+	if last >= 120 { // 40 epochs of 3 steps: a step takes ~5 ms here, so the job must be long enough to interrupt
 		t.Fatalf("the job finished (step %d) before the interruption: the test needs a longer run", last)
 	}
 	cp, err := os.ReadFile(filepath.Join(run, "latest-checkpoint"))
