@@ -338,6 +338,8 @@ func TestLlamaCommandErrors(t *testing.T) {
 		{"model random two vocabs", []string{"model", "random", "--vocab", "math", "--vocab-from", cliVocabSPM(t), "--out", filepath.Join(t.TempDir(), "x.gguf")}, "not both"},
 		{"model random unknown vocab", []string{"model", "random", "--vocab", "greek", "--out", filepath.Join(t.TempDir(), "x.gguf")}, `--vocab "greek"`},
 		{"model random bad arch", []string{"model", "random", "--arch", "gpt2", "--vocab-from", cliVocabSPM(t), "--out", filepath.Join(t.TempDir(), "x.gguf")}, `arch "gpt2"`},
+		{"model random head-dim for llama", []string{"model", "random", "--head-dim", "32", "--vocab-from", cliVocabSPM(t), "--out", filepath.Join(t.TempDir(), "x.gguf")}, "head_dim is not for llama"},
+		{"model random window for llama", []string{"model", "random", "--sliding-window", "4", "--vocab-from", cliVocabSPM(t), "--out", filepath.Join(t.TempDir(), "x.gguf")}, "sliding_window is not for llama"},
 		{"model random bad type", []string{"model", "random", "--type", "q9", "--vocab-from", cliVocabSPM(t), "--out", filepath.Join(t.TempDir(), "x.gguf")}, `unknown tensor type "q9"`},
 		{"model quantize missing", []string{"model", "quantize", missing, filepath.Join(t.TempDir(), "y.gguf")}, "no such file"},
 	}
