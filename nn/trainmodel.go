@@ -215,10 +215,16 @@ func readHyper(f *ggml.GGUFFile) (hyper, error) {
 	if v, ok := f.Float(arch + ".rope.freq_base"); ok {
 		hp.ropeBase = float32(v)
 	}
+	// As llama.cpp: the scaling type defaults to linear, whose factor is rope.scaling.factor (or the
+	// older rope.scale_linear); "none" keeps scale 1.
 	switch f.String(arch + ".rope.scaling.type") {
-	case "", "none":
-	case "linear":
-		if v, ok := f.Float(arch + ".rope.scaling.factor"); ok && v > 0 {
+	case "none":
+	case "", "linear":
+		v, ok := f.Float(arch + ".rope.scaling.factor")
+		if !ok {
+			v, ok = f.Float(arch + ".rope.scale_linear")
+		}
+		if ok && v > 0 {
 			hp.ropeScale = float32(1 / v)
 		}
 	default:
