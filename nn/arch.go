@@ -100,6 +100,7 @@ type randomRecipe struct {
 var architectures = []*architecture{
 	&llamaArch,
 	&qwen2Arch,
+	&qwen3Arch,
 }
 
 // archByName returns the architecture of general.architecture name.

@@ -286,6 +286,7 @@ func TestModelRandomAndQuantize(t *testing.T) {
 	f32 := filepath.Join(dir, "r.gguf")
 	q8 := filepath.Join(dir, "r-q8.gguf")
 	math := filepath.Join(dir, "math.gguf")
+	q3 := filepath.Join(dir, "qwen3.gguf")
 	steps := []struct {
 		args []string
 		want []string
@@ -296,6 +297,8 @@ func TestModelRandomAndQuantize(t *testing.T) {
 		{[]string{"info", q8}, []string{"file type:       q8_0"}},
 		{[]string{"generate", "--model", q8, "--threads", "1", "--prompt", "Hello", "--max-tokens", "4", "--temperature", "0", "--json"}, []string{`"stop_reason"`}},
 		{[]string{"model", "random", "--vocab", "math", "--layers", "1", "--embedding", "32", "--ff", "64", "--heads", "2", "--out", math}, []string{"wrote " + math}},
+		{[]string{"model", "random", "--arch", "qwen3", "--vocab-from", cliVocabSPM(t), "--layers", "2", "--embedding", "64", "--ff", "96", "--heads", "4", "--heads-kv", "2", "--head-dim", "32", "--tied-output", "--out", q3}, []string{"wrote " + q3, "qwen3, 2 layers, embedding 64"}},
+		{[]string{"generate", "--model", q3, "--threads", "1", "--prompt", "Hello", "--max-tokens", "4", "--temperature", "0", "--json"}, []string{`"stop_reason"`}},
 		{[]string{"info", math}, []string{"vocab type:      spm", "chat template:   \"{% for message in messages %}", "bos/eos/eot:     1 / 3 /"}},
 		{[]string{"tokenize", "--model", math, "--parse-special", "--json", "--text", "<|im_start|>user 12"}, []string{`"pieces":["<s>","<|im_start|>",`, `"1","2"]`}},
 	}
