@@ -101,6 +101,7 @@ var architectures = []*architecture{
 	&llamaArch,
 	&qwen2Arch,
 	&qwen3Arch,
+	&gemma3Arch,
 }
 
 // archByName returns the architecture of general.architecture name.

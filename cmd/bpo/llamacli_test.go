@@ -287,6 +287,7 @@ func TestModelRandomAndQuantize(t *testing.T) {
 	q8 := filepath.Join(dir, "r-q8.gguf")
 	math := filepath.Join(dir, "math.gguf")
 	q3 := filepath.Join(dir, "qwen3.gguf")
+	g3 := filepath.Join(dir, "gemma3.gguf")
 	steps := []struct {
 		args []string
 		want []string
@@ -299,6 +300,8 @@ func TestModelRandomAndQuantize(t *testing.T) {
 		{[]string{"model", "random", "--vocab", "math", "--layers", "1", "--embedding", "32", "--ff", "64", "--heads", "2", "--out", math}, []string{"wrote " + math}},
 		{[]string{"model", "random", "--arch", "qwen3", "--vocab-from", cliVocabSPM(t), "--layers", "2", "--embedding", "64", "--ff", "96", "--heads", "4", "--heads-kv", "2", "--head-dim", "32", "--tied-output", "--out", q3}, []string{"wrote " + q3, "qwen3, 2 layers, embedding 64"}},
 		{[]string{"generate", "--model", q3, "--threads", "1", "--prompt", "Hello", "--max-tokens", "4", "--temperature", "0", "--json"}, []string{`"stop_reason"`}},
+		{[]string{"model", "random", "--arch", "gemma3", "--vocab-from", cliVocabSPM(t), "--layers", "6", "--embedding", "64", "--ff", "96", "--heads", "4", "--heads-kv", "2", "--head-dim", "32", "--sliding-window", "4", "--tied-output", "--out", g3}, []string{"wrote " + g3, "gemma3, 6 layers, embedding 64"}},
+		{[]string{"generate", "--model", g3, "--threads", "1", "--prompt", "Hello", "--max-tokens", "4", "--temperature", "0", "--json"}, []string{`"stop_reason"`}},
 		{[]string{"info", math}, []string{"vocab type:      spm", "chat template:   \"{% for message in messages %}", "bos/eos/eot:     1 / 3 /"}},
 		{[]string{"tokenize", "--model", math, "--parse-special", "--json", "--text", "<|im_start|>user 12"}, []string{`"pieces":["<s>","<|im_start|>",`, `"1","2"]`}},
 	}
