@@ -555,6 +555,12 @@ func (tm *TrainModel) activationBytes(p *batchPlan) int64 {
 	hp := tm.hp
 	T := int64(p.L * p.B)
 	perToken := int64(10*hp.nEmbd + 4*hp.nFF + 3*(hp.nHead+2*hp.nKV)*hp.headDim)
+	if hp.arch.qkNorm { // the pre-norm Q and K heads
+		perToken += int64((hp.nHead + hp.nKV) * hp.headDim)
+	}
+	if hp.arch.postNorms { // the attention and FFN outputs before their norms
+		perToken += int64(2 * hp.nEmbd)
+	}
 	probs := int64(p.L) * int64(p.L+1) / 2 * int64(hp.nHead*p.B)
 	return 4 * int64(hp.nLayer) * (T*perToken + probs)
 }
