@@ -314,13 +314,16 @@ static void bpo_geglu_tanh_back_f32(struct ggml_tensor * dst, int ith, int nth, 
 // bpo_geglu_tanh makes the custom op (see bpo_geglu_tanh_f32).
 static struct ggml_tensor * bpo_geglu_tanh(struct ggml_context * ctx, struct ggml_tensor * a, struct ggml_tensor * b) {
 	struct ggml_tensor * args[2] = {a, b};
-	return ggml_custom_4d(ctx, GGML_TYPE_F32, a->ne[0], a->ne[1], 1, 1, args, 2, bpo_geglu_tanh_f32, GGML_N_TASKS_MAX, NULL);
+	return ggml_custom_4d(ctx, GGML_TYPE_F32, a->ne[0], a->ne[1], 1, 1, args, 2, bpo_geglu_tanh_f32,
+		GGML_N_TASKS_MAX, NULL);
 }
 
 // bpo_geglu_tanh_back makes the custom op (see bpo_geglu_tanh_back_f32).
-static struct ggml_tensor * bpo_geglu_tanh_back(struct ggml_context * ctx, struct ggml_tensor * dm, struct ggml_tensor * a, struct ggml_tensor * b) {
+static struct ggml_tensor * bpo_geglu_tanh_back(struct ggml_context * ctx, struct ggml_tensor * dm,
+		struct ggml_tensor * a, struct ggml_tensor * b) {
 	struct ggml_tensor * args[3] = {dm, a, b};
-	return ggml_custom_4d(ctx, GGML_TYPE_F32, dm->ne[0], dm->ne[1], 2, 1, args, 3, bpo_geglu_tanh_back_f32, GGML_N_TASKS_MAX, NULL);
+	return ggml_custom_4d(ctx, GGML_TYPE_F32, dm->ne[0], dm->ne[1], 2, 1, args, 3, bpo_geglu_tanh_back_f32,
+		GGML_N_TASKS_MAX, NULL);
 }
 
 // bpo_low_rank makes the custom op a [n, r] times b [r, T] (see bpo_low_rank_f32).
@@ -930,7 +933,8 @@ func (g *GContext) SwigluBack(dm, a, b Tensor) (da, db Tensor) {
 // tensors of one shape.
 func (g *GContext) GegluTanh(a, b Tensor) Tensor {
 	if !lowRankOperand(a) || !lowRankOperand(b) || !sameShape(a, b) {
-		panic(fmt.Sprintf("ggml: GegluTanh of %s and %s: want contiguous 2-D F32 tensors of one shape", a.describe(), b.describe()))
+		panic(fmt.Sprintf("ggml: GegluTanh of %s and %s: want contiguous 2-D F32 tensors of one shape",
+			a.describe(), b.describe()))
 	}
 	return Tensor{C.bpo_geglu_tanh(g.c, a.t, b.t)}
 }
@@ -938,7 +942,8 @@ func (g *GContext) GegluTanh(a, b Tensor) Tensor {
 // GegluTanhBack is the backward pass of GegluTanh(a, b) given the output gradient dm: da and db.
 func (g *GContext) GegluTanhBack(dm, a, b Tensor) (da, db Tensor) {
 	if !lowRankOperand(dm) || !lowRankOperand(a) || !lowRankOperand(b) || !sameShape(dm, a) || !sameShape(dm, b) {
-		panic(fmt.Sprintf("ggml: GegluTanhBack of %s, %s and %s: want contiguous 2-D F32 tensors of one shape", dm.describe(), a.describe(), b.describe()))
+		panic(fmt.Sprintf("ggml: GegluTanhBack of %s, %s and %s: want contiguous 2-D F32 tensors of one shape",
+			dm.describe(), a.describe(), b.describe()))
 	}
 	both := Tensor{C.bpo_geglu_tanh_back(g.c, dm.t, a.t, b.t)}
 	n, T := dm.Ne(0), dm.Ne(1)

@@ -20,8 +20,10 @@ var gemma3Arch = architecture{
 	window:         &slidingWindow{pattern: 6, ropeBase: 10000, ropeScale: 1},
 	attentionScale: gemma3AttentionScale,
 	random: []randomRecipe{
-		{name: "gemma3", summary: "QK-norm, post-norms, GELU, sliding-window layers", eps: 1e-6, ropeBase: 1000000, keyLength: true,
-			slidingWindow: 512},
+		{
+			name: "gemma3", summary: "QK-norm, post-norms, GELU, sliding-window layers",
+			eps: 1e-6, ropeBase: 1000000, keyLength: true, slidingWindow: 512,
+		},
 	},
 }
 

@@ -52,13 +52,16 @@ func (s RandomModelSpec) Validate() error {
 	}
 	a, recipe, _ := randomRecipeByName(s.Arch)
 	if s.HeadDim < 0 || s.SlidingWindow < 0 {
-		return fmt.Errorf("%w: head_dim %d and sliding_window %d must be >= 0", ggml.ErrInvalidArgument, s.HeadDim, s.SlidingWindow)
+		return fmt.Errorf("%w: head_dim %d and sliding_window %d must be >= 0",
+			ggml.ErrInvalidArgument, s.HeadDim, s.SlidingWindow)
 	}
 	if s.HeadDim != 0 && !recipe.keyLength {
-		return fmt.Errorf("%w: head_dim is not for %s (whose head size is embedding/heads)", ggml.ErrInvalidArgument, s.Arch)
+		return fmt.Errorf("%w: head_dim is not for %s (whose head size is embedding/heads)",
+			ggml.ErrInvalidArgument, s.Arch)
 	}
 	if s.SlidingWindow != 0 && a.window == nil {
-		return fmt.Errorf("%w: sliding_window is not for %s (it has no sliding-window layers)", ggml.ErrInvalidArgument, s.Arch)
+		return fmt.Errorf("%w: sliding_window is not for %s (it has no sliding-window layers)",
+			ggml.ErrInvalidArgument, s.Arch)
 	}
 	if s.HeadDim == 0 && s.Embedding%s.Heads != 0 {
 		return fmt.Errorf("%w: embedding %d is not a multiple of heads %d", ggml.ErrInvalidArgument, s.Embedding, s.Heads)

@@ -143,7 +143,8 @@ func NewTrainModel(path string, opts TrainOptions) (*TrainModel, error) {
 		return nil, fmt.Errorf("train model: %w: set exactly one of LoRA tensors and FullParams", ggml.ErrInvalidArgument)
 	}
 	if what := hp.arch.fullParamsUnsupported(); opts.FullParams && what != "" {
-		return nil, fmt.Errorf("train model %s: %w: full-parameter training does not build %s (%s); use LoRA", path, ggml.ErrUnsupportedArch, what, hp.arch.name)
+		return nil, fmt.Errorf("train model %s: %w: full-parameter training does not build %s (%s); use LoRA",
+			path, ggml.ErrUnsupportedArch, what, hp.arch.name)
 	}
 	if opts.Checkpointing < CheckpointAuto || opts.Checkpointing > CheckpointOff {
 		return nil, fmt.Errorf("train model: %w: checkpointing setting %d", ggml.ErrInvalidArgument, opts.Checkpointing)
@@ -239,17 +240,20 @@ func readHyper(f *ggml.GGUFFile) (hyper, error) {
 		hp.headDim = int(keyLen)
 	}
 	if hp.headDim <= 0 || hp.headDim%2 != 0 {
-		return hyper{}, fmt.Errorf("%w: %s.attention.key_length %d, want an even head size > 0", ggml.ErrInvalidArgument, arch, hp.headDim)
+		return hyper{}, fmt.Errorf("%w: %s.attention.key_length %d, want an even head size > 0",
+			ggml.ErrInvalidArgument, arch, hp.headDim)
 	}
 	if v, ok := f.Uint(arch + ".attention.value_length"); ok && int(v) != hp.headDim {
-		return hyper{}, fmt.Errorf("%w: %s.attention.value_length %d differs from the key length %d", ggml.ErrUnsupportedArch, arch, v, hp.headDim)
+		return hyper{}, fmt.Errorf("%w: %s.attention.value_length %d differs from the key length %d",
+			ggml.ErrUnsupportedArch, arch, v, hp.headDim)
 	}
 	if v, ok := f.Uint(arch + ".rope.dimension_count"); ok && int(v) != hp.headDim {
 		return hyper{}, fmt.Errorf("%w: partial rope (%d of %d dims) is not supported", ggml.ErrUnsupportedArch, v, hp.headDim)
 	}
 	for _, k := range []string{".final_logit_softcapping", ".attn_logit_softcapping"} {
 		if v, ok := f.Float(arch + k); ok && v != 0 {
-			return hyper{}, fmt.Errorf("%w: %s%s %g: logit softcapping is not supported by the training graph", ggml.ErrUnsupportedArch, arch, k, v)
+			return hyper{}, fmt.Errorf("%w: %s%s %g: logit softcapping is not supported by the training graph",
+				ggml.ErrUnsupportedArch, arch, k, v)
 		}
 	}
 	hp.attnScale = float32(1 / math.Sqrt(float64(hp.headDim)))
@@ -262,7 +266,8 @@ func readHyper(f *ggml.GGUFFile) (hyper, error) {
 		}
 	}
 	if hp.nLayer <= 0 || hp.nLayer > len(f.Tensors) {
-		return hyper{}, fmt.Errorf("%w: %s.block_count %d, the file has %d tensors", ggml.ErrInvalidArgument, arch, hp.nLayer, len(f.Tensors))
+		return hyper{}, fmt.Errorf("%w: %s.block_count %d, the file has %d tensors",
+			ggml.ErrInvalidArgument, arch, hp.nLayer, len(f.Tensors))
 	}
 	hp.layers = make([]layerHyper, hp.nLayer)
 	for l := range hp.layers {
@@ -298,10 +303,12 @@ func (tm *TrainModel) weightNames(f *ggml.GGUFFile) []string {
 			}
 		}
 		if tm.hp.arch.qkNorm {
-			names = append(names, fmt.Sprintf("blk.%d.attn_q_norm.weight", l), fmt.Sprintf("blk.%d.attn_k_norm.weight", l))
+			names = append(names, fmt.Sprintf("blk.%d.attn_q_norm.weight", l),
+				fmt.Sprintf("blk.%d.attn_k_norm.weight", l))
 		}
 		if tm.hp.arch.postNorms {
-			names = append(names, fmt.Sprintf("blk.%d.post_attention_norm.weight", l), fmt.Sprintf("blk.%d.post_ffw_norm.weight", l))
+			names = append(names, fmt.Sprintf("blk.%d.post_attention_norm.weight", l),
+				fmt.Sprintf("blk.%d.post_ffw_norm.weight", l))
 		}
 	}
 	return names

@@ -55,8 +55,14 @@ func modelRandomCommand() *cli.Command {
 			&cli.IntFlag{Name: "ff", Value: 128, Usage: "feed-forward hidden size"},
 			&cli.IntFlag{Name: "heads", Value: 4, Usage: "attention heads"},
 			&cli.IntFlag{Name: "heads-kv", Usage: "key/value heads (0: same as --heads)"},
-			&cli.IntFlag{Name: "head-dim", Usage: "attention head size, for architectures whose files write key_length (0: embedding/heads)"},
-			&cli.IntFlag{Name: "sliding-window", Usage: "attention window of the sliding-window layers, for architectures that have them (0: the recipe's default)"},
+			&cli.IntFlag{
+				Name:  "head-dim",
+				Usage: "attention head size, for architectures whose files write key_length (0: embedding/heads)",
+			},
+			&cli.IntFlag{
+				Name:  "sliding-window",
+				Usage: "attention window of the sliding-window layers, for architectures that have them (0: the recipe's default)",
+			},
 			&cli.IntFlag{Name: "context-length", Value: 2048, Usage: "training context length written to the metadata"},
 			&cli.StringFlag{Name: "type", Value: "f32", Usage: "weight type: f32, f16, q8_0, q4_0, q4_k, q6_k"},
 			&cli.BoolFlag{
