@@ -270,6 +270,62 @@ static struct ggml_tensor * bpo_swiglu_back(struct ggml_context * ctx, struct gg
 	return ggml_custom_4d(ctx, GGML_TYPE_F32, dm->ne[0], dm->ne[1], 2, 1, args, 3, bpo_swiglu_back_f32, GGML_N_TASKS_MAX, NULL);
 }
 
+// bpo_gelu_tanh is GELU in its tanh form, 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), with libm's
+// tanhf. (ggml's own gelu reads an F16 table: finite differences through it are meaningless.)
+static inline float bpo_gelu_tanh(float x, float * dgelu) {
+	const float c = 0.7978845608028654f, k = 0.044715f;
+	const float t = tanhf(c * x * (1.0f + k * x * x));
+	if (dgelu) {
+		*dgelu = 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * c * (1.0f + 3.0f * k * x * x);
+	}
+	return 0.5f * x * (1.0f + t);
+}
+
+// bpo_geglu_tanh_f32 is a custom ggml op: dst = gelu_tanh(a) * b (a, b F32, contiguous, one shape).
+static void bpo_geglu_tanh_f32(struct ggml_tensor * dst, int ith, int nth, void * userdata) {
+	(void) userdata;
+	const float * a = (const float *) dst->src[0]->data;
+	const float * b = (const float *) dst->src[1]->data;
+	float * m = (float *) dst->data;
+	const int64_t n = ggml_nelements(dst);
+	for (int64_t i = ith; i < n; i += nth) {
+		m[i] = bpo_gelu_tanh(a[i], NULL) * b[i];
+	}
+}
+
+// bpo_geglu_tanh_back_f32 is the backward pass of m = gelu_tanh(a) * b given dm: dst [n, T, 2] holds
+// da = dm b gelu'(a) and db = dm gelu(a).
+static void bpo_geglu_tanh_back_f32(struct ggml_tensor * dst, int ith, int nth, void * userdata) {
+	(void) userdata;
+	const float * dm = (const float *) dst->src[0]->data;
+	const float * a = (const float *) dst->src[1]->data;
+	const float * b = (const float *) dst->src[2]->data;
+	const int64_t n = ggml_nelements(dst->src[0]);
+	float * da = (float *) dst->data;
+	float * db = da + n;
+	for (int64_t i = ith; i < n; i += nth) {
+		float d;
+		const float gl = bpo_gelu_tanh(a[i], &d);
+		da[i] = dm[i] * b[i] * d;
+		db[i] = dm[i] * gl;
+	}
+}
+
+// bpo_geglu_tanh makes the custom op (see bpo_geglu_tanh_f32).
+static struct ggml_tensor * bpo_geglu_tanh(struct ggml_context * ctx, struct ggml_tensor * a, struct ggml_tensor * b) {
+	struct ggml_tensor * args[2] = {a, b};
+	return ggml_custom_4d(ctx, GGML_TYPE_F32, a->ne[0], a->ne[1], 1, 1, args, 2, bpo_geglu_tanh_f32,
+		GGML_N_TASKS_MAX, NULL);
+}
+
+// bpo_geglu_tanh_back makes the custom op (see bpo_geglu_tanh_back_f32).
+static struct ggml_tensor * bpo_geglu_tanh_back(struct ggml_context * ctx, struct ggml_tensor * dm,
+		struct ggml_tensor * a, struct ggml_tensor * b) {
+	struct ggml_tensor * args[3] = {dm, a, b};
+	return ggml_custom_4d(ctx, GGML_TYPE_F32, dm->ne[0], dm->ne[1], 2, 1, args, 3, bpo_geglu_tanh_back_f32,
+		GGML_N_TASKS_MAX, NULL);
+}
+
 // bpo_low_rank makes the custom op a [n, r] times b [r, T] (see bpo_low_rank_f32).
 static struct ggml_tensor * bpo_low_rank(struct ggml_context * ctx, struct ggml_tensor * a, struct ggml_tensor * b) {
 	struct ggml_tensor * args[2] = {a, b};
@@ -868,6 +924,28 @@ func (g *GContext) SwigluBack(dm, a, b Tensor) (da, db Tensor) {
 		panic(fmt.Sprintf("ggml: SwigluBack of %s, %s and %s: want contiguous 2-D F32 tensors of one shape", dm.describe(), a.describe(), b.describe()))
 	}
 	both := Tensor{C.bpo_swiglu_back(g.c, dm.t, a.t, b.t)}
+	n, T := dm.Ne(0), dm.Ne(1)
+	return g.View2D(both, n, T, both.Nb(1), 0), g.View2D(both, n, T, both.Nb(1), both.Nb(2))
+}
+
+// GegluTanh is gelu(a) * b with GELU in its exact tanh form (Gemma's gated FFN), computed with tanhf
+// rather than ggml_geglu's F16 table so that it is differentiable. a and b must be contiguous 2-D F32
+// tensors of one shape.
+func (g *GContext) GegluTanh(a, b Tensor) Tensor {
+	if !lowRankOperand(a) || !lowRankOperand(b) || !sameShape(a, b) {
+		panic(fmt.Sprintf("ggml: GegluTanh of %s and %s: want contiguous 2-D F32 tensors of one shape",
+			a.describe(), b.describe()))
+	}
+	return Tensor{C.bpo_geglu_tanh(g.c, a.t, b.t)}
+}
+
+// GegluTanhBack is the backward pass of GegluTanh(a, b) given the output gradient dm: da and db.
+func (g *GContext) GegluTanhBack(dm, a, b Tensor) (da, db Tensor) {
+	if !lowRankOperand(dm) || !lowRankOperand(a) || !lowRankOperand(b) || !sameShape(dm, a) || !sameShape(dm, b) {
+		panic(fmt.Sprintf("ggml: GegluTanhBack of %s, %s and %s: want contiguous 2-D F32 tensors of one shape",
+			dm.describe(), a.describe(), b.describe()))
+	}
+	both := Tensor{C.bpo_geglu_tanh_back(g.c, dm.t, a.t, b.t)}
 	n, T := dm.Ne(0), dm.Ne(1)
 	return g.View2D(both, n, T, both.Nb(1), 0), g.View2D(both, n, T, both.Nb(1), both.Nb(2))
 }

@@ -30,8 +30,8 @@ func TestArchitectureTable(t *testing.T) {
 		err  error
 		want string
 	}{
-		{func() error { _, err := archByName("gpt2"); return err }(), `training graphs exist for llama and qwen2, not "gpt2"`},
-		{func() error { _, _, err := randomRecipeByName("gpt2"); return err }(), `random model arch "gpt2", want llama, llama3 or qwen2`},
+		{func() error { _, err := archByName("gpt2"); return err }(), `training graphs exist for llama, qwen2, qwen3 and gemma3, not "gpt2"`},
+		{func() error { _, _, err := randomRecipeByName("gpt2"); return err }(), `random model arch "gpt2", want llama, llama3, qwen2, qwen3 or gemma3`},
 	}
 	for _, tc := range tests {
 		if !errors.Is(tc.err, ggml.ErrUnsupportedArch) || !strings.Contains(tc.err.Error(), tc.want) {

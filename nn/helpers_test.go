@@ -3,6 +3,7 @@ package nn
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/bpo-dev/bpo/ggml"
@@ -42,7 +43,8 @@ func smallSpec(t testing.TB, arch string, typ ggml.GGMLType) RandomModelSpec {
 // randomModel returns the path of a generated model for spec, made once per test binary.
 func randomModel(t testing.TB, spec RandomModelSpec) string {
 	t.Helper()
-	key := fmt.Sprintf("%s-%s-%d-%d-%d-%v-%d.gguf", spec.Arch, spec.Type, spec.Layers, spec.Embedding, spec.FeedForward, spec.TiedOutput, spec.Seed)
+	key := fmt.Sprintf("%s-%s-%d-%d-%d-%v-%d-hd%d-w%d-%s", spec.Arch, spec.Type, spec.Layers, spec.Embedding, spec.FeedForward, spec.TiedOutput, spec.Seed,
+		spec.HeadDim, spec.SlidingWindow, filepath.Base(spec.VocabFrom))
 	return fixture.Generated(t, key, func(path string) error { return WriteRandomModel(path, spec) })
 }
 

@@ -6,7 +6,7 @@ var llamaArch = architecture{
 	name:     "llama",
 	ropeMode: 0,
 	random: []randomRecipe{
-		{name: "llama", eps: 1e-5, ropeBase: 10000},
-		{name: "llama3", eps: 1e-5, ropeBase: 500000, vocabSize: true, llama31Rope: true},
+		{name: "llama", summary: "Llama-2 style", eps: 1e-5, ropeBase: 10000},
+		{name: "llama3", summary: "Llama-3.1 rope scaling", eps: 1e-5, ropeBase: 500000, vocabSize: true, llama31Rope: true},
 	},
 }

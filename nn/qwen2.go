@@ -7,6 +7,6 @@ var qwen2Arch = architecture{
 	ropeMode: 2,
 	qkvBias:  true,
 	random: []randomRecipe{
-		{name: "qwen2", eps: 1e-6, ropeBase: 1000000},
+		{name: "qwen2", summary: "QKV bias", eps: 1e-6, ropeBase: 1000000},
 	},
 }

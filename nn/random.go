@@ -11,8 +11,8 @@ import (
 // RandomModelSpec describes a small model with random weights and a real tokenizer, for tests and
 // benchmarks of architectures we have no small real weights for.
 type RandomModelSpec struct {
-	// Arch names a recipe of an architecture file (llama.go, qwen2.go): "llama" (Llama-2 style),
-	// "llama3" (llama architecture with Llama-3.1 rope frequency factors) or "qwen2" (QKV bias).
+	// Arch names a recipe of an architecture file (llama.go, qwen2.go, ...), such as "llama" (Llama-2
+	// style), "llama3" (llama architecture with Llama-3.1 rope frequency factors) or "qwen2" (QKV bias).
 	Arch string
 	// VocabFrom is a GGUF file whose tokenizer.* metadata is copied (e.g. ggml-vocab-qwen2.gguf).
 	VocabFrom string
@@ -24,6 +24,12 @@ type RandomModelSpec struct {
 	FeedForward int
 	Heads       int
 	HeadsKV     int
+	// HeadDim is the size of one attention head (attention.key_length); 0 means Embedding/Heads. Only
+	// recipes whose real models write key_length may set another size.
+	HeadDim int
+	// SlidingWindow is attention.sliding_window of an architecture with sliding-window layers
+	// (0: the recipe's default).
+	SlidingWindow int
 	// ContextLength is the training context written to the metadata (default 2048).
 	ContextLength int
 	// Type is the type of the 2-D weights (F32, F16, Q8_0, Q4_0, Q4_K, Q6_K...). Rows whose length is not
@@ -44,14 +50,27 @@ func (s RandomModelSpec) Validate() error {
 	if s.Layers <= 0 || s.Embedding <= 0 || s.FeedForward <= 0 || s.Heads <= 0 || s.HeadsKV <= 0 {
 		return fmt.Errorf("%w: layers, embedding, feed_forward, heads and heads_kv must be > 0 (got %d, %d, %d, %d, %d)", ggml.ErrInvalidArgument, s.Layers, s.Embedding, s.FeedForward, s.Heads, s.HeadsKV)
 	}
-	if s.Embedding%s.Heads != 0 {
+	a, recipe, _ := randomRecipeByName(s.Arch)
+	if s.HeadDim < 0 || s.SlidingWindow < 0 {
+		return fmt.Errorf("%w: head_dim %d and sliding_window %d must be >= 0",
+			ggml.ErrInvalidArgument, s.HeadDim, s.SlidingWindow)
+	}
+	if s.HeadDim != 0 && !recipe.keyLength {
+		return fmt.Errorf("%w: head_dim is not for %s (whose head size is embedding/heads)",
+			ggml.ErrInvalidArgument, s.Arch)
+	}
+	if s.SlidingWindow != 0 && a.window == nil {
+		return fmt.Errorf("%w: sliding_window is not for %s (it has no sliding-window layers)",
+			ggml.ErrInvalidArgument, s.Arch)
+	}
+	if s.HeadDim == 0 && s.Embedding%s.Heads != 0 {
 		return fmt.Errorf("%w: embedding %d is not a multiple of heads %d", ggml.ErrInvalidArgument, s.Embedding, s.Heads)
 	}
 	if s.Heads%s.HeadsKV != 0 {
 		return fmt.Errorf("%w: heads %d is not a multiple of heads_kv %d", ggml.ErrInvalidArgument, s.Heads, s.HeadsKV)
 	}
-	if (s.Embedding/s.Heads)%2 != 0 {
-		return fmt.Errorf("%w: head size %d must be even for rope", ggml.ErrInvalidArgument, s.Embedding/s.Heads)
+	if s.headDim()%2 != 0 {
+		return fmt.Errorf("%w: head size %d must be even for rope", ggml.ErrInvalidArgument, s.headDim())
 	}
 	if (s.VocabFrom == "") == (s.Vocab == nil) {
 		return fmt.Errorf("%w: set exactly one of VocabFrom (a GGUF file with a tokenizer) and Vocab", ggml.ErrInvalidArgument)
@@ -60,6 +79,14 @@ func (s RandomModelSpec) Validate() error {
 		return s.Vocab.Validate()
 	}
 	return nil
+}
+
+// headDim is the size of one attention head.
+func (s RandomModelSpec) headDim() int {
+	if s.HeadDim != 0 {
+		return s.HeadDim
+	}
+	return s.Embedding / s.Heads
 }
 
 // WriteRandomModel writes a random-weight GGUF model described by spec to path (atomically).
@@ -103,8 +130,19 @@ func WriteRandomModel(path string, spec RandomModelSpec) error {
 	w.SetUint32(arch+".feed_forward_length", uint32(spec.FeedForward))
 	w.SetUint32(arch+".attention.head_count", uint32(spec.Heads))
 	w.SetUint32(arch+".attention.head_count_kv", uint32(spec.HeadsKV))
-	headDim := spec.Embedding / spec.Heads
+	headDim := spec.headDim()
 	w.SetUint32(arch+".rope.dimension_count", uint32(headDim))
+	if recipe.keyLength {
+		w.SetUint32(arch+".attention.key_length", uint32(headDim))
+		w.SetUint32(arch+".attention.value_length", uint32(headDim))
+	}
+	if a.window != nil {
+		window := spec.SlidingWindow
+		if window == 0 {
+			window = recipe.slidingWindow
+		}
+		w.SetUint32(arch+".attention.sliding_window", uint32(window))
+	}
 	w.SetFloat32(arch+".attention.layer_norm_rms_epsilon", recipe.eps)
 	w.SetFloat32(arch+".rope.freq_base", recipe.ropeBase)
 	if recipe.vocabSize {
@@ -150,7 +188,8 @@ func WriteRandomModel(path string, spec RandomModelSpec) error {
 		}
 	}
 	e, ff := int64(spec.Embedding), int64(spec.FeedForward)
-	qDim, kvDim := e, int64(spec.HeadsKV*headDim)
+	hd := int64(headDim)
+	qDim, kvDim := int64(spec.Heads)*hd, int64(spec.HeadsKV)*hd
 	if err := add("token_embd.weight", []int64{e, nVocab}, spec.Type, uniform(1)); err != nil {
 		return fmt.Errorf("random model: %w", err)
 	}
@@ -170,11 +209,7 @@ func WriteRandomModel(path string, spec RandomModelSpec) error {
 	}
 	for l := 0; l < spec.Layers; l++ {
 		p := fmt.Sprintf("blk.%d.", l)
-		tensors := []struct {
-			name string
-			ne   []int64
-			fill func([]float32)
-		}{
+		tensors := []randomTensor{
 			{"attn_norm.weight", []int64{e}, around(1, 0.1)},
 			{"attn_q.weight", []int64{e, qDim}, uniform(1 / math.Sqrt(float64(e)))},
 			{"attn_k.weight", []int64{e, kvDim}, uniform(1 / math.Sqrt(float64(e)))},
@@ -187,21 +222,19 @@ func WriteRandomModel(path string, spec RandomModelSpec) error {
 		}
 		if a.qkvBias {
 			tensors = append(tensors,
-				struct {
-					name string
-					ne   []int64
-					fill func([]float32)
-				}{"attn_q.bias", []int64{qDim}, uniform(0.1)},
-				struct {
-					name string
-					ne   []int64
-					fill func([]float32)
-				}{"attn_k.bias", []int64{kvDim}, uniform(0.1)},
-				struct {
-					name string
-					ne   []int64
-					fill func([]float32)
-				}{"attn_v.bias", []int64{kvDim}, uniform(0.1)})
+				randomTensor{"attn_q.bias", []int64{qDim}, uniform(0.1)},
+				randomTensor{"attn_k.bias", []int64{kvDim}, uniform(0.1)},
+				randomTensor{"attn_v.bias", []int64{kvDim}, uniform(0.1)})
+		}
+		if a.qkNorm {
+			tensors = append(tensors,
+				randomTensor{"attn_q_norm.weight", []int64{hd}, around(1, 0.1)},
+				randomTensor{"attn_k_norm.weight", []int64{hd}, around(1, 0.1)})
+		}
+		if a.postNorms {
+			tensors = append(tensors,
+				randomTensor{"post_attention_norm.weight", []int64{e}, around(1, 0.1)},
+				randomTensor{"post_ffw_norm.weight", []int64{e}, around(1, 0.1)})
 		}
 		for _, t := range tensors {
 			if err := add(p+t.name, t.ne, spec.Type, t.fill); err != nil {
@@ -213,6 +246,14 @@ func WriteRandomModel(path string, spec RandomModelSpec) error {
 		return fmt.Errorf("random model: %w", err)
 	}
 	return nil
+}
+
+// randomTensor is one tensor of a random model: its name (without the blk.<l>. prefix for layers),
+// shape and how its values are drawn.
+type randomTensor struct {
+	name string
+	ne   []int64
+	fill func([]float32)
 }
 
 // llama31FreqFactors fills the rope frequency factors of Llama-3.1's "llama3" rope scaling

@@ -11,9 +11,9 @@ import (
 	"github.com/bpo-dev/bpo/llama"
 )
 
-// withLinearRopeScaling writes a copy of the model at src with rope.scaling.type linear and the given
-// factor added to its metadata (Gemma 3 4B+ and some Llama fine-tunes are scaled so).
-func withLinearRopeScaling(t testing.TB, src string, factor float32) string {
+// withLinearRopeScaling writes a copy of the model at src with rope.scaling.type typ (none when "") and
+// the given factor added to its metadata (Gemma 3 4B+ and some Llama fine-tunes are scaled so).
+func withLinearRopeScaling(t testing.TB, src, typ string, factor float32) string {
 	t.Helper()
 	f, err := ggml.ReadGGUF(src)
 	if err != nil {
@@ -28,7 +28,9 @@ func withLinearRopeScaling(t testing.TB, src string, factor float32) string {
 	if err := w.CopyKV(src); err != nil {
 		t.Fatal(err)
 	}
-	w.SetString(f.Arch()+".rope.scaling.type", "linear")
+	if typ != "" {
+		w.SetString(f.Arch()+".rope.scaling.type", typ)
+	}
 	w.SetFloat32(f.Arch()+".rope.scaling.factor", factor)
 	for _, tt := range f.Tensors {
 		if err := w.AddTensor(tt.Name, tt.Type, tt.Shape, raw[tt.Offset:tt.Offset+tt.Size]); err != nil {
@@ -43,11 +45,12 @@ func withLinearRopeScaling(t testing.TB, src string, factor float32) string {
 }
 
 // TestTrainGraphLinearRopeScaling checks that the training graph rotates with llama.cpp's freq_scale
-// (1 / rope.scaling.factor): before it was passed to ggml, a factor of 4 put the graph 0.55 away.
+// (1 / rope.scaling.factor): before it was passed to ggml, a factor of 4 put the graph 0.55 away. A
+// factor without a scaling type is linear too, as llama.cpp reads it.
 func TestTrainGraphLinearRopeScaling(t *testing.T) {
-	for _, arch := range []string{"llama", "qwen2"} {
-		t.Run(arch, func(t *testing.T) {
-			path := withLinearRopeScaling(t, randomModel(t, smallSpec(t, arch, ggml.TypeF32)), 4)
+	for _, c := range []struct{ arch, typ string }{{"llama", "linear"}, {"qwen2", "linear"}, {"llama", ""}} {
+		t.Run(c.arch+"-"+c.typ, func(t *testing.T) {
+			path := withLinearRopeScaling(t, randomModel(t, smallSpec(t, c.arch, ggml.TypeF32)), c.typ, 4)
 			m := mustLoad(t, path)
 			ctx := mustContext(t, m, llama.ContextOptions{NCtx: 256})
 			tm, err := NewTrainModel(path, TrainOptions{LoRA: allLoRA(t, m.File(), m.Info().Layers, 2, 0, 1), LoRAAlpha: 4, Threads: 1})

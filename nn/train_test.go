@@ -67,6 +67,10 @@ func TestTrainGraphMatchesLlamaCpp(t *testing.T) {
 		{"qwen2-q8_0", randomModel(t, smallSpec(t, "qwen2", ggml.TypeQ8_0)), 1e-2},
 		{"llama3-q4_k", randomModel(t, withEmbd(smallSpec(t, "llama3", ggml.TypeQ4_K), 256)), 1e-2},
 		{"qwen2-q4_k", randomModel(t, withEmbd(smallSpec(t, "qwen2", ggml.TypeQ4_K), 256)), 1e-2},
+		{"qwen3-f32", randomModel(t, qwen3Spec(t)), 1e-3},
+		// llama.cpp's GELU reads an F16 table, the graph computes it exactly: the graph matches the
+		// exact-GELU float64 reference to 6.4e-6, the table moves it by 2.2e-3 (TestArchLogProbsMatchReference).
+		{"gemma3-f32", randomModel(t, gemma3Spec(t)), 3e-3},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -131,7 +135,8 @@ func withEmbd(s RandomModelSpec, e int) RandomModelSpec {
 // TestTrainGradientFiniteDifferences checks the graph's LoRA gradients (B non-zero) against central
 // finite differences of the same objective, in F32, for both architectures.
 func TestTrainGradientFiniteDifferences(t *testing.T) {
-	for _, path := range []string{fixture.File(t, stories260K), randomModel(t, smallSpec(t, "qwen2", ggml.TypeF32))} {
+	for _, path := range []string{fixture.File(t, stories260K), randomModel(t, smallSpec(t, "qwen2", ggml.TypeF32)),
+		randomModel(t, qwen3Spec(t)), randomModel(t, gemma3Spec(t))} {
 		t.Run(filepath.Base(path), func(t *testing.T) {
 			m := mustLoad(t, path)
 			seqs := trainSeqs(t, m, trainTexts)
@@ -203,7 +208,8 @@ func TestTrainGradientFiniteDifferences(t *testing.T) {
 // TestAdapterRoundTrip exports the training graph's LoRA as a GGUF adapter, loads it in llama.cpp
 // through the bridge and compares log-probs with the training graph, for both architectures.
 func TestAdapterRoundTrip(t *testing.T) {
-	for _, path := range []string{fixture.File(t, stories260K), randomModel(t, smallSpec(t, "llama3", ggml.TypeQ8_0)), randomModel(t, smallSpec(t, "qwen2", ggml.TypeF32))} {
+	for _, path := range []string{fixture.File(t, stories260K), randomModel(t, smallSpec(t, "llama3", ggml.TypeQ8_0)), randomModel(t, smallSpec(t, "qwen2", ggml.TypeF32)),
+		randomModel(t, qwen3Spec(t)), randomModel(t, gemma3Spec(t))} {
 		t.Run(filepath.Base(path), func(t *testing.T) {
 			m := mustLoad(t, path)
 			lora := allLoRA(t, m.File(), m.Info().Layers, 4, 0.05, 21)
@@ -267,6 +273,7 @@ func TestCheckpointingAndChunking(t *testing.T) {
 		{fixture.File(t, stories260K), 1e-5},
 		{randomModel(t, smallSpec(t, "qwen2", ggml.TypeF32)), 1e-5},
 		{randomModel(t, smallSpec(t, "llama3", ggml.TypeQ8_0)), 1e-2},
+		{randomModel(t, gemma3Spec(t)), 1e-5}, // window masks in every chunking
 	} {
 		path, chunkTol := c.path, c.chunkTol
 		t.Run(filepath.Base(path), func(t *testing.T) {

@@ -90,6 +90,20 @@ type hyper struct {
 	headDim                   int
 	eps, ropeBase, ropeScale  float32
 	ropeMode                  int
+	// attnScale is the softmax scale of the attention scores (1/sqrt(headDim) unless the
+	// architecture says otherwise).
+	attnScale float32
+	// window is attention.sliding_window when the architecture has window layers (0: none).
+	window int
+	// layers holds what varies per layer.
+	layers []layerHyper
+}
+
+// layerHyper is what one layer's attention uses: rope base and scale, and whether it sees only the
+// last window positions.
+type layerHyper struct {
+	ropeBase, ropeScale float32
+	windowed            bool
 }
 
 // TrainModel is our own differentiable forward graph of a llama / qwen2 GGUF model, with LoRA or
@@ -127,6 +141,10 @@ func NewTrainModel(path string, opts TrainOptions) (*TrainModel, error) {
 	}
 	if opts.FullParams == (len(opts.LoRA) > 0) {
 		return nil, fmt.Errorf("train model: %w: set exactly one of LoRA tensors and FullParams", ggml.ErrInvalidArgument)
+	}
+	if what := hp.arch.fullParamsUnsupported(); opts.FullParams && what != "" {
+		return nil, fmt.Errorf("train model %s: %w: full-parameter training does not build %s (%s); use LoRA",
+			path, ggml.ErrUnsupportedArch, what, hp.arch.name)
 	}
 	if opts.Checkpointing < CheckpointAuto || opts.Checkpointing > CheckpointOff {
 		return nil, fmt.Errorf("train model: %w: checkpointing setting %d", ggml.ErrInvalidArgument, opts.Checkpointing)
@@ -198,21 +216,65 @@ func readHyper(f *ggml.GGUFFile) (hyper, error) {
 	if v, ok := f.Float(arch + ".rope.freq_base"); ok {
 		hp.ropeBase = float32(v)
 	}
+	// As llama.cpp: the scaling type defaults to linear, whose factor is rope.scaling.factor (or the
+	// older rope.scale_linear); "none" keeps scale 1.
 	switch f.String(arch + ".rope.scaling.type") {
-	case "", "none":
-	case "linear":
-		if v, ok := f.Float(arch + ".rope.scaling.factor"); ok && v > 0 {
+	case "none":
+	case "", "linear":
+		v, ok := f.Float(arch + ".rope.scaling.factor")
+		if !ok {
+			v, ok = f.Float(arch + ".rope.scale_linear")
+		}
+		if ok && v > 0 {
 			hp.ropeScale = float32(1 / v)
 		}
 	default:
 		return hyper{}, fmt.Errorf("%w: rope scaling %q is not supported by the training graph", ggml.ErrUnsupportedArch, f.String(arch+".rope.scaling.type"))
 	}
-	if hp.nHead <= 0 || hp.nKV <= 0 || hp.nEmbd%hp.nHead != 0 || hp.nHead%hp.nKV != 0 {
+	keyLen, hasKeyLen := f.Uint(arch + ".attention.key_length")
+	if hp.nHead <= 0 || hp.nKV <= 0 || (!hasKeyLen && hp.nEmbd%hp.nHead != 0) || hp.nHead%hp.nKV != 0 {
 		return hyper{}, fmt.Errorf("%w: heads %d, kv heads %d, embedding %d do not fit", ggml.ErrInvalidArgument, hp.nHead, hp.nKV, hp.nEmbd)
 	}
 	hp.headDim = hp.nEmbd / hp.nHead
+	if hasKeyLen {
+		hp.headDim = int(keyLen)
+	}
+	if hp.headDim <= 0 || hp.headDim%2 != 0 {
+		return hyper{}, fmt.Errorf("%w: %s.attention.key_length %d, want an even head size > 0",
+			ggml.ErrInvalidArgument, arch, hp.headDim)
+	}
+	if v, ok := f.Uint(arch + ".attention.value_length"); ok && int(v) != hp.headDim {
+		return hyper{}, fmt.Errorf("%w: %s.attention.value_length %d differs from the key length %d",
+			ggml.ErrUnsupportedArch, arch, v, hp.headDim)
+	}
 	if v, ok := f.Uint(arch + ".rope.dimension_count"); ok && int(v) != hp.headDim {
 		return hyper{}, fmt.Errorf("%w: partial rope (%d of %d dims) is not supported", ggml.ErrUnsupportedArch, v, hp.headDim)
+	}
+	for _, k := range []string{".final_logit_softcapping", ".attn_logit_softcapping"} {
+		if v, ok := f.Float(arch + k); ok && v != 0 {
+			return hyper{}, fmt.Errorf("%w: %s%s %g: logit softcapping is not supported by the training graph",
+				ggml.ErrUnsupportedArch, arch, k, v)
+		}
+	}
+	hp.attnScale = float32(1 / math.Sqrt(float64(hp.headDim)))
+	if a.attentionScale != nil {
+		hp.attnScale = float32(a.attentionScale(hp))
+	}
+	if a.window != nil {
+		if v, ok := f.Uint(arch + ".attention.sliding_window"); ok {
+			hp.window = int(v)
+		}
+	}
+	if hp.nLayer <= 0 || hp.nLayer > len(f.Tensors) {
+		return hyper{}, fmt.Errorf("%w: %s.block_count %d, the file has %d tensors",
+			ggml.ErrInvalidArgument, arch, hp.nLayer, len(f.Tensors))
+	}
+	hp.layers = make([]layerHyper, hp.nLayer)
+	for l := range hp.layers {
+		hp.layers[l] = layerHyper{ropeBase: hp.ropeBase, ropeScale: hp.ropeScale}
+		if hp.window > 0 && l%a.window.pattern < a.window.pattern-1 {
+			hp.layers[l] = layerHyper{ropeBase: a.window.ropeBase, ropeScale: a.window.ropeScale, windowed: true}
+		}
 	}
 	tok, ok := f.Tensor("token_embd.weight")
 	if !ok || len(tok.Shape) != 2 {
@@ -239,6 +301,14 @@ func (tm *TrainModel) weightNames(f *ggml.GGUFFile) []string {
 			for _, n := range []string{"attn_q", "attn_k", "attn_v"} {
 				names = append(names, fmt.Sprintf("blk.%d.%s.bias", l, n))
 			}
+		}
+		if tm.hp.arch.qkNorm {
+			names = append(names, fmt.Sprintf("blk.%d.attn_q_norm.weight", l),
+				fmt.Sprintf("blk.%d.attn_k_norm.weight", l))
+		}
+		if tm.hp.arch.postNorms {
+			names = append(names, fmt.Sprintf("blk.%d.post_attention_norm.weight", l),
+				fmt.Sprintf("blk.%d.post_ffw_norm.weight", l))
 		}
 	}
 	return names

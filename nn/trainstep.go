@@ -50,10 +50,10 @@ func attentionChunks(L, heads, B, limit int) []chunk {
 }
 
 // chunkMasks is the causal mask of every chunk, one after the other: chunk [q0, q1) has q1 - q0 rows of
-// q1 keys, key k hidden (-inf) from query q when k > q.
-func chunkMasks(cs []chunk) []float32 {
-	last := cs[len(cs)-1]
-	m := make([]float32, last.maskOff+last.q1*(last.q1-last.q0))
+// q1 keys, key k hidden (-inf) from query q when k > q, and with window > 0 also when q - k >= window
+// (the key is not among the query's last window positions).
+func chunkMasks(cs []chunk, window int) []float32 {
+	m := make([]float32, maskElems(cs))
 	negInf := float32(math.Inf(-1))
 	for _, c := range cs {
 		for q := c.q0; q < c.q1; q++ {
@@ -61,7 +61,28 @@ func chunkMasks(cs []chunk) []float32 {
 			for k := q + 1; k < c.q1; k++ {
 				row[k] = negInf
 			}
+			if window > 0 {
+				for k := 0; k <= q-window; k++ {
+					row[k] = negInf
+				}
+			}
 		}
+	}
+	return m
+}
+
+// maskElems is the number of elements of one set of chunk masks.
+func maskElems(cs []chunk) int {
+	last := cs[len(cs)-1]
+	return last.maskOff + last.q1*(last.q1-last.q0)
+}
+
+// stepMasks is the mask input of a step graph: the causal chunk masks, then, when the model has
+// sliding-window layers, the same chunks' window masks.
+func (tm *TrainModel) stepMasks(cs []chunk) []float32 {
+	m := chunkMasks(cs, 0)
+	if tm.hp.window > 0 {
+		m = append(m, chunkMasks(cs, tm.hp.window)...)
 	}
 	return m
 }
@@ -92,14 +113,18 @@ type stepBuilder struct {
 
 // blockActs are the activations of one block the backward pass reads.
 type blockActs struct {
+	layer            int
 	x, xn            ggml.Tensor // block input, normed input
 	q, k, v          ggml.Tensor // projections (with bias), [hd*heads, T]
+	q3, k3           ggml.Tensor // with per-head Q/K norms: q and k as [hd, heads, T] before the norm
 	uq, uk, uv, uo   ggml.Tensor // LoRA A x of each projection (nil without LoRA)
 	Q, K, Vt         ggml.Tensor // Q, K: [hd, L, heads, B]; Vt is V transposed, [L, hd, kv heads, B]
 	probs            []ggml.Tensor
 	o                ggml.Tensor // attention output before attn_output, [d, T]
+	att              ggml.Tensor // with post-norms: W_o o before its norm
 	h, hn            ggml.Tensor // after the attention residual, normed
-	a, b, m          ggml.Tensor // gate, up, silu(gate)*up
+	a, b, m          ggml.Tensor // gate, up, act(gate)*up
+	f                ggml.Tensor // with post-norms: W_down m before its norm
 	ug, uu, ud       ggml.Tensor
 	out              ggml.Tensor // the block output h + W_down m
 	kt, qt           ggml.Tensor // K and Q transposed, [L, hd, heads, B]
@@ -121,8 +146,11 @@ func (tm *TrainModel) buildStep(p *batchPlan, withGrad bool) (*stepGraph, error)
 	T, R := int64(len(p.tokens)), int64(len(p.rows))
 	sg.tokens = g.NewTensor(ggml.TypeI32, T).SetName("tokens")
 	sg.pos = g.NewTensor(ggml.TypeI32, T).SetName("positions")
-	last := chunks[len(chunks)-1]
-	sg.masks = g.NewTensor(ggml.TypeF32, int64(last.maskOff+last.q1*(last.q1-last.q0))).SetName("kq_masks")
+	maskSets := 1
+	if hp.window > 0 {
+		maskSets = 2
+	}
+	sg.masks = g.NewTensor(ggml.TypeF32, int64(maskSets*maskElems(chunks))).SetName("kq_masks")
 	sg.rows = g.NewTensor(ggml.TypeI32, R).SetName("scored_rows")
 	sg.tgts = g.NewTensor(ggml.TypeI32, R).SetName("targets")
 	for _, t := range []ggml.Tensor{sg.tokens, sg.pos, sg.masks, sg.rows, sg.tgts} {
@@ -133,6 +161,9 @@ func (tm *TrainModel) buildStep(p *batchPlan, withGrad bool) (*stepGraph, error)
 	}
 	ckpt := withGrad && tm.recompute(p)
 	x := g.GetRows(tm.weights["token_embd.weight"], sg.tokens)
+	if hp.arch.embedScale {
+		x = g.Scale(x, float32(math.Sqrt(float64(hp.nEmbd))))
+	}
 	acts := make([]*blockActs, hp.nLayer)
 	for l := range hp.nLayer {
 		acts[l] = b.blockForward(l, x, !withGrad || ckpt)
@@ -223,7 +254,7 @@ func (b *stepBuilder) blockForward(l int, x ggml.Tensor, dropProbs bool) *blockA
 	hd, nh, nkv := int64(hp.headDim), int64(hp.nHead), int64(hp.nKV)
 	L, B := int64(b.p.L), int64(b.p.B)
 	T := L * B
-	a := &blockActs{x: x}
+	a := &blockActs{layer: l, x: x}
 	a.xn = g.Mul(g.RMSNorm(x, hp.eps), tm.weights[b.w(l, "attn_norm.weight")])
 	a.q, a.uq = b.lin(b.w(l, "attn_q.weight"), a.xn)
 	a.k, a.uk = b.lin(b.w(l, "attn_k.weight"), a.xn)
@@ -236,8 +267,13 @@ func (b *stepBuilder) blockForward(l int, x ggml.Tensor, dropProbs bool) *blockA
 			*qkv.t = g.Add(*qkv.t, bias)
 		}
 	}
-	q := b.rope(g.Reshape3D(a.q, hd, nh, T))
-	k := b.rope(g.Reshape3D(a.k, hd, nkv, T))
+	q, k := g.Reshape3D(a.q, hd, nh, T), g.Reshape3D(a.k, hd, nkv, T)
+	if hp.arch.qkNorm { // RMS norm over each head (ne0), before rope
+		a.q3, a.k3 = q, k
+		q = g.Mul(g.RMSNorm(q, hp.eps), tm.weights[b.w(l, "attn_q_norm.weight")])
+		k = g.Mul(g.RMSNorm(k, hp.eps), tm.weights[b.w(l, "attn_k_norm.weight")])
+	}
+	q, k = b.rope(l, q), b.rope(l, k)
 	a.Q = g.Cont(g.Permute(g.Reshape4D(q, hd, nh, L, B), 0, 2, 1, 3))     // [hd, L, nh, B]
 	a.K = g.Cont(g.Permute(g.Reshape4D(k, hd, nkv, L, B), 0, 2, 1, 3))    // [hd, L, nkv, B]
 	a.Vt = g.Cont(g.Permute(g.Reshape4D(a.v, hd, nkv, L, B), 1, 2, 0, 3)) // [L, hd, nkv, B]
@@ -261,24 +297,43 @@ func (b *stepBuilder) blockForward(l int, x ggml.Tensor, dropProbs bool) *blockA
 	a.o = g.Reshape2D(g.Cont(g.Permute(O, 0, 2, 1, 3)), hd*nh, T)
 	var att ggml.Tensor
 	att, a.uo = b.lin(b.w(l, "attn_output.weight"), a.o)
+	if hp.arch.postNorms {
+		a.att = att
+		att = g.Mul(g.RMSNorm(att, hp.eps), tm.weights[b.w(l, "post_attention_norm.weight")])
+	}
 	a.h = g.Add(att, x)
 	a.hn = g.Mul(g.RMSNorm(a.h, hp.eps), tm.weights[b.w(l, "ffn_norm.weight")])
 	a.a, a.ug = b.lin(b.w(l, "ffn_gate.weight"), a.hn)
 	a.b, a.uu = b.lin(b.w(l, "ffn_up.weight"), a.hn)
-	a.m = g.SwigluSplit(a.a, a.b)
+	if hp.arch.ffn == gegluTanh {
+		a.m = g.GegluTanh(a.a, a.b)
+	} else {
+		a.m = g.SwigluSplit(a.a, a.b)
+	}
 	var down ggml.Tensor
 	down, a.ud = b.lin(b.w(l, "ffn_down.weight"), a.m)
+	if hp.arch.postNorms {
+		a.f = down
+		down = g.Mul(g.RMSNorm(down, hp.eps), tm.weights[b.w(l, "post_ffw_norm.weight")])
+	}
 	a.out = g.Add(down, a.h)
 	return a
 }
 
-// rope rotates a [hd, heads, T] tensor.
-func (b *stepBuilder) rope(x ggml.Tensor) ggml.Tensor {
-	hp := b.tm.hp
-	return b.g.Rope(x, b.sg.pos, b.freq, hp.headDim, hp.ropeMode, hp.nCtxTrain, hp.ropeBase, hp.ropeScale)
+// rope rotates a [hd, heads, T] tensor of layer l (whose rope base and scale may be its own).
+func (b *stepBuilder) rope(l int, x ggml.Tensor) ggml.Tensor {
+	hp, lh := b.tm.hp, b.tm.hp.layers[l]
+	return b.g.Rope(x, b.sg.pos, b.freq, hp.headDim, hp.ropeMode, hp.nCtxTrain, lh.ropeBase, lh.ropeScale)
 }
 
-// probs is chunk c's attention probabilities softmax(K^T Q / sqrt(hd) + mask), [q1, n, heads, B].
+// ropeBack is the gradient of rope(l, .).
+func (b *stepBuilder) ropeBack(l int, dx ggml.Tensor) ggml.Tensor {
+	hp, lh := b.tm.hp, b.tm.hp.layers[l]
+	return b.g.RopeBack(dx, b.sg.pos, b.freq, hp.headDim, hp.ropeMode, hp.nCtxTrain, lh.ropeBase, lh.ropeScale)
+}
+
+// probs is chunk c's attention probabilities softmax(K^T Q * attnScale + mask), [q1, n, heads, B], with
+// the window mask on sliding-window layers.
 func (b *stepBuilder) probs(a *blockActs, c chunk) ggml.Tensor {
 	g, hp := b.g, b.tm.hp
 	hd, nh, nkv := int64(hp.headDim), int64(hp.nHead), int64(hp.nKV)
@@ -288,8 +343,12 @@ func (b *stepBuilder) probs(a *blockActs, c chunk) ggml.Tensor {
 	// rows are positions (mul_mat would take a 64-long dot product and a horizontal sum per score).
 	Qtc := g.View4D(a.qt, n, hd, nh, B, a.qt.Nb(1), a.qt.Nb(2), a.qt.Nb(3), 4*int64(c.q0))
 	Ktc := g.View4D(a.kt, q1, hd, nkv, B, a.kt.Nb(1), a.kt.Nb(2), a.kt.Nb(3), 0)
-	mask := g.View2D(b.sg.masks, q1, n, 4*q1, 4*int64(c.maskOff))
-	return g.SoftMaxExt(g.OutProdBlocked(Ktc, Qtc), mask, float32(1/math.Sqrt(float64(hp.headDim))))
+	maskOff := int64(c.maskOff)
+	if hp.layers[a.layer].windowed {
+		maskOff += int64(maskElems(b.chunks))
+	}
+	mask := g.View2D(b.sg.masks, q1, n, 4*q1, 4*maskOff)
+	return g.SoftMaxExt(g.OutProdBlocked(Ktc, Qtc), mask, hp.attnScale)
 }
 
 // groupSum sums a per-query-head gradient [hd, n, heads, B] over each KV head's group of query heads
@@ -320,17 +379,30 @@ func (b *stepBuilder) blockBackward(l int, a *blockActs, dy ggml.Tensor) ggml.Te
 	hd, nh, nkv := int64(hp.headDim), int64(hp.nHead), int64(hp.nKV)
 	L, B := int64(b.p.L), int64(b.p.B)
 	T := L * B
-	// MLP: y = h + W_down (silu(a) * b), a = W_gate hn, b = W_up hn.
-	dm := b.linBack(b.w(l, "ffn_down.weight"), a.m, a.ud, dy)
-	da, db := g.SwigluBack(dm, a.a, a.b)
+	// MLP: y = h + W_down (act(a) * b), a = W_gate hn, b = W_up hn (with post-norms, y = h + norm(W_down ...)).
+	dDown := dy
+	if hp.arch.postNorms {
+		dDown = g.RMSNormBack(g.Mul(dy, tm.weights[b.w(l, "post_ffw_norm.weight")]), a.f, hp.eps)
+	}
+	dm := b.linBack(b.w(l, "ffn_down.weight"), a.m, a.ud, dDown)
+	var da, db ggml.Tensor
+	if hp.arch.ffn == gegluTanh {
+		da, db = g.GegluTanhBack(dm, a.a, a.b)
+	} else {
+		da, db = g.SwigluBack(dm, a.a, a.b)
+	}
 	dhn := g.Add(b.linBack(b.w(l, "ffn_gate.weight"), a.hn, a.ug, da), b.linBack(b.w(l, "ffn_up.weight"), a.hn, a.uu, db))
 	dh := g.Add(dy, g.RMSNormBack(g.Mul(dhn, tm.weights[b.w(l, "ffn_norm.weight")]), a.h, hp.eps))
 	b.gr.Expand(dh)
 	// Attention.
-	do := b.linBack(b.w(l, "attn_output.weight"), a.o, a.uo, dh)
+	dAtt := dh
+	if hp.arch.postNorms {
+		dAtt = g.RMSNormBack(g.Mul(dh, tm.weights[b.w(l, "post_attention_norm.weight")]), a.att, hp.eps)
+	}
+	do := b.linBack(b.w(l, "attn_output.weight"), a.o, a.uo, dAtt)
 	dO := g.Cont(g.Permute(g.Reshape4D(do, hd, nh, L, B), 0, 2, 1, 3)) // [hd, L, nh, B]
 	dOt := g.TransposeF32(dO)                                          // [L, hd, nh, B]
-	scale := float32(1 / math.Sqrt(float64(hp.headDim)))
+	scale := hp.attnScale
 	var dQ, dK, dV ggml.Tensor
 	for i, c := range b.chunks {
 		n, q1 := int64(c.q1-c.q0), int64(c.q1)
@@ -364,8 +436,12 @@ func (b *stepBuilder) blockBackward(l int, a *blockActs, dy ggml.Tensor) ggml.Te
 	back := func(d ggml.Tensor, heads int64) ggml.Tensor { // [hd, L, heads, B] -> [hd, heads, T]
 		return g.Reshape3D(g.Cont(g.Permute(d, 0, 2, 1, 3)), hd, heads, T)
 	}
-	dq := g.Reshape2D(g.RopeBack(back(dQ, nh), b.sg.pos, b.freq, hp.headDim, hp.ropeMode, hp.nCtxTrain, hp.ropeBase, hp.ropeScale), hd*nh, T)
-	dk := g.Reshape2D(g.RopeBack(back(dK, nkv), b.sg.pos, b.freq, hp.headDim, hp.ropeMode, hp.nCtxTrain, hp.ropeBase, hp.ropeScale), hd*nkv, T)
+	dq3, dk3 := b.ropeBack(l, back(dQ, nh)), b.ropeBack(l, back(dK, nkv))
+	if hp.arch.qkNorm {
+		dq3 = g.RMSNormBack(g.Mul(dq3, tm.weights[b.w(l, "attn_q_norm.weight")]), a.q3, hp.eps)
+		dk3 = g.RMSNormBack(g.Mul(dk3, tm.weights[b.w(l, "attn_k_norm.weight")]), a.k3, hp.eps)
+	}
+	dq, dk := g.Reshape2D(dq3, hd*nh, T), g.Reshape2D(dk3, hd*nkv, T)
 	dv := g.Reshape2D(back(dV, nkv), hd*nkv, T)
 	dxn := b.linBack(b.w(l, "attn_q.weight"), a.xn, a.uq, dq)
 	dxn = g.Add(dxn, b.linBack(b.w(l, "attn_k.weight"), a.xn, a.uk, dk))
@@ -449,9 +525,9 @@ func (tm *TrainModel) chunksOf(p *batchPlan) []chunk {
 func (tm *TrainModel) graphSize(chunks, rows int, withGrad bool) int {
 	hp := tm.hp
 	group := hp.nHead / max(hp.nKV, 1)
-	perLayer := 120 + chunks*12
+	perLayer := 140 + chunks*12
 	if withGrad {
-		perLayer = 400 + chunks*(60+2*group)
+		perLayer = 440 + chunks*(60+2*group)
 	}
 	headChunks := rows*hp.nVocab/tm.limits.head + 1
 	return 1024 + hp.nLayer*perLayer + (32+4*(hp.nVocab/vocabSlice+1))*headChunks
@@ -479,6 +555,12 @@ func (tm *TrainModel) activationBytes(p *batchPlan) int64 {
 	hp := tm.hp
 	T := int64(p.L * p.B)
 	perToken := int64(10*hp.nEmbd + 4*hp.nFF + 3*(hp.nHead+2*hp.nKV)*hp.headDim)
+	if hp.arch.qkNorm { // the pre-norm Q and K heads
+		perToken += int64((hp.nHead + hp.nKV) * hp.headDim)
+	}
+	if hp.arch.postNorms { // the attention and FFN outputs before their norms
+		perToken += int64(2 * hp.nEmbd)
+	}
 	probs := int64(p.L) * int64(p.L+1) / 2 * int64(hp.nHead*p.B)
 	return 4 * int64(hp.nLayer) * (T*perToken + probs)
 }
@@ -527,7 +609,7 @@ func (tm *TrainModel) runStep(p *batchPlan, rowWeights func(logp []float32) ([]f
 	if err := tm.sched.Alloc(sg.gr); err != nil {
 		return nil, fmt.Errorf("%w (sequences of %d tokens x %d: use shorter sequences, fewer pairs per micro-batch, or --checkpointing on)", err, p.L, p.B)
 	}
-	for _, err := range []error{sg.tokens.SetInt32(p.tokens), sg.pos.SetInt32(p.pos), sg.masks.SetFloat32(chunkMasks(sg.chunks)),
+	for _, err := range []error{sg.tokens.SetInt32(p.tokens), sg.pos.SetInt32(p.pos), sg.masks.SetFloat32(tm.stepMasks(sg.chunks)),
 		sg.rows.SetInt32(p.rows), sg.tgts.SetInt32(p.targets)} {
 		if err != nil {
 			return nil, err

@@ -286,6 +286,8 @@ func TestModelRandomAndQuantize(t *testing.T) {
 	f32 := filepath.Join(dir, "r.gguf")
 	q8 := filepath.Join(dir, "r-q8.gguf")
 	math := filepath.Join(dir, "math.gguf")
+	q3 := filepath.Join(dir, "qwen3.gguf")
+	g3 := filepath.Join(dir, "gemma3.gguf")
 	steps := []struct {
 		args []string
 		want []string
@@ -296,6 +298,10 @@ func TestModelRandomAndQuantize(t *testing.T) {
 		{[]string{"info", q8}, []string{"file type:       q8_0"}},
 		{[]string{"generate", "--model", q8, "--threads", "1", "--prompt", "Hello", "--max-tokens", "4", "--temperature", "0", "--json"}, []string{`"stop_reason"`}},
 		{[]string{"model", "random", "--vocab", "math", "--layers", "1", "--embedding", "32", "--ff", "64", "--heads", "2", "--out", math}, []string{"wrote " + math}},
+		{[]string{"model", "random", "--arch", "qwen3", "--vocab-from", cliVocabSPM(t), "--layers", "2", "--embedding", "64", "--ff", "96", "--heads", "4", "--heads-kv", "2", "--head-dim", "32", "--tied-output", "--out", q3}, []string{"wrote " + q3, "qwen3, 2 layers, embedding 64"}},
+		{[]string{"generate", "--model", q3, "--threads", "1", "--prompt", "Hello", "--max-tokens", "4", "--temperature", "0", "--json"}, []string{`"stop_reason"`}},
+		{[]string{"model", "random", "--arch", "gemma3", "--vocab-from", cliVocabSPM(t), "--layers", "6", "--embedding", "64", "--ff", "96", "--heads", "4", "--heads-kv", "2", "--head-dim", "32", "--sliding-window", "4", "--tied-output", "--out", g3}, []string{"wrote " + g3, "gemma3, 6 layers, embedding 64"}},
+		{[]string{"generate", "--model", g3, "--threads", "1", "--prompt", "Hello", "--max-tokens", "4", "--temperature", "0", "--json"}, []string{`"stop_reason"`}},
 		{[]string{"info", math}, []string{"vocab type:      spm", "chat template:   \"{% for message in messages %}", "bos/eos/eot:     1 / 3 /"}},
 		{[]string{"tokenize", "--model", math, "--parse-special", "--json", "--text", "<|im_start|>user 12"}, []string{`"pieces":["<s>","<|im_start|>",`, `"1","2"]`}},
 	}
@@ -338,6 +344,8 @@ func TestLlamaCommandErrors(t *testing.T) {
 		{"model random two vocabs", []string{"model", "random", "--vocab", "math", "--vocab-from", cliVocabSPM(t), "--out", filepath.Join(t.TempDir(), "x.gguf")}, "not both"},
 		{"model random unknown vocab", []string{"model", "random", "--vocab", "greek", "--out", filepath.Join(t.TempDir(), "x.gguf")}, `--vocab "greek"`},
 		{"model random bad arch", []string{"model", "random", "--arch", "gpt2", "--vocab-from", cliVocabSPM(t), "--out", filepath.Join(t.TempDir(), "x.gguf")}, `arch "gpt2"`},
+		{"model random head-dim for llama", []string{"model", "random", "--head-dim", "32", "--vocab-from", cliVocabSPM(t), "--out", filepath.Join(t.TempDir(), "x.gguf")}, "head_dim is not for llama"},
+		{"model random window for llama", []string{"model", "random", "--sliding-window", "4", "--vocab-from", cliVocabSPM(t), "--out", filepath.Join(t.TempDir(), "x.gguf")}, "sliding_window is not for llama"},
 		{"model random bad type", []string{"model", "random", "--type", "q9", "--vocab-from", cliVocabSPM(t), "--out", filepath.Join(t.TempDir(), "x.gguf")}, `unknown tensor type "q9"`},
 		{"model quantize missing", []string{"model", "quantize", missing, filepath.Join(t.TempDir(), "y.gguf")}, "no such file"},
 	}

@@ -40,7 +40,7 @@ func modelRandomCommand() *cli.Command {
 			&cli.StringFlag{
 				Name:  "arch",
 				Value: "llama",
-				Usage: "llama (Llama-2 style), llama3 (Llama-3.1 rope scaling) or qwen2 (QKV bias)",
+				Usage: nn.RandomModelArchs(),
 			},
 			&cli.StringFlag{
 				Name:  "vocab-from",
@@ -55,6 +55,14 @@ func modelRandomCommand() *cli.Command {
 			&cli.IntFlag{Name: "ff", Value: 128, Usage: "feed-forward hidden size"},
 			&cli.IntFlag{Name: "heads", Value: 4, Usage: "attention heads"},
 			&cli.IntFlag{Name: "heads-kv", Usage: "key/value heads (0: same as --heads)"},
+			&cli.IntFlag{
+				Name:  "head-dim",
+				Usage: "attention head size, for architectures whose files write key_length (0: embedding/heads)",
+			},
+			&cli.IntFlag{
+				Name:  "sliding-window",
+				Usage: "attention window of the sliding-window layers, for architectures that have them (0: the recipe's default)",
+			},
 			&cli.IntFlag{Name: "context-length", Value: 2048, Usage: "training context length written to the metadata"},
 			&cli.StringFlag{Name: "type", Value: "f32", Usage: "weight type: f32, f16, q8_0, q4_0, q4_k, q6_k"},
 			&cli.BoolFlag{
@@ -77,6 +85,7 @@ func modelRandomCommand() *cli.Command {
 				Arch: c.String("arch"), VocabFrom: c.String("vocab-from"),
 				Layers: c.Int("layers"), Embedding: c.Int("embedding"), FeedForward: c.Int("ff"),
 				Heads: c.Int("heads"), HeadsKV: c.Int("heads-kv"), ContextLength: c.Int("context-length"),
+				HeadDim: c.Int("head-dim"), SlidingWindow: c.Int("sliding-window"),
 				Type: typ, TiedOutput: c.Bool("tied-output"), Seed: c.Uint64("seed"), Name: c.String("name"),
 			}
 			if spec.HeadsKV == 0 {

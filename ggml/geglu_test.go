@@ -1,0 +1,83 @@
+package ggml
+
+import (
+	"math"
+	"testing"
+)
+
+// geluTanh64 is GELU's tanh form in float64.
+func geluTanh64(x float64) float64 {
+	return 0.5 * x * (1 + math.Tanh(math.Sqrt(2/math.Pi)*(x+0.044715*x*x*x)))
+}
+
+// TestGegluTanh checks GegluTanh against float64 GELU and GegluTanhBack against float64 central
+// differences of it, over a range of a that covers both saturated ends, on one and two threads.
+func TestGegluTanh(t *testing.T) {
+	const n, T = 37, 29
+	a, b, dm := make([]float32, n*T), make([]float32, n*T), make([]float32, n*T)
+	for i := range a {
+		a[i] = float32(-12 + 24*float64(i)/float64(len(a)-1))
+		if i%3 == 0 {
+			a[i] = float32(math.Sin(float64(i))) * 3
+		}
+		b[i] = float32(math.Cos(float64(i) * 0.37))
+		dm[i] = float32(math.Sin(float64(i)*0.11 + 0.5))
+	}
+	for _, threads := range []int{1, 2} {
+		be, err := NewCPUBackend(threads)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g := NewGContext(16, 16, false)
+		ta, tb, td := g.NewTensor(TypeF32, n, T), g.NewTensor(TypeF32, n, T), g.NewTensor(TypeF32, n, T)
+		for _, x := range []Tensor{ta, tb, td} {
+			x.SetInput()
+		}
+		m := g.GegluTanh(ta, tb)
+		da, db := g.GegluTanhBack(td, ta, tb)
+		da, db = g.Scale(da, 1), g.Scale(db, 1) // contiguous copies to read back
+		gr := g.NewGraph(16, false)
+		for _, o := range []Tensor{m, da, db} {
+			o.SetOutput()
+			gr.Expand(o)
+		}
+		sched, err := NewScheduler(16, be)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := sched.Alloc(gr); err != nil {
+			t.Fatal(err)
+		}
+		for _, in := range []struct {
+			t Tensor
+			v []float32
+		}{{ta, a}, {tb, b}, {td, dm}} {
+			if err := in.t.SetFloat32(in.v); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := sched.Compute(gr); err != nil {
+			t.Fatal(err)
+		}
+		gotM, gotA, gotB := m.Float32(nil), da.Float32(nil), db.Float32(nil)
+		for i := range a {
+			x := float64(a[i])
+			const h = 1e-5
+			deriv := (geluTanh64(x+h) - geluTanh64(x-h)) / (2 * h)
+			wantM := geluTanh64(x) * float64(b[i])
+			wantA := float64(dm[i]) * float64(b[i]) * deriv
+			wantB := float64(dm[i]) * geluTanh64(x)
+			for _, c := range []struct {
+				what      string
+				got, want float64
+			}{{"gelu(a) b", float64(gotM[i]), wantM}, {"da", float64(gotA[i]), wantA}, {"db", float64(gotB[i]), wantB}} {
+				if math.Abs(c.got-c.want) > 1e-5*(1+math.Abs(c.want)) {
+					t.Fatalf("threads %d, a = %g: %s = %g, want %g", threads, x, c.what, c.got, c.want)
+				}
+			}
+		}
+		sched.Free()
+		g.Free()
+		be.Free()
+	}
+}
