@@ -24,42 +24,12 @@ func TestGegluTanh(t *testing.T) {
 		dm[i] = float32(math.Sin(float64(i)*0.11 + 0.5))
 	}
 	for _, threads := range []int{1, 2} {
-		be, err := NewCPUBackend(threads)
-		if err != nil {
-			t.Fatal(err)
-		}
-		g := NewGContext(16, 16, false)
-		ta, tb, td := g.NewTensor(TypeF32, n, T), g.NewTensor(TypeF32, n, T), g.NewTensor(TypeF32, n, T)
-		for _, x := range []Tensor{ta, tb, td} {
-			x.SetInput()
-		}
-		m := g.GegluTanh(ta, tb)
-		da, db := g.GegluTanhBack(td, ta, tb)
-		da, db = g.Scale(da, 1), g.Scale(db, 1) // contiguous copies to read back
-		gr := g.NewGraph(16, false)
-		for _, o := range []Tensor{m, da, db} {
-			o.SetOutput()
-			gr.Expand(o)
-		}
-		sched, err := NewScheduler(16, be)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := sched.Alloc(gr); err != nil {
-			t.Fatal(err)
-		}
-		for _, in := range []struct {
-			t Tensor
-			v []float32
-		}{{ta, a}, {tb, b}, {td, dm}} {
-			if err := in.t.SetFloat32(in.v); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := sched.Compute(gr); err != nil {
-			t.Fatal(err)
-		}
-		gotM, gotA, gotB := m.Float32(nil), da.Float32(nil), db.Float32(nil)
+		got := runOps(t, threads, []opInput{{[]int64{n, T}, a}, {[]int64{n, T}, b}, {[]int64{n, T}, dm}},
+			func(g *GContext, in []Tensor) []Tensor {
+				da, db := g.GegluTanhBack(in[2], in[0], in[1])
+				return []Tensor{g.GegluTanh(in[0], in[1]), g.Scale(da, 1), g.Scale(db, 1)} // contiguous copies
+			})
+		gotM, gotA, gotB := got[0], got[1], got[2]
 		for i := range a {
 			x := float64(a[i])
 			const h = 1e-5
@@ -76,8 +46,5 @@ func TestGegluTanh(t *testing.T) {
 				}
 			}
 		}
-		sched.Free()
-		g.Free()
-		be.Free()
 	}
 }

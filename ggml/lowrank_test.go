@@ -25,43 +25,11 @@ func TestLowRankKernels(t *testing.T) {
 				}
 				a1, b1 := fill(sh.n*sh.r, 0.3), fill(sh.r*sh.T, 1.1) // LowRank operands
 				a2, b2 := fill(sh.n*sh.T, 2.0), fill(sh.r*sh.T, 0.7) // OutProdBlocked operands
-				be, err := NewCPUBackend(threads)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer be.Free()
-				g := NewGContext(16, 16, false)
-				defer g.Free()
-				ta1, tb1 := g.NewTensor(TypeF32, sh.n, sh.r), g.NewTensor(TypeF32, sh.r, sh.T)
-				ta2, tb2 := g.NewTensor(TypeF32, sh.n, sh.T), g.NewTensor(TypeF32, sh.r, sh.T)
-				for _, x := range []Tensor{ta1, tb1, ta2, tb2} {
-					x.SetInput()
-				}
-				y1, y2 := g.LowRank(ta1, tb1), g.OutProdBlocked(ta2, tb2)
-				y1.SetOutput()
-				y2.SetOutput()
-				gr := g.NewGraph(16, false)
-				gr.Expand(y1)
-				gr.Expand(y2)
-				sched, err := NewScheduler(16, be)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer sched.Free()
-				if err := sched.Alloc(gr); err != nil {
-					t.Fatal(err)
-				}
-				for _, in := range []struct {
-					t Tensor
-					v []float32
-				}{{ta1, a1}, {tb1, b1}, {ta2, a2}, {tb2, b2}} {
-					if err := in.t.SetFloat32(in.v); err != nil {
-						t.Fatal(err)
-					}
-				}
-				if err := sched.Compute(gr); err != nil {
-					t.Fatal(err)
-				}
+				got := runOps(t, threads, []opInput{{[]int64{sh.n, sh.r}, a1}, {[]int64{sh.r, sh.T}, b1},
+					{[]int64{sh.n, sh.T}, a2}, {[]int64{sh.r, sh.T}, b2}},
+					func(g *GContext, in []Tensor) []Tensor {
+						return []Tensor{g.LowRank(in[0], in[1]), g.OutProdBlocked(in[2], in[3])}
+					})
 				check := func(name string, got []float32, want func(i, j int64) float64, n0, n1 int64) {
 					if int64(len(got)) != n0*n1 {
 						t.Fatalf("%s: %d values, want %d", name, len(got), n0*n1)
@@ -75,14 +43,14 @@ func TestLowRankKernels(t *testing.T) {
 						}
 					}
 				}
-				check("LowRank", y1.Float32(nil), func(i, tt int64) float64 {
+				check("LowRank", got[0], func(i, tt int64) float64 {
 					s := 0.0
 					for k := range sh.r {
 						s += float64(a1[k*sh.n+i]) * float64(b1[tt*sh.r+k])
 					}
 					return s
 				}, sh.n, sh.T)
-				check("OutProdBlocked", y2.Float32(nil), func(i, k int64) float64 {
+				check("OutProdBlocked", got[1], func(i, k int64) float64 {
 					s := 0.0
 					for tt := range sh.T {
 						s += float64(a2[tt*sh.n+i]) * float64(b2[tt*sh.r+k])
@@ -108,41 +76,12 @@ func TestSwigluBack(t *testing.T) {
 		dm[i] = float32(math.Sin(float64(i)*0.11 + 0.5))
 	}
 	for _, threads := range []int{1, 2} {
-		be, err := NewCPUBackend(threads)
-		if err != nil {
-			t.Fatal(err)
-		}
-		g := NewGContext(16, 16, false)
-		ta, tb, td := g.NewTensor(TypeF32, n, T), g.NewTensor(TypeF32, n, T), g.NewTensor(TypeF32, n, T)
-		for _, x := range []Tensor{ta, tb, td} {
-			x.SetInput()
-		}
-		da, db := g.SwigluBack(td, ta, tb)
-		da, db = g.Scale(da, 1), g.Scale(db, 1) // contiguous copies to read back
-		da.SetOutput()
-		db.SetOutput()
-		gr := g.NewGraph(16, false)
-		gr.Expand(da)
-		gr.Expand(db)
-		sched, err := NewScheduler(16, be)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := sched.Alloc(gr); err != nil {
-			t.Fatal(err)
-		}
-		for _, in := range []struct {
-			t Tensor
-			v []float32
-		}{{ta, a}, {tb, b}, {td, dm}} {
-			if err := in.t.SetFloat32(in.v); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := sched.Compute(gr); err != nil {
-			t.Fatal(err)
-		}
-		gotA, gotB := da.Float32(nil), db.Float32(nil)
+		got := runOps(t, threads, []opInput{{[]int64{n, T}, a}, {[]int64{n, T}, b}, {[]int64{n, T}, dm}},
+			func(g *GContext, in []Tensor) []Tensor {
+				da, db := g.SwigluBack(in[2], in[0], in[1])
+				return []Tensor{g.Scale(da, 1), g.Scale(db, 1)} // contiguous copies to read back
+			})
+		gotA, gotB := got[0], got[1]
 		for i := range a {
 			x := float64(a[i])
 			s := 1 / (1 + math.Exp(-x))
@@ -152,9 +91,6 @@ func TestSwigluBack(t *testing.T) {
 				t.Fatalf("threads %d, a = %g: da %g want %g, db %g want %g", threads, x, gotA[i], wantA, gotB[i], wantB)
 			}
 		}
-		sched.Free()
-		g.Free()
-		be.Free()
 	}
 }
 
@@ -162,45 +98,25 @@ func TestSwigluBack(t *testing.T) {
 // that are views with row and batch strides (as attention's per-head query and probability chunks).
 func TestOutProdBlockedBatchedViews(t *testing.T) {
 	const n, T, r, h, B = 20, 11, 35, 3, 2 // n and r leave tails; a and b are narrower views of wider tensors
-	be, err := NewCPUBackend(2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer be.Free()
-	g := NewGContext(32, 32, false)
-	defer g.Free()
-	wa, wb := g.NewTensor(TypeF32, n+5, T+3, h, B), g.NewTensor(TypeF32, r+2, T+3, h, B)
-	wa.SetInput()
-	wb.SetInput()
-	a := g.View4D(wa, n, T, h, B, wa.Nb(1), wa.Nb(2), wa.Nb(3), 2*wa.Nb(1)+4*3)
-	b := g.View4D(wb, r, T, h, B, wb.Nb(1), wb.Nb(2), wb.Nb(3), 1*wb.Nb(1)+4*1)
-	got, want := g.OutProdBlocked(a, b), g.OutProd(g.Cont(a), g.Cont(b))
-	got.SetOutput()
-	want.SetOutput()
-	gr := g.NewGraph(32, false)
-	gr.Expand(got)
-	gr.Expand(want)
-	sched, err := NewScheduler(32, be)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sched.Free()
-	if err := sched.Alloc(gr); err != nil {
-		t.Fatal(err)
-	}
-	for i, w := range []Tensor{wa, wb} {
-		v := make([]float32, w.Elements())
+	fill := func(n int, phase float64) []float32 {
+		v := make([]float32, n)
 		for j := range v {
-			v[j] = float32(math.Sin(float64(j)*0.37 + float64(i)))
+			v[j] = float32(math.Sin(float64(j)*0.37 + phase))
 		}
-		if err := w.SetFloat32(v); err != nil {
-			t.Fatal(err)
-		}
+		return v
 	}
-	if err := sched.Compute(gr); err != nil {
-		t.Fatal(err)
+	inputs := []opInput{
+		{[]int64{n + 5, T + 3, h, B}, fill((n+5)*(T+3)*h*B, 0)},
+		{[]int64{r + 2, T + 3, h, B}, fill((r+2)*(T+3)*h*B, 1)},
 	}
-	gv, wv := got.Float32(nil), want.Float32(nil)
+	vals := runOps(t, 2, inputs,
+		func(g *GContext, in []Tensor) []Tensor {
+			wa, wb := in[0], in[1]
+			a := g.View4D(wa, n, T, h, B, wa.Nb(1), wa.Nb(2), wa.Nb(3), 2*wa.Nb(1)+4*3)
+			b := g.View4D(wb, r, T, h, B, wb.Nb(1), wb.Nb(2), wb.Nb(3), 1*wb.Nb(1)+4*1)
+			return []Tensor{g.OutProdBlocked(a, b), g.OutProd(g.Cont(a), g.Cont(b))}
+		})
+	gv, wv := vals[0], vals[1]
 	if len(gv) != n*r*h*B || len(wv) != len(gv) {
 		t.Fatalf("%d and %d values, want %d", len(gv), len(wv), n*r*h*B)
 	}
