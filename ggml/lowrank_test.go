@@ -87,7 +87,8 @@ func TestSwigluBack(t *testing.T) {
 			s := 1 / (1 + math.Exp(-x))
 			wantA := float64(dm[i]) * float64(b[i]) * s * (1 + x*(1-s))
 			wantB := float64(dm[i]) * x * s
-			if math.Abs(float64(gotA[i])-wantA) > 1e-6*(1+math.Abs(wantA)) || math.Abs(float64(gotB[i])-wantB) > 1e-6*(1+math.Abs(wantB)) {
+			far := func(got float32, want float64) bool { return math.Abs(float64(got)-want) > 1e-6*(1+math.Abs(want)) }
+			if far(gotA[i], wantA) || far(gotB[i], wantB) {
 				t.Fatalf("threads %d, a = %g: da %g want %g, db %g want %g", threads, x, gotA[i], wantA, gotB[i], wantB)
 			}
 		}
