@@ -211,7 +211,7 @@ func (b *stepBuilder) w(l int, name string) string { return fmt.Sprintf("blk.%d.
 
 // lin applies the frozen weight name and its LoRA pair, if any, to x: W x + s B (A x). u = A x.
 func (b *stepBuilder) lin(name string, x ggml.Tensor) (y, u ggml.Tensor) {
-	y = b.g.MulMat(b.tm.weights[name], x)
+	y = b.mulMatSliced(b.tm.weights[name], x)
 	if ab, ok := b.tm.lora[name]; ok {
 		u = b.g.MulMat(ab[0], x)
 		bu := b.g.LowRank(b.g.TransposeF32(ab[1]), u) // contracts only the rank
@@ -220,12 +220,41 @@ func (b *stepBuilder) lin(name string, x ggml.Tensor) (y, u ggml.Tensor) {
 	return y, u
 }
 
+// sliceK is the longest contraction one product of a frozen weight takes in one piece (see mulMatSliced).
+const sliceK = 2048
+
+// mulMatSliced is w^T x for a frozen weight w [K, N] and activations x [K, T]. A K much longer than the
+// embedding (the FFN's 4,864 in W_down and the transposes of W_gate and W_up) is cut into slices of at
+// most sliceK, whose products are summed: a slice of w's rows and of x's columns stays in the first-level
+// cache while ggml's kernel sweeps the tokens. Slices start on multiples of 256 (every type's block).
+func (b *stepBuilder) mulMatSliced(w, x ggml.Tensor) ggml.Tensor {
+	g := b.g
+	K := w.Ne(0)
+	if K <= sliceK || x.Ne(2)*x.Ne(3) != 1 {
+		return g.MulMat(w, x)
+	}
+	n := (K + sliceK - 1) / sliceK
+	step := ((K+n-1)/n + 255) / 256 * 256
+	var sum ggml.Tensor
+	for k0 := int64(0); k0 < K; k0 += step {
+		k := min(step, K-k0)
+		part := g.MulMat(g.View2D(w, k, w.Ne(1), w.Nb(1), ggml.RowSize(w.Type(), k0)),
+			g.View2D(x, k, x.Ne(1), x.Nb(1), k0*x.Nb(0)))
+		if k0 == 0 {
+			sum = part
+		} else {
+			sum = g.Add(sum, part)
+		}
+	}
+	return sum
+}
+
 // linBack is the backward pass of lin: it records the LoRA gradients of name and returns dL/dx.
 // The LoRA gradients are outer products summed over tokens (ggml's out_prod contracts the token
 // dimension of both operands directly, so neither needs a transposed copy).
 func (b *stepBuilder) linBack(name string, x, u, dy ggml.Tensor) ggml.Tensor {
 	g := b.g
-	dx := g.MulMat(b.tm.wT[name], dy)
+	dx := b.mulMatSliced(b.tm.wT[name], dy)
 	ab, ok := b.tm.lora[name]
 	if !ok {
 		return dx
@@ -490,7 +519,7 @@ func (b *stepBuilder) headForward(xN ggml.Tensor, withGrad bool) (xs, gs ggml.Te
 }
 
 // vocabSlice is the number of vocabulary entries of one slice of the head's gradient product.
-const vocabSlice = 4096
+const vocabSlice = 1792
 
 // vocabContract is W^T p for the transposed head wT [V, d] and probabilities p [V, c], summed over
 // slices of the vocabulary. One product over all of V streams both operands from memory for every
