@@ -160,7 +160,7 @@ static void bpo_low_rank_f32(struct ggml_tensor * dst, int ith, int nth, void * 
 // bpo_out_prod_f32 is a custom ggml op with the semantics of ggml_out_prod for F32 operands whose rows
 // are contiguous (any row and batch strides): dst [n, r, B2, B3] (contiguous), dst[i, k] = sum_t a[i, t]
 // b[k, t] per batch (dims 2 and 3 of a and b equal). ggml's out_prod does r x T short vector updates of
-// whole dst rows; here 16 x 16 outputs stay in registers while t streams through (a LoRA gradient, the
+// whole dst rows; here 32 x 8 outputs stay in registers while t streams through (a LoRA gradient, the
 // token sum, or attention's dK = Q dS^T and dV = dO P^T without transposed copies). Blocks are split
 // over the threads.
 static void bpo_out_prod_f32(struct ggml_tensor * dst, int ith, int nth, void * userdata) {
@@ -169,7 +169,7 @@ static void bpo_out_prod_f32(struct ggml_tensor * dst, int ith, int nth, void * 
 	const struct ggml_tensor * b = dst->src[1];
 	const int64_t n = a->ne[0], T = a->ne[1], r = b->ne[0], n2 = b->ne[2], n3 = b->ne[3];
 	const int64_t g2 = n2 / a->ne[2], g3 = n3 / a->ne[3]; // batches of b that share one of a
-	const int64_t iblocks = (n + 15) / 16, kblocks = (r + 15) / 16;
+	const int64_t iblocks = (n + 31) / 32, kblocks = (r + 7) / 8;
 	const int64_t jobs = iblocks * kblocks * n2 * n3;
 	for (int64_t job = ith; job < jobs; job += nth) {
 		int64_t q = job;
@@ -179,20 +179,40 @@ static void bpo_out_prod_f32(struct ggml_tensor * dst, int ith, int nth, void * 
 		const char * A = (const char *) a->data + (i2 / g2) * a->nb[2] + (i3 / g3) * a->nb[3];
 		const char * Bm = (const char *) b->data + i2 * b->nb[2] + i3 * b->nb[3];
 		char * D = (char *) dst->data + i2 * dst->nb[2] + i3 * dst->nb[3];
-		const int64_t i = ib * 16, k0 = kb * 16;
-		const int64_t nk = r - k0 < 16 ? r - k0 : 16;
-		if (i + 16 <= n && nk == 16) {
-			bpo_v16 c[16];
-			for (int j = 0; j < 16; j++) c[j] = (bpo_v16){0};
-			for (int64_t t = 0; t < T; t++) {
-				const bpo_v16 x = *(const bpo_v16 *) (A + t * a->nb[1] + i * sizeof(float));
-				const float * bt = (const float *) (Bm + t * b->nb[1]) + k0;
-				for (int j = 0; j < 16; j++) c[j] += x * bt[j];
+		const int64_t i0 = ib * 32, k0 = kb * 8;
+		const int64_t ie = i0 + 32 < n ? i0 + 32 : n;
+		const int64_t nk = r - k0 < 8 ? r - k0 : 8;
+		int64_t i = i0;
+		if (nk == 8) {
+			for (; i + 32 <= ie; i += 32) { // 32 outputs x 8 ranks in 16 registers; two loads per token
+				bpo_v16 c0[8], c1[8];
+				for (int j = 0; j < 8; j++) c0[j] = c1[j] = (bpo_v16){0};
+				for (int64_t t = 0; t < T; t++) {
+					const char * at = A + t * a->nb[1] + i * sizeof(float);
+					const bpo_v16 x0 = *(const bpo_v16 *) at, x1 = *(const bpo_v16 *) (at + 16 * sizeof(float));
+					const float * bt = (const float *) (Bm + t * b->nb[1]) + k0;
+					for (int j = 0; j < 8; j++) {
+						c0[j] += x0 * bt[j];
+						c1[j] += x1 * bt[j];
+					}
+				}
+				for (int j = 0; j < 8; j++) {
+					char * d = D + (k0 + j) * dst->nb[1] + i * sizeof(float);
+					*(bpo_v16 *) d = c0[j];
+					*(bpo_v16 *) (d + 16 * sizeof(float)) = c1[j];
+				}
 			}
-			for (int j = 0; j < 16; j++) *(bpo_v16 *) (D + (k0 + j) * dst->nb[1] + i * sizeof(float)) = c[j];
-			continue;
+			for (; i + 16 <= ie; i += 16) {
+				bpo_v16 c[8];
+				for (int j = 0; j < 8; j++) c[j] = (bpo_v16){0};
+				for (int64_t t = 0; t < T; t++) {
+					const bpo_v16 x = *(const bpo_v16 *) (A + t * a->nb[1] + i * sizeof(float));
+					const float * bt = (const float *) (Bm + t * b->nb[1]) + k0;
+					for (int j = 0; j < 8; j++) c[j] += x * bt[j];
+				}
+				for (int j = 0; j < 8; j++) *(bpo_v16 *) (D + (k0 + j) * dst->nb[1] + i * sizeof(float)) = c[j];
+			}
 		}
-		const int64_t ie = i + 16 < n ? i + 16 : n;
 		for (int64_t k = k0; k < k0 + nk; k++) {
 			for (int64_t ii = i; ii < ie; ii++) {
 				float sum = 0;
