@@ -48,8 +48,9 @@ mpi-tools:
 		else echo "*** warning: Open MPI is not installed and cannot be (needs root and apt-get): the MPI tests will not run ***"; fi; \
 	fi
 
-# The tests need MNIST (ipnn); mnist-data fetches it once into $(BPO_DATA_DIR).
-test: headers mnist-data mpi-tools
+# The tests need MNIST (ipnn); mnist-data fetches it once into $(BPO_DATA_DIR). The Vulkan device
+# tests (ggml, llama, nn and cmd/bpo: *vulkan*/device tests) run when vulkan-optional could build the backend.
+test: headers mnist-data mpi-tools vulkan-optional
 	$(GO) vet ./...
 	$(GO) test -timeout $(TEST_TIMEOUT) ./...
 
@@ -172,3 +173,18 @@ ipnn-readme: build
 	for d in $(IPNN_OUT)/*/; do n=$$(basename $$d); ls $$d/run-*.json >/dev/null 2>&1 || continue; \
 		mkdir -p ipnn/results/$$n && cp $$d/run-*.json ipnn/results/$$n/; done
 	bin/bpo ipnn report --update README.md
+
+# ggml's Vulkan backend as a loadable library (build/vulkan/lib/ollama/libggml-vulkan.so) from the
+# pinned module's CMake files; installs glslc, libvulkan-dev, mesa-vulkan-drivers and cmake when root
+# with apt (scripts/build-vulkan.sh says what it does). bpo finds it from bin/bpo, or with --backend-dir.
+.PHONY: vulkan vulkan-optional
+vulkan: headers
+	GO=$(GO) scripts/build-vulkan.sh
+
+# For `make test`: build the Vulkan backend when possible (about 9 minutes cold on 2 busy cores; a
+# library whose stamp matches is kept), else say loudly that the Vulkan tests will not run. VULKAN=off
+# skips it.
+VULKAN ?= auto
+vulkan-optional: headers
+	@if [ "$(VULKAN)" = off ]; then echo "*** VULKAN=off: the Vulkan device tests will not run ***"; \
+	else GO=$(GO) scripts/build-vulkan.sh || echo "*** warning: the Vulkan backend could not be built (above): the Vulkan device tests will not run ***"; fi

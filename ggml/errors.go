@@ -23,4 +23,7 @@ var (
 	ErrNotFinite = errors.New("non-finite model output")
 	// ErrInvalidArgument means an option or input is out of its valid range.
 	ErrInvalidArgument = errors.New("invalid argument")
+	// ErrDevice means a device problem: an unknown device name, a backend library that is missing or
+	// from another build, or a device that cannot hold or run the work.
+	ErrDevice = errors.New("device error")
 )

@@ -699,10 +699,12 @@ func (gr *Graph) HasGrads() bool { return gr.grads }
 // Nodes is the number of nodes in the graph.
 func (gr *Graph) Nodes() int { return int(C.ggml_graph_n_nodes(gr.run())) }
 
-// Backend is a ggml compute backend (CPU now; a GPU backend can be added to the scheduler).
+// Backend is a ggml compute backend: the CPU (NewCPUBackend) or a device of a loaded backend library
+// (NewDeviceBackend, device.go).
 type Backend struct {
 	b       C.ggml_backend_t
 	threads int
+	device  DeviceInfo // set for device backends (NewDeviceBackend); zero for the CPU
 }
 
 // NewCPUBackend makes a CPU backend using threads threads (0: DefaultThreads()).
@@ -719,8 +721,11 @@ func NewCPUBackend(threads int) (*Backend, error) {
 	return &Backend{b: b, threads: threads}, nil
 }
 
-// SetThreads sets the backend's thread count (at least 1).
+// SetThreads sets the backend's thread count (at least 1); it does nothing on a device backend.
 func (b *Backend) SetThreads(n int) {
+	if !b.Device().IsCPU() {
+		return
+	}
 	b.threads = max(n, 1)
 	C.ggml_backend_cpu_set_n_threads(b.b, C.int(b.threads))
 }
@@ -783,7 +788,9 @@ func NewScheduler(graphSize int, backends ...*Backend) (*Scheduler, error) {
 	for i, b := range backends {
 		view[i] = b.b
 		s.backends = append(s.backends, b.b)
-		s.cpu = append(s.cpu, b)
+		if b.Device().IsCPU() {
+			s.cpu = append(s.cpu, b)
+		}
 	}
 	s.s = C.ggml_backend_sched_new(bs, nil, C.int(len(backends)), C.size_t(graphSize), false, true)
 	if s.s == nil {

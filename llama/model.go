@@ -38,6 +38,11 @@ type ModelOptions struct {
 	VocabOnly bool
 	// NoMmap reads the weights into memory instead of memory-mapping the file.
 	NoMmap bool
+	// Device is the ggml device that holds the weights and runs inference, as ggml.ResolveDevice names
+	// it ("vulkan0", "auto"); "" or "cpu" is the CPU. Its backend library must be loaded first
+	// (ggml.LoadBackends). A model's weights on another device are used by inference only: the training
+	// graphs (package nn) read the model file themselves.
+	Device string
 }
 
 // Model is a loaded GGUF model. It is safe for concurrent use by several Contexts; Close it when done.
@@ -48,6 +53,8 @@ type Model struct {
 	path  string
 	info  ModelInfo
 	file  *ggml.GGUFFile
+	// device holds the weights (the CPU unless ModelOptions.Device named another).
+	device ggml.DeviceInfo
 }
 
 // ModelInfo is the metadata of a model.
@@ -101,6 +108,17 @@ func LoadModel(path string, opts ModelOptions) (*Model, error) {
 	initBackend()
 	p := C.llama_model_default_params()
 	p.n_gpu_layers = 0
+	device, devices, err := modelDevice(f, opts)
+	if err != nil {
+		return nil, fmt.Errorf("load model %s: %w", path, err)
+	}
+	if devices != nil {
+		defer C.free(unsafe.Pointer(devices))
+		p.devices = devices
+	}
+	if !device.IsCPU() {
+		p.n_gpu_layers = 999 // every layer and the output (llama.cpp caps it at the layer count + 1)
+	}
 	p.vocab_only = C.bool(opts.VocabOnly)
 	p.use_mmap = C.bool(!opts.NoMmap)
 	// Plain CPU buffers: repacked buffers only support mul_mat, and the training graph reads these weights.
@@ -109,9 +127,12 @@ func LoadModel(path string, opts ModelOptions) (*Model, error) {
 	defer C.free(unsafe.Pointer(cpath))
 	m := C.llama_model_load_from_file(cpath, p)
 	if m == nil {
+		if !device.IsCPU() {
+			return nil, deviceLoadError(path, device)
+		}
 		return nil, fmt.Errorf("load model %s: llama.cpp could not load it (set BPO_LLAMA_LOG=1 for its log)", path)
 	}
-	model := &Model{m: m, vocab: C.llama_model_get_vocab(m), path: path, file: f}
+	model := &Model{m: m, vocab: C.llama_model_get_vocab(m), path: path, file: f, device: device}
 	model.info = model.readInfo(opts.VocabOnly)
 	runtime.SetFinalizer(model, (*Model).Close)
 	return model, nil

@@ -24,6 +24,11 @@ type TrainOptions struct {
 	FullParams bool
 	// Threads is the number of CPU threads (0: DefaultThreads()).
 	Threads int
+	// Device holds the weights and LoRA tensors and runs the graph ("" or "cpu": the CPU; else a device
+	// of ggml.ResolveDevice such as "vulkan0", whose backend library must be loaded). Ops the device
+	// lacks run on the CPU. On a device, steps compute log-probs only: gradients are refused with
+	// ggml.ErrDevice (see runStepOnDevice), and full-parameter training is refused.
+	Device string
 	// Checkpointing chooses whether the backward pass recomputes each block's activations from its
 	// input instead of keeping them from the forward pass (LoRA training; see Checkpointing).
 	Checkpointing Checkpointing
@@ -111,7 +116,8 @@ type layerHyper struct {
 type TrainModel struct {
 	path      string
 	hp        hyper
-	backend   *ggml.Backend
+	backend   *ggml.Backend // holds the weights and parameters (the CPU, or TrainOptions.Device)
+	cpu       *ggml.Backend // the CPU backend (the same as backend without a device)
 	sched     *ggml.Scheduler
 	schedSize int
 	wctx      *ggml.GContext
@@ -160,8 +166,8 @@ func NewTrainModel(path string, opts TrainOptions) (*TrainModel, error) {
 	if err := tm.checkTensors(f, opts); err != nil {
 		return nil, fmt.Errorf("train model %s: %w", path, err)
 	}
-	if tm.backend, err = ggml.NewCPUBackend(opts.Threads); err != nil {
-		return nil, err
+	if tm.backend, tm.cpu, err = trainBackends(f, hp.arch.name, opts); err != nil {
+		return nil, fmt.Errorf("train model %s: %w", path, err)
 	}
 	if err := tm.loadWeights(f); err != nil {
 		return nil, fmt.Errorf("train model %s: %w", path, err)
@@ -543,6 +549,9 @@ func (tm *TrainModel) Close() error {
 	}
 	if tm.wctx != nil {
 		tm.wctx.Free()
+	}
+	if tm.cpu != nil && tm.cpu != tm.backend {
+		tm.cpu.Free()
 	}
 	if tm.backend != nil {
 		tm.backend.Free()

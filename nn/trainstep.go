@@ -567,7 +567,7 @@ func (tm *TrainModel) ensureScheduler(size int) error {
 	if tm.sched != nil && size <= tm.schedSize {
 		return nil
 	}
-	s, err := ggml.NewScheduler(size, tm.backend)
+	s, err := ggml.NewScheduler(size, tm.schedBackends()...)
 	if err != nil {
 		return err
 	}
@@ -630,6 +630,9 @@ func availableMemory() int64 {
 // scored row, in plan order.
 func (tm *TrainModel) runStep(p *batchPlan, rowWeights func(logp []float32) ([]float32, error)) ([]float32, error) {
 	withGrad := rowWeights != nil
+	if tm.onDevice() && (withGrad || p.B > 1) {
+		return tm.runStepOnDevice(p, rowWeights) // a device and the CPU (device.go)
+	}
 	sg, err := tm.buildStep(p, withGrad)
 	if err != nil {
 		return nil, err
@@ -695,7 +698,7 @@ func (tm *TrainModel) KeptActivationBytes(seqs []TrainSeq) (int64, error) {
 }
 
 // SetThreads changes the CPU threads of later steps (at most the idle cores are used; see threads.go).
-func (tm *TrainModel) SetThreads(n int) { tm.backend.SetThreads(n) }
+func (tm *TrainModel) SetThreads(n int) { tm.cpu.SetThreads(n) }
 
 // TokenLogProbsAndGradient is the per-token form of LogProbsAndGradient (LoRA training): it computes
 // the log-prob of every completion token of every sequence, asks coefFn for the coefficients

@@ -73,6 +73,8 @@ func generationFlags(defaultN int, defaultTemp float64, defaultSplit string) []c
 			Usage: "KV-cache cells shared by the parallel sequences (default: parallel x (longest prompt + max new tokens))",
 		},
 		threadsFlag(),
+		deviceFlag(),
+		backendDirFlag(),
 	}
 }
 
@@ -197,7 +199,7 @@ func setupEval(c *cli.Context, preferTrain bool) (*evalSetup, error) {
 			s.Close()
 		}
 	}()
-	if s.model, err = llama.LoadModel(c.String("model"), llama.ModelOptions{}); err != nil {
+	if s.model, err = openModelOn(c, c.String("model")); err != nil {
 		return nil, err
 	}
 	parallel := max(1, c.Int("parallel"))

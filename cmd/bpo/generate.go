@@ -53,6 +53,8 @@ func generateCommand() *cli.Command {
 			&cli.IntFlag{Name: "n", Value: 1, Usage: "number of samples, decoded in parallel"},
 			adapterFlag(),
 			threadsFlag(),
+			deviceFlag(),
+			backendDirFlag(),
 			&cli.IntFlag{Name: "ctx", Usage: "KV-cache cells (0: enough for all samples at once)"},
 			&cli.BoolFlag{
 				Name:  "json",
@@ -77,7 +79,7 @@ func runGenerate(c *cli.Context) error {
 	if c.Int("max-tokens") < 1 {
 		return fmt.Errorf("generate: --max-tokens %d, want >= 1", c.Int("max-tokens"))
 	}
-	m, err := openModel(c.String("model"), false)
+	m, err := openModelOn(c, c.String("model"))
 	if err != nil {
 		return fmt.Errorf("generate: %w", err)
 	}

@@ -46,6 +46,8 @@ func logprobsCommand() *cli.Command {
 			},
 			&cli.BoolFlag{Name: "json", Usage: `print {"tokens":[...],"logprobs":[...],"sum":...}`},
 			threadsFlag(),
+			deviceFlag(),
+			backendDirFlag(),
 		},
 		Action: func(c *cli.Context) error {
 			hasText := c.IsSet("text")
@@ -56,7 +58,7 @@ func logprobsCommand() *cli.Command {
 			case !hasText && !(c.IsSet("prompt") && c.IsSet("completion")):
 				return errors.New("logprobs: give --text, or both --prompt and --completion")
 			}
-			m, err := openModel(c.String("model"), false)
+			m, err := openModelOn(c, c.String("model"))
 			if err != nil {
 				return fmt.Errorf("logprobs: %w", err)
 			}

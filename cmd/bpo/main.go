@@ -71,6 +71,7 @@ func newApp() *cli.App {
 			compareCommand(),
 			ipnnCommand(),
 			dataCommand(),
+			devicesCommand(),
 		},
 	}
 }

@@ -67,6 +67,7 @@ func trainingFlags(defaultLR float64, defaultBatch int) []cli.Flag {
 			Usage: "chat template for conversational prompts: the model's own (default) or a built-in name (chatml, llama3, ...)",
 		},
 		threadsFlag(),
+		trainDeviceFlag(),
 		&cli.StringFlag{
 			Name:  "checkpointing",
 			Value: "auto",
