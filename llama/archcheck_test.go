@@ -17,7 +17,7 @@ func TestArchKeyChecks(t *testing.T) {
 	paths := map[string]string{}
 	for _, spec := range []nn.RandomModelSpec{
 		{Arch: "qwen3", VocabFrom: fixture.File(t, vocabSPM), Layers: 1, Embedding: 64, FeedForward: 64, Heads: 4, HeadsKV: 2, HeadDim: 32, Type: ggml.TypeF32},
-		{Arch: "gemma3", VocabFrom: fixture.File(t, vocabSPM), Layers: 1, Embedding: 64, FeedForward: 64, Heads: 4, HeadsKV: 2, HeadDim: 32, SlidingWindow: 4, Type: ggml.TypeF32},
+		{Arch: "gemma3", VocabFrom: fixture.File(t, vocabSPM), Layers: 6, Embedding: 64, FeedForward: 64, Heads: 4, HeadsKV: 2, HeadDim: 32, SlidingWindow: 4, Type: ggml.TypeF32},
 	} {
 		paths[spec.Arch] = filepath.Join(t.TempDir(), spec.Arch+".gguf")
 		if err := nn.WriteRandomModel(paths[spec.Arch], spec); err != nil {
@@ -37,6 +37,7 @@ func TestArchKeyChecks(t *testing.T) {
 		{"gemma3", "gemma3.attention.sliding_window", float32(4), "gemma3.attention.sliding_window"},
 		{"gemma3", "gemma3.final_logit_softcapping", float32(-30), "gemma3.final_logit_softcapping"},
 		{"gemma3", "gemma3.final_logit_softcapping", uint32(30), "gemma3.final_logit_softcapping"},
+		{"gemma3", "gemma3.block_count", uint32(5), "gemma3.block_count"},
 	}
 	for _, c := range cases {
 		f, err := ggml.ReadGGUF(paths[c.arch])

@@ -13,6 +13,12 @@ import "github.com/bpo-dev/bpo/ggml"
 // checkGemma3Keys checks the gemma3-only keys llama.cpp reads: the sliding window (a count of
 // positions) and the final logit softcapping (a divisor when not 0).
 func checkGemma3Keys(f *ggml.GGUFFile) error {
+	// llama.cpp's gemma3 makes every sixth layer (5, 11, ...) attend globally and the others through a
+	// sliding window; with fewer than 6 layers its KV cache has no global part and decoding aborts
+	// (GGML_ASSERT(buffer)). Real Gemma 3 models have 26 layers or more.
+	if n, _ := f.Uint("gemma3.block_count"); n < 6 {
+		return kvError("gemma3.block_count", f.KV["gemma3.block_count"], "at least 6 layers (llama.cpp's gemma3 needs one global-attention layer, the sixth)")
+	}
 	if _, err := checkUintKey(f, "gemma3.attention.sliding_window", false, 0, maxContext); err != nil {
 		return err
 	}

@@ -63,6 +63,10 @@ func (s RandomModelSpec) Validate() error {
 		return fmt.Errorf("%w: sliding_window is not for %s (it has no sliding-window layers)",
 			ggml.ErrInvalidArgument, s.Arch)
 	}
+	if a.window != nil && s.Layers < a.window.pattern {
+		return fmt.Errorf("%w: %s needs at least %d layers (every %dth layer attends globally; llama.cpp aborts "+
+			"on a model without one), got %d", ggml.ErrInvalidArgument, s.Arch, a.window.pattern, a.window.pattern, s.Layers)
+	}
 	if s.HeadDim == 0 && s.Embedding%s.Heads != 0 {
 		return fmt.Errorf("%w: embedding %d is not a multiple of heads %d", ggml.ErrInvalidArgument, s.Embedding, s.Heads)
 	}
