@@ -3,6 +3,7 @@ package ggml
 import (
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -16,12 +17,13 @@ import (
 
 // idleCores estimates how many cores are not running other programs' work now: the cores minus the
 // kernel's count of runnable tasks (/proc/loadavg, 4th field) that are not this process's own threads
-// (/proc/self/task/*/stat). The count is instantaneous, so the smallest of a few samples 1 ms apart is
-// used. It returns runtime.NumCPU() when the counts cannot be read.
+// (/proc/self/task/*/stat). Both counts are instantaneous and read one after the other, so a thread of
+// ours that changes state in between makes one sample wrong either way; the median of three samples 1 ms
+// apart is used. It returns runtime.NumCPU() when the counts cannot be read.
 func idleCores() int {
 	cpus := runtime.NumCPU()
-	best := -1
-	for i := range 3 {
+	var samples [3]int
+	for i := range samples {
 		if i > 0 {
 			time.Sleep(time.Millisecond)
 		}
@@ -29,10 +31,10 @@ func idleCores() int {
 		if err != nil {
 			return cpus
 		}
-		idle := idleCoresOf(string(b), cpus, ownRunnable())
-		best = max(best, idle)
+		samples[i] = idleCoresOf(string(b), cpus, ownRunnable())
 	}
-	return best
+	slices.Sort(samples[:])
+	return samples[1]
 }
 
 // ownRunnable counts this process's threads in state R (running or runnable), at least 1 (the caller).
