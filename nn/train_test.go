@@ -74,39 +74,47 @@ func TestTrainGraphMatchesLlamaCpp(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			m := mustLoad(t, c.path)
-			ctx := mustContext(t, m, llama.ContextOptions{NCtx: 256})
-			layers := m.Info().Layers
-			tm, err := NewTrainModel(c.path, TrainOptions{LoRA: allLoRA(t, m.File(), layers, 2, 0, 1), LoRAAlpha: 4, Threads: 1})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer tm.Close()
-			seqs := trainSeqs(t, m, trainTexts)
-			got, err := tm.LogProbs(seqs)
-			if err != nil {
-				t.Fatal(err)
-			}
-			maxDiff := 0.0
-			for s, seq := range seqs {
-				res, err := ctx.Score(context.Background(), []llama.ScoreRequest{{Prompt: seq.Tokens[:seq.PromptLen], Completions: [][]llama.Token{seq.Tokens[seq.PromptLen:]}}})
-				if err != nil {
-					t.Fatal(err)
-				}
-				want := res[0][0].LogProbs
-				if len(got[s]) != len(want) {
-					t.Fatalf("sequence %d: %d log-probs, llama.cpp %d", s, len(got[s]), len(want))
-				}
-				for i := range want {
-					maxDiff = math.Max(maxDiff, math.Abs(got[s][i]-want[i]))
-				}
-			}
-			t.Logf("max |training graph - llama.cpp| = %.2g over %d sequences", maxDiff, len(seqs))
+			maxDiff, n := graphVsLlamaCpp(t, c.path)
+			t.Logf("max |training graph - llama.cpp| = %.2g over %d sequences", maxDiff, n)
 			if maxDiff > c.tol {
 				t.Errorf("difference %.3g > %.0g", maxDiff, c.tol)
 			}
 		})
 	}
+}
+
+// graphVsLlamaCpp scores trainTexts with the training graph (LoRA with B = 0) and with llama.cpp on the
+// model at path, and returns the largest per-token log-prob difference and the number of sequences.
+func graphVsLlamaCpp(t *testing.T, path string) (float64, int) {
+	t.Helper()
+	m := mustLoad(t, path)
+	ctx := mustContext(t, m, llama.ContextOptions{NCtx: 256})
+	tm, err := NewTrainModel(path, TrainOptions{LoRA: allLoRA(t, m.File(), m.Info().Layers, 2, 0, 1), LoRAAlpha: 4, Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tm.Close()
+	seqs := trainSeqs(t, m, trainTexts)
+	got, err := tm.LogProbs(seqs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	maxDiff := 0.0
+	for s, seq := range seqs {
+		req := llama.ScoreRequest{Prompt: seq.Tokens[:seq.PromptLen], Completions: [][]llama.Token{seq.Tokens[seq.PromptLen:]}}
+		res, err := ctx.Score(context.Background(), []llama.ScoreRequest{req})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := res[0][0].LogProbs
+		if len(got[s]) != len(want) {
+			t.Fatalf("sequence %d: %d log-probs, llama.cpp %d", s, len(got[s]), len(want))
+		}
+		for i := range want {
+			maxDiff = math.Max(maxDiff, math.Abs(got[s][i]-want[i]))
+		}
+	}
+	return maxDiff, len(seqs)
 }
 
 // finiteDifference estimates d objective / d p.Values[j] by central differences with Richardson
