@@ -125,7 +125,10 @@ func TestInputErrors(t *testing.T) {
 	}
 }
 
-// TestNoLeaks loads and frees models, contexts and adapters many times and bounds the RSS growth.
+// TestNoLeaks loads and frees models, contexts and adapters many times and bounds the RSS growth. glibc's
+// heap keeps creeping by a few MiB per 100 cycles here (fragmentation, as before the package split: 1-13 MiB
+// per 100 in a 600-cycle probe), so the bound is per cycle over 200 cycles: 320 KiB, a third of what
+// leaking stories260K's weights (about 1 MiB) once per cycle would add, in two windows in a row.
 func TestNoLeaks(t *testing.T) {
 	cycle := func() {
 		m, err := LoadModel(fixture.File(t, stories260K), ModelOptions{})
@@ -142,20 +145,27 @@ func TestNoLeaks(t *testing.T) {
 		c.Close()
 		m.Close()
 	}
-	for i := 0; i < 10; i++ {
+	for i := 0; i < 50; i++ {
 		cycle()
 	}
-	runtime.GC()
-	before := rssKiB(t)
-	for i := 0; i < 100; i++ {
-		cycle()
+	// A leak grows RSS in every window; the heap's fragmentation jumps now and then. A window over the
+	// bound is measured again, and only two in a row fail.
+	const cycles, perCycle = 200, 320
+	for window := 0; window < 2; window++ {
+		runtime.GC()
+		before := rssKiB(t)
+		for i := 0; i < cycles; i++ {
+			cycle()
+		}
+		runtime.GC()
+		after := rssKiB(t)
+		t.Logf("RSS before %d KiB, after %d more load/score/close cycles %d KiB (%d KiB per cycle)",
+			before, cycles, after, (after-before)/cycles)
+		if after-before <= cycles*perCycle {
+			return
+		}
 	}
-	runtime.GC()
-	after := rssKiB(t)
-	t.Logf("RSS before %d KiB, after 100 more load/score/close cycles %d KiB", before, after)
-	if after-before > 20*1024 {
-		t.Errorf("RSS grew by %d KiB over 100 cycles", after-before)
-	}
+	t.Errorf("RSS grew by more than %d KiB per cycle in two windows of %d cycles in a row", perCycle, cycles)
 }
 
 func rssKiB(t *testing.T) int {
