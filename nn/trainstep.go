@@ -211,7 +211,7 @@ func (b *stepBuilder) w(l int, name string) string { return fmt.Sprintf("blk.%d.
 
 // lin applies the frozen weight name and its LoRA pair, if any, to x: W x + s B (A x). u = A x.
 func (b *stepBuilder) lin(name string, x ggml.Tensor) (y, u ggml.Tensor) {
-	y = b.mulMatSliced(b.tm.weights[name], x)
+	y = b.mulMatSliced(b.tm.weights[name], x, sliceK)
 	if ab, ok := b.tm.lora[name]; ok {
 		u = b.g.MulMat(ab[0], x)
 		bu := b.g.LowRank(b.g.TransposeF32(ab[1]), u) // contracts only the rank
@@ -220,20 +220,26 @@ func (b *stepBuilder) lin(name string, x ggml.Tensor) (y, u ggml.Tensor) {
 	return y, u
 }
 
-// sliceK is the longest contraction one product of a frozen weight takes in one piece (see mulMatSliced).
-const sliceK = 2048
+// sliceK is the longest contraction one product of a frozen weight takes in one piece, and vocabSlice
+// the one of the head's gradient product W^T p over the vocabulary (see mulMatSliced).
+const (
+	sliceK     = 2048
+	vocabSlice = 1792
+)
 
-// mulMatSliced is w^T x for a frozen weight w [K, N] and activations x [K, T]. A K much longer than the
-// embedding (the FFN's 4,864 in W_down and the transposes of W_gate and W_up) is cut into slices of at
-// most sliceK, whose products are summed: a slice of w's rows and of x's columns stays in the first-level
-// cache while ggml's kernel sweeps the tokens. Slices start on multiples of 256 (every type's block).
-func (b *stepBuilder) mulMatSliced(w, x ggml.Tensor) ggml.Tensor {
+// mulMatSliced is w^T x for a frozen weight w [K, N] and activations x [K, T]. A K longer than maxK (the
+// FFN's 4,864 in W_down and the transposes of W_gate and W_up; the 151,936 entries of the head's
+// gradient) is cut into equal slices of at most maxK, whose products are summed: a slice of w's rows and
+// of x's columns stays in cache while ggml's kernel sweeps the tokens, where one product over all of K
+// streams both from memory for every output tile (the head's ran at half the speed of the logits).
+// Slices start on multiples of 256 (every type's block).
+func (b *stepBuilder) mulMatSliced(w, x ggml.Tensor, maxK int64) ggml.Tensor {
 	g := b.g
 	K := w.Ne(0)
-	if K <= sliceK || x.Ne(2)*x.Ne(3) != 1 {
+	if K <= maxK || x.Ne(2)*x.Ne(3) != 1 {
 		return g.MulMat(w, x)
 	}
-	n := (K + sliceK - 1) / sliceK
+	n := (K + maxK - 1) / maxK
 	step := ((K+n-1)/n + 255) / 256 * 256
 	var sum ggml.Tensor
 	for k0 := int64(0); k0 < K; k0 += step {
@@ -254,7 +260,7 @@ func (b *stepBuilder) mulMatSliced(w, x ggml.Tensor) ggml.Tensor {
 // dimension of both operands directly, so neither needs a transposed copy).
 func (b *stepBuilder) linBack(name string, x, u, dy ggml.Tensor) ggml.Tensor {
 	g := b.g
-	dx := b.mulMatSliced(b.tm.wT[name], dy)
+	dx := b.mulMatSliced(b.tm.wT[name], dy, sliceK)
 	ab, ok := b.tm.lora[name]
 	if !ok {
 		return dx
@@ -500,7 +506,7 @@ func (b *stepBuilder) headForward(xN ggml.Tensor, withGrad bool) (xs, gs ggml.Te
 		lp := g.TokenLogProbs(logits, sm, tc)
 		var gc ggml.Tensor
 		if withGrad {
-			gc = g.Sub(g.GetRows(out, tc), b.vocabContract(tm.wT[outName], sm)) // [d, c]
+			gc = g.Sub(g.GetRows(out, tc), b.mulMatSliced(tm.wT[outName], sm, vocabSlice)) // [d, c]
 		}
 		if r0 == 0 {
 			b.sg.logp, gs = lp, gc
@@ -516,28 +522,6 @@ func (b *stepBuilder) headForward(xN ggml.Tensor, withGrad bool) (xs, gs ggml.Te
 		}
 	}
 	return xs, gs
-}
-
-// vocabSlice is the number of vocabulary entries of one slice of the head's gradient product.
-const vocabSlice = 1792
-
-// vocabContract is W^T p for the transposed head wT [V, d] and probabilities p [V, c], summed over
-// slices of the vocabulary. One product over all of V streams both operands from memory for every
-// output tile (half the speed of the forward's logits); a slice of wT and of p stays in cache.
-func (b *stepBuilder) vocabContract(wT, p ggml.Tensor) ggml.Tensor {
-	g := b.g
-	V, d, c := p.Ne(0), wT.Ne(1), p.Ne(1)
-	var sum ggml.Tensor
-	for v0 := int64(0); v0 < V; v0 += vocabSlice {
-		n := min(vocabSlice, V-v0)
-		part := g.MulMat(g.View2D(wT, n, d, wT.Nb(1), ggml.RowSize(wT.Type(), v0)), g.View2D(p, n, c, p.Nb(1), 4*v0))
-		if v0 == 0 {
-			sum = part
-		} else {
-			sum = g.Add(sum, part)
-		}
-	}
-	return sum
 }
 
 // chunkLimits bound the elements of one attention chunk's scores and of one head chunk's logits.
