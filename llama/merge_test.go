@@ -95,6 +95,7 @@ func TestMergeMatchesAdapter(t *testing.T) {
 		{"llama3 f32", smallSpec(t, "llama3", ggml.TypeF32), nil, true},
 		{"llama3 f16", smallSpec(t, "llama3", ggml.TypeF16), nil, false},
 		{"qwen2 f32", smallSpec(t, "qwen2", ggml.TypeF32), nil, true},
+		{"qwen2 f16", smallSpec(t, "qwen2", ggml.TypeF16), nil, false},
 		{"qwen2 q8_0", smallSpec(t, "qwen2", ggml.TypeQ8_0), nil, false},
 		{"llama q4_k", q4kSpec(t, ggml.TypeQ4_K), nil, false},
 		{"llama3 f32 into q8_0", smallSpec(t, "llama3", ggml.TypeF32), &q8, false},
@@ -159,6 +160,18 @@ func TestMergeMatchesAdapter(t *testing.T) {
 			f32Spec.Type, qSpec.Type = ggml.TypeF32, outType
 			quantErr := maxAbsDiff(logProbsWith(t, randomModel(t, f32Spec), adapter, text), logProbsWith(t, randomModel(t, qSpec), adapter, text))
 			t.Logf("%s: max |merged - base+adapter| = %.3g; quantization error of %s on the same weights = %.3g (adapter moved log-probs by up to %.3g)", c.name, diff, outType, quantErr, moved)
+			if outType == ggml.TypeF16 && c.spec.Type == ggml.TypeF16 {
+				// The reference itself rounds: llama.cpp multiplies an F16 weight by activations
+				// rounded to F16, while the adapter's product stays in F32. An F32 merge of the same
+				// F16 base holds W + ΔW exactly, so its gap to base+adapter is that rounding alone.
+				exact := filepath.Join(dir, "exact-f32.gguf")
+				f32 := ggml.TypeF32
+				if _, err := MergeAdapter(base, adapter, exact, MergeOptions{Type: &f32}); err != nil {
+					t.Fatal(err)
+				}
+				ex := logProbsWith(t, exact, "", text)
+				t.Logf("%s: exact F32 merge vs base+adapter %.3g (llama.cpp's F16 activation rounding); F16 merge vs exact F32 merge %.3g (rounding W + ΔW to F16)", c.name, maxAbsDiff(ex, want), maxAbsDiff(got, ex))
+			}
 			if diff > 2*quantErr {
 				t.Fatalf("merged model differs from base+adapter by %.3g, more than twice %s's quantization error %.3g", diff, outType, quantErr)
 			}
