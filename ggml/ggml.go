@@ -484,7 +484,11 @@ import (
 // can later run on a GPU backend).
 
 // GContext is a ggml context that holds tensor and graph metadata (no_alloc: data lives in backend buffers).
-type GContext struct{ c *C.struct_ggml_context }
+// A portable context builds the custom CPU ops from standard ggml ops (see SetPortable).
+type GContext struct {
+	c        *C.struct_ggml_context
+	portable bool
+}
 
 // NewGContext makes a metadata context for up to nTensors tensors and one graph of graphSize nodes.
 func NewGContext(nTensors, graphSize int, grads bool) *GContext {
@@ -917,17 +921,29 @@ func (g *GContext) RopeBack(a, pos, freqFactors Tensor, nDims, mode, nCtxOrig in
 
 // GetRowsBack scatters the rows of a (the gradient of GetRows(like, rows)) into a zero tensor shaped like like.
 func (g *GContext) GetRowsBack(a, rows, like Tensor) Tensor {
+	checkGetRowsBack(a, rows, like, g.portable)
+	if g.portable {
+		return g.portableGetRowsBack(a, rows, like)
+	}
 	return Tensor{C.ggml_get_rows_back(g.c, a.t, rows.t, like.t)}
 }
 
 // TransposeF32 is cont(transpose(a)) of an F32 tensor, in cache-friendly tiles (a custom CPU op).
-func (g *GContext) TransposeF32(a Tensor) Tensor { return Tensor{C.bpo_transpose(g.c, a.t)} }
+func (g *GContext) TransposeF32(a Tensor) Tensor {
+	if g.portable {
+		return g.transposeCont(a)
+	}
+	return Tensor{C.bpo_transpose(g.c, a.t)}
+}
 
 // LowRank is a [n, r] times b [r, T] for a small inner dimension r (a LoRA rank), as [n, T]. a and b
 // must be contiguous 2-D F32 tensors (see bpo_low_rank_f32).
 func (g *GContext) LowRank(a, b Tensor) Tensor {
 	if !lowRankOperand(a) || !lowRankOperand(b) || a.Ne(1) != b.Ne(0) {
 		panic(fmt.Sprintf("ggml: LowRank of %s and %s: want contiguous 2-D F32 [n, r] and [r, T]", a.describe(), b.describe()))
+	}
+	if g.portable {
+		return g.portableLowRank(a, b)
 	}
 	return Tensor{C.bpo_low_rank(g.c, a.t, b.t)}
 }
@@ -941,6 +957,9 @@ func (g *GContext) OutProdBlocked(a, b Tensor) Tensor {
 		b.Ne(2)%a.Ne(2) != 0 || b.Ne(3)%a.Ne(3) != 0 {
 		panic(fmt.Sprintf("ggml: OutProdBlocked of %s and %s: want F32 [n, T, A2, A3] and [r, T, B2, B3] with contiguous rows, A2 | B2, A3 | B3", a.describe(), b.describe()))
 	}
+	if g.portable {
+		return g.portableOutProd(a, b)
+	}
 	return Tensor{C.bpo_out_prod(g.c, a.t, b.t)}
 }
 
@@ -949,6 +968,9 @@ func (g *GContext) OutProdBlocked(a, b Tensor) Tensor {
 func (g *GContext) SwigluBack(dm, a, b Tensor) (da, db Tensor) {
 	if !lowRankOperand(dm) || !lowRankOperand(a) || !lowRankOperand(b) || !sameShape(dm, a) || !sameShape(dm, b) {
 		panic(fmt.Sprintf("ggml: SwigluBack of %s, %s and %s: want contiguous 2-D F32 tensors of one shape", dm.describe(), a.describe(), b.describe()))
+	}
+	if g.portable {
+		return g.portableSwigluBack(dm, a, b)
 	}
 	both := Tensor{C.bpo_swiglu_back(g.c, dm.t, a.t, b.t)}
 	n, T := dm.Ne(0), dm.Ne(1)
@@ -963,6 +985,9 @@ func (g *GContext) GegluTanh(a, b Tensor) Tensor {
 		panic(fmt.Sprintf("ggml: GegluTanh of %s and %s: want contiguous 2-D F32 tensors of one shape",
 			a.describe(), b.describe()))
 	}
+	if g.portable {
+		return g.portableGegluTanh(a, b)
+	}
 	return Tensor{C.bpo_geglu_tanh(g.c, a.t, b.t)}
 }
 
@@ -971,6 +996,9 @@ func (g *GContext) GegluTanhBack(dm, a, b Tensor) (da, db Tensor) {
 	if !lowRankOperand(dm) || !lowRankOperand(a) || !lowRankOperand(b) || !sameShape(dm, a) || !sameShape(dm, b) {
 		panic(fmt.Sprintf("ggml: GegluTanhBack of %s, %s and %s: want contiguous 2-D F32 tensors of one shape",
 			dm.describe(), a.describe(), b.describe()))
+	}
+	if g.portable {
+		return g.portableGegluTanhBack(dm, a, b)
 	}
 	both := Tensor{C.bpo_geglu_tanh_back(g.c, dm.t, a.t, b.t)}
 	n, T := dm.Ne(0), dm.Ne(1)
@@ -994,17 +1022,28 @@ func (t Tensor) describe() string {
 
 // SoftMaxBack is the gradient of SoftMaxExt(x, mask, scale) given its output y and output gradient dy.
 func (g *GContext) SoftMaxBack(dy, y Tensor, scale float32) Tensor {
+	if g.portable {
+		return g.portableSoftMaxBack(dy, y, scale)
+	}
 	return Tensor{C.bpo_softmax_back(g.c, dy.t, y.t, C.float(scale))}
 }
 
 // RMSNormBack is the gradient of RMSNorm(x, eps) given the output gradient dz.
 func (g *GContext) RMSNormBack(dz, x Tensor, eps float32) Tensor {
+	if g.portable {
+		return g.portableRMSNormBack(dz, x, eps)
+	}
 	return Tensor{C.bpo_rms_norm_back(g.c, dz.t, x.t, C.float(eps))}
 }
 
 // TokenLogProbs returns, for each column c of logits [V, C], log softmax(logits[:, c])[targets[c]], given
-// softmax = SoftMax(logits) and I32 targets [C].
+// softmax = SoftMax(logits) and I32 targets [C]. A target outside [0, V) gives NaN; in a portable context
+// targets must lie in [0, V) (the caller validates them).
 func (g *GContext) TokenLogProbs(logits, softmax, targets Tensor) Tensor {
+	checkTokenLogProbs(logits, softmax, targets)
+	if g.portable {
+		return g.portableTokenLogProbs(logits, softmax, targets)
+	}
 	return Tensor{C.bpo_token_logp(g.c, logits.t, softmax.t, targets.t)}
 }
 

@@ -17,7 +17,7 @@ func runOps(t *testing.T, threads int, inputs []opInput, build func(g *GContext,
 		t.Fatal(err)
 	}
 	defer be.Free()
-	g := NewGContext(64, 64, false)
+	g := NewGContext(256, 256, false)
 	defer g.Free()
 	in := make([]Tensor, len(inputs))
 	for i, x := range inputs {
@@ -25,12 +25,12 @@ func runOps(t *testing.T, threads int, inputs []opInput, build func(g *GContext,
 		in[i].SetInput()
 	}
 	outs := build(g, in)
-	gr := g.NewGraph(64, false)
+	gr := g.NewGraph(256, false)
 	for _, o := range outs {
 		o.SetOutput()
 		gr.Expand(o)
 	}
-	sched, err := NewScheduler(64, be)
+	sched, err := NewScheduler(256, be)
 	if err != nil {
 		t.Fatal(err)
 	}
