@@ -193,3 +193,13 @@ func checkTokenLogProbs(logits, softmax, targets Tensor) {
 			logits.describe(), softmax.describe(), targets.describe()))
 	}
 }
+
+// opNames are the ggml op names of the graph's nodes, in order ("MUL_MAT", "CUSTOM", ...).
+func (gr *Graph) opNames() []string {
+	g := gr.run()
+	names := make([]string, int(C.ggml_graph_n_nodes(g)))
+	for i := range names {
+		names[i] = C.GoString(C.ggml_op_name(C.ggml_graph_node(g, C.int(i)).op))
+	}
+	return names
+}

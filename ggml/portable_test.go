@@ -40,6 +40,7 @@ type portableCase struct {
 func TestPortableForms(t *testing.T) {
 	for _, c := range portableCases() {
 		t.Run(c.name, func(t *testing.T) {
+			checkPortableOps(t, c)
 			want := c.want()
 			var got [2][][]float32
 			for i, portable := range []bool{false, true} {
@@ -78,6 +79,27 @@ func TestPortableForms(t *testing.T) {
 					o, len(want[o]), maxRel[0], maxRel[1], maxDiff)
 			}
 		})
+	}
+}
+
+// checkPortableOps fails when the portable graph of c has a node that runs on the CPU only.
+func checkPortableOps(t *testing.T, c portableCase) {
+	t.Helper()
+	g := NewGContext(256, 256, false)
+	defer g.Free()
+	g.SetPortable(true)
+	in := make([]Tensor, len(c.inputs))
+	for i, x := range c.inputs {
+		in[i] = g.NewTensor(TypeF32, x.ne...)
+	}
+	gr := g.NewGraph(256, false)
+	for _, o := range c.build(g, in) {
+		gr.Expand(o)
+	}
+	for _, op := range gr.opNames() {
+		if op == "CUSTOM" || op == "OUT_PROD" || op == "GET_ROWS_BACK" {
+			t.Fatalf("portable graph has a %s node: %v", op, gr.opNames())
+		}
 	}
 }
 
