@@ -140,6 +140,7 @@ func (tm *TrainModel) buildStep(p *batchPlan, withGrad bool) (*stepGraph, error)
 		return nil, err
 	}
 	g := ggml.NewGContext(2*size+64, size, false)
+	g.SetPortable(tm.onDevice()) // on a device: standard ops instead of the CPU-only custom ops (ggml/portable.go)
 	sg := &stepGraph{ctx: g, chunks: chunks}
 	sg.gr = g.NewGraph(size, false)
 	b := &stepBuilder{tm: tm, g: g, gr: sg.gr, sg: sg, p: p, chunks: chunks, grads: map[string]ggml.Tensor{}}
