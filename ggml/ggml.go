@@ -613,7 +613,12 @@ func (g *GContext) Scale(a Tensor, s float32) Tensor {
 func (g *GContext) RMSNorm(a Tensor, eps float32) Tensor {
 	return Tensor{C.ggml_rms_norm(g.c, a.t, C.float(eps))}
 }
-func (g *GContext) GetRows(a, rows Tensor) Tensor { return Tensor{C.ggml_get_rows(g.c, a.t, rows.t)} }
+func (g *GContext) GetRows(a, rows Tensor) Tensor {
+	if g.portable {
+		return g.portableGetRows(a, rows)
+	}
+	return Tensor{C.ggml_get_rows(g.c, a.t, rows.t)}
+}
 func (g *GContext) Cont(a Tensor) Tensor          { return Tensor{C.ggml_cont(g.c, a.t)} }
 func (g *GContext) Cast(a Tensor, typ GGMLType) Tensor {
 	return Tensor{C.ggml_cast(g.c, a.t, C.enum_ggml_type(typ))}

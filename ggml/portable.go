@@ -145,12 +145,29 @@ func (g *GContext) portableRMSNormBack(dz, x Tensor, eps float32) Tensor {
 	return g.div(g.Sub(dz, g.Mul(x, c)), g.sqrt(g.scaleBias(sxx, 1/n, eps)))
 }
 
+// startAligned returns t, or a contiguous copy of it when t is a view that starts inside its source:
+// ggml-vulkan's GET_ROWS aborts on operands whose start is not aligned to the device's storage-buffer
+// offset alignment (ggml-vulkan.cpp, init_pushconst_tensor_offsets), which a view at an arbitrary
+// offset (a chunk of the targets) need not be. A fresh tensor is aligned by the allocator.
+func (g *GContext) startAligned(t Tensor) Tensor {
+	if t.t.view_src != nil && t.t.view_offs != 0 {
+		return g.Cont(t)
+	}
+	return t
+}
+
+// portableGetRows is GetRows with both operands starting aligned (see startAligned).
+func (g *GContext) portableGetRows(a, rows Tensor) Tensor {
+	return Tensor{C.ggml_get_rows(g.c, g.startAligned(a).t, g.startAligned(rows).t)}
+}
+
 // pickRows returns src[idx[c], c] for each column c of src [V, C] (rows contiguous) as [1, 1, C]: a
 // batched get_rows over src seen as C batches of V one-element rows.
 func (g *GContext) pickRows(src, idx Tensor) Tensor {
+	src, idx = g.startAligned(src), g.startAligned(idx)
 	V, C := src.Ne(0), src.Ne(1)
 	rows := g.View4D(src, 1, V, C, 1, src.Nb(0), src.Nb(1), src.Nb(1)*C, 0)
-	return g.GetRows(rows, g.Reshape2D(idx, 1, C))
+	return Tensor{C.ggml_get_rows(g.c, rows.t, g.Reshape2D(idx, 1, C).t)}
 }
 
 // portableTokenLogProbs is logits[t] - logits[j] + log(softmax[j]) per column, with j the column's

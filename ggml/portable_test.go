@@ -408,6 +408,28 @@ func portableCases() []portableCase {
 		})
 	}
 
+	// GetRows with the row numbers a view at an unaligned offset (a chunk of the head's targets).
+	{
+		const d, N, off int64 = 24, 9, 3
+		rows := []int32{0, 0, 0, 8, 2, 2, 5}
+		data := waves(d*N, 0.8, 1)
+		k := int64(len(rows)) - off
+		cases = append(cases, portableCase{
+			name:   "GetRows/offset_rows",
+			inputs: []opInput{{ne: []int64{d, N}, v: data}, {ne: []int64{int64(len(rows))}, v: f32(rows)}},
+			build: func(g *GContext, in []Tensor) []Tensor {
+				return []Tensor{g.GetRows(in[0], g.View1D(g.Cast(in[1], TypeI32), k, 4*off))}
+			},
+			want: func() [][]float64 {
+				var out []float64
+				for _, r := range rows[off:] {
+					out = append(out, f64(data[int64(r)*d:int64(r+1)*d])...)
+				}
+				return [][]float64{out}
+			},
+		})
+	}
+
 	// GetRowsBack with repeated and unused rows.
 	{
 		const d, N int64 = 40, 11
