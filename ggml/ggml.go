@@ -619,7 +619,7 @@ func (g *GContext) GetRows(a, rows Tensor) Tensor {
 	}
 	return Tensor{C.ggml_get_rows(g.c, a.t, rows.t)}
 }
-func (g *GContext) Cont(a Tensor) Tensor          { return Tensor{C.ggml_cont(g.c, a.t)} }
+func (g *GContext) Cont(a Tensor) Tensor { return Tensor{C.ggml_cont(g.c, a.t)} }
 func (g *GContext) Cast(a Tensor, typ GGMLType) Tensor {
 	return Tensor{C.ggml_cast(g.c, a.t, C.enum_ggml_type(typ))}
 }
