@@ -17,6 +17,8 @@ import "fmt"
 // (GContext.SetPortable) builds each of these ops from standard ggml ops that device backends such as
 // ggml-vulkan implement instead: the same shapes and the same values, up to float rounding.
 //
+// A portable context also builds GetRows so that ggml-vulkan takes it (see startAligned).
+//
 // The forms only use ops whose kernels read an element before writing it, so that they stay right when
 // ggml's allocator computes a node in the memory of one of its sources (see ggml_op_can_inplace).
 // ggml's own SOFT_MAX_BACK and RMS_NORM_BACK are not used for that reason: their CPU kernels copy one

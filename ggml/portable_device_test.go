@@ -8,7 +8,8 @@ import (
 )
 
 // TestVulkanPortableForms computes every portable form of TestPortableForms on Vulkan0 (the inputs in
-// device memory, so that the ops run there), three times, against the same float64 references.
+// device memory, so that the ops run there), three times, against the same float64 references, and
+// checks that the scheduler runs each graph in one split (no op falls back to the CPU).
 //
 // Each case gets a Vulkan backend of its own: one backend computing graphs of different shapes one
 // after the other corrupted the host heap in most runs on lavapipe ("double free or corruption",
@@ -31,6 +32,9 @@ func TestVulkanPortableForms(t *testing.T) {
 				}
 				if !(rel <= 1e-5) {
 					t.Fatalf("run %d: max error %.3g > 1e-5", rep, rel)
+				}
+				if splits != 1 { // every op on the device: no CPU split
+					t.Fatalf("run %d: %d backend splits, want 1", rep, splits)
 				}
 			}
 		})
