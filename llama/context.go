@@ -46,8 +46,15 @@ type ContextOptions struct {
 	NSeq int
 	// Threads is the number of CPU threads (default: ggml.DefaultThreads()).
 	Threads int
-	// KVF16 stores the KV cache in F16 (half the memory) instead of F32 (exact log-probs).
+	// KVF16 stores the KV cache in F16 (half the memory) instead of F32 (exact log-probs). On a
+	// device other than the CPU it also decides where attention runs: with KVF16 the cache and the
+	// attention ops stay on the device (fast; K and Q are rounded to F16, as the CPU rounds them for
+	// an F16 cache); without it they run on the host, because ggml-vulkan would round the F32 K and Q
+	// to F16 (see NewContext).
 	KVF16 bool
+
+	// trace, when set, records every graph node's output (tests comparing backends; see nodeTrace).
+	trace *nodeTrace
 }
 
 // Context is a llama.cpp inference context: a KV cache and the state to decode batches. A Context is
@@ -110,6 +117,18 @@ func NewContext(model *Model, opts ContextOptions) (*Context, error) {
 	if !opts.KVF16 {
 		p.type_k = C.GGML_TYPE_F32
 		p.type_v = C.GGML_TYPE_F32
+		if !model.device.IsCPU() {
+			// Exact log-probs: ggml-vulkan multiplies matrices whose rows are not contiguous in F16
+			// (ggml_vk_mul_mat_q_f16 copies such an F32 operand to F16 first), and K·Q reads both K
+			// (a view of the cache) and Q (permuted) that way in every layer of a batch of 2+ tokens:
+			// 7e-3 in log-probs. With the cache and the attention ops on the host, the weights'
+			// products stay on the device and the log-probs match the CPU's to 2e-5
+			// (TestVulkanLogProbsMatchCPU, TestVulkanNodesMatchCPU).
+			p.offload_kqv = false
+		}
+	}
+	if opts.trace != nil {
+		opts.trace.attach(&p)
 	}
 	c := C.llama_init_from_model(m, p)
 	if c == nil {
