@@ -55,6 +55,9 @@ type ContextOptions struct {
 
 	// trace, when set, records every graph node's output (tests comparing backends; see nodeTrace).
 	trace *nodeTrace
+	// placement, when not 0, is the cgo.Handle of a *placementTrace that collects where the
+	// scheduler put each node (Model.Placement).
+	placement uintptr
 }
 
 // Context is a llama.cpp inference context: a KV cache and the state to decode batches. A Context is
@@ -127,8 +130,11 @@ func NewContext(model *Model, opts ContextOptions) (*Context, error) {
 			p.offload_kqv = false
 		}
 	}
-	if opts.trace != nil {
+	switch {
+	case opts.trace != nil:
 		opts.trace.attach(&p)
+	case opts.placement != 0:
+		attachPlacement(&p, opts.placement)
 	}
 	c := C.llama_init_from_model(m, p)
 	if c == nil {

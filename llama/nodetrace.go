@@ -2,6 +2,7 @@ package llama
 
 /*
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 #include "llama.h"
 #include "ggml-backend.h"
@@ -70,6 +71,19 @@ static void bpo_trace_attach(struct llama_context_params * p, bpo_trace * tr) {
 	p->cb_eval = bpo_trace_cb;
 	p->cb_eval_user_data = tr;
 }
+
+// bpo_placement_cb is the cb_eval of a placement trace (placement.go): it hands every node to Go when
+// asked about it and wants none, so the scheduler computes its splits whole, as without a callback.
+extern void bpoPlacementNode(void * node, uintptr_t trace);
+static bool bpo_placement_cb(struct ggml_tensor * t, bool ask, void * user_data) {
+	if (ask) bpoPlacementNode(t, (uintptr_t) user_data);
+	return false;
+}
+
+static void bpo_placement_attach(struct llama_context_params * p, uintptr_t trace) {
+	p->cb_eval = bpo_placement_cb;
+	p->cb_eval_user_data = (void *) trace;
+}
 */
 import "C"
 
@@ -125,6 +139,12 @@ func (n *nodeTrace) take() ([]tracedNode, error) {
 		}
 	}
 	return out, nil
+}
+
+// attachPlacement makes p's context hand its graph's nodes to the placement trace behind handle (a
+// cgo.Handle of a *placementTrace; see Model.Placement).
+func attachPlacement(p *C.struct_llama_context_params, handle uintptr) {
+	C.bpo_placement_attach(p, C.uintptr_t(handle))
 }
 
 func (n *nodeTrace) close() {

@@ -112,3 +112,35 @@ func TestVulkanNodesMatchCPU(t *testing.T) {
 		})
 	}
 }
+
+// TestVulkanPlacement: with the weights on Vulkan0 and an F32 cache, the weights' products run on
+// Vulkan0 and the attention (its cache in host memory, see NewContext) on the CPU, each CPU node with
+// a reason; with an F16 cache the attention runs on Vulkan0 too.
+func TestVulkanPlacement(t *testing.T) {
+	vulkantest.Need(t)
+	for _, path := range []string{fixture.File(t, stories260K), randomModel(t, smallSpec(t, "qwen2", ggml.TypeF32))} {
+		m, err := LoadModel(path, ModelOptions{Device: "vulkan0"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close()
+		for _, kvf16 := range []bool{false, true} {
+			_, cpu, all, reasons := logPlacement(t, m, ContextOptions{Threads: 1, KVF16: kvf16})
+			if cpu == 0 || cpu >= all/2 {
+				t.Errorf("%s F16 cache %v: %d of %d nodes on the CPU", path, kvf16, cpu, all)
+			}
+			for op, r := range reasons {
+				if r == "" {
+					t.Errorf("%s: %s on the CPU without a reason", path, op)
+				}
+			}
+			_, softMaxOnCPU := reasons["SOFT_MAX"]
+			if softMaxOnCPU == kvf16 {
+				t.Errorf("%s F16 cache %v: soft_max on the CPU %v (reason %q)", path, kvf16, softMaxOnCPU, reasons["SOFT_MAX"])
+			}
+			if !kvf16 && reasons["SET_ROWS"] != "reads cache_k_lN, held in host memory" && reasons["SET_ROWS"] != "reads cache_v_lN, held in host memory" {
+				t.Errorf("%s: SET_ROWS on the CPU for %q, want the cache in host memory", path, reasons["SET_ROWS"])
+			}
+		}
+	}
+}
