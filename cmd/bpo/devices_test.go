@@ -76,3 +76,77 @@ func TestDeviceFlagErrors(t *testing.T) {
 		}
 	}
 }
+
+// placementOf runs `bpo devices --placement --json` for model on device.
+func placementOf(t *testing.T, model, device string, extra ...string) placementOutput {
+	t.Helper()
+	args := append([]string{"devices", "--placement", "--model", model, "--device", device, "--threads", "1", "--json"}, extra...)
+	out, _, err := runCLI(t, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pl placementOutput
+	if err := json.Unmarshal([]byte(out), &pl); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if len(pl.Graphs) != 2 {
+		t.Fatalf("%d graphs, want the training step and llama.cpp's: %s", len(pl.Graphs), out)
+	}
+	return pl
+}
+
+// TestDevicesPlacementCPU: on the CPU both graphs run wholly on the CPU; --placement without --model
+// and --model without --placement are errors.
+func TestDevicesPlacementCPU(t *testing.T) {
+	pl := placementOf(t, cliStories(t), "cpu")
+	for _, g := range pl.Graphs {
+		if g.Placement == nil || g.Placement.Device != "CPU" || g.Placement.Nodes("CPU") != g.Placement.Nodes("") || g.Placement.Nodes("") < 100 {
+			t.Fatalf("%s: %+v", g.Graph, g)
+		}
+	}
+	out, _, err := runCLI(t, "devices", "--placement", "--model", cliStories(t), "--threads", "1")
+	if err != nil || !strings.Contains(out, "OP        BACKEND  NODES  WHY ON THE CPU") || !strings.Contains(out, "custom") {
+		t.Fatalf("table: %v\n%s", err, out)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"devices", "--placement"}, "--placement needs --model FILE.gguf"},
+		{[]string{"devices", "--model", cliStories(t)}, "--model, --device and --kv-f16 go with --placement"},
+	} {
+		if _, _, err := runCLI(t, tc.args...); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: error %v, want %q", tc.args, err, tc.want)
+		}
+	}
+}
+
+// TestDevicesPlacementOnVulkan: on vulkan0 the products run on the device, the custom ops of the
+// training step and the attention of llama.cpp's graph (F32 cache in host memory) on the CPU, each
+// CPU node with its reason.
+func TestDevicesPlacementOnVulkan(t *testing.T) {
+	dir := vulkantest.Dir(t)
+	pl := placementOf(t, cliStories(t), "vulkan0", "--backend-dir", dir)
+	want := [2]map[string]string{
+		{"custom": "custom CPU op", "get_rows_back": "Vulkan0 does not support it (f32, i32 -> f32)"},
+		{"set_rows": "held in host memory", "get_rows": "reads token_embd.weight, held in host memory"},
+	}
+	for i, g := range pl.Graphs {
+		p := g.Placement
+		if p == nil || p.Device != "Vulkan0" || p.Nodes("Vulkan0") == 0 || p.Nodes("CPU") == 0 || p.Nodes("Vulkan0")+p.Nodes("CPU") != p.Nodes("") {
+			t.Fatalf("%s: %+v", g.Graph, g)
+		}
+		found := map[string]bool{}
+		for _, r := range p.Rows {
+			if r.Backend == "CPU" && r.Reason == "" {
+				t.Errorf("%s: %+v on the CPU without a reason", g.Graph, r)
+			}
+			if w, ok := want[i][strings.ToLower(r.Op)]; ok && r.Backend == "CPU" && strings.Contains(r.Reason, w) {
+				found[strings.ToLower(r.Op)] = true
+			}
+		}
+		if len(found) != len(want[i]) {
+			t.Errorf("%s: CPU reasons found for %v, want %v", g.Graph, found, want[i])
+		}
+	}
+}
