@@ -30,6 +30,8 @@ static bool bpo_trace_cb(struct ggml_tensor * t, bool ask, void * user_data) {
 	bpo_trace * tr = (bpo_trace *) user_data;
 	if (ask) return true;
 	if (tr->failed) return true;
+	// ggml_backend_tensor_get aborts on a tensor without memory: skip one (none is expected here).
+	if (!(t->view_src ? t->view_src->buffer : t->buffer) || !t->data) return true;
 	if (tr->n == tr->cap) {
 		int cap = tr->cap ? 2 * tr->cap : 256;
 		bpo_trace_node * nodes = (bpo_trace_node *) realloc(tr->nodes, (size_t) cap * sizeof(bpo_trace_node));

@@ -113,6 +113,8 @@ func TestDevicesPlacementCPU(t *testing.T) {
 		want string
 	}{
 		{[]string{"devices", "--placement"}, "--placement needs --model FILE.gguf"},
+		{[]string{"devices", "--placement", "--model", cliNotGGUF(t)}, "not a GGUF file"},
+		{[]string{"devices", "--placement", "--model", cliStories(t), "--device", "gpu9"}, `--device gpu9: device error: unknown device "gpu9"`},
 		{[]string{"devices", "--model", cliStories(t)}, "--model, --device and --kv-f16 go with --placement"},
 	} {
 		if _, _, err := runCLI(t, tc.args...); err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -148,5 +150,16 @@ func TestDevicesPlacementOnVulkan(t *testing.T) {
 		if len(found) != len(want[i]) {
 			t.Errorf("%s: CPU reasons found for %v, want %v", g.Graph, found, want[i])
 		}
+	}
+	// qwen3's training graph is refused on a device (nn's deviceArchitectures): that graph says so and
+	// llama.cpp's graph is placed.
+	qwen3 := filepath.Join(t.TempDir(), "qwen3.gguf")
+	if _, err := runLlamaCLI(t, "model", "random", "--arch", "qwen3", "--vocab-from", cliVocabSPM(t), "--layers", "2", "--embedding", "64",
+		"--ff", "96", "--heads", "4", "--heads-kv", "2", "--head-dim", "32", "--tied-output", "--out", qwen3); err != nil {
+		t.Fatal(err)
+	}
+	pl = placementOf(t, qwen3, "vulkan0", "--backend-dir", dir)
+	if pl.Graphs[0].Placement != nil || !strings.Contains(pl.Graphs[0].Error, "does not run on vulkan0 yet") || pl.Graphs[1].Placement == nil || pl.Graphs[1].Placement.Nodes("Vulkan0") == 0 {
+		t.Fatalf("qwen3 on vulkan0: %+v", pl.Graphs)
 	}
 }

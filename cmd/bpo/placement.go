@@ -57,16 +57,21 @@ func placeGraphs(c *cli.Context) (placementOutput, error) {
 	if path == "" {
 		return placementOutput{}, errors.New("--placement needs --model FILE.gguf")
 	}
+	if err := llama.CheckModelFile(path); err != nil { // before ggml sees the file
+		return placementOutput{}, err
+	}
 	device, err := deviceOf(c)
 	if err != nil {
 		return placementOutput{}, err
 	}
-	m, err := llama.LoadModel(path, llama.ModelOptions{Device: device})
+	// Tokenize with the vocabulary alone, and let the training model go before llama.cpp loads the
+	// weights onto the device: one copy of the weights on it at a time.
+	vocab, err := llama.LoadModel(path, llama.ModelOptions{VocabOnly: true})
 	if err != nil {
 		return placementOutput{}, err
 	}
-	defer m.Close()
-	toks, err := m.Tokenize(placementText, true, false)
+	toks, err := vocab.Tokenize(placementText, true, false)
+	vocab.Close()
 	if err != nil {
 		return placementOutput{}, err
 	}
@@ -84,6 +89,11 @@ func placeGraphs(c *cli.Context) (placementOutput, error) {
 	}
 	out.Graphs = append(out.Graphs, train)
 
+	m, err := llama.LoadModel(path, llama.ModelOptions{Device: device})
+	if err != nil {
+		return placementOutput{}, err
+	}
+	defer m.Close()
 	cache := "F32"
 	if c.Bool("kv-f16") {
 		cache = "F16"
