@@ -110,7 +110,9 @@ func NewContext(model *Model, opts ContextOptions) (*Context, error) {
 	p := C.llama_context_default_params()
 	p.n_ctx = C.uint32_t(opts.NCtx)
 	p.n_batch = C.uint32_t(opts.NBatch)
-	p.n_ubatch = C.uint32_t(opts.NBatch)
+	if model.device.Backend == "Vulkan" {
+		p.n_ubatch = C.uint32_t(min(opts.NBatch, vulkanMaxUbatch(model.info.VocabSize, opts.NCtx, model.info.Heads, opts.KVF16)))
+	}
 	p.n_seq_max = C.uint32_t(opts.NSeq)
 	p.n_threads = C.int32_t(opts.Threads)
 	p.n_threads_batch = C.int32_t(opts.Threads)
@@ -264,3 +266,22 @@ func (c *Context) copySeq(src, dst, upTo int) {
 
 // maxSequences is llama.cpp's LLAMA_MAX_SEQ (src/llama-cparams.h, not in the public header).
 const maxSequences = 256
+
+// vulkanStorageRange is the size a Vulkan device must let a shader address in one storage buffer
+// (maxStorageBufferRange: at least 2^27 bytes by the Vulkan specification, exactly that on lavapipe).
+// ggml-vulkan binds each tensor with at most that range, and a product whose result is larger comes
+// out wrong without an error: the rows past 128 MiB of a batch's logits (221 rows of qwen2's 151,936
+// F32 logits) were hundreds of nats off. ggml does not report a device's own limit, so the bound is
+// the one every device meets.
+const vulkanStorageRange = 1 << 27
+
+// vulkanMaxUbatch is the most tokens per llama.cpp micro-batch on a Vulkan device such that the
+// batch's logits (nVocab F32 values a token) and, with the attention on the device (an F16 cache),
+// its K·Q scores (nCtx cells for each of nHeads heads a token) fit vulkanStorageRange.
+func vulkanMaxUbatch(nVocab, nCtx, nHeads int, deviceAttention bool) int {
+	perToken := 4 * nVocab
+	if deviceAttention {
+		perToken = max(perToken, 4*nCtx*nHeads)
+	}
+	return max(1, vulkanStorageRange/max(perToken, 1))
+}

@@ -145,3 +145,66 @@ func TestModelDeviceErrors(t *testing.T) {
 		t.Errorf("device load error %v", err)
 	}
 }
+
+// TestVulkanMaxUbatch: the micro-batch bound keeps a batch's logits, and with device attention its
+// K·Q scores, within the 128 MiB every Vulkan device addresses.
+func TestVulkanMaxUbatch(t *testing.T) {
+	for _, tc := range []struct {
+		vocab, nCtx, heads int
+		deviceAttention    bool
+		want               int
+	}{
+		{151936, 4096, 14, false, 220}, // qwen2: 220 rows of 607,744 bytes
+		{128256, 4096, 32, false, 261}, // llama 3
+		{512, 256, 8, false, 65536},    // stories260K: no bound in practice
+		{32000, 4096, 32, true, 256},   // K·Q of 4,096 cells x 32 heads: 512 KiB a token
+		{32000, 256, 8, true, 1048},    // the logits bound again
+		{1 << 26, 1, 1, false, 1},      // at least one token
+	} {
+		got := vulkanMaxUbatch(tc.vocab, tc.nCtx, tc.heads, tc.deviceAttention)
+		if got != tc.want {
+			t.Errorf("vulkanMaxUbatch(%d, %d, %d, %v) = %d, want %d", tc.vocab, tc.nCtx, tc.heads, tc.deviceAttention, got, tc.want)
+		}
+		if got > 1 && got*4*max(tc.vocab, map[bool]int{true: tc.nCtx * tc.heads}[tc.deviceAttention]) > vulkanStorageRange {
+			t.Errorf("%+v: %d tokens exceed %d bytes", tc, got, vulkanStorageRange)
+		}
+	}
+}
+
+// TestVulkanLongBatchLogProbsMatchCPU scores 301 tokens of a qwen2-shaped model (151,936-token
+// vocabulary) in one batch: more rows of logits than fit the 128 MiB a Vulkan shader may address.
+// Before NewContext bounded the micro-batch (vulkanMaxUbatch), rows past the 221st came out hundreds of
+// nats off (287 on a Qwen2.5-shaped model of 8 layers). The model's K and V projections have 128 rows:
+// ggml-vulkan's products with 32 rows or fewer and a few hundred columns come out wrong in some runs
+// on lavapipe (see ggml's TestVulkanMulMatRepeatable), so the small test models would make it flaky.
+func TestVulkanLongBatchLogProbsMatchCPU(t *testing.T) {
+	vulkantest.Need(t)
+	spec := smallSpec(t, "qwen2", ggml.TypeF32)
+	spec.Embedding, spec.FeedForward, spec.Heads, spec.HeadsKV = 128, 256, 4, 4
+	path := randomModel(t, spec)
+	text := strings.Repeat("Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. ", 12)
+	var got [2][]float64
+	for i, device := range []string{"cpu", "vulkan0"} {
+		m, err := LoadModel(path, ModelOptions{Device: device})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { m.Close() })
+		ctx := mustContext(t, m, ContextOptions{NCtx: 512, Threads: 1})
+		toks := mustTokenize(t, m, text, true)
+		if len(toks) <= 222 {
+			t.Fatalf("%d tokens, want more than 222", len(toks))
+		}
+		if got[i], err = ctx.TokenLogProbs(context.Background(), toks); err != nil {
+			t.Fatal(err)
+		}
+	}
+	worst := 0.0
+	for k := range got[0] {
+		worst = math.Max(worst, math.Abs(got[0][k]-got[1][k]))
+	}
+	t.Logf("%d tokens: largest |log p(cpu) - log p(vulkan0)| = %.2e", len(got[0]), worst)
+	if len(got[0]) != len(got[1]) || worst > vulkanLogProbTol {
+		t.Fatalf("%d vs %d log-probs, %.2e apart > %g", len(got[0]), len(got[1]), worst, vulkanLogProbTol)
+	}
+}
