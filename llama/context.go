@@ -46,8 +46,18 @@ type ContextOptions struct {
 	NSeq int
 	// Threads is the number of CPU threads (default: ggml.DefaultThreads()).
 	Threads int
-	// KVF16 stores the KV cache in F16 (half the memory) instead of F32 (exact log-probs).
+	// KVF16 stores the KV cache in F16 (half the memory) instead of F32 (exact log-probs). On a
+	// device other than the CPU it also decides where attention runs: with KVF16 the cache and the
+	// attention ops stay on the device (fast; K and Q are rounded to F16, as the CPU rounds them for
+	// an F16 cache); without it they run on the host, because ggml-vulkan would round the F32 K and Q
+	// to F16 (see NewContext).
 	KVF16 bool
+
+	// trace, when set, records every graph node's output (tests comparing backends; see nodeTrace).
+	trace *nodeTrace
+	// placement, when not 0, is the cgo.Handle of a *placementTrace that collects where the
+	// scheduler put each node (Model.Placement).
+	placement uintptr
 }
 
 // Context is a llama.cpp inference context: a KV cache and the state to decode batches. A Context is
@@ -100,7 +110,9 @@ func NewContext(model *Model, opts ContextOptions) (*Context, error) {
 	p := C.llama_context_default_params()
 	p.n_ctx = C.uint32_t(opts.NCtx)
 	p.n_batch = C.uint32_t(opts.NBatch)
-	p.n_ubatch = C.uint32_t(opts.NBatch)
+	if model.device.Backend == "Vulkan" {
+		p.n_ubatch = C.uint32_t(min(opts.NBatch, vulkanMaxUbatch(model.info.VocabSize, opts.NCtx, model.info.Heads, opts.KVF16)))
+	}
 	p.n_seq_max = C.uint32_t(opts.NSeq)
 	p.n_threads = C.int32_t(opts.Threads)
 	p.n_threads_batch = C.int32_t(opts.Threads)
@@ -110,6 +122,21 @@ func NewContext(model *Model, opts ContextOptions) (*Context, error) {
 	if !opts.KVF16 {
 		p.type_k = C.GGML_TYPE_F32
 		p.type_v = C.GGML_TYPE_F32
+		if !model.device.IsCPU() {
+			// Exact log-probs: ggml-vulkan multiplies matrices whose rows are not contiguous in F16
+			// (ggml_vk_mul_mat_q_f16 copies such an F32 operand to F16 first), and K·Q reads both K
+			// (a view of the cache) and Q (permuted) that way in every layer of a batch of 2+ tokens:
+			// 7e-3 in log-probs. With the cache and the attention ops on the host, the weights'
+			// products stay on the device and the log-probs match the CPU's to 2e-5
+			// (TestVulkanLogProbsMatchCPU, TestVulkanNodesMatchCPU).
+			p.offload_kqv = false
+		}
+	}
+	switch {
+	case opts.trace != nil:
+		opts.trace.attach(&p)
+	case opts.placement != 0:
+		attachPlacement(&p, opts.placement)
 	}
 	c := C.llama_init_from_model(m, p)
 	if c == nil {
@@ -239,3 +266,22 @@ func (c *Context) copySeq(src, dst, upTo int) {
 
 // maxSequences is llama.cpp's LLAMA_MAX_SEQ (src/llama-cparams.h, not in the public header).
 const maxSequences = 256
+
+// vulkanStorageRange is the size a Vulkan device must let a shader address in one storage buffer
+// (maxStorageBufferRange: at least 2^27 bytes by the Vulkan specification, exactly that on lavapipe).
+// ggml-vulkan binds each tensor with at most that range, and a product whose result is larger comes
+// out wrong without an error: the rows past 128 MiB of a batch's logits (221 rows of qwen2's 151,936
+// F32 logits) were hundreds of nats off. ggml does not report a device's own limit, so the bound is
+// the one every device meets.
+const vulkanStorageRange = 1 << 27
+
+// vulkanMaxUbatch is the most tokens per llama.cpp micro-batch on a Vulkan device such that the
+// batch's logits (nVocab F32 values a token) and, with the attention on the device (an F16 cache),
+// its K·Q scores (nCtx cells for each of nHeads heads a token) fit vulkanStorageRange.
+func vulkanMaxUbatch(nVocab, nCtx, nHeads int, deviceAttention bool) int {
+	perToken := 4 * nVocab
+	if deviceAttention {
+		perToken = max(perToken, 4*nCtx*nHeads)
+	}
+	return max(1, vulkanStorageRange/max(perToken, 1))
+}

@@ -74,10 +74,20 @@ func devicesCommand() *cli.Command {
 		Usage: "list the devices bpo can run models on (the CPU and those of the backend libraries found)",
 		Description: "Backend libraries are built with `make vulkan` (or `make cuda`) and found next to bpo, in\n" +
 			"../build/<backend>/lib/ollama, or in --backend-dir / $BPO_BACKEND_DIR. Mesa's software Vulkan device\n" +
-			"(lavapipe) is listed only with GGML_VK_VISIBLE_DEVICES=0. Example:\n\n" +
-			"   GGML_VK_VISIBLE_DEVICES=0 bpo devices",
-		Flags: []cli.Flag{backendDirFlag(), &cli.BoolFlag{Name: "json", Usage: "print {\"libraries\":[...],\"devices\":[...]}"}},
+			"(lavapipe) is listed only with GGML_VK_VISIBLE_DEVICES=0. With --placement and --model it prints, for the\n" +
+			"graph of one LoRA training step and for llama.cpp's inference graph on --device, which ops ggml's\n" +
+			"scheduler runs on the device and which on the CPU, and why. Examples:\n\n" +
+			"   GGML_VK_VISIBLE_DEVICES=0 bpo devices\n" +
+			"   GGML_VK_VISIBLE_DEVICES=0 bpo devices --placement --model testdata/models/stories260K.gguf --device vulkan0",
+		Flags: append([]cli.Flag{backendDirFlag(), &cli.BoolFlag{Name: "json", Usage: "print {\"libraries\":[...],\"devices\":[...]} (with --placement: the placement)"}},
+			placementFlags()...),
 		Action: func(c *cli.Context) error {
+			if c.Bool("placement") {
+				return placementAction(c)
+			}
+			if c.IsSet("model") || c.IsSet("kv-f16") || c.IsSet("device") {
+				return errors.New("devices: --model, --device and --kv-f16 go with --placement")
+			}
 			libs, err := ggml.LoadBackends(c.String("backend-dir"))
 			if err != nil {
 				return fmt.Errorf("devices: %w", err)

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"math"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -24,23 +25,34 @@ func TestDevicesAndLogprobsOnVulkan(t *testing.T) {
 	if len(devs.Libraries) != 1 || len(devs.Devices) < 2 || devs.Devices[1].Name != "Vulkan0" || !strings.Contains(devs.Devices[1].Description, "llvmpipe") {
 		t.Fatalf("devices: %s", out)
 	}
-	var lp [2]logprobsOutput
-	for i, device := range []string{"cpu", "vulkan0"} {
-		out, _, err := runCLI(t, "logprobs", "--model", cliStories(t), "--text", "Once upon a time, there was a little girl",
-			"--device", device, "--backend-dir", dir, "--json")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := json.Unmarshal([]byte(out), &lp[i]); err != nil {
-			t.Fatal(err)
-		}
+	qwen2 := filepath.Join(t.TempDir(), "qwen2.gguf")
+	if _, err := runLlamaCLI(t, "model", "random", "--arch", "qwen2", "--vocab-from", cliVocabQwen2(t), "--layers", "2", "--embedding", "64",
+		"--ff", "128", "--heads", "4", "--heads-kv", "2", "--tied-output", "--out", qwen2); err != nil {
+		t.Fatal(err)
 	}
-	if len(lp[0].LogProbs) != len(lp[1].LogProbs) || len(lp[0].LogProbs) < 10 {
-		t.Fatalf("%d vs %d log-probs", len(lp[0].LogProbs), len(lp[1].LogProbs))
-	}
-	for i := range lp[0].LogProbs {
-		if d := math.Abs(lp[0].LogProbs[i] - lp[1].LogProbs[i]); d > 1e-2 {
-			t.Fatalf("token %d: cpu %v, vulkan0 %v", i, lp[0].LogProbs[i], lp[1].LogProbs[i])
+	for _, model := range []string{cliStories(t), qwen2} {
+		var lp [2]logprobsOutput
+		for i, device := range []string{"cpu", "vulkan0"} {
+			out, _, err := runCLI(t, "logprobs", "--model", model, "--text", "Once upon a time, there was a little girl who liked to play.",
+				"--device", device, "--backend-dir", dir, "--threads", "1", "--json")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := json.Unmarshal([]byte(out), &lp[i]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if len(lp[0].LogProbs) != len(lp[1].LogProbs) || len(lp[0].LogProbs) < 10 {
+			t.Fatalf("%s: %d vs %d log-probs", model, len(lp[0].LogProbs), len(lp[1].LogProbs))
+		}
+		worst := 0.0
+		for i := range lp[0].LogProbs {
+			worst = math.Max(worst, math.Abs(lp[0].LogProbs[i]-lp[1].LogProbs[i]))
+		}
+		t.Logf("%s: largest |log p(cpu) - log p(vulkan0)| = %.2e", filepath.Base(model), worst)
+		// The issue's bound; see llama.TestVulkanLogProbsMatchCPU for why it holds.
+		if worst > 1e-3 {
+			t.Fatalf("%s: log-probs on cpu and vulkan0 differ by %.2e > 1e-3", model, worst)
 		}
 	}
 }
@@ -62,5 +74,92 @@ func TestDeviceFlagErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: error %v, want %q", tc.args, err, tc.want)
 		}
+	}
+}
+
+// placementOf runs `bpo devices --placement --json` for model on device.
+func placementOf(t *testing.T, model, device string, extra ...string) placementOutput {
+	t.Helper()
+	args := append([]string{"devices", "--placement", "--model", model, "--device", device, "--threads", "1", "--json"}, extra...)
+	out, _, err := runCLI(t, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pl placementOutput
+	if err := json.Unmarshal([]byte(out), &pl); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if len(pl.Graphs) != 2 {
+		t.Fatalf("%d graphs, want the training step and llama.cpp's: %s", len(pl.Graphs), out)
+	}
+	return pl
+}
+
+// TestDevicesPlacementCPU: on the CPU both graphs run wholly on the CPU; --placement without --model
+// and --model without --placement are errors.
+func TestDevicesPlacementCPU(t *testing.T) {
+	pl := placementOf(t, cliStories(t), "cpu")
+	for _, g := range pl.Graphs {
+		if g.Placement == nil || g.Placement.Device != "CPU" || g.Placement.Nodes("CPU") != g.Placement.Nodes("") || g.Placement.Nodes("") < 100 {
+			t.Fatalf("%s: %+v", g.Graph, g)
+		}
+	}
+	out, _, err := runCLI(t, "devices", "--placement", "--model", cliStories(t), "--threads", "1")
+	if err != nil || !strings.Contains(out, "OP        BACKEND  NODES  WHY ON THE CPU") || !strings.Contains(out, "custom") {
+		t.Fatalf("table: %v\n%s", err, out)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"devices", "--placement"}, "--placement needs --model FILE.gguf"},
+		{[]string{"devices", "--placement", "--model", cliNotGGUF(t)}, "not a GGUF file"},
+		{[]string{"devices", "--placement", "--model", cliStories(t), "--device", "gpu9"}, `--device gpu9: device error: unknown device "gpu9"`},
+		{[]string{"devices", "--model", cliStories(t)}, "--model, --device and --kv-f16 go with --placement"},
+	} {
+		if _, _, err := runCLI(t, tc.args...); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: error %v, want %q", tc.args, err, tc.want)
+		}
+	}
+}
+
+// TestDevicesPlacementOnVulkan: on vulkan0 the products run on the device, the custom ops of the
+// training step and the attention of llama.cpp's graph (F32 cache in host memory) on the CPU, each
+// CPU node with its reason.
+func TestDevicesPlacementOnVulkan(t *testing.T) {
+	dir := vulkantest.Dir(t)
+	pl := placementOf(t, cliStories(t), "vulkan0", "--backend-dir", dir)
+	want := [2]map[string]string{
+		{"custom": "custom CPU op", "get_rows_back": "Vulkan0 does not support it (f32, i32 -> f32)"},
+		{"set_rows": "held in host memory", "get_rows": "reads token_embd.weight, held in host memory"},
+	}
+	for i, g := range pl.Graphs {
+		p := g.Placement
+		if p == nil || p.Device != "Vulkan0" || p.Nodes("Vulkan0") == 0 || p.Nodes("CPU") == 0 || p.Nodes("Vulkan0")+p.Nodes("CPU") != p.Nodes("") {
+			t.Fatalf("%s: %+v", g.Graph, g)
+		}
+		found := map[string]bool{}
+		for _, r := range p.Rows {
+			if r.Backend == "CPU" && r.Reason == "" {
+				t.Errorf("%s: %+v on the CPU without a reason", g.Graph, r)
+			}
+			if w, ok := want[i][strings.ToLower(r.Op)]; ok && r.Backend == "CPU" && strings.Contains(r.Reason, w) {
+				found[strings.ToLower(r.Op)] = true
+			}
+		}
+		if len(found) != len(want[i]) {
+			t.Errorf("%s: CPU reasons found for %v, want %v", g.Graph, found, want[i])
+		}
+	}
+	// qwen3's training graph is refused on a device (nn's deviceArchitectures): that graph says so and
+	// llama.cpp's graph is placed.
+	qwen3 := filepath.Join(t.TempDir(), "qwen3.gguf")
+	if _, err := runLlamaCLI(t, "model", "random", "--arch", "qwen3", "--vocab-from", cliVocabSPM(t), "--layers", "2", "--embedding", "64",
+		"--ff", "96", "--heads", "4", "--heads-kv", "2", "--head-dim", "32", "--tied-output", "--out", qwen3); err != nil {
+		t.Fatal(err)
+	}
+	pl = placementOf(t, qwen3, "vulkan0", "--backend-dir", dir)
+	if pl.Graphs[0].Placement != nil || !strings.Contains(pl.Graphs[0].Error, "does not run on vulkan0 yet") || pl.Graphs[1].Placement == nil || pl.Graphs[1].Placement.Nodes("Vulkan0") == 0 {
+		t.Fatalf("qwen3 on vulkan0: %+v", pl.Graphs)
 	}
 }
