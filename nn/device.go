@@ -71,45 +71,52 @@ func (tm *TrainModel) schedBackends() []*ggml.Backend {
 // TrainDevice is the device that holds the model's weights and LoRA tensors.
 func (tm *TrainModel) TrainDevice() ggml.DeviceInfo { return tm.backend.Device() }
 
-// runStepOnDevice is runStep on a scheduler with a device and the CPU. It computes log-probs only,
-// one sequence at a time, and refuses gradients. What was measured on ggml-vulkan (lavapipe, before
-// the split of package llama into ggml / llama / nn):
-//   - one sequence per graph: log-probs match the CPU to 1.9e-5, in every run;
-//   - several sequences per graph: every batch element after the first is wrong, differently in each
-//     run (8.0 apart from the CPU on stories260K), although each op of the graph alone (mul_mat with
-//     GQA broadcast and views, soft_max with mask, rope, rms_norm, cont of 4-D permutes, get_rows)
-//     matches the CPU;
-//   - gradients, one sequence per graph (forward-only graph for the row weights, then the whole
-//     graph, since a split schedule cannot be computed in two parts): LoRA-A gradients match, LoRA-B
-//     ones (B-grad = u^T dy, u = A x) are NaN or wrong in most runs and right (7.6e-6) in some. Not
-//     fixed by GGML_VK_DISABLE_FUSION, GGML_VK_DISABLE_ASYNC, a 4x larger scheduler, keeping u as a
-//     graph output, or ggml's cont(transpose) instead of the custom CPU transpose. Run-to-run changes
-//     point at memory read before it is written somewhere in the split schedule; not located yet.
-func (tm *TrainModel) runStepOnDevice(p *batchPlan, rowWeights func(logp []float32) ([]float32, error)) ([]float32, error) {
-	if rowWeights != nil {
-		return nil, fmt.Errorf("train step: %w: gradients on %s do not match the CPU yet (LoRA-B gradients come out wrong); train on the CPU", ggml.ErrDevice, strings.ToLower(tm.backend.Device().Name))
+// renewDeviceBackend replaces the device backend by a new one on the same device, for a new scheduler
+// after the old one was freed. On ggml-vulkan (lavapipe, Mesa 22.3.6), the first graph a backend ran
+// after its scheduler was freed and another made corrupted the host heap ("corrupted double-linked
+// list", "double free or corruption" in lavapipe's queue thread), every time a training model's graph
+// outgrew its scheduler; with the old scheduler kept alive, or with a new backend, it never did.
+// ggml's backend holds per-backend state (descriptor sets, scratch buffers) that outlives the
+// scheduler's buffers; the weights and LoRA tensors are device buffers and stay where they are.
+func (tm *TrainModel) renewDeviceBackend() error {
+	b, err := ggml.NewDeviceBackend(tm.backend.Device().Name, 1)
+	if err != nil {
+		return fmt.Errorf("train model %s: %w", tm.path, err)
 	}
-	var logp []float32
-	for s := range p.B {
-		lp, err := tm.runStep(p.sequence(s), nil)
-		if err != nil {
-			return nil, err
-		}
-		logp = append(logp, lp...)
-	}
-	return logp, nil
+	tm.backend.Free()
+	tm.backend = b
+	return nil
 }
 
-// sequence is the plan of sequence s of p alone (a batch of one, same padded length).
-func (p *batchPlan) sequence(s int) *batchPlan {
-	L := p.L
-	q := &batchPlan{L: L, B: 1, tokens: p.tokens[s*L : (s+1)*L], pos: p.pos[s*L : (s+1)*L], counts: []int{p.counts[s]}}
-	for r, so := range p.seqOf {
-		if so == s {
-			q.rows = append(q.rows, p.rows[r]-int32(s*L))
-			q.targets = append(q.targets, p.targets[r])
-			q.seqOf = append(q.seqOf, 0)
-		}
+// runStepOnDevice is runStep on a scheduler with a device and the CPU. The forward and backward parts
+// cannot run as two graphs there (ggml's scheduler splits a graph over the backends as a whole), so the
+// whole graph runs once, paused right after the log-probs are computed (Scheduler.ComputePaused) to
+// ask rowWeights for the row weights and set them. The first node that reads them is pinned to the
+// CPU, where the row-weight input lives: a node on the device would get a copy of it made at the start
+// of its split, and that split may begin before the log-probs are done.
+func (tm *TrainModel) runStepOnDevice(p *batchPlan, rowWeights func(logp []float32) ([]float32, error)) ([]float32, error) {
+	sg, err := tm.buildStep(p, true)
+	if err != nil {
+		return nil, err
 	}
-	return q
+	defer sg.ctx.Free()
+	if err := tm.sched.Alloc(sg.gr, ggml.Pin{Node: sg.split, Backend: tm.cpu}); err != nil {
+		return nil, fmt.Errorf("%w (sequences of %d tokens x %d on %s: use shorter sequences or fewer pairs per micro-batch)", err, p.L, p.B, strings.ToLower(tm.backend.Device().Name))
+	}
+	if err := tm.setStepInputs(sg, p); err != nil {
+		return nil, err
+	}
+	var logp []float32
+	err = tm.sched.ComputePaused(sg.gr, sg.logp, func() error {
+		logp = sg.logp.Float32(nil)
+		w, err := rowWeights(logp)
+		if err != nil {
+			return err
+		}
+		return sg.rowWeight.SetFloat32(w)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return logp, tm.addGradTensors(sg.grads)
 }
