@@ -71,13 +71,18 @@ func (tm *TrainModel) schedBackends() []*ggml.Backend {
 // TrainDevice is the device that holds the model's weights and LoRA tensors.
 func (tm *TrainModel) TrainDevice() ggml.DeviceInfo { return tm.backend.Device() }
 
-// renewDeviceBackend replaces the device backend by a new one on the same device, for a new scheduler
-// after the old one was freed. On ggml-vulkan (lavapipe, Mesa 22.3.6), the first graph a backend ran
-// after its scheduler was freed and another made corrupted the host heap ("corrupted double-linked
-// list", "double free or corruption" in lavapipe's queue thread), every time a training model's graph
-// outgrew its scheduler; with the old scheduler kept alive, or with a new backend, it never did.
-// ggml's backend holds per-backend state (descriptor sets, scratch buffers) that outlives the
-// scheduler's buffers; the weights and LoRA tensors are device buffers and stay where they are.
+// renewDeviceBackend replaces the device backend by a new one on the same device; ensureScheduler
+// does so for every step's scheduler on a device. On ggml-vulkan (lavapipe, Mesa 22.3.6) a backend
+// must not run a graph after one of the device buffers it has used was destroyed: the scheduler's
+// compute buffer when a larger graph needs a larger one (freed with the old scheduler, or regrown by
+// ggml's allocator), or ggml-vulkan's own scratch buffers, which it regrows in the middle of a graph.
+// That graph corrupted the host heap in lavapipe's queue thread ("corrupted double-linked list",
+// "double free or corruption"): in every run of a forward step over 1 then 3 sequences, and at the
+// second of 12 LoRA steps of varying batches, also with an 8x larger scheduler that never regrew, and
+// with ggml-vulkan's fusion or graph reordering turned off. A new backend each step (and so new
+// descriptor sets: ggml-vulkan reuses its descriptor sets from graph to graph, and lavapipe reads the
+// buffers they last pointed to when they are rewritten) ran 12 of 12 steps in each of 3 runs. The
+// weights and LoRA tensors are device buffers, not the backend's, and stay where they are.
 func (tm *TrainModel) renewDeviceBackend() error {
 	b, err := ggml.NewDeviceBackend(tm.backend.Device().Name, 1)
 	if err != nil {

@@ -233,9 +233,10 @@ const (
 // of x's columns stays in cache while ggml's kernel sweeps the tokens, where one product over all of K
 // streams both from memory for every output tile (the head's ran at half the speed of the logits).
 // Slices start on multiples of 256 (every type's block). On a device the product is one MUL_MAT: the
-// slicing is for CPU caches, and ggml-vulkan's products of the slices' strided column views of x
-// corrupted the host heap on lavapipe (qwen2's 151,936-entry head gradient: a crash in 3 to 8 of 10
-// steps in one process; unsliced, none in 20).
+// slicing is for CPU caches, and ggml-vulkan copies each slice's strided column view of x to a scratch
+// buffer that it regrows in the middle of the graph (on lavapipe, before every step got its own
+// backend, qwen2's 151,936-entry head gradient crashed 3 to 8 of 10 steps in one process; unsliced,
+// none in 20); the unsliced product is also closer to the CPU's.
 func (b *stepBuilder) mulMatSliced(w, x ggml.Tensor, maxK int64) ggml.Tensor {
 	g := b.g
 	K := w.Ne(0)
@@ -549,9 +550,10 @@ func (tm *TrainModel) graphSize(chunks, rows int, withGrad bool) int {
 	return 1024 + hp.nLayer*perLayer + (32+4*(hp.nVocab/vocabSlice+1))*headChunks
 }
 
-// ensureScheduler makes sure the scheduler takes graphs of size nodes and leaves.
+// ensureScheduler makes sure the scheduler takes graphs of size nodes and leaves. On a device every
+// step gets a new scheduler and device backend (see renewDeviceBackend).
 func (tm *TrainModel) ensureScheduler(size int) error {
-	if tm.sched != nil && size <= tm.schedSize {
+	if tm.sched != nil && size <= tm.schedSize && !tm.onDevice() {
 		return nil
 	}
 	old := tm.sched
