@@ -134,6 +134,9 @@ func FindBackendLibraries(dirs []string) []string {
 // shared library for this machine that exports ggml_backend_init and that the stamp file next to it
 // names the ggml bpo was built with; a library from another build is refused with an error that says
 // how to rebuild it. Every failure is an ErrDevice.
+//
+// It also sets LP_NUM_THREADS=1 in the environment when it is not set (see serialLavapipe), before the
+// library enumerates its devices.
 func LoadBackend(path string) error {
 	abs, err := filepath.Abs(path)
 	if err != nil {
@@ -146,6 +149,9 @@ func LoadBackend(path string) error {
 	}
 	if err := checkBackendLibrary(abs); err != nil {
 		return err
+	}
+	if err := serialLavapipe(); err != nil {
+		return fmt.Errorf("load backend %s: %w", abs, err)
 	}
 	Init()
 	if base, err := filepath.EvalSymlinks(filepath.Join(filepath.Dir(abs), "libggml-base.so")); err == nil {
@@ -164,6 +170,21 @@ func LoadBackend(path string) error {
 	}
 	loadedBackends.paths[abs] = true
 	return nil
+}
+
+// serialLavapipe makes Mesa's software Vulkan device (lavapipe, llvmpipe) run one workgroup at a time,
+// by setting LP_NUM_THREADS=1 unless the user set it; other Vulkan drivers ignore the variable. With its
+// default thread pool, lavapipe (Mesa 22.3.6 here) computes ggml-vulkan's tiled matrix product wrong
+// whenever the product has more than one workgroup of output columns (more than 32 tokens): whole
+// 32-column tiles come out zero or partly summed, differently in each run, also for a single MUL_MAT
+// node alone (TestVulkanMulMatTiles). Training graphs of a single short sequence had no second tile,
+// which is why only batches went wrong. With one thread every product matches the CPU. Mesa reads the
+// variable when the Vulkan device is created, so it must be set before the backend loads.
+func serialLavapipe() error {
+	if _, set := os.LookupEnv("LP_NUM_THREADS"); set {
+		return nil
+	}
+	return os.Setenv("LP_NUM_THREADS", "1")
 }
 
 // checkBackendLibrary validates a backend library file before it is handed to dlopen.

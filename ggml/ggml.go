@@ -455,6 +455,13 @@ static struct ggml_tensor * bpo_token_logp(struct ggml_context * ctx, struct ggm
 	return ggml_custom_4d(ctx, GGML_TYPE_F32, logits->ne[1], 1, 1, 1, args, 3, bpo_token_logp_f32, GGML_N_TASKS_MAX, NULL);
 }
 
+// bpoPauseCallback is defined in Go (pause.go); bpo_sched_pause installs it with state as user data
+// (or removes it when state is NULL).
+extern bool bpoPauseCallback(struct ggml_tensor * t, bool ask, void * user_data);
+static void bpo_sched_pause(ggml_backend_sched_t sched, void * state) {
+	ggml_backend_sched_set_eval_callback(sched, state ? bpoPauseCallback : NULL, state);
+}
+
 // bpo_node_index returns t's position among g's nodes, or -1.
 static int bpo_node_index(struct ggml_cgraph * g, struct ggml_tensor * t) {
 	for (int i = 0; i < ggml_graph_n_nodes(g); i++) {
@@ -476,6 +483,8 @@ import "C"
 
 import (
 	"fmt"
+	"runtime/cgo"
+	"slices"
 	"unsafe"
 )
 
@@ -808,9 +817,22 @@ func NewScheduler(graphSize int, backends ...*Backend) (*Scheduler, error) {
 	return s, nil
 }
 
-// Alloc allocates the graph's intermediate tensors (previous allocations are reset).
-func (s *Scheduler) Alloc(gr *Graph) error {
+// Pin asks a scheduler to run a node on a given backend (see Scheduler.Alloc).
+type Pin struct {
+	Node    Tensor
+	Backend *Backend
+}
+
+// Alloc allocates the graph's intermediate tensors (previous allocations are reset). Pins place nodes
+// on backends of the scheduler that ggml's assignment would otherwise choose itself.
+func (s *Scheduler) Alloc(gr *Graph, pins ...Pin) error {
 	C.ggml_backend_sched_reset(s.s)
+	for _, p := range pins {
+		if p.Backend == nil || !slices.Contains(s.backends, p.Backend.b) {
+			return fmt.Errorf("ggml: %w: pin of %s to a backend the scheduler does not have", ErrInvalidArgument, p.Node.Name())
+		}
+		C.ggml_backend_sched_set_tensor_backend(s.s, p.Node.t, p.Backend.b)
+	}
 	if !C.ggml_backend_sched_alloc_graph(s.s, gr.run()) {
 		return fmt.Errorf("ggml: could not allocate the compute graph (out of memory?)")
 	}
@@ -829,6 +851,33 @@ func (s *Scheduler) Compute(gr *Graph) error {
 		return fmt.Errorf("ggml: graph compute failed with status %d", int(st))
 	}
 	return nil
+}
+
+// ComputePaused runs the graph like Compute, but stops right after node at has been computed (with
+// every earlier node it depends on) to call pause, and only then computes the rest. pause may read any
+// output computed so far and set inputs that only later nodes read; an input read by a node on another
+// backend is copied at the start of that node's split, so such nodes must come after at in a split of
+// their own, or be pinned (Alloc) to the input's backend. This is how a graph split over several
+// backends is run in two parts (ComputePart needs a single backend). pause's error is returned after
+// the compute finishes; it fails too when at was never computed.
+func (s *Scheduler) ComputePaused(gr *Graph, at Tensor, pause func() error) error {
+	st := &pauseState{at: at.t, fn: pause}
+	h := cgo.NewHandle(st)
+	defer h.Delete()
+	ud := (*C.uintptr_t)(C.malloc(C.size_t(unsafe.Sizeof(C.uintptr_t(0)))))
+	defer C.free(unsafe.Pointer(ud))
+	*ud = C.uintptr_t(h)
+	s.adaptThreads()
+	C.bpo_sched_pause(s.s, unsafe.Pointer(ud))
+	status := C.ggml_backend_sched_graph_compute(s.s, gr.run())
+	C.bpo_sched_pause(s.s, nil)
+	switch {
+	case status != C.GGML_STATUS_SUCCESS:
+		return fmt.Errorf("ggml: graph compute failed with status %d", int(status))
+	case !st.fired:
+		return fmt.Errorf("ggml: %w: pause node %s is not a node of the graph", ErrInvalidArgument, at.Name())
+	}
+	return st.err
 }
 
 // PeakComputeBytes is the largest compute-buffer size the scheduler has needed.

@@ -233,11 +233,15 @@ const (
 // gradient) is cut into equal slices of at most maxK, whose products are summed: a slice of w's rows and
 // of x's columns stays in cache while ggml's kernel sweeps the tokens, where one product over all of K
 // streams both from memory for every output tile (the head's ran at half the speed of the logits).
-// Slices start on multiples of 256 (every type's block).
+// Slices start on multiples of 256 (every type's block). On a device the product is one MUL_MAT: the
+// slicing is for CPU caches, and ggml-vulkan copies each slice's strided column view of x to a scratch
+// buffer that it regrows in the middle of the graph (on lavapipe, before every step got its own
+// backend, qwen2's 151,936-entry head gradient crashed 3 to 8 of 10 steps in one process; unsliced,
+// none in 20); the unsliced product is also closer to the CPU's.
 func (b *stepBuilder) mulMatSliced(w, x ggml.Tensor, maxK int64) ggml.Tensor {
 	g := b.g
 	K := w.Ne(0)
-	if K <= maxK || x.Ne(2)*x.Ne(3) != 1 {
+	if K <= maxK || x.Ne(2)*x.Ne(3) != 1 || b.tm.onDevice() {
 		return g.MulMat(w, x)
 	}
 	n := (K + maxK - 1) / maxK
@@ -547,18 +551,28 @@ func (tm *TrainModel) graphSize(chunks, rows int, withGrad bool) int {
 	return 1024 + hp.nLayer*perLayer + (32+4*(hp.nVocab/vocabSlice+1))*headChunks
 }
 
-// ensureScheduler makes sure the scheduler takes graphs of size nodes and leaves.
+// ensureScheduler makes sure the scheduler takes graphs of size nodes and leaves. On a device every
+// step gets a new scheduler and device backend (see renewDeviceBackend).
 func (tm *TrainModel) ensureScheduler(size int) error {
-	if tm.sched != nil && size <= tm.schedSize {
+	if tm.sched != nil && size <= tm.schedSize && !tm.onDevice() {
 		return nil
+	}
+	old := tm.sched
+	if old != nil {
+		old.Free()
+		tm.sched = nil
+		if tm.onDevice() {
+			if err := tm.renewDeviceBackend(); err != nil {
+				return err
+			}
+		}
 	}
 	s, err := ggml.NewScheduler(size, tm.schedBackends()...)
 	if err != nil {
 		return err
 	}
-	if tm.sched != nil {
-		s.CarryPeak(tm.sched)
-		tm.sched.Free()
+	if old != nil {
+		s.CarryPeak(old)
 	}
 	tm.sched, tm.schedSize = s, size
 	return nil
@@ -615,7 +629,7 @@ func availableMemory() int64 {
 // scored row, in plan order.
 func (tm *TrainModel) runStep(p *batchPlan, rowWeights func(logp []float32) ([]float32, error)) ([]float32, error) {
 	withGrad := rowWeights != nil
-	if tm.onDevice() && (withGrad || p.B > 1) {
+	if tm.onDevice() && withGrad {
 		return tm.runStepOnDevice(p, rowWeights) // a device and the CPU (device.go)
 	}
 	sg, err := tm.buildStep(p, withGrad)
@@ -626,11 +640,8 @@ func (tm *TrainModel) runStep(p *batchPlan, rowWeights func(logp []float32) ([]f
 	if err := tm.sched.Alloc(sg.gr); err != nil {
 		return nil, fmt.Errorf("%w (sequences of %d tokens x %d: use shorter sequences, fewer pairs per micro-batch, or --checkpointing on)", err, p.L, p.B)
 	}
-	for _, err := range []error{sg.tokens.SetInt32(p.tokens), sg.pos.SetInt32(p.pos), sg.masks.SetFloat32(tm.stepMasks(sg.chunks)),
-		sg.rows.SetInt32(p.rows), sg.tgts.SetInt32(p.targets)} {
-		if err != nil {
-			return nil, err
-		}
+	if err := tm.setStepInputs(sg, p); err != nil {
+		return nil, err
 	}
 	if !withGrad {
 		if err := tm.sched.Compute(sg.gr); err != nil {
@@ -657,6 +668,18 @@ func (tm *TrainModel) runStep(p *batchPlan, rowWeights func(logp []float32) ([]f
 		return nil, err
 	}
 	return logp, tm.addGradTensors(sg.grads)
+}
+
+// setStepInputs copies plan p's tokens, positions, masks, scored rows and targets into the inputs of
+// the allocated step graph sg.
+func (tm *TrainModel) setStepInputs(sg *stepGraph, p *batchPlan) error {
+	for _, err := range []error{sg.tokens.SetInt32(p.tokens), sg.pos.SetInt32(p.pos), sg.masks.SetFloat32(tm.stepMasks(sg.chunks)),
+		sg.rows.SetInt32(p.rows), sg.tgts.SetInt32(p.targets)} {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // checkLogProbs fails on a non-finite log-prob.

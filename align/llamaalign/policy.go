@@ -25,9 +25,15 @@ type LlamaPolicy struct {
 	lora   bool
 }
 
-// NewLlamaLoRAPolicy loads model for LoRA training. init holds the starting adapter (NewLoRA's seeded
-// A and zero B, or tensors read from an existing adapter to continue training).
+// NewLlamaLoRAPolicy loads model for LoRA training on the CPU. init holds the starting adapter
+// (NewLoRA's seeded A and zero B, or tensors read from an existing adapter to continue training).
 func NewLlamaLoRAPolicy(modelPath string, init *align.LoRA, threads int) (*LlamaPolicy, error) {
+	return NewLlamaLoRAPolicyOn(modelPath, init, threads, "cpu")
+}
+
+// NewLlamaLoRAPolicyOn is NewLlamaLoRAPolicy with the weights and LoRA tensors on device (see
+// nn.TrainOptions.Device; the backend library of a device other than the CPU must be loaded).
+func NewLlamaLoRAPolicyOn(modelPath string, init *align.LoRA, threads int, device string) (*LlamaPolicy, error) {
 	if err := init.Validate(); err != nil {
 		return nil, fmt.Errorf("lora policy: %w", err)
 	}
@@ -40,7 +46,7 @@ func NewLlamaLoRAPolicy(modelPath string, init *align.LoRA, threads int) (*Llama
 	}
 	tm, err := nn.NewTrainModel(
 		modelPath,
-		nn.TrainOptions{LoRA: pairs, LoRAAlpha: float32(init.Alpha), Threads: threads},
+		nn.TrainOptions{LoRA: pairs, LoRAAlpha: float32(init.Alpha), Threads: threads, Device: device},
 	)
 	if err != nil {
 		return nil, err

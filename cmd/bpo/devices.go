@@ -127,19 +127,12 @@ func printDevices(w io.Writer, out devicesOutput) error {
 	return nil
 }
 
-// trainDeviceFlag is --device of the training commands. Training runs on the CPU only for now: the
-// training graph's forward pass matches the CPU on Vulkan, its LoRA gradients do not yet (see
-// nn.TrainModel), so another device is refused before any work starts.
+// trainDeviceFlag is --device of the training commands (with backendDirFlag). LoRA training runs on
+// any device; full-parameter training on the CPU only (nn.TrainModel refuses it elsewhere).
 func trainDeviceFlag() *cli.StringFlag {
 	return &cli.StringFlag{
 		Name:  "device",
 		Value: "cpu",
-		Usage: "where training runs: cpu only for now (LoRA gradients on GPU backends do not match the CPU yet)",
-		Action: func(_ *cli.Context, v string) error {
-			if d := strings.ToLower(strings.TrimSpace(v)); d != "" && d != "cpu" {
-				return fmt.Errorf("--device %s: %w: training runs on the CPU only for now: LoRA gradients on a device do not match the CPU's yet (the forward pass does); use --device cpu", v, ggml.ErrDevice)
-			}
-			return nil
-		},
+		Usage: "where LoRA training runs: cpu, auto (the first GPU found, else the CPU) or a device that bpo devices lists, such as vulkan0 (full-parameter training: cpu only)",
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/bpo-dev/bpo/align"
 	"github.com/bpo-dev/bpo/align/llamaalign"
+	"github.com/bpo-dev/bpo/ggml"
 	"github.com/bpo-dev/bpo/internal/atomicfile"
 	"github.com/bpo-dev/bpo/llama"
 )
@@ -57,6 +58,13 @@ func runSFT(c *cli.Context) error {
 			}
 		}
 	}
+	device, err := deviceOf(c) // loads the backend library before any work starts
+	if err != nil {
+		return err
+	}
+	if c.Bool("full") && device != "cpu" {
+		return fmt.Errorf("--device %s: %w: full-parameter training runs on the CPU only (LoRA training runs on %s)", device, ggml.ErrDevice, device)
+	}
 	examples, skipped, err := align.LoadSFTFile(c.String("data"), align.LoadOptions{Strict: c.Bool("strict")})
 	if err != nil {
 		return err
@@ -101,7 +109,7 @@ func runSFT(c *cli.Context) error {
 		if err != nil {
 			return err
 		}
-		policy, err = llamaalign.NewLlamaLoRAPolicy(modelPath, lora, threadsOf(c))
+		policy, err = llamaalign.NewLlamaLoRAPolicyOn(modelPath, lora, threadsOf(c), device)
 		if err != nil {
 			return err
 		}

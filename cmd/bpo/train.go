@@ -90,6 +90,10 @@ func runTrain(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	device, err := deviceOf(c) // loads the backend library before any work starts
+	if err != nil {
+		return err
+	}
 	opts, err := trainOptionsFromFlags(c)
 	if err != nil {
 		return err
@@ -138,7 +142,7 @@ func runTrain(c *cli.Context) error {
 		return err
 	}
 
-	policy, err := llamaalign.NewLlamaLoRAPolicy(modelPath, lora, threadsOf(c))
+	policy, err := llamaalign.NewLlamaLoRAPolicyOn(modelPath, lora, threadsOf(c), device)
 	if err != nil {
 		return err
 	}

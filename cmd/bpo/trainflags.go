@@ -68,6 +68,7 @@ func trainingFlags(defaultLR float64, defaultBatch int) []cli.Flag {
 		},
 		threadsFlag(),
 		trainDeviceFlag(),
+		backendDirFlag(),
 		&cli.StringFlag{
 			Name:  "checkpointing",
 			Value: "auto",
