@@ -177,7 +177,7 @@ func LoadBackend(path string) error {
 // default thread pool, lavapipe (Mesa 22.3.6 here) computes ggml-vulkan's tiled matrix product wrong
 // whenever the product has more than one workgroup of output columns (more than 32 tokens): whole
 // 32-column tiles come out zero or partly summed, differently in each run, also for a single MUL_MAT
-// node alone (TestVulkanMulMatTiles). Training graphs of a single short sequence had no second tile,
+// node alone (TestVulkanMulMatRepeatable). Training graphs of a single short sequence had no second tile,
 // which is why only batches went wrong. With one thread every product matches the CPU. Mesa reads the
 // variable when the Vulkan device is created, so it must be set before the backend loads.
 func serialLavapipe() error {

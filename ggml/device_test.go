@@ -193,39 +193,8 @@ func TestVulkanDevicesListed(t *testing.T) {
 	vk.SetThreads(4) // no effect on a device, no crash
 
 	// y = A x with A and x in device memory, on a scheduler over the device and the CPU.
-	wctx := ggml.NewGContext(2, 0, false)
-	defer wctx.Free()
-	A := wctx.NewTensor(ggml.TypeF32, 3, 2).SetName("A")
-	x := wctx.NewTensor(ggml.TypeF32, 3, 1).SetName("x")
-	buf, err := vk.AllocTensors(wctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer buf.Free()
-	if err := A.SetFloat32([]float32{1, 2, 3, 4, 5, 6}); err != nil {
-		t.Fatal(err)
-	}
-	if err := x.SetFloat32([]float32{1, -1, 2}); err != nil {
-		t.Fatal(err)
-	}
-	sched, err := ggml.NewScheduler(64, vk, cpu)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sched.Free()
-	g := ggml.NewGContext(8, 16, false)
-	defer g.Free()
-	y := g.MulMat(A, x)
-	y.SetOutput()
-	gr := g.NewGraph(16, false)
-	gr.Expand(y)
-	if err := sched.Alloc(gr); err != nil {
-		t.Fatal(err)
-	}
-	if err := sched.Compute(gr); err != nil {
-		t.Fatal(err)
-	}
-	if got := y.Float32(nil); len(got) != 2 || got[0] != 5 || got[1] != 11 {
-		t.Fatalf("A x on vulkan0 = %v, want [5 11]", got)
+	y := mulMatOn(t, []float32{1, 2, 3, 4, 5, 6}, []float32{1, -1, 2}, 3, 2, 1, vk, cpu)
+	if len(y) != 2 || y[0] != 5 || y[1] != 11 {
+		t.Fatalf("A x on vulkan0 = %v, want [5 11]", y)
 	}
 }
