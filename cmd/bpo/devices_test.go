@@ -222,3 +222,33 @@ func TestTrainOnVulkanMatchesCPU(t *testing.T) {
 		t.Fatalf("vulkan0 run differs from the CPU's: loss by %.2e, adapter by %.2e (want <= 1e-4)", worstLoss, worst)
 	}
 }
+
+// TestGRPOOnVulkan: `bpo grpo --device vulkan0` samples and trains its policy on the device; one round
+// writes its optimizer steps and the adapter. (Its samples come from an F16 KV cache, which rounds
+// differently on the two backends, so the run is not compared with the CPU's; the training step itself
+// is, in TestTrainOnVulkanMatchesCPU and nn's TestVulkanTrainStepMatchesCPU.)
+func TestGRPOOnVulkan(t *testing.T) {
+	dir := vulkantest.Dir(t)
+	tmp := t.TempDir()
+	model, data := grpoFixture(t, tmp)
+	out := filepath.Join(tmp, "run")
+	args := grpoArgs(model, data, out, "--device", "vulkan0", "--backend-dir", dir)
+	for i, a := range args {
+		switch a {
+		case "--rounds", "--iterations":
+			args[i+1] = "1"
+		case "--questions-per-round":
+			args[i+1] = "2"
+		}
+	}
+	if msg, err := bpoCmd(args...).CombinedOutput(); err != nil {
+		t.Fatalf("grpo --device vulkan0: %v\n%s", err, msg)
+	}
+	steps, err := align.ReadGRPOMetrics(filepath.Join(out, align.MetricsFileName))
+	if err != nil || len(steps) != 1 {
+		t.Fatalf("metrics: %d steps, %v; want 1", len(steps), err)
+	}
+	if _, err := llama.ReadAdapterFile(filepath.Join(out, align.AdapterFileName)); err != nil {
+		t.Fatal(err)
+	}
+}

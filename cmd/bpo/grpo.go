@@ -161,7 +161,11 @@ func runGRPO(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	pol, err := llamaalign.NewLlamaLoRAPolicy(c.String("model"), lora, threadsOf(c))
+	device, err := deviceOf(c) // the sampler's model is already there; the policy trains there too
+	if err != nil {
+		return err
+	}
+	pol, err := llamaalign.NewLlamaLoRAPolicyOn(c.String("model"), lora, threadsOf(c), device)
 	if err != nil {
 		return err
 	}
