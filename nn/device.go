@@ -30,7 +30,7 @@ func trainBackends(f *ggml.GGUFFile, arch string, opts TrainOptions) (main, cpu 
 			return nil, nil, fmt.Errorf("%w: full-parameter training runs on the CPU only (LoRA training runs on %s)", ggml.ErrDevice, strings.ToLower(dev.Name))
 		}
 		if !slices.Contains(deviceArchitectures, arch) {
-			return nil, nil, fmt.Errorf("%w: the %s training graph does not run on %s yet (it corrupted memory on ggml-vulkan); devices take %s; use the CPU",
+			return nil, nil, fmt.Errorf("%w: the %s training graph has not been checked against the CPU on %s; devices take %s; use the CPU",
 				ggml.ErrDevice, arch, strings.ToLower(dev.Name), strings.Join(deviceArchitectures, ", "))
 		}
 		var weights uint64
@@ -58,7 +58,9 @@ func trainBackends(f *ggml.GGUFFile, arch string, opts TrainOptions) (main, cpu 
 func (tm *TrainModel) onDevice() bool { return tm.backend != tm.cpu }
 
 // schedBackends are the scheduler's backends: the device first when there is one (ggml's scheduler
-// prefers earlier backends), the CPU last, for the ops the device lacks (the custom CPU ops).
+// prefers earlier backends), the CPU last: it holds the step's inputs and runs what the device lacks
+// (on a device the graph is portable, so that is views of the inputs and the node pinned there by
+// runStepOnDevice).
 func (tm *TrainModel) schedBackends() []*ggml.Backend {
 	if !tm.onDevice() {
 		return []*ggml.Backend{tm.cpu}
