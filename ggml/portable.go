@@ -193,6 +193,19 @@ func (g *GContext) portableGetRowsBack(a, rows, like Tensor) Tensor {
 	return g.MulMat(g.transposeCont(a), oneHot)
 }
 
+// ScatterDistinctRows is GetRowsBack(a, rows, like) for rows that are all different (each of like's
+// rows receives at most one row of a; the caller guarantees it). On the CPU it is ggml's get_rows_back.
+// In a portable context it writes a's rows into zeros shaped like like with ggml's set_rows, where
+// GetRowsBack's portable form (which also adds up repeated rows) multiplies by an [R, N] one-hot matrix.
+func (g *GContext) ScatterDistinctRows(a, rows, like Tensor) Tensor {
+	checkGetRowsBack(a, rows, like, false)
+	if !g.portable {
+		return Tensor{C.ggml_get_rows_back(g.c, a.t, rows.t, like.t)}
+	}
+	zeros := Tensor{C.ggml_fill(g.c, like.t, 0)}
+	return Tensor{C.ggml_set_rows(g.c, zeros.t, g.Cont(a).t, rows.t)}
+}
+
 // checkGetRowsBack panics unless a [d, R] (F32), rows [R] (I32) and like [d, N] fit GetRowsBack, with
 // N below 2^24 for the portable form (its row numbers are floats).
 func checkGetRowsBack(a, rows, like Tensor, portable bool) {

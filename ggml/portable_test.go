@@ -454,5 +454,26 @@ func portableCases() []portableCase {
 			},
 		})
 	}
+	// ScatterDistinctRows: distinct rows, some of like's rows unused.
+	{
+		const d, N int64 = 40, 11
+		rows := []int32{3, 0, 10, 7, 5}
+		R := int64(len(rows))
+		a := waves(d*R, 0.3, 1)
+		cases = append(cases, portableCase{
+			name:   "ScatterDistinctRows",
+			inputs: []opInput{{ne: []int64{d, R}, v: a}, {ne: []int64{R}, v: f32(rows)}, {ne: []int64{d, N}, v: waves(d*N, 0.9, 1)}},
+			build: func(g *GContext, in []Tensor) []Tensor {
+				return []Tensor{g.ScatterDistinctRows(in[0], g.Cast(in[1], TypeI32), in[2]), in[2]}
+			},
+			want: func() [][]float64 {
+				out := make([]float64, d*N)
+				for r, row := range rows {
+					copy(out[int64(row)*d:int64(row+1)*d], f64(a[int64(r)*d:int64(r+1)*d]))
+				}
+				return [][]float64{out, f64(waves(d*N, 0.9, 1))}
+			},
+		})
+	}
 	return cases
 }

@@ -185,7 +185,7 @@ func (tm *TrainModel) buildStep(p *batchPlan, withGrad bool) (*stepGraph, error)
 	dhn := g.Mul(gs, g.Reshape2D(sg.rowWeight, 1, R))
 	sg.split = dhn
 	dxs := g.RMSNormBack(g.Mul(dhn, tm.weights["output_norm.weight"]), xs, hp.eps)
-	dx := g.GetRowsBack(dxs, sg.rows, xN)
+	dx := g.ScatterDistinctRows(dxs, sg.rows, xN) // scored rows are distinct positions (plan)
 	sg.gr.Expand(dx)
 	for l := hp.nLayer - 1; l >= 0; l-- {
 		a := acts[l]
