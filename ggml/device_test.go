@@ -177,16 +177,7 @@ func TestVulkanDevicesListed(t *testing.T) {
 		t.Errorf("ResolveDevice(auto) = %+v, %v (vulkan0 is a %s device)", auto, err, dev.Type)
 	}
 
-	vk, err := ggml.NewDeviceBackend("Vulkan0", 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer vk.Free()
-	cpu, err := ggml.NewCPUBackend(1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cpu.Free()
+	vk, cpu := vulkanAndCPU(t)
 	if vk.Device().Name != "Vulkan0" {
 		t.Fatalf("device backend on %+v", vk.Device())
 	}

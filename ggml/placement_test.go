@@ -106,16 +106,7 @@ func TestSchedulerPlacementCPU(t *testing.T) {
 // and get_rows_back (which ggml-vulkan lacks) on the CPU, each with its reason.
 func TestVulkanSchedulerPlacement(t *testing.T) {
 	vulkantest.Need(t)
-	vk, err := ggml.NewDeviceBackend("Vulkan0", 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer vk.Free()
-	cpu, err := ggml.NewCPUBackend(1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cpu.Free()
+	vk, cpu := vulkanAndCPU(t)
 	p := placeSmallGraph(t, vk, cpu)
 	want := []ggml.PlacementRow{
 		{PlacedNode: ggml.PlacedNode{Op: "MUL_MAT", Backend: "Vulkan0"}, Nodes: 1},

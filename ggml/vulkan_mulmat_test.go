@@ -118,16 +118,7 @@ func TestVulkanMulMatRoundsNonContiguousF32(t *testing.T) {
 	}
 	exact := kqReference(kData, qData)
 	rounded := kqReference(roundF16(t, kData), roundF16(t, qData))
-	vk, err := ggml.NewDeviceBackend("Vulkan0", 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer vk.Free()
-	cpu, err := ggml.NewCPUBackend(1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cpu.Free()
+	vk, cpu := vulkanAndCPU(t)
 	vkViewed, vkCont := kqProducts(t, kData, qData, vk, cpu)
 	cpuViewed, cpuCont := kqProducts(t, kData, qData, cpu)
 	t.Logf("vulkan0 viewed: %.1e from exact, %.1e from F16-rounded inputs; vulkan0 contiguous %.1e, cpu viewed %.1e, cpu contiguous %.1e from exact",

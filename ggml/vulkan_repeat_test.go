@@ -11,6 +11,23 @@ import (
 	"github.com/bpo-dev/bpo/internal/vulkantest"
 )
 
+// vulkanAndCPU loads the Vulkan backend (vulkantest.Need) and starts a Vulkan0 backend and a CPU
+// backend, one thread each, freed when the test ends.
+func vulkanAndCPU(t *testing.T) (vk, cpu *ggml.Backend) {
+	t.Helper()
+	vulkantest.Need(t)
+	vk, err := ggml.NewDeviceBackend("Vulkan0", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(vk.Free)
+	if cpu, err = ggml.NewCPUBackend(1); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cpu.Free)
+	return vk, cpu
+}
+
 // mulMatOn computes W X (W: k x m weights, X: k x n) on a scheduler over backends, the inputs in the
 // first backend's memory.
 func mulMatOn(t *testing.T, w, x []float32, k, m, n int, backends ...*ggml.Backend) []float32 {
@@ -62,16 +79,7 @@ func TestVulkanMulMatRepeatable(t *testing.T) {
 	if v := os.Getenv("LP_NUM_THREADS"); v != "1" {
 		t.Fatalf("LP_NUM_THREADS=%q after loading the backend, want 1", v)
 	}
-	vk, err := ggml.NewDeviceBackend("Vulkan0", 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer vk.Free()
-	cpu, err := ggml.NewCPUBackend(1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cpu.Free()
+	vk, cpu := vulkanAndCPU(t)
 	rng := rand.New(rand.NewPCG(1, 2))
 	shapes := []struct{ k, m, n, runs int }{
 		{64, 1, 33, 3}, {64, 2, 66, 3}, {64, 3, 33, 3}, {64, 8, 128, 3}, {64, 32, 66, 3}, {64, 64, 100, 3},
