@@ -110,6 +110,7 @@ func NewContext(model *Model, opts ContextOptions) (*Context, error) {
 	p := C.llama_context_default_params()
 	p.n_ctx = C.uint32_t(opts.NCtx)
 	p.n_batch = C.uint32_t(opts.NBatch)
+	p.n_ubatch = C.uint32_t(opts.NBatch)
 	if model.device.Backend == "Vulkan" {
 		p.n_ubatch = C.uint32_t(min(opts.NBatch, vulkanMaxUbatch(model.info.VocabSize, opts.NCtx, model.info.Heads, opts.KVF16)))
 	}
