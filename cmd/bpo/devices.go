@@ -50,6 +50,13 @@ func deviceOf(c *cli.Context) (string, error) {
 	return strings.ToLower(dev.Name), nil
 }
 
+// sayTrainDevice tells the user, on stderr, the device a LoRA training run uses when it is not the CPU.
+func sayTrainDevice(w io.Writer, cmd string, dev ggml.DeviceInfo) {
+	if !dev.IsCPU() {
+		fmt.Fprintf(w, "%s: LoRA training on %s (%s)\n", cmd, strings.ToLower(dev.Name), dev.Description)
+	}
+}
+
 // openModelOn loads a model onto the device of --device (openModel's checks and errors otherwise).
 func openModelOn(c *cli.Context, path string) (*llama.Model, error) {
 	device, err := deviceOf(c)

@@ -186,6 +186,9 @@ func TestTrainOnVulkanMatchesCPU(t *testing.T) {
 		if err != nil {
 			t.Fatalf("train --device %s: %v\n%s", device, err, out)
 		}
+		if onDevice := strings.Contains(string(out), "train: LoRA training on vulkan0"); onDevice != (device == "vulkan0") {
+			t.Fatalf("train --device %s: output says LoRA training on vulkan0: %v\n%s", device, onDevice, out)
+		}
 	}
 	var steps [2][]align.StepMetrics
 	for i, run := range runs {
@@ -241,8 +244,12 @@ func TestGRPOOnVulkan(t *testing.T) {
 			args[i+1] = "2"
 		}
 	}
-	if msg, err := bpoCmd(args...).CombinedOutput(); err != nil {
+	msg, err := bpoCmd(args...).CombinedOutput()
+	if err != nil {
 		t.Fatalf("grpo --device vulkan0: %v\n%s", err, msg)
+	}
+	if !strings.Contains(string(msg), "grpo: LoRA training on vulkan0") {
+		t.Fatalf("grpo --device vulkan0 does not say it trains there:\n%s", msg)
 	}
 	steps, err := align.ReadGRPOMetrics(filepath.Join(out, align.MetricsFileName))
 	if err != nil || len(steps) != 1 {

@@ -170,6 +170,7 @@ func runGRPO(c *cli.Context) error {
 		return err
 	}
 	defer pol.Close()
+	sayTrainDevice(c.App.ErrWriter, "grpo", pol.Model().TrainDevice())
 	order := rand.New(rand.NewPCG(c.Uint64("seed"), 0x6772706f)).Perm(len(s.samples))
 	cfg.Sample = func(ctx context.Context, round int, adapterPath, roundDir string) (*online.Rollout, error) {
 		qs := make([]bench.Sample, cfg.QuestionsPerRound)

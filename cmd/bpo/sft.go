@@ -114,6 +114,7 @@ func runSFT(c *cli.Context) error {
 			return err
 		}
 		policy.Model().SetCheckpointing(ckpt)
+		sayTrainDevice(os.Stderr, "sft", policy.Model().TrainDevice())
 		meta := map[string]string{"bpo.base_model": filepath.Base(modelPath), "bpo.trainer": "sft"}
 		if fp, err := align.FileFingerprint(modelPath); err == nil {
 			meta[llama.KeyAdapterBaseFingerprint] = fp

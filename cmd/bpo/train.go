@@ -148,6 +148,7 @@ func runTrain(c *cli.Context) error {
 	}
 	defer policy.Close()
 	policy.Model().SetCheckpointing(ckpt)
+	sayTrainDevice(os.Stderr, "train", policy.Model().TrainDevice())
 	adapterMeta := map[string]string{
 		"bpo.base_model":                filepath.Base(modelPath),
 		llama.KeyAdapterBaseFingerprint: prep.modelFP,
